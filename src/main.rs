@@ -1,1 +1,348 @@
-fn main() {}
+//! The `podium` command line: a thin layer over the library's pipeline.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use podium::challenge::{validate, Challenge};
+use podium::demo::{self, GenerationStamp, Size};
+use podium::pipeline::{self, RoundOutcome};
+use podium::runner::{process::ProcessBackend, RoundOptions, TerminalReporter};
+use podium::submission::Submission;
+use podium::{Error, Result};
+
+/// podium runs, scores and ranks the submissions of a medical-imaging AI challenge.
+///
+/// Organizers define a challenge (challenge.toml and phase data), run every team's submission
+/// on a hidden test phase case by case under resource limits, and get per-case scores,
+/// aggregates with 95% confidence intervals, validation findings and a leaderboard. Teams run
+/// the very same command on the public dev phase before they submit.
+///
+/// Quick start: `podium demo` generates the synthetic COVID-19 chest-CT challenge and runs the
+/// two example submissions on it. Files are described in docs/contract.md, metrics in
+/// docs/metrics.md.
+#[derive(Parser)]
+#[command(name = "podium", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate the demo challenge, run the example submissions on its test phase, print the leaderboard.
+    ///
+    /// The data is generated once per (cases, size, seed) under reports/demo-data/ and reused.
+    Demo {
+        /// Cases per phase.
+        #[arg(long, default_value_t = 40)]
+        cases: usize,
+        /// Volume size: `small` (64x64x48) or `ct` (512x512x200, clinical resolution).
+        #[arg(long, value_enum, default_value_t = Size::Small)]
+        size: Size,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Folder of submissions (default: ./submissions).
+        #[arg(long)]
+        submissions: Option<PathBuf>,
+        /// Cases run at once (default: the number of CPUs).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Output folder (default: reports/covid19-ct-test-<UTC time>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Create a challenge from a template, with generated data.
+    ///
+    /// Writes <DIR>/challenge.toml (kept if present) and generates phases/dev and phases/test:
+    /// input/cases.csv, input/images/*.nii.gz, truth/labels.csv and truth/masks/*.nii.gz.
+    Init {
+        /// Template name; available: covid19-ct.
+        #[arg(long, default_value = "covid19-ct")]
+        template: String,
+        dir: PathBuf,
+        /// Cases per phase.
+        #[arg(long, default_value_t = 40)]
+        cases: usize,
+        #[arg(long, value_enum, default_value_t = Size::Small)]
+        size: Size,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// Check a challenge definition and its phase data; every finding names the file and line.
+    Validate {
+        challenge: PathBuf,
+        /// Check only this phase.
+        #[arg(long)]
+        phase: Option<String>,
+        /// Truth folder to use instead of phases/<phase>/truth.
+        #[arg(long)]
+        truth: Option<PathBuf>,
+    },
+    /// Run submissions on a phase, case by case, then score and rank them.
+    ///
+    /// Each case runs in its own process with only that case's image in its input folder; a
+    /// failed, timed-out or invalid case is recorded and the round goes on. Results go to the
+    /// output folder: runs.csv, scores.csv, metrics.csv, problems.csv, leaderboard.csv,
+    /// run.json, predictions/ and logs/.
+    Run {
+        #[arg(long)]
+        challenge: PathBuf,
+        #[arg(long)]
+        phase: String,
+        /// One submission folder (holding submission.toml) or a folder of them.
+        #[arg(long)]
+        submissions: PathBuf,
+        /// Truth folder to use instead of phases/<phase>/truth.
+        #[arg(long)]
+        truth: Option<PathBuf>,
+        /// Cases run at once (default: the number of CPUs).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Output folder (default: reports/<challenge>-<phase>-<UTC time>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also print a line for every case that went well.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Score a folder of predictions without running anything.
+    ///
+    /// The folder holds predictions.csv and the mask folders (docs/contract.md). Fails only
+    /// when nothing in it can be scored; every other finding goes to problems.csv.
+    Score {
+        #[arg(long)]
+        challenge: PathBuf,
+        #[arg(long)]
+        phase: String,
+        #[arg(long)]
+        predictions: PathBuf,
+        #[arg(long)]
+        truth: Option<PathBuf>,
+        /// The name shown for these predictions (default: the folder's name).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Demo {
+            cases,
+            size,
+            seed,
+            submissions,
+            jobs,
+            out,
+        } => {
+            let data = PathBuf::from("reports")
+                .join("demo-data")
+                .join(format!("covid19-ct-{}-{cases}-{seed}", size_name(size)));
+            let stamp = GenerationStamp::new(cases, size, seed);
+            if stamp.is_present(&data) {
+                eprintln!("podium: reusing the demo data in {}", data.display());
+            } else {
+                generate(&data, &stamp)?;
+            }
+            let submissions = submissions.unwrap_or_else(default_submissions_dir);
+            run_command(&data, "test", &submissions, None, jobs, out, false)
+        }
+        Command::Init {
+            template,
+            dir,
+            cases,
+            size,
+            seed,
+        } => {
+            if template != "covid19-ct" {
+                return Err(Error::msg(format!(
+                    "unknown template {template:?}; available: {}",
+                    demo::TEMPLATES.join(", ")
+                )));
+            }
+            generate(&dir, &GenerationStamp::new(cases, size, seed))?;
+            let challenge = Challenge::load(&dir)?;
+            let report = validate::validate(&challenge, None, None);
+            print_validation(&report);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate {
+            challenge,
+            phase,
+            truth,
+        } => {
+            let challenge = Challenge::load(&challenge)?;
+            if let Some(p) = &phase {
+                challenge.phase(p)?;
+            }
+            let report = validate::validate(&challenge, phase.as_deref(), truth.as_deref());
+            print_validation(&report);
+            Ok(if report.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Run {
+            challenge,
+            phase,
+            submissions,
+            truth,
+            jobs,
+            out,
+            verbose,
+        } => run_command(
+            &challenge,
+            &phase,
+            &submissions,
+            truth.as_deref(),
+            jobs,
+            out,
+            verbose,
+        ),
+        Command::Score {
+            challenge,
+            phase,
+            predictions,
+            truth,
+            name,
+            out,
+        } => {
+            let challenge = Challenge::load(&challenge)?;
+            let paths = challenge.phase_paths(&phase, truth.as_deref())?;
+            let name = name.unwrap_or_else(|| {
+                predictions
+                    .canonicalize()
+                    .ok()
+                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .unwrap_or_else(|| "predictions".into())
+            });
+            let outcome = pipeline::score_only(&challenge, &paths, &predictions, &name, &out)?;
+            print_outcome(&outcome);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn run_command(
+    challenge_dir: &Path,
+    phase: &str,
+    submissions_dir: &Path,
+    truth: Option<&Path>,
+    jobs: Option<usize>,
+    out: Option<PathBuf>,
+    verbose: bool,
+) -> Result<ExitCode> {
+    let challenge = Challenge::load(challenge_dir)?;
+    let paths = challenge.phase_paths(phase, truth)?;
+    let submissions = Submission::discover(submissions_dir)?;
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let options = RoundOptions {
+        jobs,
+        out_dir: out.unwrap_or_else(|| pipeline::default_out_dir(&challenge.name, phase)),
+    };
+    let mut reporter = TerminalReporter { show_ok: verbose };
+    let outcome = pipeline::run_and_score(
+        &challenge,
+        &paths,
+        &submissions,
+        &ProcessBackend,
+        &options,
+        &mut |e| reporter.report(e),
+    )?;
+    print_outcome(&outcome);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn generate(dir: &Path, stamp: &GenerationStamp) -> Result<()> {
+    eprintln!(
+        "podium: generating {} synthetic chest CTs per phase ({} size, seed {}) in {}",
+        stamp.cases_per_phase,
+        size_name(stamp.size),
+        stamp.seed,
+        dir.display()
+    );
+    let started = std::time::Instant::now();
+    demo::init_covid19_ct(dir, stamp, &|_| {})?;
+    eprintln!(
+        "podium: generated in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn size_name(size: Size) -> &'static str {
+    match size {
+        Size::Small => "small",
+        Size::Ct => "ct",
+    }
+}
+
+/// `./submissions` when run from a checkout; otherwise the examples of the source tree podium
+/// was built from.
+fn default_submissions_dir() -> PathBuf {
+    let local = PathBuf::from("submissions");
+    if local.is_dir() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("submissions")
+    }
+}
+
+fn print_validation(report: &validate::ValidationReport) {
+    for line in &report.checked {
+        println!("checked {line}");
+    }
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    for error in &report.errors {
+        println!("error: {error}");
+    }
+    if report.errors.is_empty() {
+        println!("valid");
+    } else {
+        println!(
+            "{} error{}",
+            report.errors.len(),
+            if report.errors.len() == 1 { "" } else { "s" }
+        );
+    }
+}
+
+fn print_outcome(outcome: &RoundOutcome) {
+    let scores = &outcome.scores;
+    println!();
+    println!(
+        "Leaderboard: {} / {} ({} cases), ranked by mean task rank; 95% CIs in brackets",
+        scores.challenge, scores.phase, scores.cases
+    );
+    println!();
+    print!(
+        "{}",
+        podium::report::terminal::leaderboard_table(&outcome.leaderboard)
+    );
+    println!();
+    if !scores.problems.is_empty() {
+        println!(
+            "{} problem{} recorded in problems.csv",
+            scores.problems.len(),
+            if scores.problems.len() == 1 { "" } else { "s" }
+        );
+    }
+    println!("Results in {}", outcome.out_dir.display());
+}

@@ -1,0 +1,397 @@
+//! The serde shape of `challenge.toml`. Strict: every table rejects unknown keys, so a typo
+//! such as `primery = "auc"` is an error instead of a silently ignored line.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Metric, Task, TaskKind, TaskSpec};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ChallengeFile {
+    pub name: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub scoring: ScoringSettings,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub phases: Vec<PhaseDef>,
+    #[serde(default)]
+    pub tasks: Vec<TaskFile>,
+}
+
+/// What a missing or invalid prediction becomes (docs/metrics.md, "Missing and invalid predictions").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MissingPolicy {
+    /// The case stays in every aggregate with the worst value its task allows.
+    #[default]
+    Worst,
+    /// The case is left out of the aggregates (and reported), as some challenges prefer.
+    Exclude,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScoringSettings {
+    /// A probability `>= threshold` is a positive call.
+    pub threshold: f64,
+    pub missing: MissingPolicy,
+    pub bootstrap_resamples: usize,
+    pub seed: u64,
+}
+
+impl Default for ScoringSettings {
+    fn default() -> Self {
+        ScoringSettings {
+            threshold: 0.5,
+            missing: MissingPolicy::Worst,
+            bootstrap_resamples: 1000,
+            seed: 20201,
+        }
+    }
+}
+
+impl ScoringSettings {
+    pub(super) fn check(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !(self.threshold.is_finite() && (0.0..=1.0).contains(&self.threshold)) {
+            problems.push(format!(
+                "[scoring] threshold = {} must lie in [0, 1]",
+                self.threshold
+            ));
+        }
+        if self.bootstrap_resamples > 1_000_000 {
+            problems.push(format!(
+                "[scoring] bootstrap_resamples = {} is more than the 1000000 podium accepts",
+                self.bootstrap_resamples
+            ));
+        }
+        problems
+    }
+}
+
+/// Resource limits of one submission. The same numbers apply on a team's laptop (`podium run`
+/// on the dev phase) and on the organizers' server, because both read them from here.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub wall_time_per_case_s: f64,
+    pub wall_time_per_submission_s: f64,
+    /// Seconds between SIGTERM and SIGKILL when a limit is hit.
+    pub grace_period_s: f64,
+    pub memory_mb: u64,
+    pub cpus: u32,
+    pub output_mb: u64,
+    /// Bytes of stdout and of stderr kept per case; the rest is counted and dropped.
+    pub log_kb: u64,
+    pub network: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            wall_time_per_case_s: 300.0,
+            wall_time_per_submission_s: 3600.0,
+            grace_period_s: 5.0,
+            memory_mb: 4096,
+            cpus: 1,
+            output_mb: 1024,
+            log_kb: 256,
+            network: false,
+        }
+    }
+}
+
+impl Limits {
+    pub(super) fn check(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (key, value) in [
+            ("wall_time_per_case_s", self.wall_time_per_case_s),
+            (
+                "wall_time_per_submission_s",
+                self.wall_time_per_submission_s,
+            ),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                problems.push(format!(
+                    "[limits] {key} = {value} must be a positive number of seconds"
+                ));
+            }
+        }
+        if !(self.grace_period_s.is_finite() && self.grace_period_s >= 0.0) {
+            problems.push(format!(
+                "[limits] grace_period_s = {} must be zero or more seconds",
+                self.grace_period_s
+            ));
+        }
+        if self.cpus == 0 {
+            problems.push("[limits] cpus must be at least 1".into());
+        }
+        problems
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Visibility {
+    /// Teams get the inputs and the truth (a development split).
+    Public,
+    /// Only organizers see the truth; teams see scores at most.
+    #[default]
+    Hidden,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseDef {
+    pub name: String,
+    #[serde(default)]
+    pub visibility: Visibility,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// One `[[tasks]]` table as written. Which keys are required depends on `kind`; that check
+/// lives in [`TaskFile::into_task`] so its messages can say what the kind needs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TaskFile {
+    pub name: String,
+    pub kind: TaskKind,
+    pub prediction: Option<String>,
+    pub truth: Option<String>,
+    pub positive_class: Option<String>,
+    pub classes: Option<Vec<String>>,
+    pub class_predictions: Option<Vec<String>>,
+    pub labels: Option<Vec<u8>>,
+    pub value_range: Option<[f64; 2]>,
+    pub levels: Option<Vec<String>>,
+    pub metrics: Vec<String>,
+    pub primary: String,
+}
+
+impl TaskFile {
+    pub(super) fn into_task(self) -> Result<Task, Vec<String>> {
+        let mut problems = Vec::new();
+        let kind = self.kind;
+        let kind_name = kind.as_str();
+        let prediction = self.prediction;
+        let truth = self.truth;
+        // Keys that belong to another kind are reported rather than ignored: they are almost
+        // always a task whose kind was mistyped.
+        let mut stray = Vec::new();
+        let spec = match kind {
+            TaskKind::BinaryClassification => {
+                let spec = TaskSpec::Binary {
+                    prediction: need(&mut problems, kind_name, "prediction", prediction),
+                    truth: need(&mut problems, kind_name, "truth", truth),
+                    positive_class: need(
+                        &mut problems,
+                        kind_name,
+                        "positive_class",
+                        self.positive_class,
+                    ),
+                };
+                stray_keys(
+                    &mut stray,
+                    &[
+                        ("classes", self.classes.is_some()),
+                        ("class_predictions", self.class_predictions.is_some()),
+                        ("labels", self.labels.is_some()),
+                        ("value_range", self.value_range.is_some()),
+                        ("levels", self.levels.is_some()),
+                    ],
+                );
+                spec
+            }
+            TaskKind::MulticlassClassification => {
+                let truth = need(&mut problems, kind_name, "truth", truth);
+                let classes = self.classes.unwrap_or_default();
+                let class_predictions = self.class_predictions.unwrap_or_default();
+                if classes.len() < 2 {
+                    problems.push(
+                        "kind multiclass-classification needs `classes` with at least two names"
+                            .into(),
+                    );
+                }
+                if class_predictions.len() != classes.len() {
+                    problems.push(format!(
+                        "`class_predictions` must name one prediction column per class: {} classes, {} columns",
+                        classes.len(),
+                        class_predictions.len()
+                    ));
+                }
+                if let Some(dup) = first_duplicate(&classes) {
+                    problems.push(format!("class {dup:?} is listed twice in `classes`"));
+                }
+                stray_keys(
+                    &mut stray,
+                    &[
+                        ("prediction", prediction.is_some()),
+                        ("positive_class", self.positive_class.is_some()),
+                        ("labels", self.labels.is_some()),
+                        ("value_range", self.value_range.is_some()),
+                        ("levels", self.levels.is_some()),
+                    ],
+                );
+                TaskSpec::Multiclass {
+                    truth,
+                    classes,
+                    class_predictions,
+                }
+            }
+            TaskKind::Segmentation => {
+                let prediction_dir = need(&mut problems, kind_name, "prediction", prediction);
+                let truth_dir = need(&mut problems, kind_name, "truth", truth);
+                for (key, dir) in [("prediction", &prediction_dir), ("truth", &truth_dir)] {
+                    if !dir.is_empty() && !crate::ids::is_safe_name(dir) {
+                        problems.push(format!(
+                            "`{key}` = {dir:?} names a mask folder and must be one plain folder name"
+                        ));
+                    }
+                }
+                let labels = self.labels.unwrap_or_else(|| vec![1]);
+                if labels.is_empty() || labels.contains(&0) {
+                    problems.push(
+                        "`labels` must list foreground labels (1-255); 0 is the background".into(),
+                    );
+                }
+                stray_keys(
+                    &mut stray,
+                    &[
+                        ("positive_class", self.positive_class.is_some()),
+                        ("classes", self.classes.is_some()),
+                        ("class_predictions", self.class_predictions.is_some()),
+                        ("value_range", self.value_range.is_some()),
+                        ("levels", self.levels.is_some()),
+                    ],
+                );
+                TaskSpec::Segmentation {
+                    prediction_dir,
+                    truth_dir,
+                    labels,
+                }
+            }
+            TaskKind::Regression => {
+                let [low, high] = self
+                    .value_range
+                    .unwrap_or([f64::NEG_INFINITY, f64::INFINITY]);
+                if self.value_range.is_none() {
+                    problems.push("kind regression needs `value_range = [low, high]`: the worst value of a missing prediction is taken from it".into());
+                } else if !(low.is_finite() && high.is_finite() && low < high) {
+                    problems.push(format!(
+                        "`value_range` = [{low}, {high}] must be two finite numbers, low < high"
+                    ));
+                }
+                stray_keys(
+                    &mut stray,
+                    &[
+                        ("positive_class", self.positive_class.is_some()),
+                        ("classes", self.classes.is_some()),
+                        ("class_predictions", self.class_predictions.is_some()),
+                        ("labels", self.labels.is_some()),
+                        ("levels", self.levels.is_some()),
+                    ],
+                );
+                TaskSpec::Regression {
+                    prediction: need(&mut problems, kind_name, "prediction", prediction),
+                    truth: need(&mut problems, kind_name, "truth", truth),
+                    value_range: (low, high),
+                }
+            }
+            TaskKind::Ordinal => {
+                let levels = self.levels.unwrap_or_default();
+                if levels.len() < 2 {
+                    problems.push(
+                        "kind ordinal needs `levels`, the ordered list of at least two stages"
+                            .into(),
+                    );
+                }
+                if let Some(dup) = first_duplicate(&levels) {
+                    problems.push(format!("level {dup:?} is listed twice in `levels`"));
+                }
+                stray_keys(
+                    &mut stray,
+                    &[
+                        ("positive_class", self.positive_class.is_some()),
+                        ("classes", self.classes.is_some()),
+                        ("class_predictions", self.class_predictions.is_some()),
+                        ("labels", self.labels.is_some()),
+                        ("value_range", self.value_range.is_some()),
+                    ],
+                );
+                TaskSpec::Ordinal {
+                    prediction: need(&mut problems, kind_name, "prediction", prediction),
+                    truth: need(&mut problems, kind_name, "truth", truth),
+                    levels,
+                }
+            }
+        };
+        for key in stray {
+            problems.push(format!("`{key}` does not apply to kind {kind_name}"));
+        }
+
+        let mut metrics = Vec::new();
+        if self.metrics.is_empty() {
+            problems.push("`metrics` is empty; list at least the primary metric".into());
+        }
+        for name in &self.metrics {
+            match Metric::parse_for(name, kind) {
+                Ok(m) if metrics.contains(&m) => {
+                    problems.push(format!("metric {name:?} is listed twice"))
+                }
+                Ok(m) => metrics.push(m),
+                Err(e) => problems.push(e),
+            }
+        }
+        let primary = match Metric::parse_for(&self.primary, kind) {
+            Ok(m) => {
+                if !metrics.contains(&m) && !metrics.is_empty() {
+                    problems.push(format!(
+                        "`primary` = {:?} must also be listed in `metrics`",
+                        self.primary
+                    ));
+                }
+                Some(m)
+            }
+            Err(e) => {
+                problems.push(format!("`primary`: {e}"));
+                None
+            }
+        };
+        match (problems.is_empty(), primary) {
+            (true, Some(primary)) => Ok(Task {
+                name: self.name,
+                kind,
+                spec,
+                metrics,
+                primary,
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
+fn stray_keys(out: &mut Vec<&'static str>, keys: &[(&'static str, bool)]) {
+    out.extend(keys.iter().filter(|(_, present)| *present).map(|(k, _)| *k));
+}
+
+fn first_duplicate(names: &[String]) -> Option<&String> {
+    names
+        .iter()
+        .enumerate()
+        .find(|(i, n)| names[..*i].contains(n))
+        .map(|(_, n)| n)
+}
+
+fn need(problems: &mut Vec<String>, kind_name: &str, key: &str, value: Option<String>) -> String {
+    match value {
+        Some(v) if !v.trim().is_empty() => v,
+        _ => {
+            problems.push(format!("kind {kind_name} needs `{key}`"));
+            String::new()
+        }
+    }
+}

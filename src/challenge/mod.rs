@@ -1,0 +1,283 @@
+//! The challenge definition: `challenge.toml` and the phase folders beside it.
+//!
+//! A challenge is read in two steps: serde parses the file strictly (unknown keys are errors),
+//! then [`Challenge::from_file_def`] checks what serde cannot (kinds against their keys, metric
+//! names against the task kind) and turns the loose file shape into typed [`Task`]s.
+
+mod definition;
+pub mod metric;
+pub mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use definition::{Limits, MissingPolicy, PhaseDef, ScoringSettings, Visibility};
+pub use metric::Metric;
+
+use crate::error::{Error, Result};
+
+/// The kind of a task decides which columns it reads and which metrics it allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskKind {
+    BinaryClassification,
+    MulticlassClassification,
+    Segmentation,
+    Regression,
+    Ordinal,
+}
+
+impl TaskKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::BinaryClassification => "binary-classification",
+            TaskKind::MulticlassClassification => "multiclass-classification",
+            TaskKind::Segmentation => "segmentation",
+            TaskKind::Regression => "regression",
+            TaskKind::Ordinal => "ordinal",
+        }
+    }
+}
+
+/// What a task compares, with everything its kind needs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TaskSpec {
+    Binary {
+        prediction: String,
+        truth: String,
+        positive_class: String,
+    },
+    Multiclass {
+        truth: String,
+        classes: Vec<String>,
+        class_predictions: Vec<String>,
+    },
+    Segmentation {
+        prediction_dir: String,
+        truth_dir: String,
+        labels: Vec<u8>,
+    },
+    Regression {
+        prediction: String,
+        truth: String,
+        value_range: (f64, f64),
+    },
+    Ordinal {
+        prediction: String,
+        truth: String,
+        levels: Vec<String>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Task {
+    pub name: String,
+    pub kind: TaskKind,
+    pub spec: TaskSpec,
+    pub metrics: Vec<Metric>,
+    pub primary: Metric,
+}
+
+#[derive(Clone, Debug)]
+pub struct Challenge {
+    /// The folder holding `challenge.toml`.
+    pub root: PathBuf,
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    pub scoring: ScoringSettings,
+    pub limits: Limits,
+    pub phases: Vec<PhaseDef>,
+    pub tasks: Vec<Task>,
+}
+
+/// Where one phase's data lives. The truth may be given elsewhere (`--truth DIR`), so that a
+/// hidden truth never has to sit inside the folder that teams receive.
+#[derive(Clone, Debug)]
+pub struct PhasePaths {
+    pub name: String,
+    pub input: PathBuf,
+    pub truth: PathBuf,
+}
+
+impl PhasePaths {
+    pub fn cases_csv(&self) -> PathBuf {
+        self.input.join("cases.csv")
+    }
+    pub fn image(&self, case_id: &str) -> PathBuf {
+        self.input.join("images").join(format!("{case_id}.nii.gz"))
+    }
+    pub fn labels_csv(&self) -> PathBuf {
+        self.truth.join("labels.csv")
+    }
+    pub fn truth_mask(&self, dir: &str, case_id: &str) -> PathBuf {
+        self.truth.join(dir).join(format!("{case_id}.nii.gz"))
+    }
+}
+
+impl Challenge {
+    /// Reads `<dir>/challenge.toml` (or the file itself when `path` names it).
+    pub fn load(path: &Path) -> Result<Challenge> {
+        let (root, file) = if path.is_dir() {
+            (path.to_path_buf(), path.join("challenge.toml"))
+        } else {
+            let root = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+            (root, path.to_path_buf())
+        };
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            Error::msg(format!(
+                "cannot read the challenge definition {}: {e}. Pass the challenge folder that holds challenge.toml.",
+                file.display()
+            ))
+        })?;
+        Self::parse(&text, &file, root)
+    }
+
+    /// Parses the text of a `challenge.toml`; `file` is only used in messages.
+    pub fn parse(text: &str, file: &Path, root: PathBuf) -> Result<Challenge> {
+        let def: definition::ChallengeFile = toml::from_str(text)
+            .map_err(|e| Error::msg(format!("{}: {}", file.display(), e.to_string().trim_end())))?;
+        Self::from_file_def(def, file, root)
+    }
+
+    fn from_file_def(
+        def: definition::ChallengeFile,
+        file: &Path,
+        root: PathBuf,
+    ) -> Result<Challenge> {
+        let mut problems = Vec::new();
+        let at = |what: String| format!("{}: {what}", file.display());
+        if !crate::ids::is_safe_name(&def.name) {
+            problems.push(at(format!(
+                "`name` = {:?} must be 1-64 characters of letters, digits, '-', '_' or '.', since it names folders",
+                def.name
+            )));
+        }
+        if def.phases.is_empty() {
+            problems.push(at(
+                "no [[phases]] declared; add at least one, for example `name = \"dev\"`".into(),
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for phase in &def.phases {
+            if !crate::ids::is_safe_name(&phase.name) {
+                problems.push(at(format!(
+                    "phase name {:?} must be letters, digits, '-', '_' or '.'",
+                    phase.name
+                )));
+            }
+            if !seen.insert(phase.name.clone()) {
+                problems.push(at(format!("phase {:?} is declared twice", phase.name)));
+            }
+        }
+        problems.extend(def.scoring.check().into_iter().map(&at));
+        problems.extend(def.limits.check().into_iter().map(&at));
+        if def.tasks.is_empty() {
+            problems.push(at("no [[tasks]] declared".into()));
+        }
+        let mut tasks = Vec::new();
+        let mut task_names = std::collections::BTreeSet::new();
+        for (i, raw) in def.tasks.into_iter().enumerate() {
+            let label = format!("task #{} ({:?})", i + 1, raw.name);
+            if !task_names.insert(raw.name.clone()) {
+                problems.push(at(format!("{label}: the name is used by an earlier task")));
+            }
+            match raw.into_task() {
+                Ok(task) => tasks.push(task),
+                Err(errs) => problems.extend(errs.into_iter().map(|e| at(format!("{label}: {e}")))),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::List(problems));
+        }
+        Ok(Challenge {
+            root,
+            name: def.name,
+            title: def.title.unwrap_or_default(),
+            description: def.description.unwrap_or_default(),
+            scoring: def.scoring,
+            limits: def.limits,
+            phases: def.phases,
+            tasks,
+        })
+    }
+
+    pub fn phase(&self, name: &str) -> Result<&PhaseDef> {
+        self.phases.iter().find(|p| p.name == name).ok_or_else(|| {
+            let known: Vec<&str> = self.phases.iter().map(|p| p.name.as_str()).collect();
+            Error::msg(format!(
+                "challenge {:?} has no phase {name:?}; its phases are: {}",
+                self.name,
+                known.join(", ")
+            ))
+        })
+    }
+
+    /// Paths of a phase's data; `truth_override` replaces `phases/<phase>/truth`.
+    pub fn phase_paths(&self, phase: &str, truth_override: Option<&Path>) -> Result<PhasePaths> {
+        self.phase(phase)?;
+        let dir = self.root.join("phases").join(phase);
+        Ok(PhasePaths {
+            name: phase.to_string(),
+            input: dir.join("input"),
+            truth: truth_override
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| dir.join("truth")),
+        })
+    }
+
+    /// The prediction columns the tasks read from `predictions.csv`, in declaration order.
+    pub fn prediction_columns(&self) -> Vec<String> {
+        let mut columns: Vec<String> = Vec::new();
+        let mut add = |c: &String| {
+            if !columns.contains(c) {
+                columns.push(c.clone());
+            }
+        };
+        for task in &self.tasks {
+            match &task.spec {
+                TaskSpec::Binary { prediction, .. }
+                | TaskSpec::Regression { prediction, .. }
+                | TaskSpec::Ordinal { prediction, .. } => add(prediction),
+                TaskSpec::Multiclass {
+                    class_predictions, ..
+                } => class_predictions.iter().for_each(&mut add),
+                TaskSpec::Segmentation { .. } => {}
+            }
+        }
+        columns
+    }
+
+    /// The truth columns the tasks read from `labels.csv`.
+    pub fn truth_columns(&self) -> Vec<String> {
+        let mut columns: Vec<String> = Vec::new();
+        for task in &self.tasks {
+            let column = match &task.spec {
+                TaskSpec::Binary { truth, .. }
+                | TaskSpec::Multiclass { truth, .. }
+                | TaskSpec::Regression { truth, .. }
+                | TaskSpec::Ordinal { truth, .. } => truth,
+                TaskSpec::Segmentation { .. } => continue,
+            };
+            if !columns.contains(column) {
+                columns.push(column.clone());
+            }
+        }
+        columns
+    }
+
+    /// The mask folders the tasks read from a submission's output.
+    pub fn prediction_mask_dirs(&self) -> Vec<String> {
+        let mut dirs = Vec::new();
+        for task in &self.tasks {
+            if let TaskSpec::Segmentation { prediction_dir, .. } = &task.spec {
+                if !dirs.contains(prediction_dir) {
+                    dirs.push(prediction_dir.clone());
+                }
+            }
+        }
+        dirs
+    }
+}
+
+#[cfg(test)]
+mod tests;

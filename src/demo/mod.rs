@@ -1,0 +1,207 @@
+//! The built-in demo challenge: `podium init --template covid19-ct` writes its definition and
+//! generates a synthetic chest-CT data set, deterministically from a seed.
+
+pub mod phantom;
+
+use std::path::Path;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use phantom::{Diagnosis, Geometry};
+
+/// The committed definition of the demo challenge, embedded so `podium init` works anywhere.
+pub const COVID19_CT_TOML: &str = include_str!("../../challenges/covid19-ct/challenge.toml");
+
+pub const TEMPLATES: &[&str] = &["covid19-ct"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Size {
+    /// 64 x 64 x 48 voxels, the same field of view: fast enough for tests.
+    Small,
+    /// 512 x 512 x 200 voxels at about 0.7 x 0.7 x 1.5 mm, like a clinical chest CT.
+    Ct,
+}
+
+impl Size {
+    pub fn geometry(self) -> Geometry {
+        match self {
+            Size::Small => Geometry::small(),
+            Size::Ct => Geometry::ct(),
+        }
+    }
+}
+
+/// What was generated, written last as `phases/generated.json`: a folder without it is
+/// incomplete, and one with the same settings need not be generated again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GenerationStamp {
+    pub template: String,
+    pub cases_per_phase: usize,
+    pub size: Size,
+    pub seed: u64,
+    pub podium_version: String,
+}
+
+impl GenerationStamp {
+    pub fn new(cases_per_phase: usize, size: Size, seed: u64) -> Self {
+        GenerationStamp {
+            template: "covid19-ct".into(),
+            cases_per_phase,
+            size,
+            seed,
+            podium_version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+
+    fn path(dir: &Path) -> std::path::PathBuf {
+        dir.join("phases").join("generated.json")
+    }
+
+    /// True when `dir` already holds exactly this data set.
+    pub fn is_present(&self, dir: &Path) -> bool {
+        std::fs::read_to_string(Self::path(dir))
+            .ok()
+            .and_then(|t| serde_json::from_str::<GenerationStamp>(&t).ok())
+            .is_some_and(|s| &s == self)
+    }
+}
+
+/// Writes `challenge.toml` (unless one exists) and generates the `dev` and `test` phases.
+/// `progress` is called once per generated case.
+pub fn init_covid19_ct(
+    dir: &Path,
+    stamp: &GenerationStamp,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<()> {
+    if stamp.cases_per_phase < 3 {
+        return Err(Error::msg("--cases must be at least 3, one per diagnosis"));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+    let toml = dir.join("challenge.toml");
+    if !toml.exists() {
+        std::fs::write(&toml, COVID19_CT_TOML).map_err(|e| Error::io("write", &toml, e))?;
+    }
+    let _ = std::fs::remove_file(GenerationStamp::path(dir));
+    let geometry = stamp.size.geometry();
+    for (phase_index, phase) in ["dev", "test"].iter().enumerate() {
+        let phase_dir = dir.join("phases").join(phase);
+        let _ = std::fs::remove_dir_all(&phase_dir);
+        let images = phase_dir.join("input").join("images");
+        let masks = phase_dir.join("truth").join("masks");
+        for d in [&images, &masks] {
+            std::fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;
+        }
+        let phase_seed = stamp
+            .seed
+            .wrapping_mul(1_000_003)
+            .wrapping_add(phase_index as u64 * 7919);
+        let diagnoses = diagnosis_mix(stamp.cases_per_phase, phase_seed);
+        let level = match stamp.size {
+            Size::Small => 6,
+            Size::Ct => 1,
+        };
+        let rows: Vec<Result<String>> = diagnoses
+            .par_iter()
+            .enumerate()
+            .map(|(i, &diagnosis)| {
+                let case_id = format!("{phase}-{:04}", i + 1);
+                let case =
+                    phantom::generate(geometry, diagnosis, phase_seed.wrapping_add(1 + i as u64));
+                let spacing = geometry.spacing_mm;
+                crate::io::nifti::write_volume(
+                    &images.join(format!("{case_id}.nii.gz")),
+                    case.ct.view(),
+                    spacing,
+                    level,
+                )?;
+                crate::io::nifti::write_volume(
+                    &masks.join(format!("{case_id}.nii.gz")),
+                    case.lesion.view(),
+                    spacing,
+                    6,
+                )?;
+                progress(&case_id);
+                Ok(format!(
+                    "{case_id},{},{},{}",
+                    diagnosis.as_str(),
+                    crate::report::csv_files::format_value(
+                        (case.involvement_pct * 1000.0).round() / 1000.0
+                    ),
+                    case.stage
+                ))
+            })
+            .collect();
+        let rows = rows.into_iter().collect::<Result<Vec<_>>>()?;
+        let cases: String = rows
+            .iter()
+            .map(|r| format!("{}\n", r.split(',').next().unwrap_or("")))
+            .collect();
+        write(
+            &phase_dir.join("input").join("cases.csv"),
+            &format!("case_id\n{cases}"),
+        )?;
+        write(
+            &phase_dir.join("truth").join("labels.csv"),
+            &format!(
+                "case_id,diagnosis,involvement_pct,stage\n{}\n",
+                rows.join("\n")
+            ),
+        )?;
+    }
+    let stamp_text = serde_json::to_string_pretty(stamp).map_err(|e| Error::msg(e.to_string()))?;
+    write(&GenerationStamp::path(dir), &stamp_text)
+}
+
+/// About 40 % COVID-19, 30 % other pneumonia and 30 % normal, at least one of each, shuffled.
+fn diagnosis_mix(n: usize, seed: u64) -> Vec<Diagnosis> {
+    let covid = ((n as f64 * 0.4).round() as usize).max(1);
+    let other = ((n as f64 * 0.3).round() as usize)
+        .max(1)
+        .min(n - covid - 1);
+    let mut mix: Vec<Diagnosis> = std::iter::repeat_n(Diagnosis::Covid, covid)
+        .chain(std::iter::repeat_n(Diagnosis::OtherPneumonia, other))
+        .chain(std::iter::repeat_n(Diagnosis::Normal, n - covid - other))
+        .collect();
+    mix.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    mix
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|e| Error::io("write", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mix_holds_every_diagnosis_in_roughly_the_declared_shares() {
+        let mix = diagnosis_mix(10, 1);
+        let count = |d| mix.iter().filter(|&&m| m == d).count();
+        assert_eq!(
+            (
+                count(Diagnosis::Covid),
+                count(Diagnosis::OtherPneumonia),
+                count(Diagnosis::Normal)
+            ),
+            (4, 3, 3)
+        );
+        let tiny = diagnosis_mix(3, 1);
+        assert!(
+            tiny.contains(&Diagnosis::Normal)
+                && tiny.contains(&Diagnosis::Covid)
+                && tiny.contains(&Diagnosis::OtherPneumonia)
+        );
+        assert_eq!(
+            diagnosis_mix(10, 1),
+            mix,
+            "the mix depends on the seed only"
+        );
+    }
+}

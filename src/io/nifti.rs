@@ -1,0 +1,464 @@
+//! NIfTI-1 volumes: reading label maps for scoring, writing the demo data.
+//!
+//! The header is parsed by the `nifti` crate (byte order, magic, field layout). The voxel data
+//! is then decoded straight from the (gzip) stream into one buffer: the crate's own volume
+//! reader rescales every voxel through f32 whenever `scl_slope` is set, which costs more than
+//! the decompression itself (../shared/notes/rust-stack.md).
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use ndarray::{Array3, ArrayView3};
+use nifti::{Endianness, NiftiHeader, NiftiType};
+
+use crate::error::{Error, Result};
+
+/// The geometry of a volume, as needed for shape checks and distances in mm.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Geometry {
+    /// `[nx, ny, nz]`, x varying fastest on disk.
+    pub shape: [usize; 3],
+    pub spacing_mm: [f64; 3],
+}
+
+impl Geometry {
+    pub fn voxels(&self) -> usize {
+        self.shape.iter().product()
+    }
+    /// The ndarray shape, `[z, y, x]`, so that C order equals the NIfTI order on disk.
+    pub fn array_shape(&self) -> (usize, usize, usize) {
+        (self.shape[2], self.shape[1], self.shape[0])
+    }
+}
+
+/// A label map (segmentation mask): voxel values 0..=255, indexed `[z, y, x]`.
+#[derive(Clone, Debug)]
+pub struct LabelVolume {
+    pub geometry: Geometry,
+    pub labels: Array3<u8>,
+}
+
+/// Reads only the header (for validation: shape and spacing without decompressing the volume).
+pub fn read_geometry(path: &Path) -> Result<Geometry> {
+    let mut reader = open(path)?;
+    let header = parse_header(&mut reader, path)?;
+    geometry_of(&header, path)
+}
+
+/// Reads an integer label map. Integer and float data types are accepted as long as every voxel
+/// holds an integer in 0..=255, since teams write masks from many tools.
+pub fn read_labels(path: &Path) -> Result<LabelVolume> {
+    let mut reader = open(path)?;
+    let header = parse_header(&mut reader, path)?;
+    let geometry = geometry_of(&header, path)?;
+    let datatype = header.data_type().map_err(|_| {
+        bad(
+            path,
+            format!("unknown NIfTI datatype code {}", header.datatype),
+        )
+    })?;
+    let width = bytes_per_voxel(datatype).ok_or_else(|| {
+        bad(
+            path,
+            format!("datatype {datatype:?} cannot hold a label map; write uint8 (NIfTI code 2)"),
+        )
+    })?;
+    skip_to_data(&mut reader, &header, path)?;
+    let n = geometry.voxels();
+    let mut raw = vec![0u8; n * width];
+    reader
+        .read_exact(&mut raw)
+        .map_err(|e| truncated(path, n * width, e))?;
+    expect_end(&mut reader, path)?;
+
+    let scaled = header.scl_slope != 0.0 && (header.scl_slope != 1.0 || header.scl_inter != 0.0);
+    let labels = if datatype == NiftiType::Uint8 && !scaled {
+        raw
+    } else {
+        let big = header.endianness == Endianness::Big;
+        let (slope, inter) = if scaled {
+            (header.scl_slope as f64, header.scl_inter as f64)
+        } else {
+            (1.0, 0.0)
+        };
+        let mut out = Vec::with_capacity(n);
+        for (i, bytes) in raw.chunks_exact(width).enumerate() {
+            let v = decode(datatype, bytes, big) * slope + inter;
+            if !(v.fract() == 0.0 && (0.0..=255.0).contains(&v)) {
+                let [nx, ny, _] = geometry.shape;
+                return Err(bad(
+                    path,
+                    format!(
+                        "voxel (x={}, y={}, z={}) holds {v}; a label map holds integer labels 0-255",
+                        i % nx,
+                        (i / nx) % ny,
+                        i / (nx * ny)
+                    ),
+                ));
+            }
+            out.push(v as u8);
+        }
+        out
+    };
+    let labels = Array3::from_shape_vec(geometry.array_shape(), labels)
+        .map_err(|e| bad(path, format!("voxel data does not fit the shape: {e}")))?;
+    Ok(LabelVolume { geometry, labels })
+}
+
+/// A voxel type podium writes.
+pub trait Voxel: Copy {
+    const DATATYPE: NiftiType;
+    fn put_le(self, out: &mut Vec<u8>);
+}
+
+impl Voxel for u8 {
+    const DATATYPE: NiftiType = NiftiType::Uint8;
+    fn put_le(self, out: &mut Vec<u8>) {
+        out.push(self);
+    }
+}
+
+impl Voxel for i16 {
+    const DATATYPE: NiftiType = NiftiType::Int16;
+    fn put_le(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+}
+
+/// Writes a `.nii.gz` (or `.nii`) volume indexed `[z, y, x]` with the given voxel spacing, via a
+/// temporary file renamed into place, so a reader never sees half a volume.
+pub fn write_volume<T: Voxel>(
+    path: &Path,
+    data: ArrayView3<T>,
+    spacing_mm: [f64; 3],
+    level: u32,
+) -> Result<()> {
+    let (nz, ny, nx) = data.dim();
+    let header = header_bytes([nx, ny, nz], spacing_mm, T::DATATYPE);
+    let tmp = path.with_extension("partial");
+    let file = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+    let gz = path.to_string_lossy().ends_with(".gz");
+    let result = (|| -> std::io::Result<()> {
+        let mut sink: Box<dyn Write> = if gz {
+            Box::new(GzEncoder::new(
+                BufWriter::with_capacity(1 << 20, file),
+                Compression::new(level),
+            ))
+        } else {
+            Box::new(BufWriter::with_capacity(1 << 20, file))
+        };
+        sink.write_all(&header)?;
+        // Write slice by slice: bounded memory whatever the volume size.
+        let mut buffer = Vec::with_capacity(nx * ny * std::mem::size_of::<T>());
+        for slice in data.outer_iter() {
+            buffer.clear();
+            for &v in slice.iter() {
+                v.put_le(&mut buffer);
+            }
+            sink.write_all(&buffer)?;
+        }
+        sink.flush()?;
+        drop(sink);
+        Ok(())
+    })();
+    result.map_err(|e| Error::io("write", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename into place", path, e))
+}
+
+/// A NIfTI-1 single-file header (348 bytes) plus the 4-byte empty extension flag, little-endian,
+/// with an axis-aligned RAS-ish affine from the spacing (sform and qform both set).
+fn header_bytes(shape: [usize; 3], spacing: [f64; 3], datatype: NiftiType) -> Vec<u8> {
+    let mut h = vec![0u8; 352];
+    let put_i16 =
+        |h: &mut Vec<u8>, at: usize, v: i16| h[at..at + 2].copy_from_slice(&v.to_le_bytes());
+    let put_i32 =
+        |h: &mut Vec<u8>, at: usize, v: i32| h[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    let put_f32 =
+        |h: &mut Vec<u8>, at: usize, v: f32| h[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    put_i32(&mut h, 0, 348);
+    h[38] = b'r'; // `regular`, as nibabel writes it
+    let dims = [
+        3,
+        shape[0] as i16,
+        shape[1] as i16,
+        shape[2] as i16,
+        1,
+        1,
+        1,
+        1,
+    ];
+    for (i, d) in dims.iter().enumerate() {
+        put_i16(&mut h, 40 + 2 * i, *d);
+    }
+    let (code, bits) = match datatype {
+        NiftiType::Int16 => (4, 16),
+        _ => (2, 8),
+    };
+    put_i16(&mut h, 70, code);
+    put_i16(&mut h, 72, bits);
+    let pixdim = [1.0, spacing[0], spacing[1], spacing[2], 1.0, 0.0, 0.0, 0.0];
+    for (i, p) in pixdim.iter().enumerate() {
+        put_f32(&mut h, 76 + 4 * i, *p as f32);
+    }
+    put_f32(&mut h, 108, 352.0); // vox_offset
+    put_f32(&mut h, 112, 0.0); // scl_slope 0: no scaling
+    h[123] = 2 | 8; // xyzt_units: mm, s
+    let descrip = b"podium synthetic volume";
+    h[148..148 + descrip.len()].copy_from_slice(descrip);
+    put_i16(&mut h, 252, 1); // qform_code: scanner
+    put_i16(&mut h, 254, 1); // sform_code: scanner
+                             // Centre the volume on the origin; identity rotation (quaternion b=c=d=0).
+    let offset: Vec<f64> = (0..3)
+        .map(|i| -(shape[i] as f64 - 1.0) * spacing[i] / 2.0)
+        .collect();
+    for (i, o) in offset.iter().enumerate() {
+        put_f32(&mut h, 268 + 4 * i, *o as f32);
+    }
+    for row in 0..3 {
+        for col in 0..4 {
+            let v = if col == row {
+                spacing[row]
+            } else if col == 3 {
+                offset[row]
+            } else {
+                0.0
+            };
+            put_f32(&mut h, 280 + 16 * row + 4 * col, v as f32);
+        }
+    }
+    h[344..348].copy_from_slice(b"n+1\0");
+    h
+}
+
+fn open(path: &Path) -> Result<Box<dyn Read>> {
+    let mut file = BufReader::with_capacity(
+        1 << 20,
+        File::open(path).map_err(|e| Error::io("open", path, e))?,
+    );
+    // Sniff the gzip magic rather than trusting the file name.
+    let mut magic = [0u8; 2];
+    let n = read_up_to(&mut file, &mut magic).map_err(|e| Error::io("read", path, e))?;
+    let head = std::io::Cursor::new(magic[..n].to_vec());
+    let stream = head.chain(file);
+    if n == 2 && magic == [0x1f, 0x8b] {
+        Ok(Box::new(BufReader::with_capacity(
+            1 << 16,
+            MultiGzDecoder::new(stream),
+        )))
+    } else {
+        Ok(Box::new(stream))
+    }
+}
+
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+fn parse_header(reader: &mut dyn Read, path: &Path) -> Result<NiftiHeader> {
+    let header = NiftiHeader::from_reader(&mut *reader).map_err(|e| {
+        bad(
+            path,
+            format!("not a readable NIfTI-1 header ({e}); write a .nii.gz NIfTI-1 file"),
+        )
+    })?;
+    if header.sizeof_hdr != 348 {
+        return Err(bad(
+            path,
+            format!(
+                "header size {} is not NIfTI-1's 348 (NIfTI-2 is not supported)",
+                header.sizeof_hdr
+            ),
+        ));
+    }
+    Ok(header)
+}
+
+fn geometry_of(header: &NiftiHeader, path: &Path) -> Result<Geometry> {
+    let dim = header.dim;
+    let ndim = dim[0] as usize;
+    if !(3..=7).contains(&ndim) || dim[4..=ndim].iter().any(|&d| d > 1) {
+        return Err(bad(
+            path,
+            format!(
+                "has {ndim} dimensions {:?}; expected a 3D volume",
+                &dim[1..=ndim.min(7)]
+            ),
+        ));
+    }
+    let shape = [dim[1] as usize, dim[2] as usize, dim[3] as usize];
+    if shape.contains(&0) {
+        return Err(bad(
+            path,
+            format!("has an empty dimension: shape {shape:?}"),
+        ));
+    }
+    let mut spacing_mm = [0.0; 3];
+    for (s, p) in spacing_mm.iter_mut().zip(&header.pixdim[1..4]) {
+        let p = p.abs() as f64;
+        *s = if p.is_finite() && p > 0.0 { p } else { 1.0 };
+    }
+    Ok(Geometry { shape, spacing_mm })
+}
+
+fn skip_to_data(reader: &mut dyn Read, header: &NiftiHeader, path: &Path) -> Result<()> {
+    let offset = header.vox_offset as u64;
+    if offset < 348 {
+        // `.hdr`/`.img` pairs have vox_offset 0; podium's contract is single files.
+        return Err(bad(
+            path,
+            "vox_offset is below 348: write a single-file .nii/.nii.gz, not a .hdr/.img pair"
+                .into(),
+        ));
+    }
+    let skip = offset - 348;
+    let copied = std::io::copy(&mut reader.take(skip), &mut std::io::sink())
+        .map_err(|e| Error::io("read", path, e))?;
+    if copied < skip {
+        return Err(bad(
+            path,
+            "the file ends inside the header extension".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads past the voxel data so the gzip trailer (its CRC and length) is verified.
+fn expect_end(reader: &mut dyn Read, path: &Path) -> Result<()> {
+    let mut rest = [0u8; 4096];
+    loop {
+        match reader.read(&mut rest) {
+            Ok(0) => return Ok(()),
+            Ok(_) => continue,
+            Err(e) => return Err(bad(path, format!("is corrupt after the voxel data: {e}"))),
+        }
+    }
+}
+
+fn bytes_per_voxel(t: NiftiType) -> Option<usize> {
+    Some(match t {
+        NiftiType::Uint8 | NiftiType::Int8 => 1,
+        NiftiType::Int16 | NiftiType::Uint16 => 2,
+        NiftiType::Int32 | NiftiType::Uint32 | NiftiType::Float32 => 4,
+        NiftiType::Int64 | NiftiType::Uint64 | NiftiType::Float64 => 8,
+        _ => return None,
+    })
+}
+
+fn decode(t: NiftiType, b: &[u8], big: bool) -> f64 {
+    macro_rules! num {
+        ($ty:ty) => {{
+            let bytes = b.try_into().expect("chunk width matches the datatype");
+            (if big {
+                <$ty>::from_be_bytes(bytes)
+            } else {
+                <$ty>::from_le_bytes(bytes)
+            }) as f64
+        }};
+    }
+    match t {
+        NiftiType::Uint8 => b[0] as f64,
+        NiftiType::Int8 => b[0] as i8 as f64,
+        NiftiType::Int16 => num!(i16),
+        NiftiType::Uint16 => num!(u16),
+        NiftiType::Int32 => num!(i32),
+        NiftiType::Uint32 => num!(u32),
+        NiftiType::Float32 => num!(f32),
+        NiftiType::Int64 => num!(i64),
+        NiftiType::Uint64 => num!(u64),
+        NiftiType::Float64 => num!(f64),
+        _ => f64::NAN,
+    }
+}
+
+fn bad(path: &Path, what: String) -> Error {
+    Error::msg(format!("{}: {what}", path.display()))
+}
+
+fn truncated(path: &Path, expected: usize, e: std::io::Error) -> Error {
+    bad(
+        path,
+        format!("is truncated or corrupt: expected {expected} bytes of voxel data ({e})"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Array3<u8> {
+        Array3::from_shape_fn((4, 3, 5), |(z, y, x)| ((x + 2 * y + 3 * z) % 3) as u8)
+    }
+
+    #[test]
+    fn round_trips_a_gzipped_label_map_with_its_geometry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.nii.gz");
+        write_volume(&path, sample().view(), [0.7, 0.8, 1.5], 6).unwrap();
+        let read = read_labels(&path).unwrap();
+        assert_eq!(read.labels, sample());
+        assert_eq!(read.geometry.shape, [5, 3, 4]);
+        assert!((read.geometry.spacing_mm[2] - 1.5).abs() < 1e-6);
+        assert_eq!(read_geometry(&path).unwrap(), read.geometry);
+    }
+
+    #[test]
+    fn reads_masks_written_by_the_nifti_crate_with_scl_slope_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crate.nii.gz");
+        // The crate writes Fortran-order arrays indexed [x, y, z].
+        let fortran = sample().reversed_axes();
+        nifti::writer::WriterOptions::new(&path)
+            .write_nifti(&fortran)
+            .unwrap();
+        let read = read_labels(&path).unwrap();
+        assert_eq!(read.labels, sample());
+    }
+
+    #[test]
+    fn accepts_int16_and_float_labels_but_not_fractions() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = dir.path().join("i16.nii");
+        let as_i16 = sample().mapv(|v| v as i16);
+        write_volume(&ok, as_i16.view(), [1.0; 3], 1).unwrap();
+        assert_eq!(read_labels(&ok).unwrap().labels, sample());
+
+        let frac = dir.path().join("f.nii.gz");
+        let floats = sample().mapv(|v| v as f32 + 0.5).reversed_axes();
+        nifti::writer::WriterOptions::new(&frac)
+            .write_nifti(&floats)
+            .unwrap();
+        let err = read_labels(&frac).unwrap_err().to_string();
+        assert!(err.contains("integer labels"), "{err}");
+    }
+
+    #[test]
+    fn truncated_and_garbage_files_are_errors_that_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.nii.gz");
+        write_volume(&path, sample().view(), [1.0; 3], 6).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let cut = dir.path().join("cut.nii.gz");
+        std::fs::write(&cut, &bytes[..bytes.len() - 12]).unwrap();
+        let err = read_labels(&cut).unwrap_err().to_string();
+        assert!(err.contains("cut.nii.gz"), "{err}");
+
+        let junk = dir.path().join("junk.nii.gz");
+        std::fs::write(&junk, b"this is not a volume").unwrap();
+        let err = read_labels(&junk).unwrap_err().to_string();
+        assert!(
+            err.contains("junk.nii.gz") && err.contains("NIfTI"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,22 @@
+//! Pure metric functions used to score challenge submissions.
+//!
+//! Every function here is pure (no I/O, no global state) and total: it never
+//! panics, whatever the input. Values that are mathematically undefined for
+//! the given input (an AUC with a single class, a mean over nothing, ...)
+//! are reported as `None` rather than as `NaN`.
+//!
+//! The definitions, edge cases and aggregation rules are documented for
+//! participants in `docs/metrics.md`; keep the two in step.
+//!
+//! * [`classification`]: ROC AUC, sensitivity/specificity, one-vs-rest macro
+//!   AUC, balanced accuracy, confusion matrix.
+//! * [`segmentation`]: voxel overlap counts, Dice, IoU.
+//! * [`regression`]: MAE, RMSE.
+//! * [`ordinal`]: Cohen's weighted kappa (linear, quadratic), accuracy.
+//! * [`intervals`]: Wilson score interval, stratified percentile bootstrap.
+
+pub mod classification;
+pub mod intervals;
+pub mod ordinal;
+pub mod regression;
+pub mod segmentation;

@@ -1,0 +1,206 @@
+//! The flows behind the commands, shared by the CLI and the tests: run a round, score it,
+//! rank it and write its files.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::challenge::{Challenge, PhasePaths};
+use crate::error::{Error, Result};
+use crate::ranking::{self, LeaderboardRow};
+use crate::results::RoundScores;
+use crate::runner::{self, Backend, RoundOptions, RunEvent, SubmissionRun};
+use crate::scoring::{self, ScoringInput};
+use crate::submission::Submission;
+
+/// What a finished round leaves behind.
+pub struct RoundOutcome {
+    pub out_dir: PathBuf,
+    pub scores: RoundScores,
+    pub leaderboard: Vec<LeaderboardRow>,
+    pub files: Vec<PathBuf>,
+}
+
+/// `reports/<challenge>-<phase>-<UTC time>`: a new folder per round, so no round overwrites
+/// another's results.
+pub fn default_out_dir(challenge: &str, phase: &str) -> PathBuf {
+    PathBuf::from("reports").join(format!("{challenge}-{phase}-{}", utc_stamp(now_unix())))
+}
+
+/// Runs the submissions, then scores, ranks and writes everything into `options.out_dir`.
+pub fn run_and_score(
+    challenge: &Challenge,
+    phase: &PhasePaths,
+    submissions: &[Submission],
+    backend: &dyn Backend,
+    options: &RoundOptions,
+    on_event: &mut dyn FnMut(&RunEvent),
+) -> Result<RoundOutcome> {
+    let started = now_unix();
+    let runs: Vec<SubmissionRun> =
+        runner::run_round(challenge, phase, submissions, backend, options, on_event)?;
+    let inputs: Vec<ScoringInput> = runs
+        .iter()
+        .map(|r| ScoringInput {
+            name: r.submission.name.clone(),
+            team: r.submission.team.clone(),
+            baseline: r.submission.baseline,
+            predictions_dir: &r.predictions_dir,
+            runs: Some(&r.cases),
+        })
+        .collect();
+    let scores = scoring::score_round(challenge, phase, &inputs)?;
+    let receipt = Receipt::new(challenge, phase, started, Some(backend), submissions);
+    finish(challenge, &options.out_dir, scores, &receipt)
+}
+
+/// Scores one predictions folder (`podium score`) and writes the results into `out_dir`.
+pub fn score_only(
+    challenge: &Challenge,
+    phase: &PhasePaths,
+    predictions: &Path,
+    name: &str,
+    out_dir: &Path,
+) -> Result<RoundOutcome> {
+    let started = now_unix();
+    let scores = scoring::score_folder(challenge, phase, predictions, name)?;
+    let receipt = Receipt::new(challenge, phase, started, None, &[]);
+    finish(challenge, out_dir, scores, &receipt)
+}
+
+fn finish(
+    challenge: &Challenge,
+    out_dir: &Path,
+    scores: RoundScores,
+    receipt: &Receipt,
+) -> Result<RoundOutcome> {
+    let leaderboard = ranking::mean_task_rank(&scores, &challenge.tasks);
+    let mut files = crate::report::csv_files::write_all(out_dir, &scores, &leaderboard)?;
+    let receipt_path = out_dir.join("run.json");
+    let mut receipt = receipt.clone();
+    receipt.finished_unix = now_unix();
+    let text = serde_json::to_string_pretty(&receipt).map_err(|e| Error::msg(e.to_string()))?;
+    std::fs::write(&receipt_path, text).map_err(|e| Error::io("write", &receipt_path, e))?;
+    files.push(receipt_path);
+    Ok(RoundOutcome {
+        out_dir: out_dir.to_path_buf(),
+        scores,
+        leaderboard,
+        files,
+    })
+}
+
+/// `run.json`: what was run, on what, with which limits and settings, so a result can be
+/// traced and reproduced.
+#[derive(Clone, Debug, Serialize)]
+pub struct Receipt {
+    pub podium_version: &'static str,
+    pub challenge: String,
+    pub challenge_dir: PathBuf,
+    pub phase: String,
+    pub truth_dir: PathBuf,
+    pub started_unix: u64,
+    pub started_utc: String,
+    pub finished_unix: u64,
+    pub backend: Option<&'static str>,
+    pub limits: crate::challenge::Limits,
+    /// The `[limits]` keys the backend enforced; the others are declared but not enforced by it.
+    pub limits_enforced: Vec<&'static str>,
+    pub scoring: crate::challenge::ScoringSettings,
+    pub confidence_intervals: &'static str,
+    pub submissions: Vec<ReceiptSubmission>,
+    pub host: Host,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ReceiptSubmission {
+    pub name: String,
+    pub team: String,
+    pub dir: PathBuf,
+    pub run: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Host {
+    pub os: &'static str,
+    pub arch: &'static str,
+    pub cpus: usize,
+}
+
+impl Receipt {
+    fn new(
+        challenge: &Challenge,
+        phase: &PhasePaths,
+        started: u64,
+        backend: Option<&dyn Backend>,
+        submissions: &[Submission],
+    ) -> Receipt {
+        Receipt {
+            podium_version: env!("CARGO_PKG_VERSION"),
+            challenge: challenge.name.clone(),
+            challenge_dir: challenge.root.clone(),
+            phase: phase.name.clone(),
+            truth_dir: phase.truth.clone(),
+            started_unix: started,
+            started_utc: utc_stamp(started),
+            finished_unix: started,
+            backend: backend.map(|b| b.name()),
+            limits: challenge.limits.clone(),
+            limits_enforced: backend.map(|b| b.enforced_limits().to_vec()).unwrap_or_default(),
+            scoring: challenge.scoring.clone(),
+            confidence_intervals: "95%: Wilson for sensitivity and specificity; otherwise percentile bootstrap over cases, stratified by truth class for classification, with [scoring] bootstrap_resamples and seed",
+            submissions: submissions
+                .iter()
+                .map(|s| ReceiptSubmission {
+                    name: s.name.clone(),
+                    team: s.team.clone(),
+                    dir: s.dir.clone(),
+                    run: format!("{:?}", s.run),
+                })
+                .collect(),
+            host: Host {
+                os: std::env::consts::OS,
+                arch: std::env::consts::ARCH,
+                cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            },
+        }
+    }
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `YYYYMMDD-HHMMSS` in UTC (Howard Hinnant's civil-from-days), to avoid a date dependency.
+pub fn utc_stamp(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_stamps_match_known_dates() {
+        assert_eq!(super::utc_stamp(0), "19700101-000000");
+        // 2026-11-26 23:02:56 UTC
+        assert_eq!(super::utc_stamp(1_795_734_176), "20261126-230256");
+        assert_eq!(super::utc_stamp(951_782_400), "20000229-000000");
+    }
+}

@@ -1,0 +1,147 @@
+//! The machine-readable outputs of a scored round: `scores.csv`, `metrics.csv`,
+//! `problems.csv` and `leaderboard.csv` (docs/contract.md describes every column).
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::ranking::LeaderboardRow;
+use crate::results::RoundScores;
+
+/// Writes the four CSV files into `dir` and returns their paths.
+pub fn write_all(
+    dir: &Path,
+    round: &RoundScores,
+    leaderboard: &[LeaderboardRow],
+) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+    let num = |v: Option<f64>| v.map(format_value).unwrap_or_default();
+
+    let scores = dir.join("scores.csv");
+    write_rows(
+        &scores,
+        &["submission", "task", "case_id", "metric", "value", "status"],
+        round.case_scores.iter().map(|c| {
+            vec![
+                c.submission.clone(),
+                c.task.clone(),
+                c.case_id.clone(),
+                c.metric.clone(),
+                num(c.value),
+                c.status.as_str().to_string(),
+            ]
+        }),
+    )?;
+
+    let metrics = dir.join("metrics.csv");
+    write_rows(
+        &metrics,
+        &[
+            "submission",
+            "task",
+            "metric",
+            "value",
+            "ci_lower",
+            "ci_upper",
+            "n",
+        ],
+        round.aggregates.iter().map(|a| {
+            vec![
+                a.submission.clone(),
+                a.task.clone(),
+                a.metric.clone(),
+                num(a.value),
+                num(a.ci_lower),
+                num(a.ci_upper),
+                a.n.to_string(),
+            ]
+        }),
+    )?;
+
+    let problems = dir.join("problems.csv");
+    write_rows(
+        &problems,
+        &["submission", "case_id", "task", "problem"],
+        round.problems.iter().map(|p| {
+            vec![
+                p.submission.clone(),
+                p.case_id.clone(),
+                p.task.clone(),
+                p.problem.clone(),
+            ]
+        }),
+    )?;
+
+    let board = dir.join("leaderboard.csv");
+    let mut header: Vec<String> = ["rank", "submission", "team", "baseline", "mean_task_rank"]
+        .map(String::from)
+        .to_vec();
+    if let Some(first) = leaderboard.first() {
+        for t in &first.tasks {
+            for suffix in ["", "_ci_lower", "_ci_upper"] {
+                header.push(format!("{}.{}{suffix}", t.task, t.metric));
+            }
+            header.push(format!("{}.rank", t.task));
+        }
+    }
+    header.extend(["cases_ok", "cases_not_ok"].map(String::from));
+    let header_refs: Vec<&str> = header.iter().map(String::as_str).collect();
+    write_rows(
+        &board,
+        &header_refs,
+        leaderboard.iter().map(|r| {
+            let mut row = vec![
+                r.rank.to_string(),
+                r.submission.clone(),
+                r.team.clone(),
+                r.baseline.to_string(),
+                format_value(r.mean_task_rank),
+            ];
+            for t in &r.tasks {
+                row.extend([
+                    num(t.value),
+                    num(t.ci.map(|c| c.0)),
+                    num(t.ci.map(|c| c.1)),
+                    t.rank.to_string(),
+                ]);
+            }
+            let ok = r
+                .run_counts
+                .iter()
+                .filter(|(s, _)| s.as_str() == "ok")
+                .map(|(_, n)| n)
+                .sum::<usize>();
+            let not_ok = r.run_counts.values().sum::<usize>() - ok;
+            let run = |n: usize| {
+                if r.run_counts.is_empty() {
+                    String::new()
+                } else {
+                    n.to_string()
+                }
+            };
+            row.extend([run(ok), run(not_ok)]);
+            row
+        }),
+    )?;
+    Ok(vec![scores, metrics, problems, board])
+}
+
+/// Six significant decimals: enough to compare versions, short enough to read.
+pub fn format_value(v: f64) -> String {
+    let s = format!("{v:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}
+
+fn write_rows(path: &Path, header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Result<()> {
+    let err = |e: csv::Error| Error::io("write", path, e);
+    let mut writer = csv::Writer::from_path(path).map_err(err)?;
+    writer.write_record(header).map_err(err)?;
+    for row in rows {
+        writer.write_record(&row).map_err(err)?;
+    }
+    writer.flush().map_err(|e| Error::io("write", path, e))
+}

@@ -1,0 +1,5 @@
+//! Reporters: each one renders the same results model ([`crate::results::RoundScores`] and
+//! the leaderboard) in its own format.
+
+pub mod csv_files;
+pub mod terminal;

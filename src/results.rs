@@ -1,0 +1,101 @@
+//! The results model of a scored round. Scoring fills it; every reporter (terminal, CSV,
+//! and later HTML) reads it, so numbers are computed once and shown identically everywhere.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// The status of one case of one submission after its outputs were checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    Ok,
+    /// The program exited non-zero, was killed, or could not start.
+    Failed,
+    Timeout,
+    /// The program succeeded but its outputs are malformed.
+    Invalid,
+    /// The program succeeded but wrote no prediction for the case.
+    Missing,
+}
+
+impl CaseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseStatus::Ok => "ok",
+            CaseStatus::Failed => "failed",
+            CaseStatus::Timeout => "timeout",
+            CaseStatus::Invalid => "invalid",
+            CaseStatus::Missing => "missing",
+        }
+    }
+}
+
+/// One per-case value: a row of `scores.csv`.
+#[derive(Clone, Debug, Serialize)]
+pub struct CaseScore {
+    pub submission: String,
+    pub task: String,
+    pub case_id: String,
+    pub metric: String,
+    /// None when the case is excluded (missing policy `exclude`) or the value is undefined.
+    pub value: Option<f64>,
+    pub status: CaseStatus,
+}
+
+/// One aggregate over the test set: a row of `metrics.csv`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Aggregate {
+    pub submission: String,
+    pub task: String,
+    pub metric: String,
+    /// None when undefined (for example an AUC with one class present).
+    pub value: Option<f64>,
+    pub ci_lower: Option<f64>,
+    pub ci_upper: Option<f64>,
+    /// Cases that entered the aggregate.
+    pub n: usize,
+    /// `wilson`, `bootstrap` or empty when no interval could be formed.
+    pub ci_method: &'static str,
+}
+
+/// A validation finding, in words a team can act on: a row of `problems.csv`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Problem {
+    pub submission: String,
+    /// `*` when the finding concerns the whole file rather than one case.
+    pub case_id: String,
+    /// Empty when the finding concerns every task of the case.
+    pub task: String,
+    pub problem: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SubmissionInfo {
+    pub name: String,
+    pub team: String,
+    pub baseline: bool,
+    /// How the cases ran, when podium ran them (empty for `podium score`).
+    pub run_counts: BTreeMap<CaseStatus, usize>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RoundScores {
+    pub challenge: String,
+    pub phase: String,
+    pub cases: usize,
+    pub bootstrap_resamples: usize,
+    pub seed: u64,
+    pub submissions: Vec<SubmissionInfo>,
+    pub case_scores: Vec<CaseScore>,
+    pub aggregates: Vec<Aggregate>,
+    pub problems: Vec<Problem>,
+}
+
+impl RoundScores {
+    pub fn aggregate(&self, submission: &str, task: &str, metric: &str) -> Option<&Aggregate> {
+        self.aggregates
+            .iter()
+            .find(|a| a.submission == submission && a.task == task && a.metric == metric)
+    }
+}

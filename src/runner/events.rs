@@ -1,0 +1,170 @@
+//! What a round reports as it goes, and the reporters that consume it: the terminal (one line
+//! per case, like cargo-nextest) and `runs.csv`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use super::{CaseRecord, CaseStatus};
+use crate::error::{Error, Result};
+
+#[derive(Clone, Debug)]
+pub enum RunEvent {
+    RoundStarted {
+        challenge: String,
+        phase: String,
+        submissions: usize,
+        cases: usize,
+        jobs: usize,
+        backend: &'static str,
+    },
+    Preparing {
+        submission: String,
+    },
+    Prepared {
+        submission: String,
+        seconds: f64,
+        error: Option<String>,
+    },
+    CaseStarted {
+        submission: String,
+        case_id: String,
+    },
+    CaseFinished(CaseRecord),
+    SubmissionFinished {
+        submission: String,
+        seconds: f64,
+        counts: BTreeMap<CaseStatus, usize>,
+    },
+}
+
+pub fn count_statuses<'a>(
+    records: impl Iterator<Item = &'a CaseRecord>,
+) -> BTreeMap<CaseStatus, usize> {
+    let mut counts = BTreeMap::new();
+    for r in records {
+        *counts.entry(r.status).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Prints one line per finished case and a summary per submission to stderr, leaving stdout
+/// to the leaderboard.
+pub struct TerminalReporter {
+    /// Print `ok` cases too, not only the ones that need attention.
+    pub show_ok: bool,
+}
+
+impl TerminalReporter {
+    pub fn report(&mut self, event: &RunEvent) {
+        let mut err = std::io::stderr().lock();
+        let _ = match event {
+            RunEvent::RoundStarted { challenge, phase, submissions, cases, jobs, backend } => writeln!(
+                err,
+                "podium: {challenge}/{phase}: {submissions} submission{} x {cases} case{}, {jobs} job{}, {backend} backend",
+                plural(*submissions), plural(*cases), plural(*jobs)
+            ),
+            RunEvent::Preparing { submission } => writeln!(err, "{:>10} {}", "PREPARE", clean(submission)),
+            RunEvent::Prepared { error: Some(e), submission, .. } => {
+                writeln!(err, "{:>10} {}: {}", "FAILED", clean(submission), clean(e))
+            }
+            RunEvent::Prepared { .. } | RunEvent::CaseStarted { .. } => Ok(()),
+            RunEvent::CaseFinished(r) => {
+                if r.status == CaseStatus::Ok && !self.show_ok {
+                    Ok(())
+                } else {
+                    let message = if r.message.is_empty() { String::new() } else { format!(": {}", clean(&r.message)) };
+                    writeln!(
+                        err,
+                        "{:>10} [{:>7.2}s] {} {}{}",
+                        r.status.as_str().to_uppercase(),
+                        r.wall_s,
+                        clean(&r.submission),
+                        clean(&r.case_id),
+                        message
+                    )
+                }
+            }
+            RunEvent::SubmissionFinished { submission, seconds, counts } => {
+                let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
+                writeln!(err, "{:>10} {} in {seconds:.1}s: {}", "DONE", clean(submission), summary.join(", "))
+            }
+        };
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// Team-controlled text shown in a terminal: control characters (escape sequences could
+/// rewrite the screen) become visible escapes.
+pub fn clean(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+/// `runs.csv`, appended and flushed per case so an interrupted round keeps its finished cases.
+pub struct RunsCsv {
+    writer: csv::Writer<std::fs::File>,
+    path: std::path::PathBuf,
+}
+
+impl RunsCsv {
+    pub fn create(path: &Path) -> Result<RunsCsv> {
+        let mut writer = csv::Writer::from_path(path).map_err(|e| Error::io("create", path, e))?;
+        writer
+            .write_record([
+                "submission",
+                "case_id",
+                "status",
+                "exit_code",
+                "signal",
+                "wall_s",
+                "message",
+            ])
+            .map_err(|e| Error::io("write", path, e))?;
+        Ok(RunsCsv {
+            writer,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn append(&mut self, r: &CaseRecord) -> Result<()> {
+        let opt = |v: Option<i32>| v.map(|v| v.to_string()).unwrap_or_default();
+        self.writer
+            .write_record([
+                r.submission.as_str(),
+                &r.case_id,
+                r.status.as_str(),
+                &opt(r.exit_code),
+                &opt(r.signal),
+                &format!("{:.3}", r.wall_s),
+                &r.message,
+            ])
+            .and_then(|_| self.writer.flush().map_err(Into::into))
+            .map_err(|e| Error::io("write", &self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_text_shows_control_characters_instead_of_obeying_them() {
+        assert_eq!(clean("team\x1b[2Jname\n"), "team\\u{1b}[2Jname\\n");
+        assert_eq!(clean("Équipe <b>"), "Équipe <b>");
+    }
+}

@@ -1,0 +1,269 @@
+//! Running submissions on a phase, case by case.
+//!
+//! The round ([`run_round`]) is backend-agnostic: it stages one input folder per case (holding
+//! only that case's image, never the truth), hands each case to a [`Backend`], collects and
+//! checks the outputs, and turns everything into [`RunEvent`]s for reporters. A failed case is
+//! recorded and the round goes on. Backends (one per file) only know how to execute one case.
+
+pub mod events;
+pub mod process;
+mod staging;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+
+pub use events::{RunEvent, TerminalReporter};
+
+use crate::challenge::{Challenge, Limits, PhasePaths};
+use crate::error::{Error, Result};
+pub use crate::results::CaseStatus;
+use crate::submission::Submission;
+
+/// How one execution ended, as the backend saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecStatus {
+    Ok,
+    Failed,
+    Timeout,
+}
+
+#[derive(Clone, Debug)]
+pub struct Execution {
+    pub status: ExecStatus,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub wall_s: f64,
+    /// One line a team can act on; empty when all went well.
+    pub message: String,
+}
+
+/// Everything a backend needs to run one case.
+pub struct CaseJob<'a> {
+    pub submission: &'a Submission,
+    pub case_id: String,
+    /// Holds `cases.csv` with this one case and `images/<case_id>.nii.gz`.
+    pub input_dir: PathBuf,
+    /// Empty and writable; the program writes `predictions.csv` and `masks/` here.
+    pub output_dir: PathBuf,
+    pub stdout_log: PathBuf,
+    pub stderr_log: PathBuf,
+    /// What is left of the submission's total wall-time budget.
+    pub remaining_budget_s: f64,
+}
+
+/// One way of executing submissions. Implementations live one per file in this folder.
+pub trait Backend: Sync {
+    fn name(&self) -> &'static str;
+    /// The `[limits]` keys this backend enforces; the receipt lists the others as not enforced.
+    fn enforced_limits(&self) -> &'static [&'static str];
+    /// Once per submission before its first case (a build, an image pull). An error fails
+    /// every case of that submission with the message.
+    fn prepare(&self, submission: &Submission, log: &Path, limits: &Limits) -> Result<(), String>;
+    fn run_case(&self, job: &CaseJob, limits: &Limits) -> Execution;
+}
+
+/// The record of one case, as written to `runs.csv`.
+#[derive(Clone, Debug, Serialize)]
+pub struct CaseRecord {
+    pub submission: String,
+    pub case_id: String,
+    pub status: CaseStatus,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub wall_s: f64,
+    pub message: String,
+}
+
+/// What a finished round hands to scoring: per submission, where its collected predictions are
+/// and how each case ran.
+#[derive(Clone, Debug)]
+pub struct SubmissionRun {
+    pub submission: Submission,
+    pub predictions_dir: PathBuf,
+    pub cases: BTreeMap<String, CaseRecord>,
+}
+
+pub struct RoundOptions {
+    pub jobs: usize,
+    pub out_dir: PathBuf,
+}
+
+/// Runs every submission on every case of the phase. Results and logs go under `out_dir`:
+/// `runs.csv` (appended as cases finish, so an interrupted round keeps its finished work),
+/// `predictions/<submission>/` and `logs/<submission>/`.
+pub fn run_round(
+    challenge: &Challenge,
+    phase: &PhasePaths,
+    submissions: &[Submission],
+    backend: &dyn Backend,
+    options: &RoundOptions,
+    on_event: &mut dyn FnMut(&RunEvent),
+) -> Result<Vec<SubmissionRun>> {
+    let cases = crate::scoring::truth::read_case_ids(phase)?;
+    if cases.is_empty() {
+        return Err(Error::msg(format!(
+            "{} lists no case; nothing to run",
+            phase.cases_csv().display()
+        )));
+    }
+    let out = &options.out_dir;
+    let staged = staging::StagedInputs::create(phase, &cases, out)?;
+    let mut runs_csv = events::RunsCsv::create(&out.join("runs.csv"))?;
+    let limits = &challenge.limits;
+    on_event(&RunEvent::RoundStarted {
+        challenge: challenge.name.clone(),
+        phase: phase.name.clone(),
+        submissions: submissions.len(),
+        cases: cases.len(),
+        jobs: options.jobs,
+        backend: backend.name(),
+    });
+
+    let mut results = Vec::new();
+    for submission in submissions {
+        let name = &submission.name;
+        let logs = out.join("logs").join(name);
+        let work = out.join("work").join(name);
+        let predictions_dir = out.join("predictions").join(name);
+        for dir in [&logs, &work, &predictions_dir] {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+        }
+        let started = Instant::now();
+        on_event(&RunEvent::Preparing {
+            submission: name.clone(),
+        });
+        let prepared = backend.prepare(submission, &logs.join("prepare.log"), limits);
+        on_event(&RunEvent::Prepared {
+            submission: name.clone(),
+            seconds: started.elapsed().as_secs_f64(),
+            error: prepared.as_ref().err().cloned(),
+        });
+
+        let collector = Mutex::new(staging::Collector::new(&predictions_dir, challenge));
+        let records: Mutex<BTreeMap<String, CaseRecord>> = Mutex::new(BTreeMap::new());
+        let next = AtomicUsize::new(0);
+        let (tx, rx) = mpsc::channel::<RunEvent>();
+        std::thread::scope(|scope| -> Result<()> {
+            for _ in 0..options.jobs.max(1) {
+                let tx = tx.clone();
+                let (next, collector, records, staged, prepared, cases) =
+                    (&next, &collector, &records, &staged, &prepared, &cases);
+                let (work, logs) = (&work, &logs);
+                scope.spawn(move || loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(case_id) = cases.get(i) else { break };
+                    let remaining = limits.wall_time_per_submission_s - started.elapsed().as_secs_f64();
+                    let _ = tx.send(RunEvent::CaseStarted {
+                        submission: submission.name.clone(),
+                        case_id: case_id.clone(),
+                    });
+                    let record = match prepared {
+                        Err(message) => not_run(submission, case_id, CaseStatus::Failed, format!("not run: preparing the submission failed: {message}")),
+                        Ok(()) if remaining <= 0.0 => not_run(submission, case_id, CaseStatus::Timeout, format!("not run: the submission used up its total wall-time budget of {} s", limits.wall_time_per_submission_s)),
+                        Ok(()) => run_one(challenge, backend, submission, case_id, staged, work, logs, remaining, limits, collector),
+                    };
+                    records.lock().unwrap().insert(case_id.clone(), record.clone());
+                    let _ = tx.send(RunEvent::CaseFinished(record));
+                });
+            }
+            drop(tx);
+            for event in rx {
+                if let RunEvent::CaseFinished(record) = &event {
+                    runs_csv.append(record)?;
+                }
+                on_event(&event);
+            }
+            Ok(())
+        })?;
+        let collector = collector.into_inner().unwrap();
+        collector.finish()?;
+        let _ = std::fs::remove_dir_all(&work);
+        let cases_run = records.into_inner().unwrap();
+        on_event(&RunEvent::SubmissionFinished {
+            submission: name.clone(),
+            seconds: started.elapsed().as_secs_f64(),
+            counts: events::count_statuses(cases_run.values()),
+        });
+        results.push(SubmissionRun {
+            submission: submission.clone(),
+            predictions_dir,
+            cases: cases_run,
+        });
+    }
+    Ok(results)
+}
+
+fn not_run(
+    submission: &Submission,
+    case_id: &str,
+    status: CaseStatus,
+    message: String,
+) -> CaseRecord {
+    CaseRecord {
+        submission: submission.name.clone(),
+        case_id: case_id.to_string(),
+        status,
+        exit_code: None,
+        signal: None,
+        wall_s: 0.0,
+        message,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_one(
+    challenge: &Challenge,
+    backend: &dyn Backend,
+    submission: &Submission,
+    case_id: &str,
+    staged: &staging::StagedInputs,
+    work: &Path,
+    logs: &Path,
+    remaining_budget_s: f64,
+    limits: &Limits,
+    collector: &Mutex<staging::Collector>,
+) -> CaseRecord {
+    let output_dir = work.join(case_id);
+    let fail = |message: String| not_run(submission, case_id, CaseStatus::Failed, message);
+    if let Err(e) = std::fs::create_dir_all(&output_dir) {
+        return fail(format!("podium could not create the output folder: {e}"));
+    }
+    let job = CaseJob {
+        submission,
+        case_id: case_id.to_string(),
+        input_dir: staged.dir_of(case_id),
+        output_dir: output_dir.clone(),
+        stdout_log: logs.join(format!("{case_id}.stdout.log")),
+        stderr_log: logs.join(format!("{case_id}.stderr.log")),
+        remaining_budget_s,
+    };
+    let execution = backend.run_case(&job, limits);
+    let (status, message) = match execution.status {
+        ExecStatus::Failed => (CaseStatus::Failed, execution.message.clone()),
+        ExecStatus::Timeout => (CaseStatus::Timeout, execution.message.clone()),
+        ExecStatus::Ok => {
+            let (output, status, message) =
+                staging::check_case_output(&output_dir, case_id, challenge, limits);
+            match collector.lock().unwrap().add(case_id, output) {
+                Ok(()) => (status, message),
+                Err(e) => (CaseStatus::Invalid, e.to_string()),
+            }
+        }
+    };
+    let _ = std::fs::remove_dir_all(&output_dir);
+    CaseRecord {
+        submission: submission.name.clone(),
+        case_id: case_id.to_string(),
+        status,
+        exit_code: execution.exit_code,
+        signal: execution.signal,
+        wall_s: execution.wall_s,
+        message,
+    }
+}

@@ -1,0 +1,286 @@
+//! The process backend: a submission is a native program, started once per case as a child
+//! process in its own process group.
+//!
+//! Limits enforced here: wall time (SIGTERM to the whole group, SIGKILL after the grace
+//! period), output size (RLIMIT_FSIZE), no core dumps, a clean environment. Memory, process
+//! count, CPUs and the network need the sandbox of a later backend; this one states so in the
+//! run receipt rather than pretending.
+
+use std::io::Read;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use wait_timeout::ChildExt;
+
+use super::{Backend, CaseJob, ExecStatus, Execution};
+use crate::challenge::Limits;
+use crate::submission::{RunSpec, Submission};
+
+pub struct ProcessBackend;
+
+impl Backend for ProcessBackend {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
+    fn enforced_limits(&self) -> &'static [&'static str] {
+        &[
+            "wall_time_per_case_s",
+            "wall_time_per_submission_s",
+            "output_mb",
+            "log_kb",
+        ]
+    }
+
+    fn prepare(&self, submission: &Submission, log: &Path, limits: &Limits) -> Result<(), String> {
+        let RunSpec::Process { build, command } = &submission.run;
+        if !build.is_empty() {
+            let mut cmd = Command::new(&build[0]);
+            cmd.args(&build[1..]).current_dir(&submission.dir);
+            // A build may take longer than a case; give it the whole-submission budget.
+            let budget = Duration::from_secs_f64(limits.wall_time_per_submission_s);
+            let outcome = execute(
+                cmd,
+                budget,
+                limits,
+                log,
+                log.with_extension("err.log").as_path(),
+            );
+            let outcome = outcome
+                .map_err(|e| format!("cannot start the build command {:?}: {e}", build[0]))?;
+            if outcome.status != ExecStatus::Ok {
+                return Err(format!(
+                    "build command `{}` {}; see {}",
+                    build.join(" "),
+                    outcome.message,
+                    log.display()
+                ));
+            }
+        }
+        let program = resolve_program(submission, &command[0]);
+        if program.components().count() > 1 && !program.is_file() {
+            return Err(format!(
+                "the program {} does not exist; check [run] command in {}",
+                program.display(),
+                submission.dir.join("submission.toml").display()
+            ));
+        }
+        Ok(())
+    }
+
+    fn run_case(&self, job: &CaseJob, limits: &Limits) -> Execution {
+        let RunSpec::Process { command, .. } = &job.submission.run;
+        let fill = |arg: &String| {
+            arg.replace("{input}", &job.input_dir.to_string_lossy())
+                .replace("{output}", &job.output_dir.to_string_lossy())
+        };
+        let mut cmd = Command::new(resolve_program(job.submission, &command[0]));
+        cmd.args(command[1..].iter().map(fill))
+            .current_dir(&job.submission.dir)
+            .env_clear()
+            // The same environment on a laptop and on the server: nothing of the caller's leaks in.
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", &job.output_dir)
+            .env("LANG", "C.UTF-8")
+            .env("PODIUM_INPUT", &job.input_dir)
+            .env("PODIUM_OUTPUT", &job.output_dir)
+            .env("PODIUM_CASE_ID", &job.case_id)
+            .env("PODIUM_CPUS", limits.cpus.to_string())
+            .env("OMP_NUM_THREADS", limits.cpus.to_string());
+        let wall = Duration::from_secs_f64(
+            limits
+                .wall_time_per_case_s
+                .min(job.remaining_budget_s.max(0.0)),
+        );
+        match execute(cmd, wall, limits, &job.stdout_log, &job.stderr_log) {
+            Ok(e) => e,
+            Err(e) => Execution {
+                status: ExecStatus::Failed,
+                exit_code: None,
+                signal: None,
+                wall_s: 0.0,
+                message: format!("cannot start {:?}: {e}", command[0]),
+            },
+        }
+    }
+}
+
+fn resolve_program(submission: &Submission, program: &str) -> PathBuf {
+    if program.contains('/') {
+        submission.dir.join(program)
+    } else {
+        PathBuf::from(program)
+    }
+}
+
+/// Starts `cmd` with the limits, waits at most `wall`, and captures capped logs.
+fn execute(
+    mut cmd: Command,
+    wall: Duration,
+    limits: &Limits,
+    stdout_log: &Path,
+    stderr_log: &Path,
+) -> std::io::Result<Execution> {
+    let output_bytes = limits.output_mb.saturating_mul(1 << 20);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    // SAFETY: only async-signal-safe libc calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            set_rlimit(libc::RLIMIT_CORE, 0)?;
+            set_rlimit(libc::RLIMIT_FSIZE, output_bytes)?;
+            Ok(())
+        });
+    }
+    let started = Instant::now();
+    let mut child = cmd.spawn()?;
+    let log_cap = limits.log_kb.saturating_mul(1024);
+    let out_reader = capture(child.stdout.take(), stdout_log.to_path_buf(), log_cap);
+    let err_reader = capture(child.stderr.take(), stderr_log.to_path_buf(), log_cap);
+
+    let (exit, timed_out) = wait_with_deadline(&mut child, wall, limits.grace_period_s)?;
+    let wall_s = started.elapsed().as_secs_f64();
+    // Whatever the program left behind in its group goes too.
+    kill_group(child.id(), libc::SIGKILL);
+    let _ = out_reader.join();
+    let stderr_tail = err_reader.join().unwrap_or_default();
+
+    let exit_code = exit.code();
+    let signal = exit.signal();
+    let (status, message) = if timed_out {
+        (
+            ExecStatus::Timeout,
+            format!(
+                "exceeded the wall-time limit of {:.1} s",
+                wall.as_secs_f64()
+            ),
+        )
+    } else if exit.success() {
+        (ExecStatus::Ok, String::new())
+    } else if signal == Some(libc::SIGXFSZ) {
+        (
+            ExecStatus::Failed,
+            format!(
+                "wrote more than the output limit of {} MB (SIGXFSZ)",
+                limits.output_mb
+            ),
+        )
+    } else if let Some(s) = signal {
+        (
+            ExecStatus::Failed,
+            format!("killed by signal {s}{}", tail_suffix(&stderr_tail)),
+        )
+    } else {
+        (
+            ExecStatus::Failed,
+            format!(
+                "exit code {}{}",
+                exit_code.unwrap_or(-1),
+                tail_suffix(&stderr_tail)
+            ),
+        )
+    };
+    Ok(Execution {
+        status,
+        exit_code,
+        signal,
+        wall_s,
+        message,
+    })
+}
+
+fn tail_suffix(tail: &str) -> String {
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!(": {tail}")
+    }
+}
+
+/// Waits for the child; past the deadline sends SIGTERM to its group, then SIGKILL after the
+/// grace period. Returns the exit status and whether the deadline was hit.
+fn wait_with_deadline(
+    child: &mut Child,
+    wall: Duration,
+    grace_s: f64,
+) -> std::io::Result<(std::process::ExitStatus, bool)> {
+    if let Some(status) = child.wait_timeout(wall)? {
+        return Ok((status, false));
+    }
+    kill_group(child.id(), libc::SIGTERM);
+    if let Some(status) = child.wait_timeout(Duration::from_secs_f64(grace_s))? {
+        return Ok((status, true));
+    }
+    kill_group(child.id(), libc::SIGKILL);
+    Ok((child.wait()?, true))
+}
+
+fn kill_group(pid: u32, signal: libc::c_int) {
+    // The child leads its own group (process_group(0)), so -pid addresses the whole tree that
+    // did not deliberately leave it.
+    unsafe {
+        libc::kill(-(pid as libc::pid_t), signal);
+    }
+}
+
+fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: value as libc::rlim_t,
+        rlim_max: value as libc::rlim_t,
+    };
+    if unsafe { libc::setrlimit(resource, &limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Copies a pipe into `path`, keeping the first `cap` bytes and counting the rest, so a chatty
+/// program neither fills the disk nor blocks on a full pipe. Returns the last line of text
+/// kept, for one-line failure messages.
+fn capture(
+    pipe: Option<impl Read + Send + 'static>,
+    path: PathBuf,
+    cap: u64,
+) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let Some(mut pipe) = pipe else {
+            return String::new();
+        };
+        let mut kept = Vec::new();
+        let mut dropped = 0u64;
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let room = cap.saturating_sub(kept.len() as u64) as usize;
+            let take = room.min(n);
+            kept.extend_from_slice(&buf[..take]);
+            dropped += (n - take) as u64;
+        }
+        let mut text = kept.clone();
+        if dropped > 0 {
+            text.extend_from_slice(
+                format!("\n[podium: {dropped} more bytes dropped, the log limit is {cap} bytes]\n")
+                    .as_bytes(),
+            );
+        }
+        let _ = std::fs::write(&path, &text);
+        last_line(&kept)
+    })
+}
+
+fn last_line(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    let line: String = line.trim().chars().take(300).collect();
+    line
+}

@@ -1,0 +1,145 @@
+//! Scoring: predictions against the truth, task by task, into the results model.
+//!
+//! `podium score` and `podium run` share this code. Every finding in a submission's output is
+//! recorded as a [`Problem`] for that case, the case gets the value the challenge's missing
+//! policy gives it, and scoring goes on.
+
+pub mod predictions;
+mod tasks;
+pub mod truth;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::challenge::{Challenge, PhasePaths};
+use crate::error::{Error, Result};
+use crate::results::{CaseStatus, Problem, RoundScores, SubmissionInfo};
+use crate::runner::CaseRecord;
+
+pub use predictions::Predictions;
+pub use truth::Truth;
+
+/// One submission to score: its name and predictions folder, and how its cases ran when podium
+/// ran them.
+pub struct ScoringInput<'a> {
+    pub name: String,
+    pub team: String,
+    pub baseline: bool,
+    pub predictions_dir: &'a Path,
+    pub runs: Option<&'a BTreeMap<String, CaseRecord>>,
+}
+
+/// Scores every submission on the phase. Fails only when the phase itself (its case list or
+/// truth) cannot be read; problems with a submission's files are findings, not errors.
+pub fn score_round(
+    challenge: &Challenge,
+    phase: &PhasePaths,
+    inputs: &[ScoringInput],
+) -> Result<RoundScores> {
+    let truth = Truth::read(challenge, phase)?;
+    let mut round = RoundScores {
+        challenge: challenge.name.clone(),
+        phase: phase.name.clone(),
+        cases: truth.cases.len(),
+        bootstrap_resamples: challenge.scoring.bootstrap_resamples,
+        seed: challenge.scoring.seed,
+        submissions: Vec::new(),
+        case_scores: Vec::new(),
+        aggregates: Vec::new(),
+        problems: Vec::new(),
+    };
+    for input in inputs {
+        let mut problems = Vec::new();
+        if let Some(runs) = input.runs {
+            for (case_id, record) in runs {
+                if matches!(record.status, CaseStatus::Failed | CaseStatus::Timeout) {
+                    problems.push(Problem {
+                        submission: input.name.clone(),
+                        case_id: case_id.clone(),
+                        task: String::new(),
+                        problem: format!("{}: {}", record.status.as_str(), record.message),
+                    });
+                }
+            }
+        }
+        let predictions = Predictions::load(
+            input.predictions_dir,
+            challenge,
+            &truth.cases,
+            &input.name,
+            &mut problems,
+        );
+        let mut context = tasks::Context {
+            challenge,
+            phase,
+            truth: &truth,
+            predictions: &predictions,
+            submission: &input.name,
+            runs: input.runs,
+            case_scores: &mut round.case_scores,
+            aggregates: &mut round.aggregates,
+            problems: &mut problems,
+        };
+        for task in &challenge.tasks {
+            context.score_task(task);
+        }
+        round.problems.extend(problems);
+        round.submissions.push(SubmissionInfo {
+            name: input.name.clone(),
+            team: input.team.clone(),
+            baseline: input.baseline,
+            run_counts: input
+                .runs
+                .map(|r| crate::runner::events::count_statuses(r.values()))
+                .unwrap_or_default(),
+        });
+    }
+    Ok(round)
+}
+
+/// `podium score` of one predictions folder: fails, with a message saying why, when nothing of
+/// it could be scored at all.
+pub fn score_folder(
+    challenge: &Challenge,
+    phase: &PhasePaths,
+    predictions_dir: &Path,
+    name: &str,
+) -> Result<RoundScores> {
+    if !predictions_dir.is_dir() {
+        return Err(Error::msg(format!(
+            "{} is not a folder; pass the folder holding predictions.csv and masks/",
+            predictions_dir.display()
+        )));
+    }
+    let input = ScoringInput {
+        name: name.to_string(),
+        team: String::new(),
+        baseline: false,
+        predictions_dir,
+        runs: None,
+    };
+    let round = score_round(challenge, phase, &[input])?;
+    let scored = round.case_scores.iter().any(|c| c.status == CaseStatus::Ok);
+    if !scored {
+        let reasons: Vec<String> = round
+            .problems
+            .iter()
+            .filter(|p| p.case_id == "*")
+            .map(|p| p.problem.clone())
+            .chain(
+                round
+                    .problems
+                    .iter()
+                    .take(3)
+                    .map(|p| format!("case {}: {}", p.case_id, p.problem)),
+            )
+            .collect();
+        return Err(Error::msg(format!(
+            "nothing in {} could be scored against phase {:?}:\n  {}",
+            predictions_dir.display(),
+            phase.name,
+            reasons.join("\n  ")
+        )));
+    }
+    Ok(round)
+}

@@ -1,0 +1,629 @@
+//! Per-kind scoring. Each scorer resolves every case to a usable prediction or a finding,
+//! applies the missing policy, writes per-case values and computes the aggregates with their
+//! confidence intervals.
+
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
+
+use super::{Predictions, Truth};
+use crate::challenge::{Challenge, Metric, MissingPolicy, PhasePaths, Task, TaskSpec};
+use crate::metrics::{classification, intervals, ordinal, regression, segmentation};
+use crate::results::{Aggregate, CaseScore, CaseStatus, Problem};
+use crate::runner::CaseRecord;
+
+pub(super) struct Context<'a> {
+    pub challenge: &'a Challenge,
+    pub phase: &'a PhasePaths,
+    pub truth: &'a Truth,
+    pub predictions: &'a Predictions,
+    pub submission: &'a str,
+    pub runs: Option<&'a BTreeMap<String, CaseRecord>>,
+    pub case_scores: &'a mut Vec<CaseScore>,
+    pub aggregates: &'a mut Vec<Aggregate>,
+    pub problems: &'a mut Vec<Problem>,
+}
+
+/// A case whose prediction could be used, or the status and message of why not.
+type Resolved<T> = Result<T, (CaseStatus, String)>;
+
+/// One case of a segmentation task: the overlaps per label, or why there are none; a truth
+/// mask that cannot be read is the challenge's problem, not the team's.
+type MaskComparison = (String, Resolved<Vec<segmentation::Overlap>>, Option<String>);
+
+impl Context<'_> {
+    pub fn score_task(&mut self, task: &Task) {
+        match &task.spec {
+            TaskSpec::Binary {
+                prediction,
+                truth,
+                positive_class,
+            } => self.binary(task, prediction, truth, positive_class),
+            TaskSpec::Multiclass {
+                truth,
+                classes,
+                class_predictions,
+            } => self.multiclass(task, truth, classes, class_predictions),
+            TaskSpec::Segmentation {
+                prediction_dir,
+                truth_dir,
+                labels,
+            } => self.segmentation(task, prediction_dir, truth_dir, labels),
+            TaskSpec::Regression {
+                prediction,
+                truth,
+                value_range,
+            } => self.regression(task, prediction, truth, *value_range),
+            TaskSpec::Ordinal {
+                prediction,
+                truth,
+                levels,
+            } => self.ordinal(task, prediction, truth, levels),
+        }
+    }
+
+    fn policy(&self) -> MissingPolicy {
+        self.challenge.scoring.missing
+    }
+
+    fn bootstrap(&self) -> Option<intervals::BootstrapSpec> {
+        let resamples = self.challenge.scoring.bootstrap_resamples;
+        (resamples > 0).then_some(intervals::BootstrapSpec {
+            resamples,
+            seed: self.challenge.scoring.seed,
+            confidence: 0.95,
+        })
+    }
+
+    /// Why a case of this submission has no usable output at all, if it ran and failed.
+    fn run_failure(&self, case_id: &str) -> Option<(CaseStatus, String)> {
+        let record = self.runs?.get(case_id);
+        match record {
+            Some(r) if matches!(r.status, CaseStatus::Failed | CaseStatus::Timeout) => Some((
+                r.status,
+                format!("the run {}: {}", r.status.as_str(), r.message),
+            )),
+            _ => None,
+        }
+    }
+
+    fn resolve_cell<T>(
+        &self,
+        case_id: &str,
+        column: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Resolved<T> {
+        if let Some(failure) = self.run_failure(case_id) {
+            return Err(failure);
+        }
+        match self.predictions.cell(case_id, column) {
+            super::predictions::Cell::Value(v) => parse(v).map_err(|m| (CaseStatus::Invalid, m)),
+            super::predictions::Cell::Missing(m) => Err((CaseStatus::Missing, m)),
+            super::predictions::Cell::Invalid(m) => Err((CaseStatus::Invalid, m)),
+        }
+    }
+
+    fn problem(&mut self, task: &Task, case_id: &str, text: String) {
+        self.problems.push(Problem {
+            submission: self.submission.to_string(),
+            case_id: case_id.to_string(),
+            task: task.name.clone(),
+            problem: text,
+        });
+    }
+
+    /// Records the finding of a case that could not be used, and returns the value it enters
+    /// the aggregates with (the worst one), or None when the policy excludes it.
+    fn fallback<P>(
+        &mut self,
+        task: &Task,
+        case_id: &str,
+        finding: &(CaseStatus, String),
+        worst: P,
+    ) -> Option<P> {
+        // Failed runs are reported once per case, not once per task.
+        if !matches!(finding.0, CaseStatus::Failed | CaseStatus::Timeout) {
+            self.problem(task, case_id, finding.1.clone());
+        }
+        match self.policy() {
+            MissingPolicy::Worst => Some(worst),
+            MissingPolicy::Exclude => None,
+        }
+    }
+
+    fn truth_problem(&mut self, task: &Task, case_id: &str, column: &str, found: Option<&str>) {
+        let text = match found {
+            None => format!("the truth has no {column} for this case; the case is left out of the task (run `podium validate`)"),
+            Some(v) => format!("the truth's {column} = {v:?} is not a value the task declares; the case is left out (run `podium validate`)"),
+        };
+        self.problems.push(Problem {
+            submission: "(truth)".into(),
+            case_id: case_id.to_string(),
+            task: task.name.clone(),
+            problem: text,
+        });
+    }
+
+    fn case_score(
+        &mut self,
+        task: &Task,
+        case_id: &str,
+        metric: &str,
+        value: Option<f64>,
+        status: CaseStatus,
+    ) {
+        self.case_scores.push(CaseScore {
+            submission: self.submission.to_string(),
+            task: task.name.clone(),
+            case_id: case_id.to_string(),
+            metric: metric.to_string(),
+            value,
+            status,
+        });
+    }
+
+    fn aggregate(
+        &mut self,
+        task: &Task,
+        metric: &str,
+        value: Option<f64>,
+        ci: Option<(f64, f64)>,
+        n: usize,
+        method: &'static str,
+    ) {
+        self.aggregates.push(Aggregate {
+            submission: self.submission.to_string(),
+            task: task.name.clone(),
+            metric: metric.to_string(),
+            value,
+            ci_lower: ci.map(|c| c.0),
+            ci_upper: ci.map(|c| c.1),
+            n,
+            ci_method: if ci.is_some() { method } else { "" },
+        });
+    }
+
+    /// Bootstrap interval of `statistic`, or None when bootstrapping is switched off.
+    fn bootstrap_ci(
+        &self,
+        strata: &[usize],
+        statistic: impl Fn(&[usize]) -> Option<f64> + Sync,
+    ) -> Option<(f64, f64)> {
+        let spec = self.bootstrap()?;
+        intervals::bootstrap_ci(strata, &spec, statistic)
+    }
+
+    fn binary(&mut self, task: &Task, column: &str, truth_column: &str, positive: &str) {
+        let threshold = self.challenge.scoring.threshold;
+        let mut truth: Vec<bool> = Vec::new();
+        let mut scores: Vec<f64> = Vec::new();
+        for case_id in &self.truth.cases {
+            let Some(truth_value) = self.truth.value(case_id, truth_column) else {
+                self.truth_problem(task, case_id, truth_column, None);
+                continue;
+            };
+            let is_positive = truth_value == positive;
+            let resolved = self.resolve_cell(case_id, column, |v| parse_probability(column, v));
+            let (predicted, status) = match resolved {
+                Ok(p) => (Some(p), CaseStatus::Ok),
+                // The most wrong probability: 0 for a positive case, 1 for a negative one.
+                Err(finding) => (
+                    self.fallback(task, case_id, &finding, if is_positive { 0.0 } else { 1.0 }),
+                    finding.0,
+                ),
+            };
+            let correct = predicted.map(|p| f64::from(u8::from((p >= threshold) == is_positive)));
+            self.case_score(task, case_id, "correct", correct, status);
+            if let Some(p) = predicted {
+                truth.push(is_positive);
+                scores.push(p);
+            }
+        }
+        let strata: Vec<usize> = truth.iter().map(|&t| usize::from(t)).collect();
+        let n = truth.len();
+        let counts = classification::binary_counts(&truth, &scores, threshold);
+        for metric in &task.metrics {
+            match metric {
+                Metric::Auc => {
+                    let value = classification::roc_auc(&truth, &scores);
+                    let ci = value.and_then(|_| {
+                        self.bootstrap_ci(&strata, |idx| {
+                            let (t, s): (Vec<bool>, Vec<f64>) =
+                                idx.iter().map(|&i| (truth[i], scores[i])).unzip();
+                            classification::roc_auc(&t, &s)
+                        })
+                    });
+                    self.aggregate(task, metric.name(), value, ci, n, "bootstrap");
+                }
+                Metric::Sensitivity => {
+                    let ci = intervals::wilson(counts.tp, counts.tp + counts.fn_);
+                    self.aggregate(task, metric.name(), counts.sensitivity(), ci, n, "wilson");
+                }
+                Metric::Specificity => {
+                    let ci = intervals::wilson(counts.tn, counts.tn + counts.fp);
+                    self.aggregate(task, metric.name(), counts.specificity(), ci, n, "wilson");
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn multiclass(
+        &mut self,
+        task: &Task,
+        truth_column: &str,
+        classes: &[String],
+        columns: &[String],
+    ) {
+        let k = classes.len();
+        let mut truth: Vec<usize> = Vec::new();
+        let mut scores: Vec<Vec<f64>> = Vec::new();
+        for case_id in &self.truth.cases {
+            let truth_value = self.truth.value(case_id, truth_column);
+            let Some(t) = truth_value.and_then(|v| classes.iter().position(|c| c == v)) else {
+                self.truth_problem(task, case_id, truth_column, truth_value);
+                continue;
+            };
+            let mut resolved: Resolved<Vec<f64>> = Ok(Vec::with_capacity(k));
+            for column in columns {
+                let cell = self.resolve_cell(case_id, column, |v| parse_probability(column, v));
+                resolved = match (resolved, cell) {
+                    (Ok(mut v), Ok(p)) => {
+                        v.push(p);
+                        Ok(v)
+                    }
+                    (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+                };
+            }
+            let (predicted, status) = match resolved {
+                Ok(v) => (Some(v), CaseStatus::Ok),
+                // Worst: the true class scores lowest, every other class highest.
+                Err(finding) => {
+                    let worst = (0..k).map(|c| if c == t { 0.0 } else { 1.0 }).collect();
+                    (self.fallback(task, case_id, &finding, worst), finding.0)
+                }
+            };
+            let correct = predicted
+                .as_ref()
+                .map(|v| f64::from(u8::from(classification::argmax(v) == Some(t))));
+            self.case_score(task, case_id, "correct", correct, status);
+            if let Some(v) = predicted {
+                truth.push(t);
+                scores.push(v);
+            }
+        }
+        let predicted: Vec<usize> = scores
+            .iter()
+            .map(|v| classification::argmax(v).unwrap_or(0))
+            .collect();
+        let n = truth.len();
+        for metric in &task.metrics {
+            let (value, ci) = match metric {
+                Metric::MacroAuc => {
+                    let value = classification::macro_auc_ovr(&truth, &scores, k).macro_auc;
+                    let ci = value.and_then(|_| {
+                        self.bootstrap_ci(&truth, |idx| {
+                            let t: Vec<usize> = idx.iter().map(|&i| truth[i]).collect();
+                            let s: Vec<Vec<f64>> = idx.iter().map(|&i| scores[i].clone()).collect();
+                            classification::macro_auc_ovr(&t, &s, k).macro_auc
+                        })
+                    });
+                    (value, ci)
+                }
+                Metric::BalancedAccuracy | Metric::Accuracy => {
+                    let stat = |t: &[usize], p: &[usize]| {
+                        if *metric == Metric::Accuracy {
+                            ordinal::accuracy(t, p)
+                        } else {
+                            classification::balanced_accuracy(t, p, k)
+                        }
+                    };
+                    let value = stat(&truth, &predicted);
+                    let ci = value.and_then(|_| {
+                        self.bootstrap_ci(&truth, |idx| {
+                            let (t, p): (Vec<usize>, Vec<usize>) =
+                                idx.iter().map(|&i| (truth[i], predicted[i])).unzip();
+                            stat(&t, &p)
+                        })
+                    });
+                    (value, ci)
+                }
+                _ => continue,
+            };
+            self.aggregate(task, metric.name(), value, ci, n, "bootstrap");
+        }
+    }
+
+    fn segmentation(&mut self, task: &Task, prediction_dir: &str, truth_dir: &str, labels: &[u8]) {
+        let overlaps_wanted: Vec<Metric> = task
+            .metrics
+            .iter()
+            .copied()
+            .filter(|m| matches!(m, Metric::Dice | Metric::Iou))
+            .collect();
+        // Masks are read and compared in parallel; each worker holds at most two volumes, so
+        // memory is bounded by the worker count, not the case count.
+        let per_case: Vec<MaskComparison> = self
+            .truth
+            .cases
+            .par_iter()
+            .map(|case_id| {
+                let truth_path = self.phase.truth_mask(truth_dir, case_id);
+                let truth = match crate::io::nifti::read_labels(&truth_path) {
+                    Ok(t) => t,
+                    Err(e) => return (case_id.clone(), Err((CaseStatus::Missing, String::new())), Some(e.to_string())),
+                };
+                if let Some(failure) = self.run_failure(case_id) {
+                    return (case_id.clone(), Err(failure), None);
+                }
+                let path = self.predictions.mask(prediction_dir, case_id);
+                let shown = format!("{prediction_dir}/{case_id}.nii.gz");
+                if !path.exists() {
+                    return (case_id.clone(), Err((CaseStatus::Missing, format!("no mask {shown}"))), None);
+                }
+                let predicted = match crate::io::nifti::read_labels(&path) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let text = e.to_string().replace(&path.display().to_string(), &shown);
+                        return (case_id.clone(), Err((CaseStatus::Invalid, text)), None);
+                    }
+                };
+                if predicted.geometry.shape != truth.geometry.shape {
+                    let text = format!(
+                        "{shown} has shape {:?}, the image has {:?}; write the mask on the image's grid",
+                        predicted.geometry.shape, truth.geometry.shape
+                    );
+                    return (case_id.clone(), Err((CaseStatus::Invalid, text)), None);
+                }
+                let (p, t) = (predicted.labels.as_slice().unwrap_or(&[]), truth.labels.as_slice().unwrap_or(&[]));
+                let overlaps = labels
+                    .iter()
+                    .map(|&label| segmentation::overlap(p, t, label).unwrap_or_default())
+                    .collect();
+                (case_id.clone(), Ok(overlaps), None)
+            })
+            .collect();
+
+        let suffix = |metric: Metric, label: u8| {
+            if labels.len() == 1 {
+                metric.name().to_string()
+            } else {
+                format!("{}_{label}", metric.name())
+            }
+        };
+        // values[metric index][label index] = per-case values entering the aggregate
+        let mut values: Vec<Vec<Vec<f64>>> =
+            vec![vec![Vec::new(); labels.len()]; overlaps_wanted.len()];
+        for (case_id, result, truth_error) in per_case {
+            if let Some(error) = truth_error {
+                self.problems.push(Problem {
+                    submission: "(truth)".into(),
+                    case_id: case_id.clone(),
+                    task: task.name.clone(),
+                    problem: format!("{error}; the case is left out of the task"),
+                });
+                continue;
+            }
+            for (m, metric) in overlaps_wanted.iter().enumerate() {
+                for (l, &label) in labels.iter().enumerate() {
+                    let (value, status) = match &result {
+                        Ok(overlaps) => {
+                            let o = overlaps[l];
+                            (
+                                Some(if *metric == Metric::Dice {
+                                    o.dice()
+                                } else {
+                                    o.iou()
+                                }),
+                                CaseStatus::Ok,
+                            )
+                        }
+                        Err(finding) => {
+                            // One problem per case, not per metric and label.
+                            let worst = if m == 0 && l == 0 {
+                                self.fallback(task, &case_id, finding, 0.0)
+                            } else {
+                                (self.policy() == MissingPolicy::Worst).then_some(0.0)
+                            };
+                            (worst, finding.0)
+                        }
+                    };
+                    self.case_score(task, &case_id, &suffix(*metric, label), value, status);
+                    if let Some(v) = value {
+                        values[m][l].push(v);
+                    }
+                }
+            }
+        }
+        for (m, metric) in overlaps_wanted.iter().enumerate() {
+            // The task's value is the mean over cases of the per-case mean over labels.
+            let per_case_mean: Vec<f64> = (0..values[m].first().map_or(0, Vec::len))
+                .map(|i| values[m].iter().map(|v| v[i]).sum::<f64>() / labels.len() as f64)
+                .collect();
+            if labels.len() > 1 {
+                for (l, &label) in labels.iter().enumerate() {
+                    let v = values[m][l].clone();
+                    self.mean_aggregate(task, &suffix(*metric, label), &v);
+                }
+            }
+            self.mean_aggregate(task, metric.name(), &per_case_mean);
+        }
+    }
+
+    fn mean_aggregate(&mut self, task: &Task, metric: &str, values: &[f64]) {
+        let mean = |idx: &[usize]| {
+            (!idx.is_empty())
+                .then(|| idx.iter().map(|&i| values[i]).sum::<f64>() / idx.len() as f64)
+        };
+        let all: Vec<usize> = (0..values.len()).collect();
+        let value = mean(&all);
+        let ci = value.and_then(|_| self.bootstrap_ci(&vec![0; values.len()], mean));
+        self.aggregate(task, metric, value, ci, values.len(), "bootstrap");
+    }
+
+    fn regression(
+        &mut self,
+        task: &Task,
+        column: &str,
+        truth_column: &str,
+        (low, high): (f64, f64),
+    ) {
+        let mut truth = Vec::new();
+        let mut predicted = Vec::new();
+        for case_id in &self.truth.cases {
+            let truth_value = self.truth.value(case_id, truth_column);
+            let Some(t) = truth_value
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|t| t.is_finite())
+            else {
+                self.truth_problem(task, case_id, truth_column, truth_value);
+                continue;
+            };
+            let resolved = self.resolve_cell(case_id, column, |v| {
+                let x = parse_number(column, v)?;
+                if !(low..=high).contains(&x) {
+                    return Err(format!(
+                        "{column} = {v} lies outside the declared range [{low}, {high}]"
+                    ));
+                }
+                Ok(x)
+            });
+            let (value, status) = match resolved {
+                Ok(x) => (Some(x), CaseStatus::Ok),
+                // Worst: the end of the range farthest from the truth.
+                Err(finding) => {
+                    let worst = if t - low > high - t { low } else { high };
+                    (self.fallback(task, case_id, &finding, worst), finding.0)
+                }
+            };
+            self.case_score(
+                task,
+                case_id,
+                "abs_error",
+                value.map(|x| (x - t).abs()),
+                status,
+            );
+            if let Some(x) = value {
+                truth.push(t);
+                predicted.push(x);
+            }
+        }
+        let n = truth.len();
+        let strata = vec![0; n];
+        for metric in &task.metrics {
+            let stat = |p: &[f64], t: &[f64]| match metric {
+                Metric::Mae => regression::mae(p, t),
+                _ => regression::rmse(p, t),
+            };
+            if !matches!(metric, Metric::Mae | Metric::Rmse) {
+                continue;
+            }
+            let value = stat(&predicted, &truth);
+            let ci = value.and_then(|_| {
+                self.bootstrap_ci(&strata, |idx| {
+                    let (p, t): (Vec<f64>, Vec<f64>) =
+                        idx.iter().map(|&i| (predicted[i], truth[i])).unzip();
+                    stat(&p, &t)
+                })
+            });
+            self.aggregate(task, metric.name(), value, ci, n, "bootstrap");
+        }
+    }
+
+    fn ordinal(&mut self, task: &Task, column: &str, truth_column: &str, levels: &[String]) {
+        let n_levels = levels.len();
+        let mut truth = Vec::new();
+        let mut predicted = Vec::new();
+        for case_id in &self.truth.cases {
+            let truth_value = self.truth.value(case_id, truth_column);
+            let Some(t) = truth_value.and_then(|v| level_index(levels, v)) else {
+                self.truth_problem(task, case_id, truth_column, truth_value);
+                continue;
+            };
+            let resolved = self.resolve_cell(case_id, column, |v| {
+                level_index(levels, v).ok_or_else(|| {
+                    let kind = if v.parse::<f64>().is_ok_and(|x| x.fract() != 0.0) {
+                        "is not an integer stage"
+                    } else {
+                        "is not a declared level"
+                    };
+                    format!(
+                        "{column} = {v:?} {kind}; expected one of {}",
+                        levels.join(", ")
+                    )
+                })
+            });
+            let (value, status) = match resolved {
+                Ok(p) => (Some(p), CaseStatus::Ok),
+                Err(finding) => {
+                    let worst = if t * 2 < n_levels { n_levels - 1 } else { 0 };
+                    (self.fallback(task, case_id, &finding, worst), finding.0)
+                }
+            };
+            self.case_score(
+                task,
+                case_id,
+                "abs_error",
+                value.map(|p| p.abs_diff(t) as f64),
+                status,
+            );
+            if let Some(p) = value {
+                truth.push(t);
+                predicted.push(p);
+            }
+        }
+        let n = truth.len();
+        for metric in &task.metrics {
+            let stat = |t: &[usize], p: &[usize]| match metric {
+                Metric::QuadraticKappa => {
+                    ordinal::weighted_kappa(t, p, n_levels, ordinal::KappaWeights::Quadratic)
+                }
+                Metric::LinearKappa => {
+                    ordinal::weighted_kappa(t, p, n_levels, ordinal::KappaWeights::Linear)
+                }
+                _ => ordinal::accuracy(t, p),
+            };
+            if !matches!(
+                metric,
+                Metric::QuadraticKappa | Metric::LinearKappa | Metric::Accuracy
+            ) {
+                continue;
+            }
+            let value = stat(&truth, &predicted);
+            let ci = value.and_then(|_| {
+                self.bootstrap_ci(&truth, |idx| {
+                    let (t, p): (Vec<usize>, Vec<usize>) =
+                        idx.iter().map(|&i| (truth[i], predicted[i])).unzip();
+                    stat(&t, &p)
+                })
+            });
+            self.aggregate(task, metric.name(), value, ci, n, "bootstrap");
+        }
+    }
+}
+
+fn parse_number(column: &str, text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok(x),
+        Ok(x) => Err(format!("{column} = {x} is not a finite number")),
+        Err(_) => Err(format!("{column} = {text:?} is not a number")),
+    }
+}
+
+fn parse_probability(column: &str, text: &str) -> Result<f64, String> {
+    let p = parse_number(column, text)?;
+    if !(0.0..=1.0).contains(&p) {
+        return Err(format!("{column} = {text} is not a probability in [0, 1]"));
+    }
+    Ok(p)
+}
+
+/// The position of a value among the declared levels. Integer levels also match numeric
+/// spellings of the same integer (`2.0` for `2`), a harmless variant of spreadsheets.
+fn level_index(levels: &[String], value: &str) -> Option<usize> {
+    if let Some(i) = levels.iter().position(|l| l == value) {
+        return Some(i);
+    }
+    let x = value.parse::<f64>().ok().filter(|x| x.fract() == 0.0)?;
+    levels.iter().position(|l| l.parse::<f64>().ok() == Some(x))
+}

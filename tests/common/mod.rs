@@ -1,0 +1,132 @@
+//! Shared fixtures: a small generated challenge, predictions derived from its truth, and
+//! submissions written as shell scripts.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use podium::challenge::Challenge;
+use podium::demo::{GenerationStamp, Size};
+use podium::io::table::Table;
+
+/// A small demo challenge (`cases` per phase) in a fresh temporary folder.
+pub fn small_challenge(cases: usize) -> (tempfile::TempDir, Challenge) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("covid19-ct");
+    podium::demo::init_covid19_ct(
+        &root,
+        &GenerationStamp::new(cases, Size::Small, 11),
+        &|_| {},
+    )
+    .unwrap();
+    let challenge = Challenge::load(&root).unwrap();
+    (dir, challenge)
+}
+
+/// The truth rows of a phase: (case_id, diagnosis, involvement_pct, stage).
+pub fn truth_rows(challenge: &Challenge, phase: &str) -> Vec<(String, String, String, String)> {
+    let paths = challenge.phase_paths(phase, None).unwrap();
+    let t = Table::read(&paths.labels_csv()).unwrap();
+    t.rows
+        .iter()
+        .map(|r| {
+            (
+                r.fields[0].clone(),
+                r.fields[1].clone(),
+                r.fields[2].clone(),
+                r.fields[3].clone(),
+            )
+        })
+        .collect()
+}
+
+/// A predictions folder that repeats the truth: one-hot probabilities, exact involvement and
+/// stage, and the truth masks.
+pub fn perfect_predictions(challenge: &Challenge, phase: &str, dir: &Path) {
+    let paths = challenge.phase_paths(phase, None).unwrap();
+    std::fs::create_dir_all(dir.join("masks")).unwrap();
+    let mut csv =
+        String::from("case_id,p_covid,p_other_pneumonia,p_normal,involvement_pct,stage\n");
+    for (id, diagnosis, involvement, stage) in truth_rows(challenge, phase) {
+        let p = |d: &str| if diagnosis == d { "1" } else { "0" };
+        csv += &format!(
+            "{id},{},{},{},{involvement},{stage}\n",
+            p("covid"),
+            p("other_pneumonia"),
+            p("normal")
+        );
+        std::fs::copy(
+            paths.truth_mask("masks", &id),
+            dir.join("masks").join(format!("{id}.nii.gz")),
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.join("predictions.csv"), csv).unwrap();
+}
+
+/// Writes a submission whose program is the given bash script body. The script gets the input
+/// and output folders as $1 and $2.
+pub fn script_submission(parent: &Path, name: &str, body: &str) -> PathBuf {
+    let dir = parent.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("predict.sh");
+    std::fs::write(&script, format!("#!/bin/bash\nset -u\nIN=\"$1\"; OUT=\"$2\"\nCASE=$(tail -n 1 \"$IN/cases.csv\")\n{body}\n")).unwrap();
+    std::fs::write(
+        dir.join("submission.toml"),
+        format!("team = \"fixtures\"\nname = \"{name}\"\n[run]\nkind = \"process\"\ncommand = [\"/bin/bash\", \"./predict.sh\", \"{{input}}\", \"{{output}}\"]\n"),
+    )
+    .unwrap();
+    dir
+}
+
+/// The debug build of an example submission, built by `cargo test --workspace`.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    let path = profile_dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace`, which builds the example submissions",
+        path.display()
+    );
+    path
+}
+
+/// A submission folder that runs an already built program.
+pub fn binary_submission(parent: &Path, name: &str, program: &Path) -> PathBuf {
+    let dir = parent.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("submission.toml"),
+        format!(
+            "team = \"examples\"\nname = \"{name}\"\nbaseline = true\n[run]\nkind = \"process\"\ncommand = [\"{}\", \"{{input}}\", \"{{output}}\"]\n",
+            program.display()
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+pub fn read_csv(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    let t = Table::read(path).unwrap();
+    t.rows
+        .iter()
+        .map(|r| {
+            t.headers
+                .iter()
+                .cloned()
+                .zip(r.fields.iter().cloned())
+                .collect()
+        })
+        .collect()
+}
+
+pub fn metric(
+    round: &podium::results::RoundScores,
+    submission: &str,
+    task: &str,
+    metric: &str,
+) -> Option<f64> {
+    round
+        .aggregate(submission, task, metric)
+        .and_then(|a| a.value)
+}
