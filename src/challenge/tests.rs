@@ -1,1 +1,114 @@
+use std::path::{Path, PathBuf};
 
+use super::*;
+
+fn parse(text: &str) -> Result<Challenge> {
+    Challenge::parse(text, Path::new("ch/challenge.toml"), PathBuf::from("ch"))
+}
+
+const MINIMAL: &str = r#"
+name = "mini"
+[[phases]]
+name = "dev"
+[[tasks]]
+name = "detection"
+kind = "binary-classification"
+prediction = "p"
+truth = "diagnosis"
+positive_class = "covid"
+metrics = ["auc"]
+primary = "auc"
+"#;
+
+#[test]
+fn the_committed_demo_challenge_parses_with_its_five_tasks() {
+    let c = parse(crate::demo::COVID19_CT_TOML).unwrap();
+    let names: Vec<&str> = c.tasks.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "detection",
+            "differential",
+            "segmentation",
+            "quantification",
+            "staging"
+        ]
+    );
+    assert_eq!(c.scoring.threshold, 0.5);
+    assert_eq!(
+        c.prediction_columns(),
+        [
+            "p_covid",
+            "p_other_pneumonia",
+            "p_normal",
+            "involvement_pct",
+            "stage"
+        ]
+    );
+    assert_eq!(c.truth_columns(), ["diagnosis", "involvement_pct", "stage"]);
+    assert_eq!(c.phase("test").unwrap().visibility, Visibility::Hidden);
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_the_file_line_and_key() {
+    let text = MINIMAL.replace("primary = \"auc\"", "primary = \"auc\"\nprimery = \"auc\"");
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(
+        err.contains("ch/challenge.toml") && err.contains("primery") && err.contains("line 13"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_metric_of_another_kind_names_the_task_and_the_allowed_metrics() {
+    let err = parse(&MINIMAL.replace("[\"auc\"]", "[\"auc\", \"dice\"]"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("task #1 (\"detection\")")
+            && err.contains("\"dice\" does not apply")
+            && err.contains("allows: auc, sensitivity, specificity"),
+        "{err}"
+    );
+    let err = parse(&MINIMAL.replace("primary = \"auc\"", "primary = \"sensitivity\""))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("must also be listed in `metrics`"), "{err}");
+}
+
+#[test]
+fn missing_and_stray_keys_of_a_kind_are_reported_together() {
+    let text = MINIMAL.replace("positive_class = \"covid\"", "levels = [\"0\", \"1\"]");
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(
+        err.contains("needs `positive_class`") && err.contains("`levels` does not apply"),
+        "{err}"
+    );
+    assert!(err.starts_with("2 problems"), "{err}");
+}
+
+#[test]
+fn settings_out_of_range_and_duplicate_names_are_errors() {
+    let text = format!("{MINIMAL}\n[[tasks]]\nname = \"detection\"\nkind = \"regression\"\nprediction = \"x\"\ntruth = \"y\"\nvalue_range = [5.0, 1.0]\nmetrics = [\"mae\"]\nprimary = \"mae\"\n");
+    let text = text.replace(
+        "name = \"mini\"",
+        "name = \"mini\"\n[scoring]\nthreshold = 1.5",
+    );
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(err.contains("threshold = 1.5 must lie in [0, 1]"), "{err}");
+    assert!(err.contains("the name is used by an earlier task"), "{err}");
+    assert!(err.contains("low < high"), "{err}");
+}
+
+#[test]
+fn a_missing_file_says_what_to_pass() {
+    let err = Challenge::load(Path::new("/nonexistent/challenge"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("/nonexistent/challenge/challenge.toml")
+            || err.contains("/nonexistent/challenge"),
+        "{err}"
+    );
+    assert!(err.contains("challenge folder"), "{err}");
+}

@@ -1,0 +1,232 @@
+//! The process runner with fixture submissions written as shell scripts: failures, timeouts,
+//! missing and invalid outputs, capped logs and a clean environment, each recorded per case
+//! while the round goes on.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use podium::challenge::Challenge;
+use podium::pipeline::run_and_score;
+use podium::results::CaseStatus;
+use podium::runner::{process::ProcessBackend, RoundOptions};
+use podium::submission::Submission;
+
+fn with_limits(challenge: &Challenge, limits: &str) -> Challenge {
+    let toml = challenge.root.join("challenge.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    let start = text.find("[limits]").unwrap();
+    let end = start + text[start..].find("\n\n").unwrap();
+    std::fs::write(
+        &toml,
+        format!("{}[limits]\n{limits}{}", &text[..start], &text[end..]),
+    )
+    .unwrap();
+    Challenge::load(&challenge.root).unwrap()
+}
+
+/// A script body that answers from `answers/` in the submission folder (perfect predictions),
+/// after running `special` (which may exit early for some cases).
+fn answering_script(special: &str) -> String {
+    format!(
+        "{special}\nmkdir -p \"$OUT/masks\"\nhead -n 1 answers/predictions.csv > \"$OUT/predictions.csv\"\ngrep \"^$CASE,\" answers/predictions.csv >> \"$OUT/predictions.csv\"\ncp \"answers/masks/$CASE.nii.gz\" \"$OUT/masks/\"\n"
+    )
+}
+
+fn round(challenge: &Challenge, submissions: &Path, out: &Path) -> podium::pipeline::RoundOutcome {
+    let phase = challenge.phase_paths("test", None).unwrap();
+    let subs = Submission::discover(submissions).unwrap();
+    let options = RoundOptions {
+        jobs: 2,
+        out_dir: out.to_path_buf(),
+    };
+    run_and_score(
+        challenge,
+        &phase,
+        &subs,
+        &ProcessBackend,
+        &options,
+        &mut |_| {},
+    )
+    .unwrap()
+}
+
+#[test]
+fn failed_timed_out_missing_and_invalid_cases_are_recorded_and_the_round_goes_on() {
+    let (dir, challenge) = small_challenge(8);
+    let challenge = with_limits(&challenge, "wall_time_per_case_s = 2\ngrace_period_s = 1\n");
+    let ids: Vec<String> = truth_rows(&challenge, "test")
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    let subs = dir.path().join("subs");
+    let pid_file = dir.path().join("grandchild.pid");
+    let special = format!(
+        r#"case "$CASE" in
+  {crash}) echo "loading weights" >&2; echo "model crashed on $CASE" >&2; exit 3 ;;
+  {slow}) sleep 300 & echo $! > {pid}; wait ;;
+  {silent}) exit 0 ;;
+  {garbage}) printf 'case_id,p_covid\n"unterminated\n' > "$OUT/predictions.csv"; exit 0 ;;
+  {link}) mkdir -p "$OUT/masks"; ln -s /etc/passwd "$OUT/masks/$CASE.nii.gz"; grep -h "^case_id\|^$CASE," answers/predictions.csv > "$OUT/predictions.csv"; exit 0 ;;
+esac"#,
+        crash = ids[0],
+        slow = ids[1],
+        silent = ids[2],
+        garbage = ids[3],
+        link = ids[4],
+        pid = pid_file.display()
+    );
+    let sub = script_submission(&subs, "fixture", &answering_script(&special));
+    perfect_predictions(&challenge, "test", &sub.join("answers"));
+
+    let out = dir.path().join("out");
+    let outcome = round(&challenge, &subs, &out);
+
+    let runs = read_csv(&out.join("runs.csv"));
+    let status_of = |id: &str| {
+        runs.iter()
+            .find(|r| r["case_id"] == id)
+            .map(|r| (r["status"].clone(), r["message"].clone()))
+            .unwrap()
+    };
+    let (status, message) = status_of(&ids[0]);
+    assert_eq!(status, "failed");
+    assert!(
+        message.contains("exit code 3") && message.contains("model crashed on"),
+        "{message}"
+    );
+    assert_eq!(status_of(&ids[1]).0, "timeout");
+    assert!(status_of(&ids[1]).1.contains("wall-time limit of 2.0 s"));
+    assert_eq!(status_of(&ids[2]).0, "missing");
+    assert_eq!(status_of(&ids[3]).0, "invalid");
+    let (status, message) = status_of(&ids[4]);
+    assert_eq!(status, "missing");
+    assert!(message.contains("symbolic link"), "{message}");
+    for id in &ids[5..] {
+        assert_eq!(status_of(id).0, "ok", "{id}");
+    }
+
+    // The whole process group died with the timed-out case, its background child included.
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    // Gone, or a zombie waiting for init to reap it: either way no longer running.
+    let state = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).ok();
+    let running = state
+        .as_deref()
+        .and_then(|s| s.rsplit(')').next())
+        .is_some_and(|rest| !rest.trim_start().starts_with('Z'));
+    assert!(
+        !running,
+        "the grandchild {} outlived the timeout: {state:?}",
+        pid.trim()
+    );
+
+    // Scoring kept the good cases and gave the bad ones the worst value with their status.
+    let scores = &outcome.scores;
+    let dice = |id: &str| {
+        scores
+            .case_scores
+            .iter()
+            .find(|c| c.task == "segmentation" && c.case_id == id)
+            .map(|c| (c.value, c.status))
+            .unwrap()
+    };
+    assert_eq!(dice(&ids[0]), (Some(0.0), CaseStatus::Failed));
+    assert_eq!(dice(&ids[1]), (Some(0.0), CaseStatus::Timeout));
+    assert_eq!(dice(&ids[4]), (Some(0.0), CaseStatus::Missing));
+    assert_eq!(dice(&ids[6]), (Some(1.0), CaseStatus::Ok));
+    // The link case still counts for the tasks its valid CSV row answers.
+    let detection = scores
+        .case_scores
+        .iter()
+        .find(|c| c.task == "detection" && c.case_id == ids[4])
+        .unwrap();
+    assert_eq!(detection.status, CaseStatus::Ok);
+    assert!(scores
+        .problems
+        .iter()
+        .any(|p| p.case_id == ids[0] && p.problem.contains("model crashed")));
+    assert!(out.join("leaderboard.csv").is_file() && out.join("run.json").is_file());
+    let stderr_log = std::fs::read_to_string(
+        out.join("logs/fixture")
+            .join(format!("{}.stderr.log", ids[0])),
+    )
+    .unwrap();
+    assert!(stderr_log.contains("loading weights"));
+}
+
+#[test]
+fn logs_are_capped_the_environment_is_clean_and_the_paths_come_as_arguments_and_variables() {
+    let (dir, challenge) = small_challenge(3);
+    let challenge = with_limits(&challenge, "log_kb = 1\n");
+    let subs = dir.path().join("subs");
+    let body = r#"head -c 100000 /dev/zero | tr '\0' 'x'
+env >&2
+[ "$PODIUM_INPUT" = "$IN" ] && [ "$PODIUM_OUTPUT" = "$OUT" ] || { echo "paths differ" >&2; exit 9; }"#;
+    let sub = script_submission(&subs, "chatty", &answering_script(body));
+    perfect_predictions(&challenge, "test", &sub.join("answers"));
+    let out = dir.path().join("out");
+    let outcome = round(&challenge, &subs, &out);
+    assert!(
+        outcome
+            .scores
+            .case_scores
+            .iter()
+            .all(|c| c.status == CaseStatus::Ok),
+        "{:?}",
+        outcome.scores.problems
+    );
+    let id = &truth_rows(&challenge, "test")[0].0;
+    let log =
+        std::fs::read_to_string(out.join("logs/chatty").join(format!("{id}.stdout.log"))).unwrap();
+    assert!(log.len() < 1200, "log of {} bytes", log.len());
+    assert!(
+        log.contains("98976 more bytes dropped"),
+        "{}",
+        &log[log.len() - 100..]
+    );
+    // The program saw podium's variables and nothing of the caller's (cargo sets CARGO_* here).
+    let env =
+        std::fs::read_to_string(out.join("logs/chatty").join(format!("{id}.stderr.log"))).unwrap();
+    assert!(
+        env.contains(&format!("PODIUM_CASE_ID={id}")) && env.contains("PODIUM_CPUS=1"),
+        "{env}"
+    );
+    assert!(
+        !env.contains("CARGO"),
+        "the caller's environment leaked: {env}"
+    );
+    assert!(
+        !out.join("work/chatty").exists(),
+        "per-case work folders are cleaned up"
+    );
+}
+
+#[test]
+fn a_submission_that_cannot_be_prepared_fails_every_case_with_the_reason() {
+    let (dir, challenge) = small_challenge(3);
+    let subs = dir.path().join("subs");
+    let sub = script_submission(&subs, "unbuildable", "exit 0");
+    let toml = sub.join("submission.toml");
+    let text = std::fs::read_to_string(&toml).unwrap()
+        + "build = [\"/bin/bash\", \"-c\", \"echo 'cc: error: missing header' >&2; exit 1\"]\n";
+    std::fs::write(&toml, text).unwrap();
+    let out = dir.path().join("out");
+    let outcome = round(&challenge, &subs, &out);
+    let runs = read_csv(&out.join("runs.csv"));
+    assert_eq!(runs.len(), 3);
+    assert!(runs.iter().all(
+        |r| r["status"] == "failed" && r["message"].contains("preparing the submission failed")
+    ));
+    assert!(
+        runs[0]["message"].contains("missing header"),
+        "{}",
+        runs[0]["message"]
+    );
+    // An empty submission ranks last on every task, never first.
+    assert_eq!(outcome.leaderboard[0].submission, "unbuildable");
+    assert!(outcome.leaderboard[0]
+        .tasks
+        .iter()
+        .all(|t| t.value.is_none_or(|v| v <= 0.5 || t.metric == "mae")));
+}
