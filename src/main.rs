@@ -61,6 +61,7 @@ enum Command {
         /// Template name; available: covid19-ct.
         #[arg(long, default_value = "covid19-ct")]
         template: String,
+        /// Folder to create the challenge in.
         dir: PathBuf,
         /// Cases per phase.
         #[arg(long, default_value_t = 40)]
@@ -72,6 +73,8 @@ enum Command {
     },
     /// Check a challenge definition and its phase data; every finding names the file and line.
     Validate {
+        /// The challenge folder (holding challenge.toml).
+        #[arg(value_name = "DIR")]
         challenge: PathBuf,
         /// Check only this phase.
         #[arg(long)]
@@ -87,21 +90,23 @@ enum Command {
     /// output folder: runs.csv, scores.csv, metrics.csv, problems.csv, leaderboard.csv,
     /// run.json, predictions/ and logs/.
     Run {
-        #[arg(long)]
+        /// The challenge folder (holding challenge.toml).
+        #[arg(long, value_name = "DIR")]
         challenge: PathBuf,
+        /// The phase to run on, for example `dev` (public) or `test` (hidden).
         #[arg(long)]
         phase: String,
         /// One submission folder (holding submission.toml) or a folder of them.
-        #[arg(long)]
+        #[arg(long, value_name = "DIR")]
         submissions: PathBuf,
         /// Truth folder to use instead of phases/<phase>/truth.
-        #[arg(long)]
+        #[arg(long, value_name = "DIR")]
         truth: Option<PathBuf>,
         /// Cases run at once (default: the number of CPUs).
         #[arg(long)]
         jobs: Option<usize>,
         /// Output folder (default: reports/<challenge>-<phase>-<UTC time>).
-        #[arg(long)]
+        #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
         /// Also print a line for every case that went well.
         #[arg(long)]
@@ -112,18 +117,23 @@ enum Command {
     /// The folder holds predictions.csv and the mask folders (docs/contract.md). Fails only
     /// when nothing in it can be scored; every other finding goes to problems.csv.
     Score {
-        #[arg(long)]
+        /// The challenge folder (holding challenge.toml).
+        #[arg(long, value_name = "DIR")]
         challenge: PathBuf,
+        /// The phase whose truth to score against.
         #[arg(long)]
         phase: String,
-        #[arg(long)]
+        /// Folder holding predictions.csv and the mask folders.
+        #[arg(long, value_name = "DIR")]
         predictions: PathBuf,
-        #[arg(long)]
+        /// Truth folder to use instead of phases/<phase>/truth.
+        #[arg(long, value_name = "DIR")]
         truth: Option<PathBuf>,
         /// The name shown for these predictions (default: the folder's name).
         #[arg(long)]
         name: Option<String>,
-        #[arg(long)]
+        /// Output folder for scores.csv, metrics.csv, problems.csv, leaderboard.csv, run.json.
+        #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
 }
