@@ -15,8 +15,10 @@
 //! * [`ordinal`]: Cohen's weighted kappa (linear, quadratic), accuracy.
 //! * [`intervals`]: Wilson score interval, stratified percentile bootstrap.
 
+pub mod agreement;
 pub mod classification;
 pub mod intervals;
 pub mod ordinal;
 pub mod regression;
+pub mod roc;
 pub mod segmentation;
