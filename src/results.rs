@@ -55,7 +55,7 @@ pub struct Aggregate {
     pub ci_upper: Option<f64>,
     /// Cases that entered the aggregate.
     pub n: usize,
-    /// `wilson`, `bootstrap` or empty when no interval could be formed.
+    /// `delong`, `wilson`, `fisher-z`, `bootstrap`, or empty when no interval could be formed.
     pub ci_method: &'static str,
 }
 
@@ -68,6 +68,29 @@ pub struct Problem {
     /// Empty when the finding concerns every task of the case.
     pub task: String,
     pub problem: String,
+}
+
+/// A point of a ROC curve, kept for plotting: a row of `curves.csv`. For a multiclass task
+/// there is one one-vs-rest curve per class.
+#[derive(Clone, Debug, Serialize)]
+pub struct CurvePoint {
+    pub submission: String,
+    pub task: String,
+    /// The positive class of the curve.
+    pub class: String,
+    pub threshold: f64,
+    pub fpr: f64,
+    pub tpr: f64,
+}
+
+/// A cell of a confusion matrix: a row of `confusion.csv`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConfusionCell {
+    pub submission: String,
+    pub task: String,
+    pub truth: String,
+    pub predicted: String,
+    pub count: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -90,6 +113,8 @@ pub struct RoundScores {
     pub case_scores: Vec<CaseScore>,
     pub aggregates: Vec<Aggregate>,
     pub problems: Vec<Problem>,
+    pub curves: Vec<CurvePoint>,
+    pub confusion: Vec<ConfusionCell>,
 }
 
 impl RoundScores {

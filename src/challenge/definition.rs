@@ -168,6 +168,9 @@ pub(super) struct TaskFile {
     pub labels: Option<Vec<u8>>,
     pub value_range: Option<[f64; 2]>,
     pub levels: Option<Vec<String>>,
+    pub target_specificity: Option<f64>,
+    pub nsd_tolerance_mm: Option<f64>,
+    pub worst_distance_mm: Option<f64>,
     pub metrics: Vec<String>,
     pub primary: String,
 }
@@ -182,9 +185,28 @@ impl TaskFile {
         // Keys that belong to another kind are reported rather than ignored: they are almost
         // always a task whose kind was mistyped.
         let mut stray = Vec::new();
+        if kind != TaskKind::BinaryClassification && self.target_specificity.is_some() {
+            stray.push("target_specificity");
+        }
+        if kind != TaskKind::Segmentation {
+            stray_keys(
+                &mut stray,
+                &[
+                    ("nsd_tolerance_mm", self.nsd_tolerance_mm.is_some()),
+                    ("worst_distance_mm", self.worst_distance_mm.is_some()),
+                ],
+            );
+        }
         let spec = match kind {
             TaskKind::BinaryClassification => {
+                let target_specificity = self.target_specificity.unwrap_or(0.9);
+                if !(0.0..=1.0).contains(&target_specificity) {
+                    problems.push(format!(
+                        "`target_specificity` = {target_specificity} must lie in [0, 1]"
+                    ));
+                }
                 let spec = TaskSpec::Binary {
+                    target_specificity,
                     prediction: need(&mut problems, kind_name, "prediction", prediction),
                     truth: need(&mut problems, kind_name, "truth", truth),
                     positive_class: need(
@@ -268,10 +290,23 @@ impl TaskFile {
                         ("levels", self.levels.is_some()),
                     ],
                 );
+                let nsd_tolerance_mm = self.nsd_tolerance_mm.unwrap_or(2.0);
+                if !(nsd_tolerance_mm.is_finite() && nsd_tolerance_mm >= 0.0) {
+                    problems.push(format!("`nsd_tolerance_mm` = {nsd_tolerance_mm} must be a distance in mm, 0 or more"));
+                }
+                if let Some(w) = self.worst_distance_mm {
+                    if !(w.is_finite() && w > 0.0) {
+                        problems.push(format!(
+                            "`worst_distance_mm` = {w} must be a positive distance in mm"
+                        ));
+                    }
+                }
                 TaskSpec::Segmentation {
                     prediction_dir,
                     truth_dir,
                     labels,
+                    nsd_tolerance_mm,
+                    worst_distance_mm: self.worst_distance_mm,
                 }
             }
             TaskKind::Regression => {
@@ -347,6 +382,13 @@ impl TaskFile {
             }
         }
         let primary = match Metric::parse_for(&self.primary, kind) {
+            Ok(m) if !m.is_rankable() => {
+                problems.push(format!(
+                    "`primary` = {:?} describes a submission but does not rank it (higher is not better); choose another metric",
+                    self.primary
+                ));
+                None
+            }
             Ok(m) => {
                 if !metrics.contains(&m) && !metrics.is_empty() {
                     problems.push(format!(

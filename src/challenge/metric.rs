@@ -17,9 +17,20 @@ pub enum Metric {
     Rmse,
     QuadraticKappa,
     LinearKappa,
+    SensitivityAtSpecificity,
+    YoudenThreshold,
+    AveragePrecision,
+    Bias,
+    LoaLower,
+    LoaUpper,
+    PearsonR,
+    Hd95,
+    Nsd,
+    Assd,
+    VolumeErrorMl,
 }
 
-const ALL: [Metric; 12] = [
+const ALL: [Metric; 23] = [
     Metric::Auc,
     Metric::Sensitivity,
     Metric::Specificity,
@@ -32,6 +43,17 @@ const ALL: [Metric; 12] = [
     Metric::Rmse,
     Metric::QuadraticKappa,
     Metric::LinearKappa,
+    Metric::SensitivityAtSpecificity,
+    Metric::YoudenThreshold,
+    Metric::AveragePrecision,
+    Metric::Bias,
+    Metric::LoaLower,
+    Metric::LoaUpper,
+    Metric::PearsonR,
+    Metric::Hd95,
+    Metric::Nsd,
+    Metric::Assd,
+    Metric::VolumeErrorMl,
 ];
 
 impl Metric {
@@ -49,6 +71,17 @@ impl Metric {
             Metric::Rmse => "rmse",
             Metric::QuadraticKappa => "quadratic_kappa",
             Metric::LinearKappa => "linear_kappa",
+            Metric::SensitivityAtSpecificity => "sensitivity_at_specificity",
+            Metric::YoudenThreshold => "youden_threshold",
+            Metric::AveragePrecision => "average_precision",
+            Metric::Bias => "bias",
+            Metric::LoaLower => "loa_lower",
+            Metric::LoaUpper => "loa_upper",
+            Metric::PearsonR => "pearson_r",
+            Metric::Hd95 => "hd95",
+            Metric::Nsd => "nsd",
+            Metric::Assd => "assd",
+            Metric::VolumeErrorMl => "volume_error_ml",
         }
     }
 
@@ -69,8 +102,35 @@ impl Metric {
         )
     }
 
+    /// For rankable metrics: whether a higher value is better.
     pub fn higher_is_better(self) -> bool {
-        !matches!(self, Metric::Mae | Metric::Rmse)
+        !matches!(
+            self,
+            Metric::Mae | Metric::Rmse | Metric::Hd95 | Metric::Assd | Metric::VolumeErrorMl
+        )
+    }
+
+    /// Whether the metric orders submissions from worse to better. A threshold, a bias or a
+    /// limit of agreement describes a submission but is not better when larger or smaller, so it
+    /// cannot be a task's `primary`.
+    pub fn is_rankable(self) -> bool {
+        !matches!(
+            self,
+            Metric::YoudenThreshold | Metric::Bias | Metric::LoaLower | Metric::LoaUpper
+        )
+    }
+
+    /// Metrics with a value per case (in scores.csv), aggregated as the mean over cases.
+    pub fn is_per_case(self) -> bool {
+        matches!(
+            self,
+            Metric::Dice
+                | Metric::Iou
+                | Metric::Hd95
+                | Metric::Nsd
+                | Metric::Assd
+                | Metric::VolumeErrorMl
+        )
     }
 
     /// Parses a metric name and checks it against the task kind, with a message that lists the

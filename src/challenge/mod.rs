@@ -45,6 +45,8 @@ pub enum TaskSpec {
         prediction: String,
         truth: String,
         positive_class: String,
+        /// The specificity at which `sensitivity_at_specificity` is read off the ROC curve.
+        target_specificity: f64,
     },
     Multiclass {
         truth: String,
@@ -55,6 +57,11 @@ pub enum TaskSpec {
         prediction_dir: String,
         truth_dir: String,
         labels: Vec<u8>,
+        /// Tolerance of `nsd`, in mm.
+        nsd_tolerance_mm: f64,
+        /// Distance given to `hd95` and `assd` when exactly one mask is empty; None = the
+        /// image diagonal in mm.
+        worst_distance_mm: Option<f64>,
     },
     Regression {
         prediction: String,

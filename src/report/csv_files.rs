@@ -1,5 +1,5 @@
 //! The machine-readable outputs of a scored round: `scores.csv`, `metrics.csv`,
-//! `problems.csv` and `leaderboard.csv` (docs/contract.md describes every column).
+//! `problems.csv`, `curves.csv`, `confusion.csv` and `leaderboard.csv` (docs/contract.md describes every column).
 
 use std::path::{Path, PathBuf};
 
@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::ranking::LeaderboardRow;
 use crate::results::RoundScores;
 
-/// Writes the four CSV files into `dir` and returns their paths.
+/// Writes the CSV files into `dir` and returns their paths.
 pub fn write_all(
     dir: &Path,
     round: &RoundScores,
@@ -43,6 +43,7 @@ pub fn write_all(
             "ci_lower",
             "ci_upper",
             "n",
+            "ci_method",
         ],
         round.aggregates.iter().map(|a| {
             vec![
@@ -53,6 +54,7 @@ pub fn write_all(
                 num(a.ci_lower),
                 num(a.ci_upper),
                 a.n.to_string(),
+                a.ci_method.to_string(),
             ]
         }),
     )?;
@@ -67,6 +69,42 @@ pub fn write_all(
                 p.case_id.clone(),
                 p.task.clone(),
                 p.problem.clone(),
+            ]
+        }),
+    )?;
+
+    let curves = dir.join("curves.csv");
+    write_rows(
+        &curves,
+        &["submission", "task", "class", "threshold", "fpr", "tpr"],
+        round.curves.iter().map(|c| {
+            let threshold = if c.threshold.is_infinite() {
+                "inf".to_string()
+            } else {
+                format_value(c.threshold)
+            };
+            vec![
+                c.submission.clone(),
+                c.task.clone(),
+                c.class.clone(),
+                threshold,
+                format_value(c.fpr),
+                format_value(c.tpr),
+            ]
+        }),
+    )?;
+
+    let confusion = dir.join("confusion.csv");
+    write_rows(
+        &confusion,
+        &["submission", "task", "truth", "predicted", "count"],
+        round.confusion.iter().map(|c| {
+            vec![
+                c.submission.clone(),
+                c.task.clone(),
+                c.truth.clone(),
+                c.predicted.clone(),
+                c.count.to_string(),
             ]
         }),
     )?;
@@ -122,7 +160,7 @@ pub fn write_all(
             row
         }),
     )?;
-    Ok(vec![scores, metrics, problems, board])
+    Ok(vec![scores, metrics, problems, curves, confusion, board])
 }
 
 /// Six significant decimals: enough to compare versions, short enough to read.

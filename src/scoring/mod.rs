@@ -47,6 +47,8 @@ pub fn score_round(
         case_scores: Vec::new(),
         aggregates: Vec::new(),
         problems: Vec::new(),
+        curves: Vec::new(),
+        confusion: Vec::new(),
     };
     for input in inputs {
         let mut problems = Vec::new();
@@ -78,6 +80,8 @@ pub fn score_round(
             runs: input.runs,
             case_scores: &mut round.case_scores,
             aggregates: &mut round.aggregates,
+            curves: &mut round.curves,
+            confusion: &mut round.confusion,
             problems: &mut problems,
         };
         for task in &challenge.tasks {

@@ -8,8 +8,10 @@ use rayon::prelude::*;
 
 use super::{Predictions, Truth};
 use crate::challenge::{Challenge, Metric, MissingPolicy, PhasePaths, Task, TaskSpec};
-use crate::metrics::{classification, intervals, ordinal, regression, segmentation};
-use crate::results::{Aggregate, CaseScore, CaseStatus, Problem};
+use crate::metrics::{
+    agreement, classification, intervals, ordinal, regression, roc, segmentation,
+};
+use crate::results::{Aggregate, CaseScore, CaseStatus, ConfusionCell, CurvePoint, Problem};
 use crate::runner::CaseRecord;
 
 pub(super) struct Context<'a> {
@@ -21,6 +23,8 @@ pub(super) struct Context<'a> {
     pub runs: Option<&'a BTreeMap<String, CaseRecord>>,
     pub case_scores: &'a mut Vec<CaseScore>,
     pub aggregates: &'a mut Vec<Aggregate>,
+    pub curves: &'a mut Vec<CurvePoint>,
+    pub confusion: &'a mut Vec<ConfusionCell>,
     pub problems: &'a mut Vec<Problem>,
 }
 
@@ -38,7 +42,8 @@ impl Context<'_> {
                 prediction,
                 truth,
                 positive_class,
-            } => self.binary(task, prediction, truth, positive_class),
+                target_specificity,
+            } => self.binary(task, prediction, truth, positive_class, *target_specificity),
             TaskSpec::Multiclass {
                 truth,
                 classes,
@@ -48,6 +53,7 @@ impl Context<'_> {
                 prediction_dir,
                 truth_dir,
                 labels,
+                ..
             } => self.segmentation(task, prediction_dir, truth_dir, labels),
             TaskSpec::Regression {
                 prediction,
@@ -193,7 +199,14 @@ impl Context<'_> {
         intervals::bootstrap_ci(strata, &spec, statistic)
     }
 
-    fn binary(&mut self, task: &Task, column: &str, truth_column: &str, positive: &str) {
+    fn binary(
+        &mut self,
+        task: &Task,
+        column: &str,
+        truth_column: &str,
+        positive: &str,
+        target_specificity: f64,
+    ) {
         let threshold = self.challenge.scoring.threshold;
         let mut truth: Vec<bool> = Vec::new();
         let mut scores: Vec<f64> = Vec::new();
@@ -222,28 +235,98 @@ impl Context<'_> {
         let strata: Vec<usize> = truth.iter().map(|&t| usize::from(t)).collect();
         let n = truth.len();
         let counts = classification::binary_counts(&truth, &scores, threshold);
+        let resampled = |idx: &[usize]| -> (Vec<bool>, Vec<f64>) {
+            idx.iter().map(|&i| (truth[i], scores[i])).unzip()
+        };
         for metric in &task.metrics {
             match metric {
-                Metric::Auc => {
-                    let value = classification::roc_auc(&truth, &scores);
+                Metric::Auc => match roc::delong(&truth, &scores) {
+                    Some(d) => self.aggregate(
+                        task,
+                        metric.name(),
+                        Some(d.auc),
+                        Some(d.ci95()),
+                        n,
+                        "delong",
+                    ),
+                    None => self.aggregate(task, metric.name(), None, None, n, ""),
+                },
+                Metric::Sensitivity => {
+                    let ci = intervals::wilson(counts.tp, counts.positives());
+                    self.aggregate(task, metric.name(), counts.sensitivity(), ci, n, "wilson");
+                }
+                Metric::Specificity => {
+                    let ci = intervals::wilson(counts.tn, counts.negatives());
+                    self.aggregate(task, metric.name(), counts.specificity(), ci, n, "wilson");
+                }
+                Metric::SensitivityAtSpecificity
+                | Metric::YoudenThreshold
+                | Metric::AveragePrecision => {
+                    let stat = |t: &[bool], s: &[f64]| match metric {
+                        Metric::SensitivityAtSpecificity => {
+                            roc::sensitivity_at_specificity(t, s, target_specificity)
+                        }
+                        Metric::YoudenThreshold => {
+                            roc::youden_threshold(t, s).map(|(threshold, _)| threshold)
+                        }
+                        _ => roc::average_precision(t, s),
+                    };
+                    let value = stat(&truth, &scores);
                     let ci = value.and_then(|_| {
                         self.bootstrap_ci(&strata, |idx| {
-                            let (t, s): (Vec<bool>, Vec<f64>) =
-                                idx.iter().map(|&i| (truth[i], scores[i])).unzip();
-                            classification::roc_auc(&t, &s)
+                            let (t, s) = resampled(idx);
+                            stat(&t, &s)
                         })
                     });
                     self.aggregate(task, metric.name(), value, ci, n, "bootstrap");
                 }
-                Metric::Sensitivity => {
-                    let ci = intervals::wilson(counts.tp, counts.tp + counts.fn_);
-                    self.aggregate(task, metric.name(), counts.sensitivity(), ci, n, "wilson");
-                }
-                Metric::Specificity => {
-                    let ci = intervals::wilson(counts.tn, counts.tn + counts.fp);
-                    self.aggregate(task, metric.name(), counts.specificity(), ci, n, "wilson");
-                }
                 _ => {}
+            }
+        }
+        if let Some(curve) = roc::roc_curve(&truth, &scores) {
+            self.curve(task, positive, &curve);
+        }
+        let labels = [positive.to_string(), format!("not {positive}")];
+        let name = |positive_call: bool| labels[usize::from(!positive_call)].clone();
+        let truth_names: Vec<String> = truth.iter().map(|&t| name(t)).collect();
+        let predicted_names: Vec<String> = scores.iter().map(|&p| name(p >= threshold)).collect();
+        self.confusion(task, &labels, &truth_names, &predicted_names);
+    }
+
+    fn curve(&mut self, task: &Task, class: &str, curve: &[roc::RocPoint]) {
+        self.curves.extend(curve.iter().map(|p| CurvePoint {
+            submission: self.submission.to_string(),
+            task: task.name.clone(),
+            class: class.to_string(),
+            threshold: p.threshold,
+            fpr: p.fpr,
+            tpr: p.tpr,
+        }));
+    }
+
+    /// Appends the full confusion matrix over `labels` (zero cells included, so that every
+    /// matrix is complete for plotting).
+    fn confusion(
+        &mut self,
+        task: &Task,
+        labels: &[String],
+        truth: &[String],
+        predicted: &[String],
+    ) {
+        for t in labels {
+            for p in labels {
+                let count = truth
+                    .iter()
+                    .zip(predicted)
+                    .filter(|(a, b)| *a == t && *b == p)
+                    .count() as u64;
+                self.confusion.push(ConfusionCell {
+                    submission: self.submission.to_string(),
+                    task: task.name.clone(),
+                    truth: t.clone(),
+                    predicted: p.clone(),
+                    count,
+                });
             }
         }
     }
@@ -332,6 +415,43 @@ impl Context<'_> {
             };
             self.aggregate(task, metric.name(), value, ci, n, "bootstrap");
         }
+        let ovr = classification::macro_auc_ovr(&truth, &scores, k);
+        for (c, class) in classes.iter().enumerate() {
+            if ovr.excluded_classes.contains(&c) {
+                continue;
+            }
+            let t: Vec<bool> = truth.iter().map(|&x| x == c).collect();
+            let s: Vec<f64> = scores.iter().map(|v| v[c]).collect();
+            if let Some(curve) = roc::roc_curve(&t, &s) {
+                self.curve(task, class, &curve);
+            }
+        }
+        if !ovr.excluded_classes.is_empty() && !truth.is_empty() {
+            let names: Vec<&str> = ovr
+                .excluded_classes
+                .iter()
+                .map(|&c| classes[c].as_str())
+                .collect();
+            let text = format!(
+                "class {} has no case (or no other class) in the truth of this phase: macro_auc averages the one-vs-rest AUCs of the other classes",
+                names.join(", ")
+            );
+            if !self.problems.iter().any(|p| p.problem == text) {
+                self.problems.push(Problem {
+                    submission: "(truth)".into(),
+                    case_id: "*".into(),
+                    task: task.name.clone(),
+                    problem: text,
+                });
+            }
+        }
+        let name = |i: &usize| classes[*i].clone();
+        let (t, p): (Vec<String>, Vec<String>) = truth
+            .iter()
+            .map(name)
+            .zip(predicted.iter().map(name))
+            .unzip();
+        self.confusion(task, classes, &t, &p);
     }
 
     fn segmentation(&mut self, task: &Task, prediction_dir: &str, truth_dir: &str, labels: &[u8]) {
@@ -511,13 +631,20 @@ impl Context<'_> {
         let n = truth.len();
         let strata = vec![0; n];
         for metric in &task.metrics {
-            let stat = |p: &[f64], t: &[f64]| match metric {
-                Metric::Mae => regression::mae(p, t),
-                _ => regression::rmse(p, t),
-            };
-            if !matches!(metric, Metric::Mae | Metric::Rmse) {
+            if *metric == Metric::PearsonR {
+                let r = agreement::pearson_r(&predicted, &truth);
+                let ci = r.and_then(|r| agreement::pearson_ci95(r, n));
+                self.aggregate(task, metric.name(), r, ci, n, "fisher-z");
                 continue;
             }
+            let stat = |p: &[f64], t: &[f64]| match metric {
+                Metric::Mae => regression::mae(p, t),
+                Metric::Rmse => regression::rmse(p, t),
+                Metric::Bias => agreement::bland_altman(p, t).map(|b| b.bias),
+                Metric::LoaLower => agreement::bland_altman(p, t).map(|b| b.loa_lower),
+                Metric::LoaUpper => agreement::bland_altman(p, t).map(|b| b.loa_upper),
+                _ => None,
+            };
             let value = stat(&predicted, &truth);
             let ci = value.and_then(|_| {
                 self.bootstrap_ci(&strata, |idx| {
@@ -599,6 +726,13 @@ impl Context<'_> {
             });
             self.aggregate(task, metric.name(), value, ci, n, "bootstrap");
         }
+        let name = |i: &usize| levels[*i].clone();
+        let (t, p): (Vec<String>, Vec<String>) = truth
+            .iter()
+            .map(name)
+            .zip(predicted.iter().map(name))
+            .unzip();
+        self.confusion(task, levels, &t, &p);
     }
 }
 
