@@ -101,6 +101,12 @@ fn the_demo_command_generates_runs_and_prints_the_leaderboard() {
     );
     let board = read_csv(&dir.path().join("out1/leaderboard.csv"));
     assert_eq!(board.len(), 2);
+    assert_eq!(board[0]["submission"], "threshold-baseline", "{board:?}");
+    // The output folder was given relative to the caller; the programs run elsewhere and must
+    // still have found their absolute input and output folders.
+    let runs = read_csv(&dir.path().join("out1/runs.csv"));
+    assert_eq!(runs.len(), 12);
+    assert!(runs.iter().all(|r| r["status"] == "ok"), "{runs:?}");
     // A second demo reuses the generated data.
     let second = run("out2");
     assert!(second.status.success());

@@ -127,13 +127,14 @@ pub fn init_covid19_ct(
                     6,
                 )?;
                 progress(&case_id);
+                // The stage is taken from the value as written, so that the two truth columns
+                // agree exactly at the bin edges (5.0004 % is written 5 and is stage 1).
+                let involvement = (case.involvement_pct * 1000.0).round() / 1000.0;
                 Ok(format!(
                     "{case_id},{},{},{}",
                     diagnosis.as_str(),
-                    crate::report::csv_files::format_value(
-                        (case.involvement_pct * 1000.0).round() / 1000.0
-                    ),
-                    case.stage
+                    crate::report::csv_files::format_value(involvement),
+                    phantom::stage_from_involvement(involvement)
                 ))
             })
             .collect();

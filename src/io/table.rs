@@ -28,6 +28,14 @@ impl Table {
 
     pub fn parse(bytes: &[u8], path: &Path) -> Result<Table> {
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        // csv's positions drift on CRLF input; with LF only they are exact byte offsets.
+        let normalized;
+        let bytes = if bytes.contains(&b'\r') {
+            normalized = crlf_to_lf(bytes);
+            &normalized[..]
+        } else {
+            bytes
+        };
         let mut reader = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
             .flexible(true)
@@ -48,10 +56,10 @@ impl Table {
         let mut rows = Vec::new();
         for record in reader.records() {
             let record = record.map_err(|e| {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                let line = e.position().map_or(0, |p| line_at(bytes, p.byte()));
                 at(line, format!("unreadable row: {e}"))
             })?;
-            let line = record.position().map(|p| p.line()).unwrap_or(0);
+            let line = record.position().map_or(0, |p| line_at(bytes, p.byte()));
             if record.iter().all(str::is_empty) {
                 continue; // blank lines, often at the end
             }
@@ -104,6 +112,26 @@ impl Table {
         }
         Ok(names.iter().filter_map(|n| self.column(n)).collect())
     }
+}
+
+fn crlf_to_lf(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    for (i, &b) in bytes.iter().enumerate() {
+        if !(b == b'\r' && bytes.get(i + 1) == Some(&b'\n')) {
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// The 1-based line where a record starting at `offset` has its first field. csv reports a
+/// record's start before any blank lines that precede it, so those are skipped here.
+fn line_at(bytes: &[u8], offset: u64) -> u64 {
+    let mut start = (offset as usize).min(bytes.len());
+    while bytes.get(start) == Some(&b'\n') {
+        start += 1;
+    }
+    1 + bytes[..start].iter().filter(|&&b| b == b'\n').count() as u64
 }
 
 #[cfg(test)]

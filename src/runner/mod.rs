@@ -112,7 +112,11 @@ pub fn run_round(
             phase.cases_csv().display()
         )));
     }
-    let out = &options.out_dir;
+    // Absolute, since programs run in their own folder and get these paths as arguments.
+    std::fs::create_dir_all(&options.out_dir)
+        .map_err(|e| Error::io("create", &options.out_dir, e))?;
+    let out = &std::fs::canonicalize(&options.out_dir)
+        .map_err(|e| Error::io("resolve", &options.out_dir, e))?;
     let staged = staging::StagedInputs::create(phase, &cases, out)?;
     let mut runs_csv = events::RunsCsv::create(&out.join("runs.csv"))?;
     let limits = &challenge.limits;
