@@ -44,11 +44,26 @@ fn the_truth_scored_against_itself_is_perfect_on_every_metric() {
         ("detection", "auc", 1.0),
         ("detection", "sensitivity", 1.0),
         ("detection", "specificity", 1.0),
+        ("detection", "sensitivity_at_specificity", 1.0),
+        ("detection", "average_precision", 1.0),
         ("differential", "macro_auc", 1.0),
         ("differential", "balanced_accuracy", 1.0),
+        ("differential", "accuracy", 1.0),
         ("segmentation", "dice", 1.0),
+        ("segmentation", "iou", 1.0),
+        ("segmentation", "hd95", 0.0),
+        ("segmentation", "nsd", 1.0),
+        ("segmentation", "assd", 0.0),
+        ("segmentation", "volume_error_ml", 0.0),
         ("quantification", "mae", 0.0),
+        ("quantification", "rmse", 0.0),
+        ("quantification", "bias", 0.0),
+        ("quantification", "loa_lower", 0.0),
+        ("quantification", "loa_upper", 0.0),
+        ("quantification", "pearson_r", 1.0),
         ("staging", "quadratic_kappa", 1.0),
+        ("staging", "linear_kappa", 1.0),
+        ("staging", "accuracy", 1.0),
     ];
     for (task, name, value) in expected {
         let got = metric(&round, "perfect", task, name).unwrap();
@@ -309,7 +324,12 @@ fn score_writes_the_csv_files_and_fails_clearly_only_when_nothing_can_be_scored(
         "{stdout}"
     );
     let scores = read_csv(&out.join("scores.csv"));
-    assert_eq!(scores.len(), 6 * 5, "one row per case and task metric");
+    // Per case: one row for each non-segmentation task, and one per per-case segmentation metric.
+    assert_eq!(
+        scores.len(),
+        6 * (4 + 6),
+        "one row per case and per-case metric"
+    );
     assert_eq!(
         std::fs::read_to_string(out.join("metrics.csv"))
             .unwrap()

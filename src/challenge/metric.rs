@@ -91,13 +91,21 @@ impl Metric {
         use TaskKind::*;
         matches!(
             (self, kind),
-            (Auc | Sensitivity | Specificity, BinaryClassification)
+            (
+                Auc | Sensitivity
+                    | Specificity
+                    | SensitivityAtSpecificity
+                    | YoudenThreshold
+                    | AveragePrecision,
+                BinaryClassification
+            ) | (
+                MacroAuc | BalancedAccuracy | Accuracy,
+                MulticlassClassification
+            ) | (Dice | Iou | Hd95 | Nsd | Assd | VolumeErrorMl, Segmentation)
                 | (
-                    MacroAuc | BalancedAccuracy | Accuracy,
-                    MulticlassClassification
+                    Mae | Rmse | Bias | LoaLower | LoaUpper | PearsonR,
+                    Regression
                 )
-                | (Dice | Iou, Segmentation)
-                | (Mae | Rmse, Regression)
                 | (QuadraticKappa | LinearKappa | Accuracy, Ordinal)
         )
     }

@@ -17,6 +17,7 @@
 
 pub mod agreement;
 pub mod classification;
+pub mod distance;
 pub mod intervals;
 pub mod ordinal;
 pub mod regression;

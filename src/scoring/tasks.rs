@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use super::{Predictions, Truth};
 use crate::challenge::{Challenge, Metric, MissingPolicy, PhasePaths, Task, TaskSpec};
+use crate::metrics::distance::{self, BoundarySpec};
 use crate::metrics::{
     agreement, classification, intervals, ordinal, regression, roc, segmentation,
 };
@@ -31,9 +32,88 @@ pub(super) struct Context<'a> {
 /// A case whose prediction could be used, or the status and message of why not.
 type Resolved<T> = Result<T, (CaseStatus, String)>;
 
-/// One case of a segmentation task: the overlaps per label, or why there are none; a truth
-/// mask that cannot be read is the challenge's problem, not the team's.
-type MaskComparison = (String, Resolved<Vec<segmentation::Overlap>>, Option<String>);
+/// One case of a segmentation task: the values per label or why there are none, with the worst
+/// values of the case; or, when the truth mask cannot be read, the challenge's error.
+type MaskComparison = (
+    String,
+    Result<(Resolved<Vec<LabelValues>>, WorstValues), String>,
+);
+
+/// The per-case segmentation metrics of one label.
+#[derive(Clone, Copy, Debug)]
+struct LabelValues {
+    dice: f64,
+    iou: f64,
+    hd95: f64,
+    nsd: f64,
+    assd: f64,
+    volume_error_ml: f64,
+}
+
+impl LabelValues {
+    fn get(&self, metric: Metric) -> f64 {
+        match metric {
+            Metric::Dice => self.dice,
+            Metric::Iou => self.iou,
+            Metric::Hd95 => self.hd95,
+            Metric::Nsd => self.nsd,
+            Metric::Assd => self.assd,
+            _ => self.volume_error_ml,
+        }
+    }
+}
+
+/// What a missing or invalid mask scores: no overlap, the worst-case distance, and the largest
+/// volume error possible on this grid (all foreground or none).
+#[derive(Clone, Debug)]
+struct WorstValues {
+    distance_mm: f64,
+    volume_error_ml: Vec<f64>,
+}
+
+impl WorstValues {
+    fn get(&self, metric: Metric, label_index: usize) -> f64 {
+        match metric {
+            Metric::Hd95 | Metric::Assd => self.distance_mm,
+            Metric::VolumeErrorMl => self.volume_error_ml[label_index],
+            _ => 0.0,
+        }
+    }
+}
+
+fn worst_values(
+    truth: &crate::io::nifti::LabelVolume,
+    labels: &[u8],
+    declared_mm: Option<f64>,
+) -> WorstValues {
+    let g = truth.geometry;
+    let diagonal = (0..3)
+        .map(|i| (g.shape[i] as f64 * g.spacing_mm[i]).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let voxel_ml = g.spacing_mm.iter().product::<f64>() / 1000.0;
+    let total = g.voxels() as f64;
+    let volume_error_ml = labels
+        .iter()
+        .map(|&label| {
+            let n = truth.labels.iter().filter(|&&v| v == label).count() as f64;
+            n.max(total - n) * voxel_ml
+        })
+        .collect();
+    WorstValues {
+        distance_mm: declared_mm.unwrap_or(diagonal),
+        volume_error_ml,
+    }
+}
+
+/// A segmentation task's settings, as the scorer needs them.
+struct SegmentationSpec<'a> {
+    prediction_dir: &'a str,
+    truth_dir: &'a str,
+    labels: &'a [u8],
+    nsd_tolerance_mm: f64,
+    worst_distance_mm: Option<f64>,
+}
 
 impl Context<'_> {
     pub fn score_task(&mut self, task: &Task) {
@@ -53,8 +133,18 @@ impl Context<'_> {
                 prediction_dir,
                 truth_dir,
                 labels,
-                ..
-            } => self.segmentation(task, prediction_dir, truth_dir, labels),
+                nsd_tolerance_mm,
+                worst_distance_mm,
+            } => self.segmentation(
+                task,
+                &SegmentationSpec {
+                    prediction_dir,
+                    truth_dir,
+                    labels,
+                    nsd_tolerance_mm: *nsd_tolerance_mm,
+                    worst_distance_mm: *worst_distance_mm,
+                },
+            ),
             TaskSpec::Regression {
                 prediction,
                 truth,
@@ -120,6 +210,13 @@ impl Context<'_> {
 
     /// Records the finding of a case that could not be used, and returns the value it enters
     /// the aggregates with (the worst one), or None when the policy excludes it.
+    fn record_finding(&mut self, task: &Task, case_id: &str, finding: &(CaseStatus, String)) {
+        // Failed runs are reported once per case, not once per task.
+        if !matches!(finding.0, CaseStatus::Failed | CaseStatus::Timeout) {
+            self.problem(task, case_id, finding.1.clone());
+        }
+    }
+
     fn fallback<P>(
         &mut self,
         task: &Task,
@@ -127,10 +224,7 @@ impl Context<'_> {
         finding: &(CaseStatus, String),
         worst: P,
     ) -> Option<P> {
-        // Failed runs are reported once per case, not once per task.
-        if !matches!(finding.0, CaseStatus::Failed | CaseStatus::Timeout) {
-            self.problem(task, case_id, finding.1.clone());
-        }
+        self.record_finding(task, case_id, finding);
         match self.policy() {
             MissingPolicy::Worst => Some(worst),
             MissingPolicy::Exclude => None,
@@ -454,13 +548,17 @@ impl Context<'_> {
         self.confusion(task, classes, &t, &p);
     }
 
-    fn segmentation(&mut self, task: &Task, prediction_dir: &str, truth_dir: &str, labels: &[u8]) {
-        let overlaps_wanted: Vec<Metric> = task
+    fn segmentation(&mut self, task: &Task, spec: &SegmentationSpec) {
+        let wanted: Vec<Metric> = task
             .metrics
             .iter()
             .copied()
-            .filter(|m| matches!(m, Metric::Dice | Metric::Iou))
+            .filter(|m| m.is_per_case())
             .collect();
+        let needs_boundary = wanted
+            .iter()
+            .any(|m| matches!(m, Metric::Hd95 | Metric::Nsd | Metric::Assd));
+        let labels = spec.labels;
         // Masks are read and compared in parallel; each worker holds at most two volumes, so
         // memory is bounded by the worker count, not the case count.
         let per_case: Vec<MaskComparison> = self
@@ -468,102 +566,112 @@ impl Context<'_> {
             .cases
             .par_iter()
             .map(|case_id| {
-                let truth_path = self.phase.truth_mask(truth_dir, case_id);
+                let truth_path = self.phase.truth_mask(spec.truth_dir, case_id);
                 let truth = match crate::io::nifti::read_labels(&truth_path) {
                     Ok(t) => t,
-                    Err(e) => return (case_id.clone(), Err((CaseStatus::Missing, String::new())), Some(e.to_string())),
+                    Err(e) => return (case_id.clone(), Err(e.to_string())),
                 };
+                let geometry = truth.geometry;
+                let worst = worst_values(&truth, labels, spec.worst_distance_mm);
                 if let Some(failure) = self.run_failure(case_id) {
-                    return (case_id.clone(), Err(failure), None);
+                    return (case_id.clone(), Ok((Err(failure), worst)));
                 }
-                let path = self.predictions.mask(prediction_dir, case_id);
-                let shown = format!("{prediction_dir}/{case_id}.nii.gz");
+                let path = self.predictions.mask(spec.prediction_dir, case_id);
+                let shown = format!("{}/{case_id}.nii.gz", spec.prediction_dir);
                 if !path.exists() {
-                    return (case_id.clone(), Err((CaseStatus::Missing, format!("no mask {shown}"))), None);
+                    return (case_id.clone(), Ok((Err((CaseStatus::Missing, format!("no mask {shown}"))), worst)));
                 }
                 let predicted = match crate::io::nifti::read_labels(&path) {
                     Ok(p) => p,
                     Err(e) => {
                         let text = e.to_string().replace(&path.display().to_string(), &shown);
-                        return (case_id.clone(), Err((CaseStatus::Invalid, text)), None);
+                        return (case_id.clone(), Ok((Err((CaseStatus::Invalid, text)), worst)));
                     }
                 };
-                if predicted.geometry.shape != truth.geometry.shape {
+                if predicted.geometry.shape != geometry.shape {
                     let text = format!(
                         "{shown} has shape {:?}, the image has {:?}; write the mask on the image's grid",
-                        predicted.geometry.shape, truth.geometry.shape
+                        predicted.geometry.shape, geometry.shape
                     );
-                    return (case_id.clone(), Err((CaseStatus::Invalid, text)), None);
+                    return (case_id.clone(), Ok((Err((CaseStatus::Invalid, text)), worst)));
                 }
                 let (p, t) = (predicted.labels.as_slice().unwrap_or(&[]), truth.labels.as_slice().unwrap_or(&[]));
-                let overlaps = labels
+                let voxel_ml = geometry.spacing_mm.iter().product::<f64>() / 1000.0;
+                let boundary_spec = BoundarySpec {
+                    shape: geometry.shape,
+                    spacing_mm: geometry.spacing_mm,
+                    nsd_tolerance_mm: spec.nsd_tolerance_mm,
+                    worst_distance_mm: worst.distance_mm,
+                };
+                let values = labels
                     .iter()
-                    .map(|&label| segmentation::overlap(p, t, label).unwrap_or_default())
+                    .map(|&label| {
+                        let o = segmentation::overlap(p, t, label).unwrap_or_default();
+                        let b = if needs_boundary { distance::boundary_metrics(p, t, label, &boundary_spec) } else { None };
+                        LabelValues {
+                            dice: o.dice(),
+                            iou: o.iou(),
+                            hd95: b.map_or(f64::NAN, |b| b.hd95_mm),
+                            nsd: b.map_or(f64::NAN, |b| b.nsd),
+                            assd: b.map_or(f64::NAN, |b| b.assd_mm),
+                            volume_error_ml: (o.predicted as f64 - o.truth as f64).abs() * voxel_ml,
+                        }
+                    })
                     .collect();
-                (case_id.clone(), Ok(overlaps), None)
+                (case_id.clone(), Ok((Ok(values), worst)))
             })
             .collect();
 
-        let suffix = |metric: Metric, label: u8| {
+        let name = |metric: Metric, label: u8| {
             if labels.len() == 1 {
                 metric.name().to_string()
             } else {
                 format!("{}_{label}", metric.name())
             }
         };
-        // values[metric index][label index] = per-case values entering the aggregate
-        let mut values: Vec<Vec<Vec<f64>>> =
-            vec![vec![Vec::new(); labels.len()]; overlaps_wanted.len()];
-        for (case_id, result, truth_error) in per_case {
-            if let Some(error) = truth_error {
-                self.problems.push(Problem {
-                    submission: "(truth)".into(),
-                    case_id: case_id.clone(),
-                    task: task.name.clone(),
-                    problem: format!("{error}; the case is left out of the task"),
-                });
-                continue;
+        // values[metric][label] = the per-case values entering the aggregate
+        let mut values: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); labels.len()]; wanted.len()];
+        for (case_id, result) in per_case {
+            let (result, worst) = match result {
+                Ok(r) => r,
+                Err(error) => {
+                    self.problems.push(Problem {
+                        submission: "(truth)".into(),
+                        case_id: case_id.clone(),
+                        task: task.name.clone(),
+                        problem: format!("{error}; the case is left out of the task"),
+                    });
+                    continue;
+                }
+            };
+            if let Err(finding) = &result {
+                // One problem per case, not one per metric and label.
+                self.record_finding(task, &case_id, finding);
             }
-            for (m, metric) in overlaps_wanted.iter().enumerate() {
+            let keep = self.policy() == MissingPolicy::Worst;
+            for (m, metric) in wanted.iter().enumerate() {
                 for (l, &label) in labels.iter().enumerate() {
                     let (value, status) = match &result {
-                        Ok(overlaps) => {
-                            let o = overlaps[l];
-                            (
-                                Some(if *metric == Metric::Dice {
-                                    o.dice()
-                                } else {
-                                    o.iou()
-                                }),
-                                CaseStatus::Ok,
-                            )
-                        }
-                        Err(finding) => {
-                            // One problem per case, not per metric and label.
-                            let worst = if m == 0 && l == 0 {
-                                self.fallback(task, &case_id, finding, 0.0)
-                            } else {
-                                (self.policy() == MissingPolicy::Worst).then_some(0.0)
-                            };
-                            (worst, finding.0)
-                        }
+                        Ok(per_label) => (Some(per_label[l].get(*metric)), CaseStatus::Ok),
+                        Err(finding) => (keep.then(|| worst.get(*metric, l)), finding.0),
                     };
-                    self.case_score(task, &case_id, &suffix(*metric, label), value, status);
+                    self.case_score(task, &case_id, &name(*metric, label), value, status);
                     if let Some(v) = value {
                         values[m][l].push(v);
                     }
                 }
             }
         }
-        for (m, metric) in overlaps_wanted.iter().enumerate() {
+        for (m, metric) in wanted.iter().enumerate() {
             // The task's value is the mean over cases of the per-case mean over labels.
-            let per_case_mean: Vec<f64> = (0..values[m].first().map_or(0, Vec::len))
+            let cases = values[m].first().map_or(0, Vec::len);
+            let per_case_mean: Vec<f64> = (0..cases)
                 .map(|i| values[m].iter().map(|v| v[i]).sum::<f64>() / labels.len() as f64)
                 .collect();
             if labels.len() > 1 {
                 for (l, &label) in labels.iter().enumerate() {
                     let v = values[m][l].clone();
-                    self.mean_aggregate(task, &suffix(*metric, label), &v);
+                    self.mean_aggregate(task, &name(*metric, label), &v);
                 }
             }
             self.mean_aggregate(task, metric.name(), &per_case_mean);
