@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ndarray::Array3;
+use podium::metrics::distance::{self, BoundarySpec};
 use podium::metrics::{classification, segmentation};
 
 const RUNS: usize = 5;
@@ -35,7 +36,7 @@ fn main() {
 
     let shape = [512usize, 512, 300];
     let spacing = [0.7, 0.7, 1.0];
-    let needs_volumes = ["dice", "read", "score"].iter().any(|n| wanted(n));
+    let needs_volumes = ["dice", "read", "hd95", "score"].iter().any(|n| wanted(n));
     if needs_volumes {
         let (truth, predicted) = lung_masks(shape, 0);
         if wanted("dice") {
@@ -45,6 +46,21 @@ fn main() {
                     std::hint::black_box(segmentation::overlap(p, t, label).unwrap().dice());
                 }
             });
+        }
+        if wanted("hd95") {
+            let spec = BoundarySpec {
+                shape,
+                spacing_mm: spacing,
+                nsd_tolerance_mm: 2.0,
+                worst_distance_mm: 1000.0,
+            };
+            let (t, p) = (truth.as_slice().unwrap(), predicted.as_slice().unwrap());
+            report(
+                "hd95: lung-sized label 1 (with hd, assd, nsd), 512x512x300",
+                || {
+                    std::hint::black_box(distance::boundary_metrics(p, t, 1, &spec).unwrap());
+                },
+            );
         }
         let truth_file = data.join("lung_truth.nii.gz");
         let pred_file = data.join("lung_pred.nii.gz");

@@ -52,6 +52,153 @@ pub fn read_geometry(path: &Path) -> Result<Geometry> {
 /// Reads an integer label map. Integer and float data types are accepted as long as every voxel
 /// holds an integer in 0..=255, since teams write masks from many tools.
 pub fn read_labels(path: &Path) -> Result<LabelVolume> {
+    let mut labels = Vec::new();
+    let geometry = for_each_slice(path, |_, _, slice| {
+        labels.extend_from_slice(slice);
+        Ok(())
+    })?;
+    let labels = Array3::from_shape_vec(geometry.array_shape(), labels)
+        .map_err(|e| bad(path, format!("voxel data does not fit the shape: {e}")))?;
+    Ok(LabelVolume { geometry, labels })
+}
+
+/// A label map kept only where it is non-zero: per axial slice, the smallest rectangle holding
+/// its labels. Scoring compares two masks inside the box around both, so a lung mask costs
+/// memory in proportion to the lungs, not to the scan.
+#[derive(Clone, Debug)]
+pub struct SparseLabels {
+    pub geometry: Geometry,
+    slices: Vec<SliceCrop>,
+}
+
+#[derive(Clone, Debug)]
+struct SliceCrop {
+    z: usize,
+    y0: usize,
+    x0: usize,
+    width: usize,
+    height: usize,
+    data: Vec<u8>,
+}
+
+/// A box of voxels, `[x0, y0, z0]` to `[x1, y1, z1]` exclusive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VoxelBox {
+    pub min: [usize; 3],
+    pub max: [usize; 3],
+}
+
+impl VoxelBox {
+    pub fn shape(&self) -> [usize; 3] {
+        [0, 1, 2].map(|i| self.max[i] - self.min[i])
+    }
+    pub fn union(self, other: VoxelBox) -> VoxelBox {
+        VoxelBox {
+            min: [0, 1, 2].map(|i| self.min[i].min(other.min[i])),
+            max: [0, 1, 2].map(|i| self.max[i].max(other.max[i])),
+        }
+    }
+}
+
+impl SparseLabels {
+    /// The box around every non-zero voxel; None for an empty mask.
+    pub fn bounding_box(&self) -> Option<VoxelBox> {
+        self.slices
+            .iter()
+            .map(|s| VoxelBox {
+                min: [s.x0, s.y0, s.z],
+                max: [s.x0 + s.width, s.y0 + s.height, s.z + 1],
+            })
+            .reduce(VoxelBox::union)
+    }
+
+    /// The labels inside `frame` as a dense array, x fastest. Voxels of the mask outside the
+    /// frame are dropped, so the frame should contain [`Self::bounding_box`].
+    pub fn to_dense(&self, frame: VoxelBox) -> Vec<u8> {
+        let [fw, fh, fd] = frame.shape();
+        let mut out = vec![0u8; fw * fh * fd];
+        for s in &self.slices {
+            if s.z < frame.min[2] || s.z >= frame.max[2] {
+                continue;
+            }
+            let z = s.z - frame.min[2];
+            for row in 0..s.height {
+                let y = s.y0 + row;
+                if y < frame.min[1] || y >= frame.max[1] {
+                    continue;
+                }
+                let src = &s.data[row * s.width..(row + 1) * s.width];
+                let start = s.x0.max(frame.min[0]);
+                let end = (s.x0 + s.width).min(frame.max[0]);
+                if start >= end {
+                    continue;
+                }
+                let dst = (z * fh + (y - frame.min[1])) * fw + (start - frame.min[0]);
+                out[dst..dst + (end - start)].copy_from_slice(&src[start - s.x0..end - s.x0]);
+            }
+        }
+        out
+    }
+
+    /// Voxels holding `label`, a foreground label (1-255).
+    pub fn count(&self, label: u8) -> u64 {
+        self.slices
+            .iter()
+            .map(|s| s.data.iter().filter(|&&v| v == label).count() as u64)
+            .sum()
+    }
+}
+
+/// Reads a label map as [`SparseLabels`], decoding slice by slice so that the whole volume is
+/// never in memory.
+pub fn read_sparse_labels(path: &Path) -> Result<SparseLabels> {
+    let mut slices = Vec::new();
+    let geometry = for_each_slice(path, |geometry, z, slice| {
+        let nx = geometry.shape[0];
+        let rows: Vec<usize> = slice
+            .chunks_exact(nx)
+            .enumerate()
+            .filter(|(_, row)| row.iter().any(|&v| v != 0))
+            .map(|(y, _)| y)
+            .collect();
+        let (Some(&y0), Some(&y1)) = (rows.first(), rows.last()) else {
+            return Ok(());
+        };
+        let mut x0 = nx;
+        let mut x1 = 0;
+        for row in slice[y0 * nx..(y1 + 1) * nx].chunks_exact(nx) {
+            if let (Some(a), Some(b)) = (
+                row.iter().position(|&v| v != 0),
+                row.iter().rposition(|&v| v != 0),
+            ) {
+                x0 = x0.min(a);
+                x1 = x1.max(b + 1);
+            }
+        }
+        let (width, height) = (x1 - x0, y1 + 1 - y0);
+        let mut data = Vec::with_capacity(width * height);
+        for row in slice[y0 * nx..(y1 + 1) * nx].chunks_exact(nx) {
+            data.extend_from_slice(&row[x0..x1]);
+        }
+        slices.push(SliceCrop {
+            z,
+            y0,
+            x0,
+            width,
+            height,
+            data,
+        });
+        Ok(())
+    })?;
+    Ok(SparseLabels { geometry, slices })
+}
+
+/// Decodes a label map slice by slice (z outermost), converting any integer or integral float
+/// data type to u8, and calls `f` with each axial slice (x fastest). Returns the geometry.
+fn for_each_slice(
+    path: &Path,
+    mut f: impl FnMut(&Geometry, usize, &[u8]) -> Result<()>,
+) -> Result<Geometry> {
     let mut reader = open(path)?;
     let header = parse_header(&mut reader, path)?;
     let geometry = geometry_of(&header, path)?;
@@ -68,45 +215,44 @@ pub fn read_labels(path: &Path) -> Result<LabelVolume> {
         )
     })?;
     skip_to_data(&mut reader, &header, path)?;
-    let n = geometry.voxels();
-    let mut raw = vec![0u8; n * width];
-    reader
-        .read_exact(&mut raw)
-        .map_err(|e| truncated(path, n * width, e))?;
-    expect_end(&mut reader, path)?;
-
+    let [nx, ny, nz] = geometry.shape;
+    let plane = nx * ny;
     let scaled = header.scl_slope != 0.0 && (header.scl_slope != 1.0 || header.scl_inter != 0.0);
-    let labels = if datatype == NiftiType::Uint8 && !scaled {
-        raw
+    let plain = datatype == NiftiType::Uint8 && !scaled;
+    let (slope, inter) = if scaled {
+        (header.scl_slope as f64, header.scl_inter as f64)
     } else {
-        let big = header.endianness == Endianness::Big;
-        let (slope, inter) = if scaled {
-            (header.scl_slope as f64, header.scl_inter as f64)
-        } else {
-            (1.0, 0.0)
-        };
-        let mut out = Vec::with_capacity(n);
+        (1.0, 0.0)
+    };
+    let big = header.endianness == Endianness::Big;
+    let mut raw = vec![0u8; plane * width];
+    let mut converted = if plain { Vec::new() } else { vec![0u8; plane] };
+    for z in 0..nz {
+        reader
+            .read_exact(&mut raw)
+            .map_err(|e| truncated(path, geometry.voxels() * width, e))?;
+        if plain {
+            f(&geometry, z, &raw)?;
+            continue;
+        }
         for (i, bytes) in raw.chunks_exact(width).enumerate() {
             let v = decode(datatype, bytes, big) * slope + inter;
             if !(v.fract() == 0.0 && (0.0..=255.0).contains(&v)) {
-                let [nx, ny, _] = geometry.shape;
                 return Err(bad(
                     path,
                     format!(
-                        "voxel (x={}, y={}, z={}) holds {v}; a label map holds integer labels 0-255",
+                        "voxel (x={}, y={}, z={z}) holds {v}; a label map holds integer labels 0-255",
                         i % nx,
-                        (i / nx) % ny,
-                        i / (nx * ny)
+                        i / nx
                     ),
                 ));
             }
-            out.push(v as u8);
+            converted[i] = v as u8;
         }
-        out
-    };
-    let labels = Array3::from_shape_vec(geometry.array_shape(), labels)
-        .map_err(|e| bad(path, format!("voxel data does not fit the shape: {e}")))?;
-    Ok(LabelVolume { geometry, labels })
+        f(&geometry, z, &converted)?;
+    }
+    expect_end(&mut reader, path)?;
+    Ok(geometry)
 }
 
 /// A voxel type podium writes.
@@ -440,6 +586,39 @@ mod tests {
             .unwrap();
         let err = read_labels(&frac).unwrap_err().to_string();
         assert!(err.contains("integer labels"), "{err}");
+    }
+
+    #[test]
+    fn sparse_labels_keep_every_label_and_rebuild_the_dense_volume() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.nii.gz");
+        let mut volume = Array3::<u8>::zeros((6, 7, 8));
+        volume[[1, 2, 3]] = 1;
+        volume[[1, 5, 6]] = 2;
+        volume[[4, 3, 1]] = 1;
+        write_volume(&path, volume.view(), [1.0; 3], 6).unwrap();
+        let sparse = read_sparse_labels(&path).unwrap();
+        let bbox = sparse.bounding_box().unwrap();
+        assert_eq!(
+            bbox,
+            VoxelBox {
+                min: [1, 2, 1],
+                max: [7, 6, 5]
+            }
+        );
+        assert_eq!((sparse.count(1), sparse.count(2)), (2, 1));
+        let whole = VoxelBox {
+            min: [0, 0, 0],
+            max: [8, 7, 6],
+        };
+        assert_eq!(sparse.to_dense(whole), volume.as_slice().unwrap());
+        let crop = sparse.to_dense(bbox);
+        assert_eq!(crop.len(), 6 * 4 * 4);
+        assert_eq!(crop.iter().map(|&v| v as u32).sum::<u32>(), 4);
+
+        let empty = dir.path().join("e.nii.gz");
+        write_volume(&empty, Array3::<u8>::zeros((2, 2, 2)).view(), [1.0; 3], 6).unwrap();
+        assert_eq!(read_sparse_labels(&empty).unwrap().bounding_box(), None);
     }
 
     #[test]
