@@ -366,3 +366,36 @@ fn score_writes_the_csv_files_and_fails_clearly_only_when_nothing_can_be_scored(
         "{stderr}"
     );
 }
+
+#[test]
+fn a_class_absent_from_the_truth_is_left_out_of_macro_auc_and_reported() {
+    let (dir, challenge) = small_challenge(9);
+    let preds = dir.path().join("perfect");
+    perfect_predictions(&challenge, "test", &preds);
+    let labels = challenge.root.join("phases/test/truth/labels.csv");
+    let text = std::fs::read_to_string(&labels)
+        .unwrap()
+        .replace(",normal,", ",covid,");
+    std::fs::write(&labels, text).unwrap();
+    let phase = challenge.phase_paths("test", None).unwrap();
+    let round = score_folder(&challenge, &phase, &preds, "perfect").unwrap();
+    let note = round
+        .problems
+        .iter()
+        .find(|p| p.submission == "(truth)" && p.task == "differential")
+        .expect("the exclusion is reported");
+    assert!(
+        note.problem.contains("class normal has no case"),
+        "{}",
+        note.problem
+    );
+    // The remaining one-vs-rest AUCs are still computed over every case.
+    assert!(metric(&round, "perfect", "differential", "macro_auc").is_some());
+    assert_eq!(
+        round
+            .aggregate("perfect", "differential", "macro_auc")
+            .unwrap()
+            .n,
+        9
+    );
+}
