@@ -13,6 +13,11 @@ pub enum CaseStatus {
     /// The program exited non-zero, was killed, or could not start.
     Failed,
     Timeout,
+    /// Killed for exceeding the memory limit (from the cgroup's OOM-kill counter or the
+    /// engine's state, never guessed from an exit code).
+    Oom,
+    /// Wrote more than the output limit.
+    OutputLimit,
     /// The program succeeded but its outputs are malformed.
     Invalid,
     /// The program succeeded but wrote no prediction for the case.
@@ -20,11 +25,21 @@ pub enum CaseStatus {
 }
 
 impl CaseStatus {
+    /// The run itself failed, so the case has no output worth scoring.
+    pub fn is_run_failure(self) -> bool {
+        matches!(
+            self,
+            CaseStatus::Failed | CaseStatus::Timeout | CaseStatus::Oom | CaseStatus::OutputLimit
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             CaseStatus::Ok => "ok",
             CaseStatus::Failed => "failed",
             CaseStatus::Timeout => "timeout",
+            CaseStatus::Oom => "oom",
+            CaseStatus::OutputLimit => "output_limit",
             CaseStatus::Invalid => "invalid",
             CaseStatus::Missing => "missing",
         }

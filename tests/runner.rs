@@ -55,7 +55,10 @@ fn round(challenge: &Challenge, submissions: &Path, out: &Path) -> podium::pipel
 #[test]
 fn failed_timed_out_missing_and_invalid_cases_are_recorded_and_the_round_goes_on() {
     let (dir, challenge) = small_challenge(8);
-    let challenge = with_limits(&challenge, "wall_time_per_case_s = 2\ngrace_period_s = 1\n");
+    let challenge = with_limits(
+        &challenge,
+        "wall_time_per_case_s = 2\ngrace_period_s = 1\noutput_mb = 1\n",
+    );
     let ids: Vec<String> = truth_rows(&challenge, "test")
         .into_iter()
         .map(|r| r.0)
@@ -68,6 +71,7 @@ fn failed_timed_out_missing_and_invalid_cases_are_recorded_and_the_round_goes_on
   {slow}) sleep 300 & echo $! > {pid}; wait ;;
   {silent}) exit 0 ;;
   {garbage}) printf 'case_id,p_covid\n"unterminated\n' > "$OUT/predictions.csv"; exit 0 ;;
+  {huge}) head -c 3000000 /dev/zero > "$OUT/weights.bin"; echo "still here" >&2 ;;
   {link}) mkdir -p "$OUT/masks"; ln -s /etc/passwd "$OUT/masks/$CASE.nii.gz"; grep -h "^case_id\|^$CASE," answers/predictions.csv > "$OUT/predictions.csv"; exit 0 ;;
 esac"#,
         crash = ids[0],
@@ -75,6 +79,7 @@ esac"#,
         silent = ids[2],
         garbage = ids[3],
         link = ids[4],
+        huge = ids[5],
         pid = pid_file.display()
     );
     let sub = script_submission(&subs, "fixture", &answering_script(&special));
@@ -103,7 +108,13 @@ esac"#,
     let (status, message) = status_of(&ids[4]);
     assert_eq!(status, "missing");
     assert!(message.contains("symbolic link"), "{message}");
-    for id in &ids[5..] {
+    let (status, message) = status_of(&ids[5]);
+    assert_eq!(status, "output_limit");
+    assert!(
+        message.contains("reaching the output limit of 1 MB"),
+        "{message}"
+    );
+    for id in &ids[6..] {
         assert_eq!(status_of(id).0, "ok", "{id}");
     }
 

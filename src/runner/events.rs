@@ -132,6 +132,8 @@ impl RunsCsv {
                 "exit_code",
                 "signal",
                 "wall_s",
+                "cpu_s",
+                "peak_memory_mib",
                 "message",
             ])
             .map_err(|e| Error::io("write", path, e))?;
@@ -143,6 +145,7 @@ impl RunsCsv {
 
     pub fn append(&mut self, r: &CaseRecord) -> Result<()> {
         let opt = |v: Option<i32>| v.map(|v| v.to_string()).unwrap_or_default();
+        let float = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_default();
         self.writer
             .write_record([
                 r.submission.as_str(),
@@ -151,6 +154,8 @@ impl RunsCsv {
                 &opt(r.exit_code),
                 &opt(r.signal),
                 &format!("{:.3}", r.wall_s),
+                &float(r.cpu_s),
+                &float(r.peak_memory_mib),
                 &r.message,
             ])
             .and_then(|_| self.writer.flush().map_err(Into::into))

@@ -31,6 +31,8 @@ pub enum ExecStatus {
     Ok,
     Failed,
     Timeout,
+    Oom,
+    OutputLimit,
 }
 
 #[derive(Clone, Debug)]
@@ -39,6 +41,10 @@ pub struct Execution {
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     pub wall_s: f64,
+    /// CPU time (user + system) of the whole process tree, where the backend can measure it.
+    pub cpu_s: Option<f64>,
+    /// Peak memory of the whole process tree in MiB, where the backend can measure it.
+    pub peak_memory_mib: Option<f64>,
     /// One line a team can act on; empty when all went well.
     pub message: String,
 }
@@ -77,6 +83,8 @@ pub struct CaseRecord {
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     pub wall_s: f64,
+    pub cpu_s: Option<f64>,
+    pub peak_memory_mib: Option<f64>,
     pub message: String,
 }
 
@@ -216,6 +224,8 @@ fn not_run(
         exit_code: None,
         signal: None,
         wall_s: 0.0,
+        cpu_s: None,
+        peak_memory_mib: None,
         message,
     }
 }
@@ -251,6 +261,8 @@ fn run_one(
     let (status, message) = match execution.status {
         ExecStatus::Failed => (CaseStatus::Failed, execution.message.clone()),
         ExecStatus::Timeout => (CaseStatus::Timeout, execution.message.clone()),
+        ExecStatus::Oom => (CaseStatus::Oom, execution.message.clone()),
+        ExecStatus::OutputLimit => (CaseStatus::OutputLimit, execution.message.clone()),
         ExecStatus::Ok => {
             let (output, status, message) =
                 staging::check_case_output(&output_dir, case_id, challenge, limits);
@@ -268,6 +280,8 @@ fn run_one(
         exit_code: execution.exit_code,
         signal: execution.signal,
         wall_s: execution.wall_s,
+        cpu_s: execution.cpu_s,
+        peak_memory_mib: execution.peak_memory_mib,
         message,
     }
 }

@@ -101,6 +101,8 @@ impl Backend for ProcessBackend {
                 exit_code: None,
                 signal: None,
                 wall_s: 0.0,
+                cpu_s: None,
+                peak_memory_mib: None,
                 message: format!("cannot start {:?}: {e}", command[0]),
             },
         }
@@ -163,7 +165,7 @@ fn execute(
         (ExecStatus::Ok, String::new())
     } else if signal == Some(libc::SIGXFSZ) {
         (
-            ExecStatus::Failed,
+            ExecStatus::OutputLimit,
             format!(
                 "wrote more than the output limit of {} MB (SIGXFSZ)",
                 limits.output_mb
@@ -189,6 +191,8 @@ fn execute(
         exit_code,
         signal,
         wall_s,
+        cpu_s: None,
+        peak_memory_mib: None,
         message,
     })
 }

@@ -67,13 +67,16 @@ pub(super) fn check_case_output(
     let mut output = CaseOutput::default();
     let mut findings: Vec<(CaseStatus, String)> = Vec::new();
 
+    // RLIMIT_FSIZE stops any one file at the limit; a file that reached it, or several that
+    // add up to it, mean the output was cut short.
     let total = folder_size(output_dir);
-    if total > limits.output_mb.saturating_mul(1 << 20) {
+    let limit = limits.output_mb.saturating_mul(1 << 20);
+    if total >= limit {
         findings.push((
-            CaseStatus::Invalid,
+            CaseStatus::OutputLimit,
             format!(
-                "wrote {} bytes, more than the output limit of {} MB",
-                total, limits.output_mb
+                "wrote {total} bytes, reaching the output limit of {} MB",
+                limits.output_mb
             ),
         ));
         return finish(output, findings);
@@ -132,7 +135,11 @@ fn finish(
     mut findings: Vec<(CaseStatus, String)>,
 ) -> (CaseOutput, CaseStatus, String) {
     // Invalid outranks missing: a malformed file is the more useful thing to report first.
-    findings.sort_by_key(|(s, _)| std::cmp::Reverse(matches!(s, CaseStatus::Invalid)));
+    findings.sort_by_key(|(s, _)| match s {
+        CaseStatus::OutputLimit => 0,
+        CaseStatus::Invalid => 1,
+        _ => 2,
+    });
     let status = findings.first().map(|(s, _)| *s).unwrap_or(CaseStatus::Ok);
     let message = findings
         .into_iter()

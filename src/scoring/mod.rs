@@ -54,7 +54,7 @@ pub fn score_round(
         let mut problems = Vec::new();
         if let Some(runs) = input.runs {
             for (case_id, record) in runs {
-                if matches!(record.status, CaseStatus::Failed | CaseStatus::Timeout) {
+                if record.status.is_run_failure() {
                     problems.push(Problem {
                         submission: input.name.clone(),
                         case_id: case_id.clone(),

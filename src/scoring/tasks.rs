@@ -176,7 +176,7 @@ impl Context<'_> {
     fn run_failure(&self, case_id: &str) -> Option<(CaseStatus, String)> {
         let record = self.runs?.get(case_id);
         match record {
-            Some(r) if matches!(r.status, CaseStatus::Failed | CaseStatus::Timeout) => Some((
+            Some(r) if r.status.is_run_failure() => Some((
                 r.status,
                 format!("the run {}: {}", r.status.as_str(), r.message),
             )),
@@ -213,7 +213,7 @@ impl Context<'_> {
     /// the aggregates with (the worst one), or None when the policy excludes it.
     fn record_finding(&mut self, task: &Task, case_id: &str, finding: &(CaseStatus, String)) {
         // Failed runs are reported once per case, not once per task.
-        if !matches!(finding.0, CaseStatus::Failed | CaseStatus::Timeout) {
+        if !finding.0.is_run_failure() {
             self.problem(task, case_id, finding.1.clone());
         }
     }
