@@ -91,14 +91,14 @@ enum Command {
     /// run.json, predictions/ and logs/.
     Run {
         /// The challenge folder (holding challenge.toml).
-        #[arg(long, value_name = "DIR")]
-        challenge: PathBuf,
+        #[arg(long, value_name = "DIR", required_unless_present = "resume")]
+        challenge: Option<PathBuf>,
         /// The phase to run on, for example `dev` (public) or `test` (hidden).
-        #[arg(long)]
-        phase: String,
+        #[arg(long, required_unless_present = "resume")]
+        phase: Option<String>,
         /// One submission folder (holding submission.toml) or a folder of them.
-        #[arg(long, value_name = "DIR")]
-        submissions: PathBuf,
+        #[arg(long, value_name = "DIR", required_unless_present = "resume")]
+        submissions: Option<PathBuf>,
         /// Truth folder to use instead of phases/<phase>/truth.
         #[arg(long, value_name = "DIR")]
         truth: Option<PathBuf>,
@@ -108,9 +108,44 @@ enum Command {
         /// Output folder (default: reports/<challenge>-<phase>-<UTC time>).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Finish an interrupted round: the cases recorded in <DIR>/runs.csv are kept, the
+        /// others run, and everything is scored as if the round had never stopped.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["challenge", "phase", "submissions", "truth", "out"])]
+        resume: Option<PathBuf>,
         /// Also print a line for every case that went well.
         #[arg(long)]
         verbose: bool,
+    },
+    /// Score a finished round again from its stored outputs, without running anything.
+    ///
+    /// For after a metric or truth fix: reads <RUN_DIR>/round.json, runs.csv and predictions/,
+    /// and rewrites the score files in place.
+    Rescore {
+        #[arg(value_name = "RUN_DIR")]
+        run_dir: PathBuf,
+    },
+    /// For teams: run your submission on the public phase with the challenge's limits and say
+    /// what would get it rejected.
+    ///
+    /// Runs exactly as `podium run` does on the organizers' server (same limits, same
+    /// environment), validates the outputs, scores them, and lists every problem case by case.
+    /// Exits with status 1 when the submission would be rejected.
+    Check {
+        /// Your submission folder (holding submission.toml).
+        #[arg(value_name = "SUBMISSION_DIR")]
+        submission: PathBuf,
+        /// The challenge folder (holding challenge.toml), from the team kit.
+        #[arg(long, value_name = "DIR")]
+        challenge: PathBuf,
+        /// The phase to check on (default: the first public phase).
+        #[arg(long)]
+        phase: Option<String>,
+        /// Cases run at once (default: the number of CPUs).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Output folder (default: reports/<challenge>-<phase>-<UTC time>).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
     /// Score a folder of predictions without running anything.
     ///
@@ -208,6 +243,18 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             })
         }
         Command::Run {
+            resume: Some(run_dir),
+            jobs,
+            verbose,
+            ..
+        } => {
+            let mut reporter = TerminalReporter { show_ok: verbose };
+            let outcome =
+                pipeline::resume(&run_dir, &ProcessBackend, jobs, &mut |e| reporter.report(e))?;
+            print_outcome(&outcome);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
             challenge,
             phase,
             submissions,
@@ -215,15 +262,36 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             jobs,
             out,
             verbose,
-        } => run_command(
-            &challenge,
-            &phase,
-            &submissions,
-            truth.as_deref(),
+            resume: None,
+        } => {
+            let (Some(challenge), Some(phase), Some(submissions)) = (challenge, phase, submissions)
+            else {
+                return Err(Error::msg(
+                    "run needs --challenge, --phase and --submissions (or --resume DIR)",
+                ));
+            };
+            run_command(
+                &challenge,
+                &phase,
+                &submissions,
+                truth.as_deref(),
+                jobs,
+                out,
+                verbose,
+            )
+        }
+        Command::Rescore { run_dir } => {
+            let outcome = pipeline::rescore(&run_dir)?;
+            print_outcome(&outcome);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check {
+            submission,
+            challenge,
+            phase,
             jobs,
             out,
-            verbose,
-        ),
+        } => check_command(&submission, &challenge, phase, jobs, out),
         Command::Score {
             challenge,
             phase,
@@ -262,6 +330,7 @@ fn run_command(
     let submissions = Submission::discover(submissions_dir)?;
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let options = RoundOptions {
+        resume: false,
         jobs,
         out_dir: out.unwrap_or_else(|| pipeline::default_out_dir(&challenge.name, phase)),
     };
@@ -276,6 +345,61 @@ fn run_command(
     )?;
     print_outcome(&outcome);
     Ok(ExitCode::SUCCESS)
+}
+
+fn check_command(
+    submission_dir: &Path,
+    challenge_dir: &Path,
+    phase: Option<String>,
+    jobs: Option<usize>,
+    out: Option<PathBuf>,
+) -> Result<ExitCode> {
+    let challenge = Challenge::load(challenge_dir)?;
+    let phase = match phase {
+        Some(p) => p,
+        None => challenge
+            .phases
+            .iter()
+            .find(|p| p.visibility == podium::challenge::Visibility::Public)
+            .map(|p| p.name.clone())
+            .ok_or_else(|| {
+                Error::msg(format!(
+                    "challenge {:?} has no public phase to check on; pass --phase",
+                    challenge.name
+                ))
+            })?,
+    };
+    let paths = challenge.phase_paths(&phase, None)?;
+    let submission = Submission::load(submission_dir)?;
+    let options = RoundOptions {
+        resume: false,
+        jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        out_dir: out.unwrap_or_else(|| pipeline::default_out_dir(&challenge.name, &phase)),
+    };
+    let mut reporter = TerminalReporter { show_ok: false };
+    let outcome = pipeline::run_and_score(
+        &challenge,
+        &paths,
+        std::slice::from_ref(&submission),
+        &ProcessBackend,
+        &options,
+        &mut |e| reporter.report(e),
+    )?;
+    print_outcome(&outcome);
+    let reasons = pipeline::rejection_reasons(&outcome, &submission.name);
+    if reasons.is_empty() {
+        println!("check passed: every case of phase {phase} ran and scored without a problem");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "check FAILED: {} problem{} would get this submission rejected:",
+        reasons.len(),
+        if reasons.len() == 1 { "" } else { "s" }
+    );
+    for reason in &reasons {
+        println!("  {}", podium::runner::events::clean(reason));
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 fn generate(dir: &Path, stamp: &GenerationStamp) -> Result<()> {

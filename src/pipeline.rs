@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::challenge::{Challenge, PhasePaths};
 use crate::error::{Error, Result};
@@ -37,6 +37,9 @@ pub fn run_and_score(
     on_event: &mut dyn FnMut(&RunEvent),
 ) -> Result<RoundOutcome> {
     let started = now_unix();
+    if !options.resume {
+        RoundPlan::new(challenge, phase, submissions, backend, options)?.write(&options.out_dir)?;
+    }
     let runs: Vec<SubmissionRun> =
         runner::run_round(challenge, phase, submissions, backend, options, on_event)?;
     let inputs: Vec<ScoringInput> = runs
@@ -52,6 +55,164 @@ pub fn run_and_score(
     let scores = scoring::score_round(challenge, phase, &inputs)?;
     let receipt = Receipt::new(challenge, phase, started, Some(backend), submissions);
     finish(challenge, &options.out_dir, scores, &receipt)
+}
+
+/// What a round was asked to do, written as `round.json` when it starts, so that
+/// `podium run --resume` and `podium rescore` can pick it up from the folder alone.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RoundPlan {
+    pub challenge_dir: PathBuf,
+    pub phase: String,
+    pub truth_dir: PathBuf,
+    pub submission_dirs: Vec<PathBuf>,
+    pub backend: String,
+    pub jobs: usize,
+}
+
+impl RoundPlan {
+    fn new(
+        challenge: &Challenge,
+        phase: &PhasePaths,
+        submissions: &[Submission],
+        backend: &dyn Backend,
+        options: &RoundOptions,
+    ) -> Result<RoundPlan> {
+        let absolute = |p: &Path| std::fs::canonicalize(p).map_err(|e| Error::io("resolve", p, e));
+        Ok(RoundPlan {
+            challenge_dir: absolute(&challenge.root)?,
+            phase: phase.name.clone(),
+            truth_dir: absolute(&phase.truth).unwrap_or_else(|_| phase.truth.clone()),
+            submission_dirs: submissions.iter().map(|s| s.dir.clone()).collect(),
+            backend: backend.name().to_string(),
+            jobs: options.jobs,
+        })
+    }
+
+    fn write(&self, out_dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(out_dir).map_err(|e| Error::io("create", out_dir, e))?;
+        let path = out_dir.join("round.json");
+        let text = serde_json::to_string_pretty(self).map_err(|e| Error::msg(e.to_string()))?;
+        std::fs::write(&path, text).map_err(|e| Error::io("write", &path, e))
+    }
+
+    pub fn read(run_dir: &Path) -> Result<RoundPlan> {
+        let path = run_dir.join("round.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Error::msg(format!(
+                "cannot read {}: {e}. Pass the folder of a round that `podium run` started.",
+                path.display()
+            ))
+        })?;
+        serde_json::from_str(&text).map_err(|e| Error::msg(format!("{}: {e}", path.display())))
+    }
+
+    /// The challenge, phase and submissions of the plan, loaded anew.
+    pub fn load(&self) -> Result<(Challenge, PhasePaths, Vec<Submission>)> {
+        let challenge = Challenge::load(&self.challenge_dir)?;
+        let phase = challenge.phase_paths(&self.phase, Some(&self.truth_dir))?;
+        let submissions = self
+            .submission_dirs
+            .iter()
+            .map(|d| Submission::load(d))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((challenge, phase, submissions))
+    }
+}
+
+/// `podium run --resume <run-dir>`: finishes the cases a round has not recorded yet, keeping
+/// the recorded ones, then scores everything as an uninterrupted round would.
+pub fn resume(
+    run_dir: &Path,
+    backend: &dyn Backend,
+    jobs: Option<usize>,
+    on_event: &mut dyn FnMut(&RunEvent),
+) -> Result<RoundOutcome> {
+    let plan = RoundPlan::read(run_dir)?;
+    let (challenge, phase, submissions) = plan.load()?;
+    let options = RoundOptions {
+        jobs: jobs.unwrap_or(plan.jobs),
+        out_dir: run_dir.to_path_buf(),
+        resume: true,
+    };
+    run_and_score(
+        &challenge,
+        &phase,
+        &submissions,
+        backend,
+        &options,
+        on_event,
+    )
+}
+
+/// `podium rescore <run-dir>`: scores a finished round again from its stored outputs (after a
+/// metric or truth fix), without running anything.
+pub fn rescore(run_dir: &Path) -> Result<RoundOutcome> {
+    let plan = RoundPlan::read(run_dir)?;
+    let (challenge, phase, submissions) = plan.load()?;
+    let mut by_submission: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, runner::CaseRecord>,
+    > = Default::default();
+    for record in runner::events::RunsCsv::read(&run_dir.join("runs.csv"))? {
+        by_submission
+            .entry(record.submission.clone())
+            .or_default()
+            .insert(record.case_id.clone(), record);
+    }
+    let dirs: Vec<PathBuf> = submissions
+        .iter()
+        .map(|s| run_dir.join("predictions").join(&s.name))
+        .collect();
+    let empty = Default::default();
+    let inputs: Vec<ScoringInput> = submissions
+        .iter()
+        .zip(&dirs)
+        .map(|(s, dir)| ScoringInput {
+            name: s.name.clone(),
+            team: s.team.clone(),
+            baseline: s.baseline,
+            predictions_dir: dir,
+            runs: Some(by_submission.get(&s.name).unwrap_or(&empty)),
+        })
+        .collect();
+    let started = now_unix();
+    let scores = scoring::score_round(&challenge, &phase, &inputs)?;
+    let receipt = Receipt::new(&challenge, &phase, started, None, &submissions);
+    finish(&challenge, run_dir, scores, &receipt)
+}
+
+/// Why a checked submission would be rejected, one line per case in words a team can act on;
+/// empty when every case ran and scored without a finding.
+pub fn rejection_reasons(outcome: &RoundOutcome, submission: &str) -> Vec<String> {
+    let scores = &outcome.scores;
+    let runs = runner::events::RunsCsv::read(&outcome.out_dir.join("runs.csv")).unwrap_or_default();
+    let mut reasons: Vec<String> = runs
+        .iter()
+        .filter(|r| r.submission == submission && r.status != crate::results::CaseStatus::Ok)
+        .map(|r| format!("case {}: {}: {}", r.case_id, r.status.as_str(), r.message))
+        .collect();
+    reasons.extend(
+        scores
+            .problems
+            .iter()
+            .filter(|p| p.submission == submission)
+            .map(|p| {
+                let task = if p.task.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", p.task)
+                };
+                let case = if p.case_id == "*" {
+                    "all cases".to_string()
+                } else {
+                    format!("case {}", p.case_id)
+                };
+                format!("{case}{task}: {}", p.problem)
+            }),
+    );
+    let mut seen = std::collections::HashSet::new();
+    reasons.retain(|r| seen.insert(r.clone()));
+    reasons
 }
 
 /// Scores one predictions folder (`podium score`) and writes the results into `out_dir`.

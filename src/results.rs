@@ -33,6 +33,20 @@ impl CaseStatus {
         )
     }
 
+    pub fn parse(text: &str) -> Option<CaseStatus> {
+        [
+            CaseStatus::Ok,
+            CaseStatus::Failed,
+            CaseStatus::Timeout,
+            CaseStatus::Oom,
+            CaseStatus::OutputLimit,
+            CaseStatus::Invalid,
+            CaseStatus::Missing,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             CaseStatus::Ok => "ok",

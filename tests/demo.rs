@@ -24,6 +24,7 @@ fn threshold_baseline_beats_random_guess_on_every_task() {
     let options = RoundOptions {
         jobs: 2,
         out_dir: dir.path().join("out"),
+        resume: false,
     };
     let submissions = Submission::discover(&subs).unwrap();
     let outcome = run_and_score(

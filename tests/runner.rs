@@ -40,6 +40,7 @@ fn round(challenge: &Challenge, submissions: &Path, out: &Path) -> podium::pipel
     let options = RoundOptions {
         jobs: 2,
         out_dir: out.to_path_buf(),
+        resume: false,
     };
     run_and_score(
         challenge,

@@ -115,32 +115,80 @@ pub fn clean(text: &str) -> String {
         .collect()
 }
 
-/// `runs.csv`, appended and flushed per case so an interrupted round keeps its finished cases.
+/// `runs.csv`, the round's journal: one record per finished case, appended and synced to disk
+/// before the case is reported, so an interrupted round keeps every finished case.
 pub struct RunsCsv {
     writer: csv::Writer<std::fs::File>,
     path: std::path::PathBuf,
 }
 
+const RUNS_HEADER: [&str; 9] = [
+    "submission",
+    "case_id",
+    "status",
+    "exit_code",
+    "signal",
+    "wall_s",
+    "cpu_s",
+    "peak_memory_mib",
+    "message",
+];
+
 impl RunsCsv {
     pub fn create(path: &Path) -> Result<RunsCsv> {
         let mut writer = csv::Writer::from_path(path).map_err(|e| Error::io("create", path, e))?;
         writer
-            .write_record([
-                "submission",
-                "case_id",
-                "status",
-                "exit_code",
-                "signal",
-                "wall_s",
-                "cpu_s",
-                "peak_memory_mib",
-                "message",
-            ])
+            .write_record(RUNS_HEADER)
             .map_err(|e| Error::io("write", path, e))?;
         Ok(RunsCsv {
             writer,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Continues an existing journal (`podium run --resume`).
+    pub fn append_to(path: &Path) -> Result<RunsCsv> {
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io("open", path, e))?;
+        let writer = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(file);
+        Ok(RunsCsv {
+            writer,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The records of an existing journal. A torn last line (an interruption in the middle of
+    /// a write) is skipped: that case simply runs again.
+    pub fn read(path: &Path) -> Result<Vec<CaseRecord>> {
+        let table = crate::io::table::Table::read(path)?;
+        let header: Vec<String> = RUNS_HEADER.iter().map(|h| h.to_string()).collect();
+        let idx = table.require(&header)?;
+        let mut records = Vec::new();
+        for row in &table.rows {
+            let f = |i: usize| row.fields[idx[i]].as_str();
+            let Some(status) = CaseStatus::parse(f(2)) else {
+                continue;
+            };
+            let Ok(wall_s) = f(5).parse::<f64>() else {
+                continue;
+            };
+            records.push(CaseRecord {
+                submission: f(0).to_string(),
+                case_id: f(1).to_string(),
+                status,
+                exit_code: f(3).parse().ok(),
+                signal: f(4).parse().ok(),
+                wall_s,
+                cpu_s: f(6).parse().ok(),
+                peak_memory_mib: f(7).parse().ok(),
+                message: f(8).to_string(),
+            });
+        }
+        Ok(records)
     }
 
     pub fn append(&mut self, r: &CaseRecord) -> Result<()> {
@@ -159,6 +207,7 @@ impl RunsCsv {
                 &r.message,
             ])
             .and_then(|_| self.writer.flush().map_err(Into::into))
+            .and_then(|_| self.writer.get_ref().sync_data().map_err(Into::into))
             .map_err(|e| Error::io("write", &self.path, e))
     }
 }

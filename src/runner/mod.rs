@@ -100,6 +100,9 @@ pub struct SubmissionRun {
 pub struct RoundOptions {
     pub jobs: usize,
     pub out_dir: PathBuf,
+    /// Continue the round recorded in `out_dir/runs.csv`: finished cases are kept as they are
+    /// and only the others run.
+    pub resume: bool,
 }
 
 /// Runs every submission on every case of the phase. Results and logs go under `out_dir`:
@@ -125,8 +128,40 @@ pub fn run_round(
         .map_err(|e| Error::io("create", &options.out_dir, e))?;
     let out = &std::fs::canonicalize(&options.out_dir)
         .map_err(|e| Error::io("resolve", &options.out_dir, e))?;
-    let staged = staging::StagedInputs::create(phase, &cases, out)?;
-    let mut runs_csv = events::RunsCsv::create(&out.join("runs.csv"))?;
+    if options.resume {
+        // Leftovers of the interrupted process: its staging copies and unfinished case folders.
+        for entry in std::fs::read_dir(out)
+            .map_err(|e| Error::io("list", out, e))?
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".staging-") || name == "work" {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let journal = out.join("runs.csv");
+    let (mut runs_csv, mut done) = if options.resume {
+        let mut done: BTreeMap<String, BTreeMap<String, CaseRecord>> = BTreeMap::new();
+        for record in events::RunsCsv::read(&journal)? {
+            done.entry(record.submission.clone())
+                .or_default()
+                .insert(record.case_id.clone(), record);
+        }
+        (events::RunsCsv::append_to(&journal)?, done)
+    } else {
+        (events::RunsCsv::create(&journal)?, BTreeMap::new())
+    };
+    let unfinished: Vec<String> = cases
+        .iter()
+        .filter(|c| {
+            submissions
+                .iter()
+                .any(|s| !done.get(&s.name).is_some_and(|d| d.contains_key(*c)))
+        })
+        .cloned()
+        .collect();
+    let staged = staging::StagedInputs::create(phase, &unfinished, out)?;
     let limits = &challenge.limits;
     on_event(&RunEvent::RoundStarted {
         challenge: challenge.name.clone(),
@@ -140,6 +175,12 @@ pub fn run_round(
     let mut results = Vec::new();
     for submission in submissions {
         let name = &submission.name;
+        let finished = done.remove(name).unwrap_or_default();
+        let pending: Vec<String> = cases
+            .iter()
+            .filter(|c| !finished.contains_key(*c))
+            .cloned()
+            .collect();
         let logs = out.join("logs").join(name);
         let work = out.join("work").join(name);
         let predictions_dir = out.join("predictions").join(name);
@@ -147,25 +188,35 @@ pub fn run_round(
             std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
         }
         let started = Instant::now();
-        on_event(&RunEvent::Preparing {
-            submission: name.clone(),
-        });
-        let prepared = backend.prepare(submission, &logs.join("prepare.log"), limits);
-        on_event(&RunEvent::Prepared {
-            submission: name.clone(),
-            seconds: started.elapsed().as_secs_f64(),
-            error: prepared.as_ref().err().cloned(),
-        });
+        let prepared = if pending.is_empty() {
+            Ok(())
+        } else {
+            on_event(&RunEvent::Preparing {
+                submission: name.clone(),
+            });
+            let prepared = backend.prepare(submission, &logs.join("prepare.log"), limits);
+            on_event(&RunEvent::Prepared {
+                submission: name.clone(),
+                seconds: started.elapsed().as_secs_f64(),
+                error: prepared.as_ref().err().cloned(),
+            });
+            prepared
+        };
 
-        let collector = Mutex::new(staging::Collector::new(&predictions_dir, challenge));
-        let records: Mutex<BTreeMap<String, CaseRecord>> = Mutex::new(BTreeMap::new());
+        let keep = finished.keys().cloned().collect();
+        let collector = Mutex::new(staging::Collector::open(
+            &predictions_dir,
+            challenge,
+            &keep,
+        )?);
+        let records: Mutex<BTreeMap<String, CaseRecord>> = Mutex::new(finished);
         let next = AtomicUsize::new(0);
         let (tx, rx) = mpsc::channel::<RunEvent>();
         std::thread::scope(|scope| -> Result<()> {
             for _ in 0..options.jobs.max(1) {
                 let tx = tx.clone();
                 let (next, collector, records, staged, prepared, cases) =
-                    (&next, &collector, &records, &staged, &prepared, &cases);
+                    (&next, &collector, &records, &staged, &prepared, &pending);
                 let (work, logs) = (&work, &logs);
                 scope.spawn(move || loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
@@ -193,8 +244,7 @@ pub fn run_round(
             }
             Ok(())
         })?;
-        let collector = collector.into_inner().unwrap();
-        collector.finish()?;
+        drop(collector);
         let _ = std::fs::remove_dir_all(&work);
         let cases_run = records.into_inner().unwrap();
         on_event(&RunEvent::SubmissionFinished {

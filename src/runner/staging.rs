@@ -1,6 +1,6 @@
 //! Per-case input folders, and collecting per-case outputs into one predictions folder.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::CaseStatus;
@@ -193,26 +193,53 @@ fn short(message: &str, output_dir: &Path) -> String {
 }
 
 /// Gathers the per-case outputs of one submission into `<predictions_dir>/predictions.csv` and
-/// `<predictions_dir>/<mask folder>/`, the layout `podium score` reads.
+/// `<predictions_dir>/<mask folder>/`, the layout `podium score` reads. Each case's row is
+/// appended and synced as soon as the case is collected, so a round interrupted at any point
+/// keeps the predictions of its finished cases.
 pub(super) struct Collector {
     dir: PathBuf,
+    path: PathBuf,
     columns: Vec<String>,
-    rows: BTreeMap<String, BTreeMap<String, String>>,
+    writer: csv::Writer<std::fs::File>,
 }
 
 impl Collector {
-    pub fn new(dir: &Path, challenge: &Challenge) -> Collector {
-        Collector {
-            dir: dir.to_path_buf(),
-            columns: challenge.prediction_columns(),
-            rows: BTreeMap::new(),
+    /// Opens the submission's predictions, keeping only the rows of `keep` (the cases a resumed
+    /// round already finished: a row written just before an interruption, whose case was not
+    /// yet recorded, is dropped and the case runs again).
+    pub fn open(dir: &Path, challenge: &Challenge, keep: &BTreeSet<String>) -> Result<Collector> {
+        let path = dir.join("predictions.csv");
+        let columns = challenge.prediction_columns();
+        let mut header = vec!["case_id".to_string()];
+        header.extend(columns.iter().cloned());
+        let mut kept: Vec<Vec<String>> = Vec::new();
+        if path.exists() && !keep.is_empty() {
+            let table = Table::read(&path)?;
+            if let Some(id) = table.column("case_id") {
+                kept = table
+                    .rows
+                    .iter()
+                    .filter(|r| keep.contains(&r.fields[id]))
+                    .map(|r| r.fields.clone())
+                    .collect();
+            }
         }
+        let write_err = |e: csv::Error| Error::io("write", &path, e);
+        let mut writer = csv::Writer::from_path(&path).map_err(write_err)?;
+        writer.write_record(&header).map_err(write_err)?;
+        for row in &kept {
+            writer.write_record(row).map_err(write_err)?;
+        }
+        writer.flush().map_err(|e| Error::io("write", &path, e))?;
+        Ok(Collector {
+            dir: dir.to_path_buf(),
+            path,
+            columns,
+            writer,
+        })
     }
 
     pub fn add(&mut self, case_id: &str, output: CaseOutput) -> Result<()> {
-        if let Some(row) = output.row {
-            self.rows.insert(case_id.to_string(), row);
-        }
         for (dir, file) in output.masks {
             let target_dir = self.dir.join(&dir);
             std::fs::create_dir_all(&target_dir)
@@ -222,19 +249,8 @@ impl Collector {
                 .or_else(|_| std::fs::copy(&file, &target).map(|_| ()))
                 .map_err(|e| Error::io("collect the mask", &file, e))?;
         }
-        Ok(())
-    }
-
-    pub fn finish(self) -> Result<()> {
-        let path = self.dir.join("predictions.csv");
-        let mut writer =
-            csv::Writer::from_path(&path).map_err(|e| Error::io("create", &path, e))?;
-        let mut header = vec!["case_id".to_string()];
-        header.extend(self.columns.iter().cloned());
-        let write_err = |e: csv::Error| Error::io("write", &path, e);
-        writer.write_record(&header).map_err(write_err)?;
-        for (case_id, row) in &self.rows {
-            let mut record = vec![case_id.clone()];
+        if let Some(row) = output.row {
+            let mut record = vec![case_id.to_string()];
             for column in &self.columns {
                 let value = row.get(column).or_else(|| {
                     row.iter()
@@ -243,8 +259,18 @@ impl Collector {
                 });
                 record.push(value.cloned().unwrap_or_default());
             }
-            writer.write_record(&record).map_err(write_err)?;
+            let path = &self.path;
+            self.writer
+                .write_record(&record)
+                .map_err(|e| Error::io("write", path, e))?;
+            self.writer
+                .flush()
+                .map_err(|e| Error::io("write", path, e))?;
+            self.writer
+                .get_ref()
+                .sync_data()
+                .map_err(|e| Error::io("sync", path, e))?;
         }
-        writer.flush().map_err(|e| Error::io("write", &path, e))
+        Ok(())
     }
 }

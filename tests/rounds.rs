@@ -1,0 +1,215 @@
+//! Rounds over time: resuming after `kill -9`, rescoring without rerunning, and `podium check`
+//! for teams, all through the command line.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn podium() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_podium"))
+}
+
+/// A submission that answers perfectly, slowly enough to be interrupted mid-round.
+fn slow_submission(
+    parent: &std::path::Path,
+    challenge: &podium::challenge::Challenge,
+) -> std::path::PathBuf {
+    let body = "sleep 0.4\nmkdir -p \"$OUT/masks\"\nhead -n 1 answers/predictions.csv > \"$OUT/predictions.csv\"\ngrep \"^$CASE,\" answers/predictions.csv >> \"$OUT/predictions.csv\"\ncp \"answers/masks/$CASE.nii.gz\" \"$OUT/masks/\"";
+    let sub = script_submission(parent, "steady", body);
+    perfect_predictions(challenge, "test", &sub.join("answers"));
+    sub
+}
+
+#[test]
+fn a_round_killed_with_sigkill_resumes_without_rerunning_finished_cases_and_scores_the_same() {
+    let (dir, challenge) = small_challenge(8);
+    let subs = dir.path().join("subs");
+    slow_submission(&subs, &challenge);
+    let run = |out: &str| {
+        let mut cmd = podium();
+        cmd.args(["run", "--jobs", "1", "--phase", "test", "--challenge"])
+            .arg(&challenge.root)
+            .arg("--submissions")
+            .arg(&subs)
+            .arg("--out")
+            .arg(dir.path().join(out))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    };
+    let complete = run("complete").status().unwrap();
+    assert!(complete.success());
+
+    let mut child = run("interrupted").spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1800));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let out = dir.path().join("interrupted");
+    let before = read_csv(&out.join("runs.csv"));
+    assert!(
+        !before.is_empty() && before.len() < 8,
+        "{} cases finished before the kill",
+        before.len()
+    );
+
+    let resumed = podium()
+        .arg("run")
+        .arg("--resume")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let after = read_csv(&out.join("runs.csv"));
+    assert_eq!(after.len(), 8, "each case recorded exactly once");
+    for (old, new) in before.iter().zip(&after) {
+        assert_eq!(old, new, "finished cases are kept as they were, not rerun");
+    }
+    assert!(after.iter().all(|r| r["status"] == "ok"));
+    let scores = |d: &str| std::fs::read_to_string(dir.path().join(d).join("scores.csv")).unwrap();
+    assert_eq!(scores("interrupted"), scores("complete"));
+    let metrics =
+        |d: &str| std::fs::read_to_string(dir.path().join(d).join("metrics.csv")).unwrap();
+    assert_eq!(metrics("interrupted"), metrics("complete"));
+}
+
+#[test]
+fn rescore_recomputes_from_the_stored_outputs_after_a_truth_fix_without_running() {
+    let (dir, challenge) = small_challenge(4);
+    let subs = dir.path().join("subs");
+    slow_submission(&subs, &challenge);
+    let out = dir.path().join("round");
+    let status = podium()
+        .args(["run", "--phase", "test", "--challenge"])
+        .arg(&challenge.root)
+        .arg("--submissions")
+        .arg(&subs)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let runs_before = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+    let mae = |d: &std::path::Path| {
+        read_csv(&d.join("metrics.csv"))
+            .into_iter()
+            .find(|r| r["task"] == "quantification" && r["metric"] == "mae")
+            .unwrap()["value"]
+            .clone()
+    };
+    assert_eq!(mae(&out), "0");
+    // The organizers fix the truth of one case: its involvement was off by 4 points.
+    let labels = challenge.root.join("phases/test/truth/labels.csv");
+    let text = std::fs::read_to_string(&labels).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let mut fields: Vec<String> = lines[1].split(',').map(String::from).collect();
+    fields[2] = format!("{}", fields[2].parse::<f64>().unwrap() + 4.0);
+    lines[1] = fields.join(",");
+    std::fs::write(&labels, lines.join("\n") + "\n").unwrap();
+    // The submission could not run any more: rescoring must not need it.
+    std::fs::remove_file(subs.join("steady/predict.sh")).unwrap();
+
+    let rescored = podium().arg("rescore").arg(&out).output().unwrap();
+    assert!(
+        rescored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rescored.stderr)
+    );
+    assert_eq!(mae(&out), "1", "4 points on one case of 4");
+    assert_eq!(
+        std::fs::read_to_string(out.join("runs.csv")).unwrap(),
+        runs_before
+    );
+}
+
+#[test]
+fn check_tells_a_team_case_by_case_what_would_get_it_rejected() {
+    let (dir, challenge) = small_challenge(3);
+    let good = script_submission(&dir.path().join("good"), "good", "mkdir -p \"$OUT/masks\"\nhead -n 1 answers/predictions.csv > \"$OUT/predictions.csv\"\ngrep \"^$CASE,\" answers/predictions.csv >> \"$OUT/predictions.csv\"\ncp \"answers/masks/$CASE.nii.gz\" \"$OUT/masks/\"");
+    let dev_answers = good.join("answers");
+    let dev = challenge.phase_paths("dev", None).unwrap();
+    // perfect_predictions reads the test phase; build dev answers from dev's truth instead.
+    std::fs::create_dir_all(dev_answers.join("masks")).unwrap();
+    let table = podium::io::table::Table::read(&dev.labels_csv()).unwrap();
+    let mut csv =
+        String::from("case_id,p_covid,p_other_pneumonia,p_normal,involvement_pct,stage\n");
+    for row in &table.rows {
+        let (id, d) = (&row.fields[0], &row.fields[1]);
+        let p = |c: &str| if d == c { "1" } else { "0" };
+        csv += &format!(
+            "{id},{},{},{},{},{}\n",
+            p("covid"),
+            p("other_pneumonia"),
+            p("normal"),
+            row.fields[2],
+            row.fields[3]
+        );
+        std::fs::copy(
+            dev.truth_mask("masks", id),
+            dev_answers.join("masks").join(format!("{id}.nii.gz")),
+        )
+        .unwrap();
+    }
+    std::fs::write(dev_answers.join("predictions.csv"), &csv).unwrap();
+
+    let check = |sub: &std::path::Path, out: &str| {
+        podium()
+            .arg("check")
+            .arg(sub)
+            .arg("--challenge")
+            .arg(&challenge.root)
+            .arg("--out")
+            .arg(dir.path().join(out))
+            .output()
+            .unwrap()
+    };
+    let passed = check(&good, "out-good");
+    let stdout = String::from_utf8_lossy(&passed.stdout);
+    assert!(
+        passed.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&passed.stderr)
+    );
+    assert!(
+        stdout.contains("check passed: every case of phase dev"),
+        "{stdout}"
+    );
+
+    // The same submission with one mask on the wrong grid and a probability above 1.
+    let first = table.rows[0].fields[0].clone();
+    podium::io::nifti::write_volume(
+        &dev_answers.join("masks").join(format!("{first}.nii.gz")),
+        ndarray::Array3::<u8>::zeros((40, 64, 64)).view(),
+        [1.0; 3],
+        6,
+    )
+    .unwrap();
+    let second = &table.rows[1].fields[0];
+    let broken: String = csv
+        .lines()
+        .map(|line| {
+            let mut f: Vec<&str> = line.split(',').collect();
+            if f[0] == second.as_str() {
+                f[1] = "1.7";
+            }
+            f.join(",") + "\n"
+        })
+        .collect();
+    std::fs::write(dev_answers.join("predictions.csv"), broken).unwrap();
+    let failed = check(&good, "out-bad");
+    let stdout = String::from_utf8_lossy(&failed.stdout);
+    assert_eq!(failed.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("check FAILED"), "{stdout}");
+    assert!(stdout.contains(&format!("case {first} (segmentation): masks/{first}.nii.gz has shape [64, 64, 40], the image has [64, 64, 48]")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("case {second}"))
+            && stdout.contains("not a probability in [0, 1]"),
+        "{stdout}"
+    );
+}
