@@ -248,7 +248,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             verbose,
             ..
         } => {
-            let mut reporter = TerminalReporter { show_ok: verbose };
+            let mut reporter = TerminalReporter::new(verbose);
             let outcome =
                 pipeline::resume(&run_dir, &ProcessBackend, jobs, &mut |e| reporter.report(e))?;
             print_outcome(&outcome);
@@ -334,7 +334,7 @@ fn run_command(
         jobs,
         out_dir: out.unwrap_or_else(|| pipeline::default_out_dir(&challenge.name, phase)),
     };
-    let mut reporter = TerminalReporter { show_ok: verbose };
+    let mut reporter = TerminalReporter::new(verbose);
     let outcome = pipeline::run_and_score(
         &challenge,
         &paths,
@@ -376,7 +376,7 @@ fn check_command(
         jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         out_dir: out.unwrap_or_else(|| pipeline::default_out_dir(&challenge.name, &phase)),
     };
-    let mut reporter = TerminalReporter { show_ok: false };
+    let mut reporter = TerminalReporter::new(false);
     let outcome = pipeline::run_and_score(
         &challenge,
         &paths,

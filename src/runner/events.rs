@@ -2,7 +2,6 @@
 //! per case, like cargo-nextest) and `runs.csv`.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use super::{CaseRecord, CaseStatus};
@@ -20,6 +19,8 @@ pub enum RunEvent {
     },
     Preparing {
         submission: String,
+        /// Cases this submission still has to run.
+        cases: usize,
     },
     Prepared {
         submission: String,
@@ -48,48 +49,83 @@ pub fn count_statuses<'a>(
     counts
 }
 
-/// Prints one line per finished case and a summary per submission to stderr, leaving stdout
-/// to the leaderboard.
+/// The terminal reporter: a progress bar per submission (on a terminal only), a one-line
+/// status per case that needs attention (every case with `show_ok`), in the style of
+/// cargo-nextest, and a summary per submission. It writes to stderr, leaving stdout to the
+/// leaderboard.
 pub struct TerminalReporter {
     /// Print `ok` cases too, not only the ones that need attention.
     pub show_ok: bool,
+    bars: indicatif::MultiProgress,
+    current: Option<indicatif::ProgressBar>,
 }
 
 impl TerminalReporter {
-    pub fn report(&mut self, event: &RunEvent) {
-        let mut err = std::io::stderr().lock();
-        let _ = match event {
-            RunEvent::RoundStarted { challenge, phase, submissions, cases, jobs, backend } => writeln!(
-                err,
-                "podium: {challenge}/{phase}: {submissions} submission{} x {cases} case{}, {jobs} job{}, {backend} backend",
-                plural(*submissions), plural(*cases), plural(*jobs)
+    pub fn new(show_ok: bool) -> TerminalReporter {
+        TerminalReporter {
+            show_ok,
+            bars: indicatif::MultiProgress::with_draw_target(
+                indicatif::ProgressDrawTarget::stderr(),
             ),
-            RunEvent::Preparing { submission } => writeln!(err, "{:>10} {}", "PREPARE", clean(submission)),
-            RunEvent::Prepared { error: Some(e), submission, .. } => {
-                writeln!(err, "{:>10} {}: {}", "FAILED", clean(submission), clean(e))
+            current: None,
+        }
+    }
+
+    fn line(&self, text: String) {
+        // A hidden target (stderr is not a terminal) drops println: write directly then.
+        if self.bars.is_hidden() {
+            eprintln!("{text}");
+        } else {
+            let _ = self.bars.println(text);
+        }
+    }
+
+    pub fn report(&mut self, event: &RunEvent) {
+        match event {
+            RunEvent::RoundStarted { challenge, phase, submissions, cases, jobs, backend } => self.line(format!(
+                "podium: {challenge}/{phase}: {submissions} submission{} x {cases} case{}, {jobs} job{}, {backend} backend",
+                plural(*submissions),
+                plural(*cases),
+                plural(*jobs)
+            )),
+            RunEvent::Preparing { submission, cases } => {
+                self.line(format!("{:>10} {}", "PREPARE", clean(submission)));
+                let bar = self.bars.add(indicatif::ProgressBar::new(*cases as u64));
+                if let Ok(style) = indicatif::ProgressStyle::with_template("{prefix:>20} [{bar:30}] {pos}/{len} cases, {elapsed}") {
+                    bar.set_style(style.progress_chars("=> "));
+                }
+                bar.set_prefix(clean(submission).chars().take(20).collect::<String>());
+                self.current = Some(bar);
             }
-            RunEvent::Prepared { .. } | RunEvent::CaseStarted { .. } => Ok(()),
+            RunEvent::Prepared { error: Some(e), submission, .. } => {
+                self.line(format!("{:>10} {}: {}", "FAILED", clean(submission), clean(e)))
+            }
+            RunEvent::Prepared { .. } | RunEvent::CaseStarted { .. } => {}
             RunEvent::CaseFinished(r) => {
-                if r.status == CaseStatus::Ok && !self.show_ok {
-                    Ok(())
-                } else {
+                if let Some(bar) = &self.current {
+                    bar.inc(1);
+                }
+                if r.status != CaseStatus::Ok || self.show_ok {
                     let message = if r.message.is_empty() { String::new() } else { format!(": {}", clean(&r.message)) };
-                    writeln!(
-                        err,
+                    self.line(format!(
                         "{:>10} [{:>7.2}s] {} {}{}",
                         r.status.as_str().to_uppercase(),
                         r.wall_s,
                         clean(&r.submission),
                         clean(&r.case_id),
                         message
-                    )
+                    ));
                 }
             }
             RunEvent::SubmissionFinished { submission, seconds, counts } => {
+                if let Some(bar) = self.current.take() {
+                    bar.finish_and_clear();
+                    self.bars.remove(&bar);
+                }
                 let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
-                writeln!(err, "{:>10} {} in {seconds:.1}s: {}", "DONE", clean(submission), summary.join(", "))
+                self.line(format!("{:>10} {} in {seconds:.1}s: {}", "DONE", clean(submission), summary.join(", ")));
             }
-        };
+        }
     }
 }
 

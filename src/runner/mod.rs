@@ -193,6 +193,7 @@ pub fn run_round(
         } else {
             on_event(&RunEvent::Preparing {
                 submission: name.clone(),
+                cases: pending.len(),
             });
             let prepared = backend.prepare(submission, &logs.join("prepare.log"), limits);
             on_event(&RunEvent::Prepared {
