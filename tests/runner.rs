@@ -72,6 +72,7 @@ fn failed_timed_out_missing_and_invalid_cases_are_recorded_and_the_round_goes_on
   {slow}) sleep 300 & echo $! > {pid}; wait ;;
   {silent}) exit 0 ;;
   {garbage}) printf 'case_id,p_covid\n"unterminated\n' > "$OUT/predictions.csv"; exit 0 ;;
+  {hard}) mkdir -p "$OUT/masks"; ln {truth_mask} "$OUT/masks/$CASE.nii.gz"; grep -h "^case_id\|^$CASE," answers/predictions.csv > "$OUT/predictions.csv"; exit 0 ;;
   {huge}) head -c 3000000 /dev/zero > "$OUT/weights.bin"; echo "still here" >&2 ;;
   {link}) mkdir -p "$OUT/masks"; ln -s /etc/passwd "$OUT/masks/$CASE.nii.gz"; grep -h "^case_id\|^$CASE," answers/predictions.csv > "$OUT/predictions.csv"; exit 0 ;;
 esac"#,
@@ -81,6 +82,12 @@ esac"#,
         garbage = ids[3],
         link = ids[4],
         huge = ids[5],
+        hard = ids[6],
+        truth_mask = challenge
+            .phase_paths("test", None)
+            .unwrap()
+            .truth_mask("masks", &ids[6])
+            .display(),
         pid = pid_file.display()
     );
     let sub = script_submission(&subs, "fixture", &answering_script(&special));
@@ -115,9 +122,12 @@ esac"#,
         message.contains("reaching the output limit of 1 MB"),
         "{message}"
     );
-    for id in &ids[6..] {
-        assert_eq!(status_of(id).0, "ok", "{id}");
-    }
+    // A hard link to the truth mask is refused: podium never reads a file it could share
+    // with the host.
+    let (status, message) = status_of(&ids[6]);
+    assert_eq!(status, "missing");
+    assert!(message.contains("is a hard link"), "{message}");
+    assert_eq!(status_of(&ids[7]).0, "ok");
 
     // The whole process group died with the timed-out case, its background child included.
     let pid = std::fs::read_to_string(&pid_file).unwrap();
@@ -146,7 +156,8 @@ esac"#,
     assert_eq!(dice(&ids[0]), (Some(0.0), CaseStatus::Failed));
     assert_eq!(dice(&ids[1]), (Some(0.0), CaseStatus::Timeout));
     assert_eq!(dice(&ids[4]), (Some(0.0), CaseStatus::Missing));
-    assert_eq!(dice(&ids[6]), (Some(1.0), CaseStatus::Ok));
+    assert_eq!(dice(&ids[6]), (Some(0.0), CaseStatus::Missing));
+    assert_eq!(dice(&ids[7]), (Some(1.0), CaseStatus::Ok));
     // The link case still counts for the tasks its valid CSV row answers.
     let detection = scores
         .case_scores

@@ -149,7 +149,8 @@ fn finish(
     (output, status, message)
 }
 
-/// A regular file, not a symlink (which could point at anything on the host).
+/// A regular file, not a symbolic or hard link (either could point at anything on the host).
+/// Only the expected names are ever read: anything else in the output folder is ignored.
 fn regular_file(path: &Path) -> Result<(), String> {
     let name = path
         .file_name()
@@ -165,6 +166,10 @@ fn regular_file(path: &Path) -> Result<(), String> {
             Err(format!("{shown} is a symbolic link; write a regular file"))
         }
         Ok(m) if !m.is_file() => Err(format!("{shown} is not a regular file")),
+        // A hard link could make podium read (and keep) a file from outside the output folder.
+        Ok(m) if std::os::unix::fs::MetadataExt::nlink(&m) > 1 => {
+            Err(format!("{shown} is a hard link; write a regular file"))
+        }
         Ok(_) => Ok(()),
     }
 }
