@@ -5,8 +5,10 @@
 //! checks the outputs, and turns everything into [`RunEvent`]s for reporters. A failed case is
 //! recorded and the round goes on. Backends (one per file) only know how to execute one case.
 
+mod cgroup;
 pub mod events;
 pub mod process;
+pub mod sandbox;
 mod staging;
 
 use std::collections::BTreeMap;

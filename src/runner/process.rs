@@ -197,7 +197,7 @@ fn execute(
     })
 }
 
-fn tail_suffix(tail: &str) -> String {
+pub(super) fn tail_suffix(tail: &str) -> String {
     if tail.is_empty() {
         String::new()
     } else {
@@ -231,7 +231,7 @@ fn kill_group(pid: u32, signal: libc::c_int) {
     }
 }
 
-fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
+pub(super) fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
     let limit = libc::rlimit {
         rlim_cur: value as libc::rlim_t,
         rlim_max: value as libc::rlim_t,
@@ -245,7 +245,7 @@ fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Resul
 /// Copies a pipe into `path`, keeping the first `cap` bytes and counting the rest, so a chatty
 /// program neither fills the disk nor blocks on a full pipe. Returns the last line of text
 /// kept, for one-line failure messages.
-fn capture(
+pub(super) fn capture(
     pipe: Option<impl Read + Send + 'static>,
     path: PathBuf,
     cap: u64,

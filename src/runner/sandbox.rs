@@ -1,0 +1,602 @@
+//! The sandbox backend: like the process backend, a submission is a native program started
+//! once per case, but inside bubblewrap (`bwrap`) namespaces and a per-case control group.
+//!
+//! **What the program sees.** A fresh mount namespace holding only: the case's input folder
+//! read-only at `/input`, its output folder writable at `/output`, the submission folder
+//! read-only at `/submission` (the working directory), the system's `/usr` (and `/bin`, `/sbin`,
+//! `/lib*` as the host has them) read-only, a short allow-list of `/etc` files ([`ETC_FILES`]),
+//! a private `/proc`, a minimal `/dev` and an empty `/tmp` (memory, counted in the memory
+//! limit). Nothing else of the host exists inside: not the truth, not other submissions, not
+//! the reports. `{input}` and `{output}` in the command become `/input` and `/output`, as do
+//! `PODIUM_INPUT` and `PODIUM_OUTPUT`; the rest of the environment is the process backend's.
+//!
+//! **The program path.** A path with `/` that is relative is taken in the submission folder
+//! (`/submission/...`); a bare name is looked up in `PATH` inside (`/usr/local/bin:/usr/bin:/bin`);
+//! an absolute host path exists inside only under the system folders. Submissions must
+//! therefore ship their program (and weights) in their folder, or use a system interpreter.
+//! A `build` command runs inside the sandbox too, with the submission folder writable and the
+//! network as `[limits] network` says, so it must work offline with what the folder holds.
+//!
+//! **Namespaces.** New user, PID, IPC, UTS and cgroup namespaces and, unless `[limits]
+//! network = true`, a network namespace with only `lo`. The program runs as uid/gid 65534
+//! (`nobody`) with no capabilities, in a new session, and dies with podium. Inside the user
+//! namespace 65534 maps to the user running podium; when that is root, files of the host that
+//! root owns would be readable, which is why nothing but the folders above is mounted.
+//!
+//! **Limits.** Wall time: SIGTERM to every process of the case (the cgroup's members), SIGKILL
+//! to all after `grace_period_s`. Output: RLIMIT_FSIZE, as the process backend. Memory
+//! (`memory_mb`, swap included), processes ([`MAX_PROCESSES`]) and CPU (`cpus` × the CFS
+//! period) through the per-case cgroup of [`super::cgroup`]; `oom` comes from the cgroup's
+//! OOM-kill counter, never from an exit code. `cpu_s` and `peak_memory_mib` come from the
+//! cgroup too. Without usable cgroups ([`SandboxBackend::probe_isolation_only`]) the program is
+//! still isolated but memory, processes and CPUs are not limited, and the receipt says so.
+//!
+//! Exit codes: bwrap reports a program killed by signal N as exit code 128 + N.
+
+use std::ffi::OsString;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use wait_timeout::ChildExt;
+
+use super::cgroup::{join_self, CaseGroup, Hierarchy};
+use super::process::{capture, set_rlimit, tail_suffix};
+use super::{Backend, CaseJob, ExecStatus, Execution};
+use crate::challenge::Limits;
+use crate::submission::{RunSpec, Submission};
+
+/// Processes (and threads) one case may have at once, bwrap's own two included. `[limits]`
+/// has no key for it; 256 stops a fork bomb while leaving room for multi-process programs.
+pub const MAX_PROCESSES: u64 = 256;
+
+/// The uid and gid the program has inside the sandbox (`nobody`).
+pub const SANDBOX_ID: u32 = 65534;
+
+/// The `/etc` entries bound read-only into the sandbox, when the host has them: name
+/// resolution of users, the dynamic linker, time zone, certificates and Python's site files.
+/// Nothing that holds secrets (no shadow, ssh, ssl private keys folder).
+pub const ETC_FILES: &[&str] = &[
+    "passwd",
+    "group",
+    "nsswitch.conf",
+    "host.conf",
+    "hosts",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "timezone",
+    "alternatives",
+    "ssl/certs",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "os-release",
+    "debian_version",
+    "mime.types",
+    "python3",
+    "python3.11",
+    "python3.12",
+    "python3.13",
+];
+
+const SANDBOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+pub struct SandboxBackend {
+    bwrap: PathBuf,
+    cgroups: Option<Hierarchy>,
+    /// Why cgroups are not used, when they are not.
+    no_cgroups: Option<String>,
+}
+
+impl SandboxBackend {
+    /// A sandbox with every limit: fails with a message naming what is missing when bwrap
+    /// cannot create its namespaces or no cgroup hierarchy is writable.
+    pub fn probe() -> Result<SandboxBackend, String> {
+        let backend = SandboxBackend::probe_isolation_only()?;
+        match &backend.no_cgroups {
+            None => Ok(backend),
+            Some(problem) => Err(problem.clone()),
+        }
+    }
+
+    /// A sandbox that isolates even when cgroups are not usable; then memory, process count
+    /// and CPUs are not limited ([`SandboxBackend::cgroup_problem`] says why, and
+    /// `enforced_limits` leaves them out). Fails only when bwrap does not work.
+    pub fn probe_isolation_only() -> Result<SandboxBackend, String> {
+        let bwrap = find_bwrap()?;
+        let backend = SandboxBackend {
+            bwrap,
+            cgroups: None,
+            no_cgroups: None,
+        };
+        backend.check_bwrap()?;
+        Ok(match Hierarchy::detect() {
+            Ok(h) => SandboxBackend {
+                cgroups: Some(h),
+                ..backend
+            },
+            Err(e) => SandboxBackend {
+                no_cgroups: Some(format!(
+                    "no usable cgroup for per-case limits, so memory_mb, cpus and the process count cannot be enforced: {e}"
+                )),
+                ..backend
+            },
+        })
+    }
+
+    /// Why memory, processes and CPUs are not limited; `None` when they are.
+    pub fn cgroup_problem(&self) -> Option<&str> {
+        self.no_cgroups.as_deref()
+    }
+
+    /// "cgroup v1" or "cgroup v2", or `None` without cgroups.
+    pub fn cgroup_version(&self) -> Option<&'static str> {
+        self.cgroups.as_ref().map(Hierarchy::version)
+    }
+
+    fn check_bwrap(&self) -> Result<(), String> {
+        let mut cmd = Command::new(&self.bwrap);
+        cmd.args(isolation_args(false))
+            .args(["--", "true"])
+            .env_clear()
+            .env("PATH", SANDBOX_PATH)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.bwrap.display()))?;
+        let stderr = child.stderr.take();
+        let status = child
+            .wait_timeout(Duration::from_secs(20))
+            .map_err(|e| e.to_string())?;
+        let Some(status) = status else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "{} did not start a trial sandbox within 20 s",
+                self.bwrap.display()
+            ));
+        };
+        if !status.success() {
+            let mut text = String::new();
+            if let Some(mut e) = stderr {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut text);
+            }
+            return Err(format!(
+                "{} cannot create a sandbox ({status}): {}; bubblewrap needs unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, and on Ubuntu kernel.apparmor_restrict_unprivileged_userns=0) or root",
+                self.bwrap.display(),
+                text.trim()
+            ));
+        }
+        Ok(())
+    }
+
+    /// bwrap's arguments for one run: namespaces, system folders, the given binds, the
+    /// working directory and the command.
+    fn command(
+        &self,
+        binds: &[(&str, &Path, &str)],
+        network: bool,
+        program: &str,
+        args: impl IntoIterator<Item = String>,
+    ) -> Command {
+        let mut cmd = Command::new(&self.bwrap);
+        cmd.args(isolation_args(network));
+        for (how, host, inside) in binds {
+            cmd.arg(how).arg(host).arg(inside);
+        }
+        cmd.args(["--chdir", "/submission", "--remount-ro", "/", "--", program])
+            .args(args)
+            .env_clear()
+            .env("PATH", SANDBOX_PATH)
+            .env("LANG", "C.UTF-8");
+        cmd
+    }
+
+    /// Runs `cmd` (bwrap) in a new cgroup with the limits, waits at most `wall`, and captures
+    /// capped logs.
+    fn execute(
+        &self,
+        mut cmd: Command,
+        wall: Duration,
+        limits: &Limits,
+        stdout_log: &Path,
+        stderr_log: &Path,
+    ) -> Result<Execution, String> {
+        let group = match &self.cgroups {
+            Some(h) => Some(
+                h.create_case(limits, MAX_PROCESSES)
+                    .map_err(|e| format!("podium could not create the case's cgroup: {e}"))?,
+            ),
+            None => None,
+        };
+        let fds = group.as_ref().map(CaseGroup::procs_fds).unwrap_or_default();
+        let output_bytes = limits.output_mb.saturating_mul(1 << 20);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        // SAFETY: only write(2) and setrlimit(2) between fork and exec; `fds` is moved in.
+        unsafe {
+            cmd.pre_exec(move || {
+                join_self(&fds)?;
+                set_rlimit(libc::RLIMIT_CORE, 0)?;
+                set_rlimit(libc::RLIMIT_FSIZE, output_bytes)?;
+                Ok(())
+            });
+        }
+        let started = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.bwrap.display()))?;
+        let supervisor = child.id() as libc::pid_t;
+        let log_cap = limits.log_kb.saturating_mul(1024);
+        let out_reader = capture(child.stdout.take(), stdout_log.to_path_buf(), log_cap);
+        let err_reader = capture(child.stderr.take(), stderr_log.to_path_buf(), log_cap);
+
+        let mut timed_out = false;
+        let mut killed_after_grace = false;
+        let exit = match child.wait_timeout(wall).map_err(|e| e.to_string())? {
+            Some(status) => status,
+            None => {
+                timed_out = true;
+                // SIGTERM to the program's processes, not to bwrap's supervisor, whose death
+                // would take the sandbox down at once, with no grace period.
+                match &group {
+                    Some(g) => g.signal_all(libc::SIGTERM, Some(supervisor)),
+                    None => {
+                        for pid in descendants(supervisor) {
+                            unsafe {
+                                libc::kill(pid, libc::SIGTERM);
+                            }
+                        }
+                    }
+                }
+                let grace = Duration::from_secs_f64(limits.grace_period_s.max(0.0));
+                match child.wait_timeout(grace).map_err(|e| e.to_string())? {
+                    Some(status) => status,
+                    None => {
+                        killed_after_grace = true;
+                        kill_everything(group.as_ref(), supervisor);
+                        child.wait().map_err(|e| e.to_string())?
+                    }
+                }
+            }
+        };
+        let wall_s = started.elapsed().as_secs_f64();
+        // The PID namespace ends with its first process; this catches anything in between.
+        kill_everything(group.as_ref(), supervisor);
+        let oom_kills = group.as_ref().map_or(0, CaseGroup::oom_kills);
+        let cpu_s = group.as_ref().and_then(CaseGroup::cpu_seconds);
+        let peak_memory_mib = group
+            .as_ref()
+            .and_then(CaseGroup::peak_memory_bytes)
+            .map(|b| b as f64 / (1u64 << 20) as f64);
+        drop(group);
+        let _ = out_reader.join();
+        let stderr_tail = err_reader.join().unwrap_or_default();
+
+        let exit_code = exit.code();
+        let signal = exit.signal();
+        let (status, message) = if timed_out {
+            let mut message = format!(
+                "exceeded the wall-time limit of {:.1} s",
+                wall.as_secs_f64()
+            );
+            if killed_after_grace {
+                message += &format!(
+                    "; still running {:.1} s after SIGTERM, killed",
+                    limits.grace_period_s
+                );
+            }
+            (ExecStatus::Timeout, message)
+        } else if oom_kills > 0 && !exit.success() {
+            (
+                ExecStatus::Oom,
+                format!(
+                    "exceeded the memory limit of {} MB: the kernel killed {oom_kills} process{} of the case",
+                    limits.memory_mb,
+                    if oom_kills == 1 { "" } else { "es" }
+                ),
+            )
+        } else if exit.success() {
+            (ExecStatus::Ok, String::new())
+        } else if signal == Some(libc::SIGXFSZ) || exit_code == Some(128 + libc::SIGXFSZ) {
+            (
+                ExecStatus::OutputLimit,
+                format!(
+                    "wrote more than the output limit of {} MB (SIGXFSZ)",
+                    limits.output_mb
+                ),
+            )
+        } else if let Some(s) = signal {
+            (
+                ExecStatus::Failed,
+                format!("killed by signal {s}{}", tail_suffix(&stderr_tail)),
+            )
+        } else {
+            let code = exit_code.unwrap_or(-1);
+            let how = if (129..=192).contains(&code) {
+                format!(" (128 + {}: killed by signal {})", code - 128, code - 128)
+            } else {
+                String::new()
+            };
+            (
+                ExecStatus::Failed,
+                format!("exit code {code}{how}{}", tail_suffix(&stderr_tail)),
+            )
+        };
+        Ok(Execution {
+            status,
+            exit_code,
+            signal,
+            wall_s,
+            cpu_s,
+            peak_memory_mib,
+            message,
+        })
+    }
+}
+
+impl Backend for SandboxBackend {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+
+    fn enforced_limits(&self) -> &'static [&'static str] {
+        if self.cgroups.is_some() {
+            &[
+                "wall_time_per_case_s",
+                "wall_time_per_submission_s",
+                "memory_mb",
+                "cpus",
+                "output_mb",
+                "log_kb",
+                "network",
+            ]
+        } else {
+            &[
+                "wall_time_per_case_s",
+                "wall_time_per_submission_s",
+                "output_mb",
+                "log_kb",
+                "network",
+            ]
+        }
+    }
+
+    fn prepare(&self, submission: &Submission, log: &Path, limits: &Limits) -> Result<(), String> {
+        let RunSpec::Process { build, command } = &submission.run;
+        if !build.is_empty() {
+            let binds = [("--bind", submission.dir.as_path(), "/submission")];
+            let mut cmd = self.command(
+                &binds,
+                limits.network,
+                &inside_program(&build[0]),
+                build[1..].iter().cloned(),
+            );
+            cmd.env("HOME", "/tmp");
+            let budget = Duration::from_secs_f64(limits.wall_time_per_submission_s);
+            let err_log = log.with_extension("err.log");
+            let outcome = self.execute(cmd, budget, limits, log, &err_log)?;
+            if outcome.status != ExecStatus::Ok {
+                return Err(format!(
+                    "build command `{}` (run in the sandbox, offline unless the challenge allows the network) {}; see {}",
+                    build.join(" "),
+                    outcome.message,
+                    log.display()
+                ));
+            }
+        }
+        let program = &command[0];
+        let toml = submission.dir.join("submission.toml");
+        if program.starts_with('/') {
+            if !is_system_path(Path::new(program)) {
+                return Err(format!(
+                    "the program {program} is outside the submission folder and the system folders, so it does not exist in the sandbox; ship it in the submission folder and give a relative path in [run] command in {}",
+                    toml.display()
+                ));
+            }
+        } else if program.contains('/') && !submission.dir.join(program).is_file() {
+            return Err(format!(
+                "the program {} does not exist; check [run] command in {}",
+                submission.dir.join(program).display(),
+                toml.display()
+            ));
+        }
+        Ok(())
+    }
+
+    fn run_case(&self, job: &CaseJob, limits: &Limits) -> Execution {
+        let RunSpec::Process { command, .. } = &job.submission.run;
+        let fill = |arg: &String| {
+            arg.replace("{input}", "/input")
+                .replace("{output}", "/output")
+        };
+        let binds = [
+            ("--ro-bind", job.input_dir.as_path(), "/input"),
+            ("--bind", job.output_dir.as_path(), "/output"),
+            ("--ro-bind", job.submission.dir.as_path(), "/submission"),
+        ];
+        let mut cmd = self.command(
+            &binds,
+            limits.network,
+            &inside_program(&command[0]),
+            command[1..].iter().map(fill),
+        );
+        cmd.env("HOME", "/output")
+            .env("PODIUM_INPUT", "/input")
+            .env("PODIUM_OUTPUT", "/output")
+            .env("PODIUM_CASE_ID", &job.case_id)
+            .env("PODIUM_CPUS", limits.cpus.to_string())
+            .env("OMP_NUM_THREADS", limits.cpus.to_string());
+        let wall = Duration::from_secs_f64(
+            limits
+                .wall_time_per_case_s
+                .min(job.remaining_budget_s.max(0.0)),
+        );
+        match self.execute(cmd, wall, limits, &job.stdout_log, &job.stderr_log) {
+            Ok(e) => e,
+            Err(message) => Execution {
+                status: ExecStatus::Failed,
+                exit_code: None,
+                signal: None,
+                wall_s: 0.0,
+                cpu_s: None,
+                peak_memory_mib: None,
+                message,
+            },
+        }
+    }
+}
+
+/// The sandbox's namespaces, identity and system folders, without the per-run binds.
+fn isolation_args(network: bool) -> Vec<OsString> {
+    let mut args: Vec<OsString> = [
+        "--unshare-user",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    if !network {
+        args.push("--unshare-net".into());
+    }
+    let id = SANDBOX_ID.to_string();
+    for a in [
+        "--uid",
+        &id,
+        "--gid",
+        &id,
+        "--hostname",
+        "podium",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+    ] {
+        args.push(a.into());
+    }
+    for dir in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
+        let Ok(meta) = std::fs::symlink_metadata(dir) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() {
+            if let Ok(target) = std::fs::read_link(dir) {
+                args.extend(["--symlink".into(), target.into(), dir.into()]);
+            }
+        } else if meta.is_dir() {
+            args.extend(["--ro-bind".into(), dir.into(), dir.into()]);
+        }
+    }
+    let mut etc: Vec<&str> = ETC_FILES.to_vec();
+    if network {
+        etc.push("resolv.conf");
+    }
+    for name in etc {
+        let host = Path::new("/etc").join(name);
+        if host.exists() {
+            args.extend(["--ro-bind".into(), host.clone().into(), host.into()]);
+        }
+    }
+    for a in ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"] {
+        args.push(a.into());
+    }
+    args
+}
+
+/// The program as the sandbox names it: a relative path with `/` lives in the submission.
+fn inside_program(program: &str) -> String {
+    if program.contains('/') && !program.starts_with('/') {
+        format!("/submission/{}", program.trim_start_matches("./"))
+    } else {
+        program.to_string()
+    }
+}
+
+fn is_system_path(path: &Path) -> bool {
+    [
+        "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
+}
+
+fn find_bwrap() -> Result<PathBuf, String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")])
+        .map(|dir| dir.join("bwrap"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            "bubblewrap (bwrap) is not installed; install it (Debian/Ubuntu: apt-get install bubblewrap)"
+                .to_string()
+        })
+}
+
+/// SIGKILL to every process of the case. With a cgroup, to each member until none is left;
+/// without, to bwrap's supervisor (its PID namespace dies with it) and what descends from it.
+fn kill_everything(group: Option<&CaseGroup>, supervisor: libc::pid_t) {
+    match group {
+        Some(g) => {
+            g.kill_all(Duration::from_secs(10));
+        }
+        None => {
+            let tree = descendants(supervisor);
+            unsafe {
+                libc::kill(supervisor, libc::SIGKILL);
+            }
+            for pid in tree {
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
+/// The processes descending from `root` (not `root` itself), from /proc.
+fn descendants(root: libc::pid_t) -> Vec<libc::pid_t> {
+    let mut parent_of: Vec<(libc::pid_t, libc::pid_t)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<libc::pid_t>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+            let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                continue;
+            };
+            if let Some(ppid) = after.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
+                parent_of.push((pid, ppid));
+            }
+        }
+    }
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parent_of
+                .iter()
+                .filter(|(_, ppid)| *ppid == parent)
+                .map(|(pid, _)| *pid),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}

@@ -1,0 +1,573 @@
+//! The sandbox backend (bubblewrap + cgroups) against the faulty submissions of
+//! `tests/fixtures/faulty/`, run in one round with a good submission alongside: each fault gets
+//! its status, the good submission is unaffected, and nothing leaks out of or into the sandbox.
+//!
+//! These tests need `bwrap` and writable cgroups. They never skip: without them
+//! `SandboxBackend::probe()` fails and so does every test here, with the reason (set up the
+//! machine, or run `cargo test` without `--test sandbox`). Under `CI=true` the message says
+//! so explicitly.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use common::*;
+use podium::challenge::Challenge;
+use podium::pipeline::run_and_score;
+use podium::runner::sandbox::SandboxBackend;
+use podium::runner::{Backend, RoundOptions};
+use podium::submission::Submission;
+
+const SECRET: &str = "TOP-SECRET-TRUTH-3f9a1c";
+
+fn backend() -> SandboxBackend {
+    match SandboxBackend::probe() {
+        Ok(b) => b,
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true and the sandbox is unavailable, which CI must provide: {e}")
+        }
+        Err(e) => panic!(
+            "the sandbox backend is unavailable on this machine (these tests never skip): {e}"
+        ),
+    }
+}
+
+fn with_limits(challenge: &Challenge, limits: &str) -> Challenge {
+    let toml = challenge.root.join("challenge.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    let start = text.find("[limits]").unwrap();
+    let end = start + text[start..].find("\n\n").unwrap();
+    std::fs::write(
+        &toml,
+        format!("{}[limits]\n{limits}{}", &text[..start], &text[end..]),
+    )
+    .unwrap();
+    Challenge::load(&challenge.root).unwrap()
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/faulty")
+}
+
+/// Copies the named fixtures into `subs/`.
+fn copy_fixtures(names: &[&str], subs: &Path) {
+    for name in names {
+        let from = fixtures().join(name);
+        let to = subs.join(name);
+        std::fs::create_dir_all(&to).unwrap();
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// Every file under `dir`, as (path, bytes).
+fn all_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.is_dir() {
+            found.extend(all_files(&path));
+        } else if meta.is_file() {
+            found.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    found
+}
+
+/// Processes of the machine whose command line contains `needle`.
+fn processes_running(needle: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|c| {
+            String::from_utf8_lossy(c)
+                .replace('\0', " ")
+                .contains(needle)
+        })
+        .count()
+}
+
+/// Per-case cgroups this test process left behind (named `podium-<pid>-<n>`).
+fn leftover_cgroups() -> Vec<PathBuf> {
+    let prefix = format!("podium-{}-", std::process::id());
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let mut left = Vec::new();
+    for line in own.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
+        let roots: Vec<PathBuf> = if controllers.is_empty() {
+            vec!["/sys/fs/cgroup/unified".into(), "/sys/fs/cgroup".into()]
+        } else {
+            controllers
+                .split(',')
+                .map(|c| Path::new("/sys/fs/cgroup").join(c.trim_start_matches("name=")))
+                .collect()
+        };
+        for root in roots {
+            let dir = root.join(path.trim_start_matches('/'));
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    left.push(entry.path());
+                }
+            }
+        }
+    }
+    left
+}
+
+#[test]
+fn probe_reports_a_sandbox_with_every_limit() {
+    let b = backend();
+    assert_eq!(b.name(), "sandbox");
+    assert!(b.cgroup_problem().is_none());
+    assert!(b.cgroup_version().is_some());
+    for key in [
+        "wall_time_per_case_s",
+        "memory_mb",
+        "cpus",
+        "output_mb",
+        "log_kb",
+        "network",
+    ] {
+        assert!(b.enforced_limits().contains(&key), "{key}");
+    }
+}
+
+#[test]
+fn each_faulty_submission_gets_its_status_and_the_good_one_is_unaffected() {
+    let backend = backend();
+    let (dir, challenge) = small_challenge(3);
+    let challenge = with_limits(
+        &challenge,
+        "wall_time_per_case_s = 3\ngrace_period_s = 1\nmemory_mb = 64\noutput_mb = 1\n",
+    );
+    let phase = challenge.phase_paths("test", None).unwrap();
+    std::fs::write(phase.truth.join("secret.txt"), SECRET).unwrap();
+    let truth_header = std::fs::read_to_string(phase.labels_csv())
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+
+    let subs = dir.path().join("subs");
+    let names = [
+        "good",
+        "sleeper",
+        "term-ignorer",
+        "memory-hog",
+        "fork-bomb",
+        "huge-file",
+        "truth-reader",
+        "net-client",
+        "symlinker",
+        "crasher",
+        "garbage-csv",
+    ];
+    copy_fixtures(&names, &subs);
+    perfect_predictions(&challenge, "test", &subs.join("good/answers"));
+    std::fs::write(
+        subs.join("truth-reader/truth_path.txt"),
+        phase.truth.display().to_string(),
+    )
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::fs::write(subs.join("net-client/port.txt"), port.to_string()).unwrap();
+
+    let out = dir.path().join("out");
+    let options = RoundOptions {
+        jobs: 2,
+        out_dir: out.clone(),
+        resume: false,
+    };
+    let submissions = Submission::discover(&subs).unwrap();
+    assert_eq!(submissions.len(), names.len());
+    let started = Instant::now();
+    run_and_score(
+        &challenge,
+        &phase,
+        &submissions,
+        &backend,
+        &options,
+        &mut |_| {},
+    )
+    .unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let runs = read_csv(&out.join("runs.csv"));
+    let n_cases = truth_rows(&challenge, "test").len();
+    assert_eq!(runs.len(), names.len() * n_cases, "{runs:#?}");
+    let mut by_sub: BTreeMap<String, Vec<BTreeMap<String, String>>> = BTreeMap::new();
+    for r in runs {
+        by_sub.entry(r["submission"].clone()).or_default().push(r);
+    }
+    let cases = |name: &str| by_sub[name].clone();
+    let stderr_of = |name: &str| -> String {
+        all_files(&out.join("logs").join(name))
+            .into_iter()
+            .filter(|(p, _)| p.to_string_lossy().ends_with(".stderr.log"))
+            .map(|(_, b)| String::from_utf8_lossy(&b).to_string())
+            .collect()
+    };
+    let report: Vec<String> = by_sub
+        .values()
+        .flatten()
+        .map(|r| {
+            format!(
+                "{} {} {} wall={} cpu={} mem={} exit={} :: {}",
+                r["submission"],
+                r["case_id"],
+                r["status"],
+                r["wall_s"],
+                r["cpu_s"],
+                r["peak_memory_mib"],
+                r["exit_code"],
+                r["message"]
+            )
+        })
+        .collect();
+    eprintln!("round took {elapsed:.1} s\n{}", report.join("\n"));
+    let report = report.join("\n");
+
+    // The good submission: every case ok, measured, and a perfect score.
+    for r in cases("good") {
+        assert_eq!(r["status"], "ok", "{report}");
+        assert!(!r["cpu_s"].is_empty(), "cpu_s is measured: {report}");
+        let peak: f64 = r["peak_memory_mib"].parse().expect("peak memory measured");
+        assert!(peak > 0.0 && peak <= 64.5, "{report}");
+    }
+
+    for r in cases("sleeper") {
+        assert_eq!(r["status"], "timeout", "{report}");
+        assert!(
+            r["message"].contains("wall-time limit of 3.0 s"),
+            "{report}"
+        );
+        let wall: f64 = r["wall_s"].parse().unwrap();
+        assert!(
+            (2.9..3.9).contains(&wall),
+            "SIGTERM ends it at once: {report}"
+        );
+    }
+
+    for r in cases("term-ignorer") {
+        assert_eq!(r["status"], "timeout", "{report}");
+        assert!(r["message"].contains("killed"), "{report}");
+        let wall: f64 = r["wall_s"].parse().unwrap();
+        assert!(
+            (3.9..6.0).contains(&wall),
+            "killed after the 1 s grace period: {report}"
+        );
+    }
+
+    for r in cases("memory-hog") {
+        assert_eq!(r["status"], "oom", "{report}");
+        assert!(r["message"].contains("memory limit of 64 MB"), "{report}");
+        let peak: f64 = r["peak_memory_mib"].parse().unwrap();
+        assert!(peak > 32.0 && peak <= 64.5, "{report}");
+    }
+
+    for r in cases("fork-bomb") {
+        assert!(
+            r["status"] == "failed" || r["status"] == "timeout",
+            "{report}"
+        );
+        let wall: f64 = r["wall_s"].parse().unwrap();
+        assert!(wall < 6.0, "{report}");
+    }
+    assert!(
+        stderr_of("fork-bomb").contains("fork")
+            || stderr_of("fork-bomb").contains("Resource temporarily unavailable"),
+        "the process limit stopped the forks: {}",
+        stderr_of("fork-bomb")
+    );
+    assert_eq!(processes_running("sleep 4321"), 0, "no fork-bomb leftover");
+    assert_eq!(processes_running("sleep 100000"), 0, "no sleeper leftover");
+
+    for r in cases("huge-file") {
+        assert_eq!(r["status"], "output_limit", "{report}");
+    }
+
+    for r in cases("truth-reader") {
+        assert_eq!(r["status"], "failed", "{report}");
+    }
+    let seen = stderr_of("truth-reader");
+    assert!(seen.contains("No such file or directory"), "{seen}");
+    assert!(seen.contains("root holds: "), "{seen}");
+    let root_line = seen
+        .lines()
+        .find(|l| l.starts_with("root holds: "))
+        .unwrap();
+    for entry in root_line["root holds: ".len()..].split_whitespace() {
+        assert!(
+            [
+                "bin",
+                "dev",
+                "etc",
+                "input",
+                "lib",
+                "lib32",
+                "lib64",
+                "libx32",
+                "output",
+                "proc",
+                "sbin",
+                "submission",
+                "tmp",
+                "usr"
+            ]
+            .contains(&entry),
+            "unexpected /{entry} in the sandbox: {seen}"
+        );
+    }
+    for (path, bytes) in all_files(&out) {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(SECRET),
+            "the truth leaked into {}",
+            path.display()
+        );
+        if path.to_string_lossy().contains("truth-reader") {
+            assert!(
+                !text.contains(&truth_header),
+                "the truth leaked into {}",
+                path.display()
+            );
+        }
+    }
+
+    for r in cases("net-client") {
+        assert_eq!(r["status"], "failed", "{report}");
+        assert!(r["message"].contains("connection failed"), "{report}");
+    }
+    let seen = stderr_of("net-client");
+    assert!(!seen.contains("CONNECTED"), "{seen}");
+    let interfaces: Vec<&str> = seen
+        .lines()
+        .filter_map(|l| l.strip_prefix("interface "))
+        .collect();
+    assert!(
+        !interfaces.is_empty() && interfaces.iter().all(|i| *i == "lo"),
+        "only lo in the sandbox: {seen}"
+    );
+    assert!(
+        listener.accept().is_err(),
+        "nothing reached the host's listener"
+    );
+
+    for r in cases("symlinker") {
+        assert!(
+            r["status"] == "missing" || r["status"] == "invalid",
+            "{report}"
+        );
+        assert!(r["message"].contains("symbolic link"), "{report}");
+    }
+
+    for r in cases("crasher") {
+        assert_eq!(r["status"], "failed", "{report}");
+        assert!(
+            r["message"].contains("exit code 1") && r["message"].contains("model crashed"),
+            "{report}"
+        );
+    }
+
+    for r in cases("garbage-csv") {
+        assert_eq!(r["status"], "invalid", "{report}");
+    }
+
+    let left = leftover_cgroups();
+    assert!(left.is_empty(), "cgroups left behind: {left:?}");
+
+    let receipt = std::fs::read_to_string(out.join("run.json")).unwrap();
+    assert!(receipt.contains("\"sandbox\""), "{receipt}");
+}
+
+/// The environment and the paths a program sees: the same clean environment as the process
+/// backend, with /input and /output, an unprivileged identity and no capabilities.
+#[test]
+fn the_program_sees_input_output_and_a_clean_environment() {
+    let backend = backend();
+    let (dir, challenge) = small_challenge(3);
+    let subs = dir.path().join("subs");
+    script_submission(
+        &subs,
+        "inspector",
+        r#"{ echo "args $IN $OUT"; env | sort; id -u; id -g; pwd; grep CapEff /proc/self/status; ls /input /input/images; touch /input/x 2>&1; touch /submission/x 2>&1; touch /usr/x 2>&1; touch /x 2>&1; echo "tmp ok" > /tmp/t && cat /tmp/t; } >&2
+exit 1"#,
+    );
+    let out = dir.path().join("out");
+    let options = RoundOptions {
+        jobs: 1,
+        out_dir: out.clone(),
+        resume: false,
+    };
+    let phase = challenge.phase_paths("test", None).unwrap();
+    run_and_score(
+        &challenge,
+        &phase,
+        &Submission::discover(&subs).unwrap(),
+        &backend,
+        &options,
+        &mut |_| {},
+    )
+    .unwrap();
+    let seen: String = all_files(&out.join("logs/inspector"))
+        .into_iter()
+        .filter(|(p, _)| p.to_string_lossy().ends_with(".stderr.log"))
+        .map(|(_, b)| String::from_utf8_lossy(&b).to_string())
+        .collect();
+    for expected in [
+        "args /input /output",
+        "PODIUM_INPUT=/input",
+        "PODIUM_OUTPUT=/output",
+        "HOME=/output",
+        "PATH=/usr/local/bin:/usr/bin:/bin",
+        "PODIUM_CPUS=1",
+        "\n65534\n65534\n/submission\n",
+        "CapEff:\t0000000000000000",
+        "cases.csv",
+        "touch: cannot touch '/input/x': Read-only file system",
+        "touch: cannot touch '/submission/x': Read-only file system",
+        "touch: cannot touch '/usr/x': Read-only file system",
+        "touch: cannot touch '/x': Read-only file system",
+        "tmp ok",
+    ] {
+        assert!(seen.contains(expected), "{expected:?} not in:\n{seen}");
+    }
+    let vars: Vec<&str> = seen
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+        .filter(|k| k.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        .collect();
+    for var in vars {
+        assert!(
+            [
+                "PATH",
+                "HOME",
+                "LANG",
+                "PODIUM_INPUT",
+                "PODIUM_OUTPUT",
+                "PODIUM_CASE_ID",
+                "PODIUM_CPUS",
+                "OMP_NUM_THREADS",
+                "PWD",
+                "SHLVL",
+                "_",
+                "OLDPWD"
+            ]
+            .contains(&var),
+            "unexpected variable {var} in:\n{seen}"
+        );
+    }
+}
+
+fn write_submission(parent: &Path, name: &str, run: &str, script: &str) -> PathBuf {
+    let dir = parent.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("submission.toml"),
+        format!("team = \"fixtures\"\nname = \"{name}\"\n[run]\nkind = \"process\"\n{run}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("predict.sh"),
+        format!("#!/bin/bash\nset -u\nIN=\"$1\"; OUT=\"$2\"\n{script}\n"),
+    )
+    .unwrap();
+    dir
+}
+
+/// A build runs in the sandbox with the submission folder writable; a program given by an
+/// absolute host path outside the system folders cannot exist inside and fails at once; and
+/// `cpus = 1` holds two busy processes to one CPU's worth of time.
+#[test]
+fn builds_run_inside_absolute_programs_are_refused_and_cpus_are_capped() {
+    let backend = backend();
+    let (dir, challenge) = small_challenge(3);
+    let challenge = with_limits(&challenge, "wall_time_per_case_s = 20\ncpus = 1\n");
+    let subs = dir.path().join("subs");
+    write_submission(
+        &subs,
+        "builder",
+        r#"command = ["/bin/bash", "./predict.sh", "{input}", "{output}"]
+build = ["/bin/bash", "-c", "echo built as $(id -u) > built.txt; touch /usr/x 2>&1 || true"]"#,
+        "cat built.txt >&2\nexit 1",
+    );
+    let host_program = dir.path().join("host-program.sh");
+    std::fs::write(&host_program, "#!/bin/bash\nexit 0\n").unwrap();
+    write_submission(
+        &subs,
+        "outsider",
+        &format!(
+            "command = [\"{}\", \"{{input}}\", \"{{output}}\"]",
+            host_program.display()
+        ),
+        "",
+    );
+    write_submission(
+        &subs,
+        "spinner",
+        r#"command = ["/bin/bash", "./predict.sh", "{input}", "{output}"]"#,
+        "timeout 2 bash -c 'while :; do :; done' &\ntimeout 2 bash -c 'while :; do :; done' &\nwait\nexit 1",
+    );
+    let out = dir.path().join("out");
+    let options = RoundOptions {
+        jobs: 1,
+        out_dir: out.clone(),
+        resume: false,
+    };
+    let phase = challenge.phase_paths("test", None).unwrap();
+    run_and_score(
+        &challenge,
+        &phase,
+        &Submission::discover(&subs).unwrap(),
+        &backend,
+        &options,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(subs.join("builder/built.txt")).unwrap(),
+        "built as 65534\n"
+    );
+    let runs = read_csv(&out.join("runs.csv"));
+    let of = |name: &str| -> Vec<BTreeMap<String, String>> {
+        runs.iter()
+            .filter(|r| r["submission"] == name)
+            .cloned()
+            .collect()
+    };
+    for r in of("builder") {
+        assert_eq!(r["status"], "failed");
+        assert!(r["message"].contains("built as 65534"), "{r:?}");
+    }
+    for r in of("outsider") {
+        assert_eq!(r["status"], "failed");
+        assert!(
+            r["message"].contains("does not exist in the sandbox"),
+            "{r:?}"
+        );
+    }
+    for r in of("spinner") {
+        let wall: f64 = r["wall_s"].parse().unwrap();
+        let cpu: f64 = r["cpu_s"].parse().unwrap();
+        assert!(wall >= 1.9, "{r:?}");
+        assert!(
+            cpu < 1.3 * wall,
+            "two busy processes get one CPU's worth: {r:?}"
+        );
+    }
+}
