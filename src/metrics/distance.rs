@@ -64,39 +64,50 @@
 //! image. So the image edge counts as background at the real image edge, and
 //! the crop edge changes nothing.
 //!
-//! The distances come from an exact separable Euclidean distance transform
-//! (Felzenszwalb & Huttenlocher 2012, one pass per axis) whose feature
-//! points are the surface voxels of the other mask, evaluated only at the
-//! query voxels (the surface voxels of the first mask):
+//! One parallel pass over the z planes turns both label maps into bit rows
+//! (64 voxels per `u64`, SSE2 compares on x86-64) and finds the box; the
+//! surfaces are then word operations on those rows: a mask word `m` minus
+//! `left & right & up & down & front & back`, the six neighbour masks.
 //!
-//! 1. z pass: the nearest feature along each z column, read from
-//!    per-column sorted lists of feature z coordinates;
-//! 2. y pass: within a z plane, the lower envelope of the parabolas
-//!    `(sy·(y − y'))² + (sz·dz(y'))²` along each line of constant x,
-//!    evaluated at the rows that hold queries;
-//! 3. x pass: along each query row, an outward scan from the query that
-//!    stops as soon as `(sx·dx)²` alone exceeds the best value found, or,
-//!    past 16 steps, the lower envelope of the row.
+//! Every distance is the exact minimum, over the feature voxels (the surface
+//! voxels of the other mask), of the distance formula
+//! `((sx·dx)² + (sy·dy)²) + (sz·dz)²` evaluated in `f64` (the formula and
+//! summation order of scipy's `distance_transform_edt(..., sampling=spacing)`
+//! that medpy uses), followed by its square root. The queries (the surface
+//! voxels of the first mask) are answered in three stages, z planes in
+//! parallel with rayon:
 //!
-//! The z planes are independent after the z pass and run in parallel with
-//! rayon. Each plane is solved in rounds of growing *bands*: a round only
-//! considers features that can lie within `u` mm of a query (columns with a
-//! feature within `u / sz` planes, rows and lines within `u / sy` and
-//! `u / sx` voxels); its results are distances to actual features, so never
-//! too small, and exact whenever they are at most `u`. The queries with a
-//! larger result are retried with `u` doubled, the first `u` being six times
-//! the largest spacing, until a round covers every feature. Close surfaces
-//! (the common case) are thus solved in a thin band around them rather than
-//! over the whole bounding box.
+//! 1. a query row tests, 64 queries at a time, the few offsets
+//!    `(±dx, ±dy, ±dz)` of the smallest formula values, in increasing value
+//!    (a complete list: no other offset has a value as small), shifting the
+//!    feature rows: the first hit is the answer. This settles most queries of
+//!    close surfaces (distance 0 or one voxel step);
+//! 2. each remaining query searches the feature rows `(y ± dy, z ± dz)` in
+//!    increasing `|dz|`, then `|dy|`, each row giving its nearest feature in
+//!    x from two shifted words, and stops along each axis once `(sy·dy)² +
+//!    (sz·dz)²` alone reaches the best value found (every term is
+//!    non-negative and rounding is monotonic), within a radius of 16 times
+//!    the smallest spacing; the nearest feature of the previous query gives
+//!    a first bound;
+//! 3. queries farther than that go to an exact separable Euclidean distance
+//!    transform (Felzenszwalb & Huttenlocher 2012) restricted to them, as do
+//!    all remaining queries of a plane where most searches fail (surfaces
+//!    far apart): a z pass from per-column sorted lists of feature z
+//!    coordinates; a y pass, the lower envelope of the parabolas
+//!    `(sy·(y − y'))² + (sz·dz(y'))²` along each line of constant x, at the
+//!    query rows; an x pass, an outward scan from each query or, past 16
+//!    steps, the lower envelope of the row. Each plane is solved in rounds of
+//!    growing *bands*: a round only considers features that can lie within
+//!    `u` mm of a query; its results are distances to actual features, so
+//!    never too small, and exact whenever they are at most `u`; the others
+//!    are retried with `u` doubled (first `u`: six times the largest
+//!    spacing) until a round covers every feature.
 //!
-//! Memory: a few bytes per surface voxel and plane-sized scratch buffers per
-//! thread; no copy of the volume is made. The transform carries the integer
-//! offsets `(dx, dy, dz)` to the nearest feature, and each distance is
-//! computed at the end as `sqrt((sx·dx)² + (sy·dy)² + (sz·dz)²)` in `f64`,
-//! the same formula (and summation order) as scipy's
-//! `distance_transform_edt(..., sampling=spacing)` that medpy uses; results
-//! are exact up to the rounding of that formula and do not depend on the
-//! thread count.
+//! Memory: one bit per voxel of the image for each mask while the surfaces
+//! are built, two bits per voxel of the box for the surfaces, 8 bytes per
+//! surface voxel for the distances and plane-sized scratch buffers per
+//! thread; no byte copy of the volume is made. Results are exact up to the
+//! rounding of the formula and do not depend on the thread count.
 
 use rayon::prelude::*;
 
@@ -164,12 +175,13 @@ impl BoundarySpec {
 /// tolerance or worst distance, or a volume too large to index (a z plane of
 /// 2³² voxels or more).
 ///
-/// Performance: only the bounding box of the union of both masks is
-/// processed, in bands around the surfaces (see the module documentation).
-/// A lung-sized pair of close masks in a 512 × 512 × 300 volume takes about
-/// 0.25 s on two cores; masks far apart or salt noise over the whole volume
-/// need the full transform of the box, a few seconds at that size (see
-/// `docs/boundary-metrics.md`). Results do not depend on the thread count.
+/// Performance: one pass over both label maps, then work around the
+/// surfaces only (see the module documentation). A lung-sized label of two
+/// close masks in a 512 × 512 × 300 volume (the prediction one voxel off)
+/// takes about 30 ms of CPU time; masks far apart or salt noise over the
+/// whole volume need the full transform of the box, a few seconds at that
+/// size (see `docs/boundary-metrics.md`). Results do not depend on the
+/// thread count.
 pub fn boundary_metrics(
     predicted: &[u8],
     truth: &[u8],
@@ -195,7 +207,7 @@ pub fn boundary_metrics(
     if n == 0 {
         return Some(perfect);
     }
-    let extent = union_extent(predicted, truth, label, spec.shape);
+    let (mask_a, mask_b, extent) = mask_bits(predicted, truth, label, spec.shape);
     let bbox = match (extent.has_predicted, extent.has_truth) {
         (false, false) => return Some(perfect),
         (true, true) => Crop {
@@ -204,13 +216,12 @@ pub fn boundary_metrics(
         },
         _ => return Some(worst),
     };
-    let [cx, cy, _] = bbox.size();
-    let surface_a = surface_planes(predicted, label, spec.shape, &bbox);
-    let surface_b = surface_planes(truth, label, spec.shape, &bbox);
-    let sites_a = ColumnSites::new(cx, cy, &surface_a);
-    let sites_b = ColumnSites::new(cx, cy, &surface_b);
-    let d_ab = directed_distances(&sites_b, &surface_a, spec.spacing_mm);
-    let d_ba = directed_distances(&sites_a, &surface_b, spec.spacing_mm);
+    let surface_a = SurfaceBits::new(&mask_a, spec.shape, &bbox);
+    drop(mask_a);
+    let surface_b = SurfaceBits::new(&mask_b, spec.shape, &bbox);
+    drop(mask_b);
+    let d_ab = directed_distances(&surface_b, &surface_a, spec.spacing_mm);
+    let d_ba = directed_distances(&surface_a, &surface_b, spec.spacing_mm);
     Some(summarise(d_ab, d_ba, spec.nsd_tolerance_mm))
 }
 
@@ -330,96 +341,251 @@ impl Extent {
     }
 }
 
-/// Non-emptiness of both masks and the bounding box of their union; one
-/// parallel pass over the z planes.
-fn union_extent(predicted: &[u8], truth: &[u8], label: u8, shape: [usize; 3]) -> Extent {
-    let [nx, ny, _] = shape;
-    predicted
-        .par_chunks(nx * ny)
-        .zip(truth.par_chunks(nx * ny))
+/// Bit `x % 64` of word `x / 64` of `out` says whether `row[x] == label`
+/// (`out` has `row.len().div_ceil(64)` words and is zero on entry: only the
+/// non-zero words are written, so that the pages of a large zeroed buffer
+/// stay untouched where the label is absent).
+fn row_bits(row: &[u8], label: u8, out: &mut [u64]) {
+    let mut chunks = row.chunks_exact(64);
+    for (chunk, o) in chunks.by_ref().zip(out.iter_mut()) {
+        let word = bits64(chunk.try_into().unwrap(), label);
+        if word != 0 {
+            *o = word;
+        }
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        out[row.len() / 64] = rest
+            .iter()
+            .enumerate()
+            .fold(0, |w, (i, &v)| w | (u64::from(v == label) << i));
+    }
+}
+
+/// Bit i says whether `bytes[i] == label`. SSE2 (part of x86-64): about as
+/// fast as memory delivers the bytes.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn bits64(bytes: &[u8; 64], label: u8) -> u64 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    let p = bytes.as_ptr().cast::<__m128i>();
+    // SAFETY: SSE2 is always available on x86-64, and the four unaligned
+    // 16-byte loads stay within the 64 bytes of `bytes`.
+    unsafe {
+        let pattern = _mm_set1_epi8(label as i8);
+        let mask = |k: usize| {
+            let equal = _mm_cmpeq_epi8(_mm_loadu_si128(p.add(k)), pattern);
+            u64::from(_mm_movemask_epi8(equal) as u16)
+        };
+        mask(0) | (mask(1) << 16) | (mask(2) << 32) | (mask(3) << 48)
+    }
+}
+
+/// Portable [`bits64`]: eight bytes at a time, branch-free ("SWAR").
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn bits64(bytes: &[u8; 64], label: u8) -> u64 {
+    bits64_swar(bytes, label)
+}
+
+#[cfg(any(test, not(target_arch = "x86_64")))]
+fn bits64_swar(bytes: &[u8; 64], label: u8) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Moves bit 8i to bit 56 + i (the partial products never overlap).
+    const GATHER: u64 = 0x0102_0408_1020_4080;
+    let pattern = u64::from(label) * 0x0101_0101_0101_0101;
+    let mut word = 0u64;
+    for (k, eight) in bytes.chunks_exact(8).enumerate() {
+        // The zero bytes of x are those equal to the label; t has the high
+        // bit of every other byte set.
+        let x = u64::from_le_bytes(eight.try_into().unwrap()) ^ pattern;
+        let t = ((x & LOW7) + LOW7) | x;
+        let equal = !t & HIGH;
+        word |= ((equal >> 7).wrapping_mul(GATHER) >> 56) << (8 * k);
+    }
+    word
+}
+
+/// The masks `predicted == label` and `truth == label` as bit rows (row
+/// `y + ny * z` at words `row * wr..(row + 1) * wr`, `wr = nx.div_ceil(64)`),
+/// and their extent; one parallel pass over the z planes.
+fn mask_bits(
+    predicted: &[u8],
+    truth: &[u8],
+    label: u8,
+    shape: [usize; 3],
+) -> (Vec<u64>, Vec<u64>, Extent) {
+    let [nx, ny, nz] = shape;
+    let wr = nx.div_ceil(64);
+    let mut bits_a = vec![0u64; wr * ny * nz];
+    let mut bits_b = vec![0u64; wr * ny * nz];
+    let extent = bits_a
+        .par_chunks_mut(wr * ny)
+        .zip(bits_b.par_chunks_mut(wr * ny))
+        .zip(predicted.par_chunks(nx * ny).zip(truth.par_chunks(nx * ny)))
         .enumerate()
-        .map(|(z, (pa, pb))| {
+        .map(|(z, ((plane_a, plane_b), (pa, pb)))| {
             let mut e = Extent::EMPTY;
-            for (y, (ra, rb)) in pa.chunks_exact(nx).zip(pb.chunks_exact(nx)).enumerate() {
-                // `contains` on bytes is a vectorised memchr.
-                let in_a = ra.contains(&label);
-                let in_b = rb.contains(&label);
+            let rows = plane_a
+                .chunks_exact_mut(wr)
+                .zip(plane_b.chunks_exact_mut(wr))
+                .zip(pa.chunks_exact(nx).zip(pb.chunks_exact(nx)));
+            for (y, ((wa, wb), (ra, rb))) in rows.enumerate() {
+                row_bits(ra, label, wa);
+                row_bits(rb, label, wb);
+                let in_a = wa.iter().any(|&w| w != 0);
+                let in_b = wb.iter().any(|&w| w != 0);
                 if !(in_a || in_b) {
                     continue;
                 }
-                let hit = |(&a, &b): (&u8, &u8)| a == label || b == label;
-                let first = ra.iter().zip(rb).position(hit).unwrap_or(0);
-                let last = ra.iter().zip(rb).rposition(hit).unwrap_or(0);
+                let union = |k: usize| wa[k] | wb[k];
+                let first = (0..wr).find(|&k| union(k) != 0).unwrap_or(0);
+                let last = (0..wr).rfind(|&k| union(k) != 0).unwrap_or(0);
                 e = e.merge(Extent {
                     has_predicted: in_a,
                     has_truth: in_b,
-                    lo: [first, y, z],
-                    hi: [last, y, z],
+                    lo: [64 * first + union(first).trailing_zeros() as usize, y, z],
+                    hi: [64 * last + 63 - union(last).leading_zeros() as usize, y, z],
                 });
             }
             e
         })
-        .reduce(|| Extent::EMPTY, Extent::merge)
+        .reduce(|| Extent::EMPTY, Extent::merge);
+    (bits_a, bits_b, extent)
+}
+
+/// Surface voxels of a mask inside a crop that contains the whole mask, as
+/// bit rows: crop row `y + cy * z` (crop coordinates) holds `cw + 2` words,
+/// a zero word at each end around `cw` words that hold the image x
+/// coordinate `64 * (w0 + k) + b` at bit `b` of word `k + 1`, where
+/// `w0 = x0 / 64` is the image word holding the crop's first x. Bit
+/// position `p` of a row, below, is bit `p % 64` of word `p / 64 + 1`.
+struct SurfaceBits {
+    /// Crop size in y and z.
+    cy: usize,
+    cz: usize,
+    /// First image x of the crop minus the image x of the first bit of the
+    /// rows.
+    shift: usize,
+    /// Crop width in x.
+    cx: usize,
+    /// Words per row, without the two zero words.
+    cw: usize,
+    words: Vec<u64>,
+}
+
+impl SurfaceBits {
+    /// The surface of the mask given as bit rows `mask` (see [`mask_bits`])
+    /// of an image of shape `shape`, inside `crop`. Each word is
+    /// `m & !(left & right & up & down & front & back)` for the six
+    /// neighbour masks, the outside of the image counting as background.
+    fn new(mask: &[u64], shape: [usize; 3], crop: &Crop) -> SurfaceBits {
+        let [_, ny, nz] = shape;
+        let wr = shape[0].div_ceil(64);
+        let [cx, cy, cz] = crop.size();
+        let [x0, y0, z0] = crop.lo;
+        let (w0, w1) = (x0 / 64, crop.hi[0] / 64);
+        let cw = w1 - w0 + 1;
+        let mut words = vec![0u64; (cw + 2) * cy * cz];
+        let zeros = vec![0u64; cw];
+        // Words w0..=w1 of image row (y, z), or zeros outside the image.
+        let row = |y: Option<usize>, z: Option<usize>| match (y, z) {
+            (Some(y), Some(z)) if y < ny && z < nz => {
+                let base = wr * (y + ny * z);
+                &mask[base + w0..=base + w1]
+            }
+            _ => &zeros[..],
+        };
+        words
+            .par_chunks_mut((cw + 2) * cy)
+            .enumerate()
+            .for_each(|(dz, plane)| {
+                let z = z0 + dz;
+                for (dy, out) in plane.chunks_exact_mut(cw + 2).enumerate() {
+                    let y = y0 + dy;
+                    let m = row(Some(y), Some(z));
+                    if m.iter().all(|&w| w == 0) {
+                        continue;
+                    }
+                    let [up, down, front, back] = [
+                        row(y.checked_sub(1), Some(z)),
+                        row(Some(y + 1), Some(z)),
+                        row(Some(y), z.checked_sub(1)),
+                        row(Some(y), Some(z + 1)),
+                    ];
+                    // The mask is empty outside the crop, so the words
+                    // before w0 and after w1 are zero.
+                    for k in 0..cw {
+                        let before = if k > 0 { m[k - 1] } else { 0 };
+                        let after = if k + 1 < cw { m[k + 1] } else { 0 };
+                        let left = (m[k] << 1) | (before >> 63);
+                        let right = (m[k] >> 1) | (after << 63);
+                        let interior = left & right & up[k] & down[k] & front[k] & back[k];
+                        out[k + 1] = m[k] & !interior;
+                    }
+                }
+            });
+        SurfaceBits {
+            cy,
+            cz,
+            shift: x0 - 64 * w0,
+            cx,
+            cw,
+            words,
+        }
+    }
+
+    /// Crop row `(y, z)`, with its zero words.
+    #[inline]
+    fn row(&self, y: usize, z: usize) -> &[u64] {
+        let base = (self.cw + 2) * (y + self.cy * z);
+        &self.words[base..base + self.cw + 2]
+    }
+
+    /// Crop row `(y, z)` without its zero words.
+    #[inline]
+    fn bits(&self, y: usize, z: usize) -> &[u64] {
+        let row = self.row(y, z);
+        &row[1..row.len() - 1]
+    }
+
+    /// The surface voxels of crop plane z as sorted in-plane crop indices
+    /// `x + cx * y` (the form [`ColumnSites`] takes).
+    fn plane_indices(&self, z: usize) -> Vec<u32> {
+        let mut out = Vec::new();
+        for y in 0..self.cy {
+            for_each_bit(self.bits(y, z), |b| {
+                out.push((b - self.shift + self.cx * y) as u32);
+            });
+        }
+        out
+    }
+}
+
+/// Calls `f` with the position of each set bit of `words`, in increasing
+/// order.
+#[inline]
+fn for_each_bit(words: &[u64], mut f: impl FnMut(usize)) {
+    for (k, &word) in words.iter().enumerate() {
+        let mut bits = word;
+        while bits != 0 {
+            f(64 * k + bits.trailing_zeros() as usize);
+            bits &= bits - 1;
+        }
+    }
 }
 
 /// Surface voxels of the mask `vol == label` inside `crop` (which contains
 /// the whole mask), one list per z plane of the crop, each holding sorted
 /// in-plane crop indices `x + cx * y`.
+#[cfg(test)]
 fn surface_planes(vol: &[u8], label: u8, shape: [usize; 3], crop: &Crop) -> Vec<Vec<u32>> {
-    let [nx, ny, _] = shape;
-    let [cx, _, _] = crop.size();
-    let [x0, y0, z0] = crop.lo;
-    let [x1, y1, z1] = crop.hi;
-    // Stands for the rows outside the crop: background (the crop bounds the
-    // mask), whether inside the image or not.
-    let outside = vec![label.wrapping_add(1); cx];
-    (z0..=z1)
-        .into_par_iter()
-        .map_init(Vec::new, |interior: &mut Vec<bool>, z| {
-            let mut out = Vec::new();
-            let row_at = |y: usize, z: usize| {
-                let base = nx * (y + ny * z);
-                &vol[base + x0..=base + x1]
-            };
-            for y in y0..=y1 {
-                let row = row_at(y, z);
-                if !row.contains(&label) {
-                    continue;
-                }
-                let [up, down, front, back] = [
-                    (y > y0).then(|| row_at(y - 1, z)),
-                    (y < y1).then(|| row_at(y + 1, z)),
-                    (z > z0).then(|| row_at(y, z - 1)),
-                    (z < z1).then(|| row_at(y, z + 1)),
-                ]
-                .map(|r| r.unwrap_or(&outside));
-                // interior[x]: all six neighbours in the mask (branch-free,
-                // so that it vectorises); the row ends are never interior.
-                interior.clear();
-                interior.push(false);
-                if cx > 2 {
-                    interior.extend((1..cx - 1).map(|x| {
-                        (row[x - 1] == label)
-                            & (row[x + 1] == label)
-                            & (up[x] == label)
-                            & (down[x] == label)
-                            & (front[x] == label)
-                            & (back[x] == label)
-                    }));
-                }
-                if cx > 1 {
-                    interior.push(false);
-                }
-                let offset = cx * (y - y0);
-                for (x, (&v, &inner)) in row.iter().zip(interior.iter()).enumerate() {
-                    if v == label && !inner {
-                        out.push((offset + x) as u32);
-                    }
-                }
-            }
-            out
-        })
-        .collect()
+    let (mask, _, _) = mask_bits(vol, vol, label, shape);
+    let surface = SurfaceBits::new(&mask, shape, crop);
+    (0..surface.cz).map(|z| surface.plane_indices(z)).collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -999,22 +1165,329 @@ fn banded_distances(
     scratch.retry_out = retry_out;
 }
 
-/// Distances from every query voxel (`queries[z]`: sorted in-plane indices
-/// of plane z) to the nearest feature of `sites`, in plane order.
-fn directed_distances(sites: &ColumnSites, queries: &[Vec<u32>], spacing: [f64; 3]) -> Vec<f64> {
+/// Distances from every surface voxel of `queries` to the nearest one of
+/// `features` (same crop), in crop plane order and, within a plane, in
+/// increasing `x + cx * y`.
+///
+/// Each query row first tries the nearest offsets word-parallel
+/// ([`NearOffsets`]): most queries of close surfaces are resolved there.
+/// The others get a direct search of the feature rows around them
+/// ([`nearest_sq`]) bounded by [`SEARCH_VOXELS`] voxels, and those still
+/// unresolved go to [`banded_distances`]. A plane whose queries mostly fail
+/// the search (surfaces far apart) sends its remaining queries straight to
+/// [`banded_distances`].
+fn directed_distances(
+    features: &SurfaceBits,
+    queries: &SurfaceBits,
+    spacing: [f64; 3],
+) -> Vec<f64> {
+    let weights = Weights::new(spacing, [64 * features.cw.max(1), features.cy, features.cz]);
+    let near = NearOffsets::new(&weights);
+    let smin = spacing.iter().copied().fold(f64::INFINITY, f64::min);
+    let cap = sq(SEARCH_VOXELS * smin);
     let u0 = FIRST_BAND_VOXELS * spacing.iter().copied().fold(0.0, f64::max);
-    let per_plane: Vec<Vec<f64>> = queries
-        .par_iter()
-        .enumerate()
-        .map_init(Scratch::default, |scratch, (z, q)| {
-            let mut out = vec![0.0; q.len()];
-            if !q.is_empty() {
-                banded_distances(sites, spacing, z as u32, q, u0, scratch, &mut out);
-            }
-            out
+    let sites = std::sync::OnceLock::new();
+    let column_sites = || {
+        sites.get_or_init(|| {
+            let planes: Vec<Vec<u32>> = (0..features.cz)
+                .into_par_iter()
+                .map(|z| features.plane_indices(z))
+                .collect();
+            ColumnSites::new(features.cx, features.cy, &planes)
         })
+    };
+    let cw = queries.cw;
+    let per_plane: Vec<Vec<f64>> = (0..queries.cz)
+        .into_par_iter()
+        .map_init(
+            || PlaneWork {
+                scratch: Scratch::default(),
+                missed: Vec::new(),
+                missed_at: Vec::new(),
+                missed_out: Vec::new(),
+                rem: vec![0; cw],
+                values: vec![0.0; 64 * cw],
+            },
+            |work, z| {
+                let PlaneWork {
+                    scratch,
+                    missed,
+                    missed_at,
+                    missed_out,
+                    rem,
+                    values,
+                } = work;
+                let mut out = Vec::new();
+                missed.clear();
+                missed_at.clear();
+                let mut failed = 0usize;
+                // The nearest feature of the last query searched: its
+                // distance to the next query bounds the search.
+                let mut last: Option<[usize; 3]> = None;
+                for y in 0..queries.cy {
+                    let row = queries.bits(y, z);
+                    if row.iter().all(|&w| w == 0) {
+                        continue;
+                    }
+                    rem.copy_from_slice(row);
+                    let searched = out.len() - missed.len() + failed;
+                    let give_up =
+                        |searched: usize, failed: usize| searched >= 64 && 2 * failed > searched;
+                    if !give_up(searched, failed) {
+                        near.resolve(features, y, z, rem, values);
+                    }
+                    for_each_bit(row, |b| {
+                        if rem[b / 64] & (1 << (b % 64)) == 0 {
+                            out.push(values[b]);
+                            return;
+                        }
+                        let searched = out.len() - missed.len() + failed;
+                        let skip = give_up(searched, failed);
+                        let mut d2 = f64::INFINITY;
+                        if !skip {
+                            let (mut bound, mut at) = (cap, None);
+                            if let Some(f) = last {
+                                let [dx, dy, dz] =
+                                    [b.abs_diff(f[0]), y.abs_diff(f[1]), z.abs_diff(f[2])];
+                                let v = (weights.x[dx] + weights.y[dy]) + weights.z[dz];
+                                if v < bound {
+                                    (bound, at) = (v, last);
+                                }
+                            }
+                            let (v, found) = nearest_sq(features, &weights, [b, y, z], bound);
+                            d2 = v;
+                            last = found.or(at);
+                        }
+                        if d2 < cap {
+                            out.push(d2.sqrt());
+                        } else {
+                            failed += usize::from(!skip);
+                            missed.push((b - queries.shift + queries.cx * y) as u32);
+                            missed_at.push(out.len());
+                            out.push(f64::INFINITY);
+                        }
+                    });
+                }
+                if !missed.is_empty() {
+                    missed_out.clear();
+                    missed_out.resize(missed.len(), 0.0);
+                    let sites = column_sites();
+                    banded_distances(sites, spacing, z as u32, missed, u0, scratch, missed_out);
+                    for (&k, &d) in missed_at.iter().zip(missed_out.iter()) {
+                        out[k] = d;
+                    }
+                }
+                out
+            },
+        )
         .collect();
     per_plane.concat()
+}
+
+/// Per-thread buffers of [`directed_distances`].
+struct PlaneWork {
+    scratch: Scratch,
+    /// Queries left to [`banded_distances`] (in-plane crop indices), their
+    /// positions in the plane's output, and their distances.
+    missed: Vec<u32>,
+    missed_at: Vec<usize>,
+    missed_out: Vec<f64>,
+    /// The queries of a row not yet resolved by [`NearOffsets::resolve`].
+    rem: Vec<u64>,
+    /// Distances set by [`NearOffsets::resolve`], by bit.
+    values: Vec<f64>,
+}
+
+/// The offsets `(dx, dy, dz)` (each ≥ 0, standing for their sign variants)
+/// of the smallest values of the distance formula, sorted by value, forming
+/// a complete list: every offset whose value is at most the largest one
+/// listed is listed. The first hit of a query among them is thus its exact
+/// nearest feature.
+struct NearOffsets {
+    /// `(dx, dy, dz, distance in mm)`, by increasing distance.
+    steps: Vec<([usize; 3], f64)>,
+}
+
+/// Offsets per axis enumerated by [`NearOffsets`], and the most it keeps.
+const NEAR_STEPS: usize = 3;
+const NEAR_MAX: usize = 4;
+
+impl NearOffsets {
+    fn new(w: &Weights) -> NearOffsets {
+        let tables = [&w.x, &w.y, &w.z];
+        let k = tables.map(|t| NEAR_STEPS.min(t.len() - 1));
+        // Any offset with a component beyond k has a value at least that of
+        // the step k + 1 alone.
+        let complete_below = (0..3)
+            .filter_map(|a| tables[a].get(k[a] + 1).copied())
+            .fold(f64::INFINITY, f64::min);
+        let mut all = Vec::new();
+        for dz in 0..=k[2] {
+            for dy in 0..=k[1] {
+                for dx in 0..=k[0] {
+                    let v = (w.x[dx] + w.y[dy]) + w.z[dz];
+                    if v < complete_below {
+                        all.push(([dx, dy, dz], v));
+                    }
+                }
+            }
+        }
+        all.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let mut n = all.len().min(NEAR_MAX);
+        // Cut between two values, so that the list stays complete.
+        while n > 0 && n < all.len() && all[n].1 == all[n - 1].1 {
+            n -= 1;
+        }
+        all.truncate(n);
+        NearOffsets {
+            steps: all.into_iter().map(|(o, v)| (o, v.sqrt())).collect(),
+        }
+    }
+
+    /// Resolves the queries `rem` (bits of crop row `(y, z)`) that have a
+    /// feature at one of the offsets: clears their bits and sets their
+    /// distances in `values`.
+    fn resolve(
+        &self,
+        features: &SurfaceBits,
+        y: usize,
+        z: usize,
+        rem: &mut [u64],
+        values: &mut [f64],
+    ) {
+        let (cy, cz) = (features.cy, features.cz);
+        let mut left: u32 = rem.iter().map(|w| w.count_ones()).sum();
+        for &([dx, dy, dz], d) in &self.steps {
+            let zs = [
+                z.checked_sub(dz),
+                Some(z + dz).filter(|&v| dz > 0 && v < cz),
+            ];
+            let ys = [
+                y.checked_sub(dy),
+                Some(y + dy).filter(|&v| dy > 0 && v < cy),
+            ];
+            for zz in zs.into_iter().flatten() {
+                for yy in ys.into_iter().flatten() {
+                    let r = features.row(yy, zz);
+                    for k in 0..rem.len() {
+                        if rem[k] == 0 {
+                            continue;
+                        }
+                        let (before, word, after) = (r[k], r[k + 1], r[k + 2]);
+                        let near = if dx == 0 {
+                            word
+                        } else {
+                            // Features at x + dx and at x - dx.
+                            ((word >> dx) | (after << (64 - dx)))
+                                | ((word << dx) | (before >> (64 - dx)))
+                        };
+                        let hit = rem[k] & near;
+                        if hit != 0 {
+                            rem[k] &= !hit;
+                            left -= hit.count_ones();
+                            for_each_bit(&[hit], |b| values[64 * k + b] = d);
+                        }
+                    }
+                }
+            }
+            if left == 0 {
+                return;
+            }
+        }
+    }
+}
+
+/// Radius of the direct search of [`directed_distances`], in units of the
+/// smallest voxel spacing; at most 64 (see [`nearest_sq`]).
+const SEARCH_VOXELS: f64 = 16.0;
+
+/// Squared distances in mm² of the voxel steps along each axis:
+/// `x[d] = (sx·d)²` and so on, computed as the distance formula does.
+struct Weights {
+    x: Vec<f64>,
+    y: Vec<f64>,
+    z: Vec<f64>,
+}
+
+impl Weights {
+    fn new(spacing: [f64; 3], len: [usize; 3]) -> Weights {
+        let table = |a: usize| (0..len[a]).map(|d| sq(spacing[a] * d as f64)).collect();
+        Weights {
+            x: table(0),
+            y: table(1),
+            z: table(2),
+        }
+    }
+}
+
+/// The smallest `((sx·dx)² + (sy·dy)²) + (sz·dz)²` (the distance formula
+/// before its square root, in `f64`) over the voxels of `features` at
+/// offsets `(dx, dy, dz)` from the voxel at bit `b` of crop row `(y, z)`, if
+/// it is below `bound`, and the position `[bit, y, z]` of a voxel reaching
+/// it; otherwise `bound` and `None`. `bound` must be at most
+/// `(64·sx)²`: only the 63 bits on either side of `b` are examined.
+///
+/// Visits the feature rows `(y ± dy, z ± dz)` by increasing `|dz|` and, within
+/// each, increasing `|dy|`, stopping along each as soon as `(sy·dy)² +
+/// (sz·dz)²` alone reaches the best value found (every term of the formula
+/// is non-negative and rounding is monotonic, so no voxel of those rows can
+/// do better); in each row the nearest feature in x gives the row's
+/// smallest value. The result is thus the exact minimum of the formula.
+#[inline]
+fn nearest_sq(
+    features: &SurfaceBits,
+    w: &Weights,
+    [b, y, z]: [usize; 3],
+    bound: f64,
+) -> (f64, Option<[usize; 3]>) {
+    let mut best = bound;
+    let mut at = None;
+    let (cy, cz) = (features.cy, features.cz);
+    let (k, i) = (b / 64 + 1, b % 64);
+    for dz in 0..cz {
+        let below = z.checked_sub(dz);
+        let above = Some(z + dz).filter(|&v| dz > 0 && v < cz);
+        if below.is_none() && above.is_none() {
+            break;
+        }
+        let wz = w.z[dz];
+        if wz >= best {
+            break;
+        }
+        for zz in [below, above].into_iter().flatten() {
+            for dy in 0..cy {
+                let south = y.checked_sub(dy);
+                let north = Some(y + dy).filter(|&v| dy > 0 && v < cy);
+                if south.is_none() && north.is_none() {
+                    break;
+                }
+                let wy = w.y[dy];
+                if wy + wz >= best {
+                    break;
+                }
+                for yy in [south, north].into_iter().flatten() {
+                    let r = features.row(yy, zz);
+                    let (before, word, after) = (r[k - 1], r[k], r[k + 1]);
+                    // Bits b, b + 1, ..., b + 63 from bit 0 up, and bits b,
+                    // b - 1, ..., b - 63 from bit 63 down.
+                    let right = (((u128::from(after) << 64) | u128::from(word)) >> i) as u64;
+                    let left = ((((u128::from(word) << 64) | u128::from(before)) << (63 - i)) >> 64)
+                        as u64;
+                    let (dr, dl) = (right.trailing_zeros(), left.leading_zeros());
+                    let dx = dr.min(dl) as usize;
+                    if dx < 64 {
+                        let v = (w.x[dx] + wy) + wz;
+                        if v < best {
+                            best = v;
+                            let bit = if dr <= dl { b + dx } else { b - dx };
+                            at = Some([bit, yy, zz]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (best, at)
 }
 
 /// Width of the first band of [`banded_distances`], in units of the largest
@@ -1686,6 +2159,185 @@ mod tests {
                 percentile_linear(&mut v, 95.0),
                 sorted_percentile(&sorted, 95.0)
             );
+        }
+    }
+
+    // -- the previous implementation --------------------------------------
+
+    /// `boundary_metrics` before the bit-row search (both masks non-empty):
+    /// byte-wise surfaces and the banded transform for every query.
+    fn previous_metrics(a: &[u8], b: &[u8], label: u8, spec: &BoundarySpec) -> BoundaryMetrics {
+        let shape = spec.shape;
+        let mut crop = Crop {
+            lo: [usize::MAX; 3],
+            hi: [0; 3],
+        };
+        for i in (0..a.len()).filter(|&i| a[i] == label || b[i] == label) {
+            let c = coords(i, shape);
+            crop.lo = [0, 1, 2].map(|k| crop.lo[k].min(c[k]));
+            crop.hi = [0, 1, 2].map(|k| crop.hi[k].max(c[k]));
+        }
+        let [cx, cy, _] = crop.size();
+        let surface_a = previous_surface_planes(a, label, shape, &crop);
+        let surface_b = previous_surface_planes(b, label, shape, &crop);
+        let sites_a = ColumnSites::new(cx, cy, &surface_a);
+        let sites_b = ColumnSites::new(cx, cy, &surface_b);
+        let directed = |sites: &ColumnSites, queries: &[Vec<u32>]| {
+            let u0 = FIRST_BAND_VOXELS * spec.spacing_mm.iter().copied().fold(0.0, f64::max);
+            let mut scratch = Scratch::default();
+            let mut all = Vec::new();
+            for (z, q) in queries.iter().enumerate() {
+                let mut out = vec![0.0; q.len()];
+                if !q.is_empty() {
+                    banded_distances(
+                        sites,
+                        spec.spacing_mm,
+                        z as u32,
+                        q,
+                        u0,
+                        &mut scratch,
+                        &mut out,
+                    );
+                }
+                all.extend(out);
+            }
+            all
+        };
+        let d_ab = directed(&sites_b, &surface_a);
+        let d_ba = directed(&sites_a, &surface_b);
+        summarise(d_ab, d_ba, spec.nsd_tolerance_mm)
+    }
+
+    /// The byte-wise surface extraction of the previous implementation.
+    fn previous_surface_planes(
+        vol: &[u8],
+        label: u8,
+        shape: [usize; 3],
+        crop: &Crop,
+    ) -> Vec<Vec<u32>> {
+        let [nx, ny, _] = shape;
+        let [cx, _, _] = crop.size();
+        let [x0, y0, z0] = crop.lo;
+        let [x1, y1, z1] = crop.hi;
+        let outside = vec![label.wrapping_add(1); cx];
+        let row_at = |y: usize, z: usize| {
+            let base = nx * (y + ny * z);
+            &vol[base + x0..=base + x1]
+        };
+        (z0..=z1)
+            .map(|z| {
+                let mut out = Vec::new();
+                for y in y0..=y1 {
+                    let row = row_at(y, z);
+                    let [up, down, front, back] = [
+                        (y > y0).then(|| row_at(y - 1, z)),
+                        (y < y1).then(|| row_at(y + 1, z)),
+                        (z > z0).then(|| row_at(y, z - 1)),
+                        (z < z1).then(|| row_at(y, z + 1)),
+                    ]
+                    .map(|r| r.unwrap_or(&outside));
+                    for x in 0..cx {
+                        let inside = |v: u8| v == label;
+                        let interior = x > 0
+                            && x + 1 < cx
+                            && inside(row[x - 1])
+                            && inside(row[x + 1])
+                            && inside(up[x])
+                            && inside(down[x])
+                            && inside(front[x])
+                            && inside(back[x]);
+                        if inside(row[x]) && !interior {
+                            out.push((cx * (y - y0) + x) as u32);
+                        }
+                    }
+                }
+                out
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_the_previous_implementation_on_random_volumes() {
+        // Rows of up to four words, crops starting anywhere in a word,
+        // blobs near and far, noise, and spacings with many exact ties
+        // (equal, integer) as well as generic ones.
+        let mut rng = Rng(0xC0FF_EE12_3456_789A);
+        for case in 0..60 {
+            let shape = [1 + rng.below(220), 1 + rng.below(24), 1 + rng.below(14)];
+            let n: usize = shape.iter().product();
+            let spacing = match case % 4 {
+                0 => [1.0, 1.0, 1.0],
+                1 => [0.7, 0.7, 1.0],
+                2 => [0.3 + rng.unit(), 0.3 + rng.unit(), 0.5 + 3.0 * rng.unit()],
+                _ => [0.8, 0.8, 2.5 + 2.0 * rng.unit()],
+            };
+            let blob = |rng: &mut Rng| {
+                let centre = shape.map(|s| rng.unit() * s as f64);
+                let radius = [0, 1, 2].map(|_| 0.5 + rng.unit() * 9.0);
+                move |c: [usize; 3]| {
+                    let e: f64 = (0..3)
+                        .map(|k| ((c[k] as f64 - centre[k]) / radius[k]).powi(2))
+                        .sum();
+                    e <= 1.0
+                }
+            };
+            let (in_a, in_b, in_b2) = (blob(&mut rng), blob(&mut rng), blob(&mut rng));
+            let noise = [0.0, 0.002, 0.05][case % 3];
+            let (mut a, mut b) = (vec![0u8; n], vec![0u8; n]);
+            for i in 0..n {
+                let c = coords(i, shape);
+                a[i] = u8::from(in_a(c) != (rng.unit() < noise));
+                b[i] = if in_b(c) || in_b2(c) {
+                    1
+                } else {
+                    2 * u8::from(rng.unit() < 0.5)
+                };
+            }
+            for label in [1, 2] {
+                if !a.contains(&label) || !b.contains(&label) {
+                    continue;
+                }
+                let s = spec(shape, spacing, 0.5 + 2.0 * rng.unit());
+                let got = boundary_metrics(&a, &b, label, &s).unwrap();
+                let want = previous_metrics(&a, &b, label, &s);
+                assert_eq!(got, want, "case {case}, label {label}, shape {shape:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn far_apart_surfaces_fall_back_to_the_banded_transform() {
+        // Every query is beyond the direct search, so that the planes give
+        // up on it; the rest of the answer must not change.
+        let shape = [150, 40, 12];
+        let spacing = [0.5, 0.6, 1.0];
+        let a = volume(
+            shape,
+            &[cube([1, 2, 1], 10), cube([60, 5, 2], 3)].concat(),
+            1,
+        );
+        let b = volume(shape, &cube([120, 25, 1], 11), 1);
+        let s = spec(shape, spacing, 1.0);
+        let got = boundary_metrics(&a, &b, 1, &s).unwrap();
+        assert_eq!(got, previous_metrics(&a, &b, 1, &s));
+        assert_close(got, brute_metrics(&a, &b, 1, &s), 1e-9, "far apart");
+    }
+
+    #[test]
+    fn swar_bits_match_the_bytes() {
+        let mut rng = Rng(11);
+        for _ in 0..200 {
+            let label = rng.below(4) as u8;
+            let bytes: [u8; 64] = std::array::from_fn(|_| rng.below(5) as u8);
+            let want = (0..64).fold(0u64, |w, i| w | (u64::from(bytes[i] == label) << i));
+            assert_eq!(bits64_swar(&bytes, label), want);
+            assert_eq!(bits64(&bytes, label), want);
+        }
+        let mut out = [0u64; 3];
+        let row: Vec<u8> = (0..150).map(|i| u8::from(i % 7 == 3 || i == 149)).collect();
+        row_bits(&row, 1, &mut out);
+        for (i, &v) in row.iter().enumerate() {
+            assert_eq!(out[i / 64] >> (i % 64) & 1 == 1, v == 1, "bit {i}");
         }
     }
 
