@@ -5,10 +5,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use podium::challenge::Visibility;
 use podium::challenge::{validate, Challenge};
 use podium::demo::{self, GenerationStamp, Size};
 use podium::pipeline::{self, RoundOutcome};
-use podium::runner::{process::ProcessBackend, RoundOptions, TerminalReporter};
+use podium::runner::{
+    process::ProcessBackend, select_backend, Backend, BackendKind, RoundOptions, TerminalReporter,
+};
+use podium::submission::RunSpec;
 use podium::submission::Submission;
 use podium::{Error, Result};
 
@@ -46,6 +50,11 @@ enum Command {
         /// Folder of submissions (default: ./submissions).
         #[arg(long)]
         submissions: Option<PathBuf>,
+        /// How submissions are executed: `auto` (the sandbox when bubblewrap works here),
+        /// `sandbox` or `process` (no isolation).
+        #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
+        backend: BackendKind,
+
         /// Cases run at once (default: the number of CPUs).
         #[arg(long)]
         jobs: Option<usize>,
@@ -112,6 +121,13 @@ enum Command {
         /// others run, and everything is scored as if the round had never stopped.
         #[arg(long, value_name = "DIR", conflicts_with_all = ["challenge", "phase", "submissions", "truth", "out"])]
         resume: Option<PathBuf>,
+        /// How submissions are executed: `auto` (the sandbox when bubblewrap works here),
+        /// `sandbox` or `process` (no isolation).
+        #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
+        backend: BackendKind,
+        /// Run a hidden phase even when the submissions cannot be isolated (rlimits only).
+        #[arg(long)]
+        allow_unisolated: bool,
         /// Also print a line for every case that went well.
         #[arg(long)]
         verbose: bool,
@@ -140,6 +156,11 @@ enum Command {
         /// The phase to check on (default: the first public phase).
         #[arg(long)]
         phase: Option<String>,
+        /// How submissions are executed: `auto` (the sandbox when bubblewrap works here),
+        /// `sandbox` or `process` (no isolation).
+        #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
+        backend: BackendKind,
+
         /// Cases run at once (default: the number of CPUs).
         #[arg(long)]
         jobs: Option<usize>,
@@ -191,6 +212,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             size,
             seed,
             submissions,
+            backend,
             jobs,
             out,
         } => {
@@ -203,8 +225,21 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             } else {
                 generate(&data, &stamp)?;
             }
-            let submissions = submissions.unwrap_or_else(default_submissions_dir);
-            run_command(&data, "test", &submissions, None, jobs, out, false)
+            let dir = submissions.unwrap_or_else(default_submissions_dir);
+            // The examples are podium's own code: build them on the host, then run them like
+            // any submission (isolated when the machine allows it).
+            let mut submissions = Submission::discover(&dir)?;
+            for submission in &mut submissions {
+                prebuild_trusted(submission)?;
+            }
+            let round = RoundArgs {
+                jobs,
+                out,
+                verbose: false,
+                backend,
+                allow_unisolated: true,
+            };
+            run_command(&data, "test", submissions, None, round)
         }
         Command::Init {
             template,
@@ -246,11 +281,25 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             resume: Some(run_dir),
             jobs,
             verbose,
+            allow_unisolated,
             ..
         } => {
+            let plan = pipeline::RoundPlan::read(&run_dir)?;
+            let (challenge, _, _) = plan.load()?;
+            let hidden = challenge.phase(&plan.phase)?.visibility == Visibility::Hidden;
+            // The same kind of backend as the interrupted round, which was allowed then.
+            let kind = if plan.backend == "process" {
+                BackendKind::Process
+            } else {
+                BackendKind::Sandbox
+            };
+            let selected =
+                select_backend(kind, hidden, allow_unisolated || plan.backend == "process")?;
+            warn(&selected.warning);
             let mut reporter = TerminalReporter::new(verbose);
-            let outcome =
-                pipeline::resume(&run_dir, &ProcessBackend, jobs, &mut |e| reporter.report(e))?;
+            let outcome = pipeline::resume(&run_dir, selected.backend.as_ref(), jobs, &mut |e| {
+                reporter.report(e)
+            })?;
             print_outcome(&outcome);
             Ok(ExitCode::SUCCESS)
         }
@@ -262,6 +311,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             jobs,
             out,
             verbose,
+            backend,
+            allow_unisolated,
             resume: None,
         } => {
             let (Some(challenge), Some(phase), Some(submissions)) = (challenge, phase, submissions)
@@ -270,15 +321,15 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                     "run needs --challenge, --phase and --submissions (or --resume DIR)",
                 ));
             };
-            run_command(
-                &challenge,
-                &phase,
-                &submissions,
-                truth.as_deref(),
+            let submissions = Submission::discover(&submissions)?;
+            let round = RoundArgs {
                 jobs,
                 out,
                 verbose,
-            )
+                backend,
+                allow_unisolated,
+            };
+            run_command(&challenge, &phase, submissions, truth.as_deref(), round)
         }
         Command::Rescore { run_dir } => {
             let outcome = pipeline::rescore(&run_dir)?;
@@ -289,9 +340,10 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             submission,
             challenge,
             phase,
+            backend,
             jobs,
             out,
-        } => check_command(&submission, &challenge, phase, jobs, out),
+        } => check_command(&submission, &challenge, phase, backend, jobs, out),
         Command::Score {
             challenge,
             phase,
@@ -316,41 +368,85 @@ fn dispatch(command: Command) -> Result<ExitCode> {
     }
 }
 
-fn run_command(
-    challenge_dir: &Path,
-    phase: &str,
-    submissions_dir: &Path,
-    truth: Option<&Path>,
+/// How a round runs, as the command line says.
+struct RoundArgs {
     jobs: Option<usize>,
     out: Option<PathBuf>,
     verbose: bool,
+    backend: BackendKind,
+    allow_unisolated: bool,
+}
+
+fn run_command(
+    challenge_dir: &Path,
+    phase: &str,
+    submissions: Vec<Submission>,
+    truth: Option<&Path>,
+    round: RoundArgs,
 ) -> Result<ExitCode> {
     let challenge = Challenge::load(challenge_dir)?;
     let paths = challenge.phase_paths(phase, truth)?;
-    let submissions = Submission::discover(submissions_dir)?;
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let hidden = challenge.phase(phase)?.visibility == Visibility::Hidden;
+    let selected = select_backend(round.backend, hidden, round.allow_unisolated)?;
+    warn(&selected.warning);
     let options = RoundOptions {
         resume: false,
-        jobs,
-        out_dir: out.unwrap_or_else(|| pipeline::default_out_dir(&challenge.name, phase)),
+        jobs: round.jobs.unwrap_or_else(default_jobs),
+        out_dir: round
+            .out
+            .unwrap_or_else(|| pipeline::default_out_dir(&challenge.name, phase)),
     };
-    let mut reporter = TerminalReporter::new(verbose);
+    let mut reporter = TerminalReporter::new(round.verbose);
     let outcome = pipeline::run_and_score(
         &challenge,
         &paths,
         &submissions,
-        &ProcessBackend,
+        selected.backend.as_ref(),
         &options,
         &mut |e| reporter.report(e),
     )?;
     print_outcome(&outcome);
+    warn(&selected.warning);
     Ok(ExitCode::SUCCESS)
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Loud, and repeated after the leaderboard so it cannot scroll away.
+fn warn(warning: &Option<String>) {
+    if let Some(w) = warning {
+        eprintln!("WARNING: {}", podium::runner::events::clean(w));
+    }
+}
+
+/// Runs a trusted submission's `build` on the host and removes it from the submission, so
+/// that the round (perhaps sandboxed and offline) only runs the built program.
+fn prebuild_trusted(submission: &mut Submission) -> Result<()> {
+    let RunSpec::Process { build, .. } = &submission.run;
+    if build.is_empty() {
+        return Ok(());
+    }
+    eprintln!(
+        "{:>10} {} (on the host: podium's own example)",
+        "BUILD", submission.name
+    );
+    let log = std::env::temp_dir().join(format!("podium-build-{}.log", submission.name));
+    let limits = podium::challenge::Limits::default();
+    ProcessBackend
+        .prepare(submission, &log, &limits)
+        .map_err(|e| Error::msg(format!("building the example {}: {e}", submission.name)))?;
+    let RunSpec::Process { build, .. } = &mut submission.run;
+    build.clear();
+    Ok(())
 }
 
 fn check_command(
     submission_dir: &Path,
     challenge_dir: &Path,
     phase: Option<String>,
+    backend: BackendKind,
     jobs: Option<usize>,
     out: Option<PathBuf>,
 ) -> Result<ExitCode> {
@@ -373,15 +469,17 @@ fn check_command(
     let submission = Submission::load(submission_dir)?;
     let options = RoundOptions {
         resume: false,
-        jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        jobs: jobs.unwrap_or_else(default_jobs),
         out_dir: out.unwrap_or_else(|| pipeline::default_out_dir(&challenge.name, &phase)),
     };
+    let selected = select_backend(backend, false, true)?;
+    warn(&selected.warning);
     let mut reporter = TerminalReporter::new(false);
     let outcome = pipeline::run_and_score(
         &challenge,
         &paths,
         std::slice::from_ref(&submission),
-        &ProcessBackend,
+        selected.backend.as_ref(),
         &options,
         &mut |e| reporter.report(e),
     )?;

@@ -264,6 +264,8 @@ pub struct Receipt {
     pub started_utc: String,
     pub finished_unix: u64,
     pub backend: Option<&'static str>,
+    /// How the submissions were isolated (empty for `podium score`).
+    pub isolation: Option<String>,
     pub limits: crate::challenge::Limits,
     /// The `[limits]` keys the backend enforced; the others are declared but not enforced by it.
     pub limits_enforced: Vec<&'static str>,
@@ -306,6 +308,7 @@ impl Receipt {
             started_utc: utc_stamp(started),
             finished_unix: started,
             backend: backend.map(|b| b.name()),
+            isolation: backend.map(|b| b.isolation()),
             limits: challenge.limits.clone(),
             limits_enforced: backend.map(|b| b.enforced_limits().to_vec()).unwrap_or_default(),
             scoring: challenge.scoring.clone(),

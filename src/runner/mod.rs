@@ -9,6 +9,7 @@ mod cgroup;
 pub mod events;
 pub mod process;
 pub mod sandbox;
+mod select;
 mod staging;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 pub use events::{RunEvent, TerminalReporter};
+pub use select::{select_backend, BackendKind, SelectedBackend};
 
 use crate::challenge::{Challenge, Limits, PhasePaths};
 use crate::error::{Error, Result};
@@ -70,6 +72,8 @@ pub trait Backend: Sync {
     fn name(&self) -> &'static str;
     /// The `[limits]` keys this backend enforces; the receipt lists the others as not enforced.
     fn enforced_limits(&self) -> &'static [&'static str];
+    /// How the submissions are isolated, in one line for the receipt.
+    fn isolation(&self) -> String;
     /// Once per submission before its first case (a build, an image pull). An error fails
     /// every case of that submission with the message.
     fn prepare(&self, submission: &Submission, log: &Path, limits: &Limits) -> Result<(), String>;

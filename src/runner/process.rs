@@ -34,6 +34,10 @@ impl Backend for ProcessBackend {
         ]
     }
 
+    fn isolation(&self) -> String {
+        "none: plain child processes with rlimits (wall time, output size, no core dumps); not a security boundary".into()
+    }
+
     fn prepare(&self, submission: &Submission, log: &Path, limits: &Limits) -> Result<(), String> {
         let RunSpec::Process { build, command } = &submission.run;
         if !build.is_empty() {

@@ -347,6 +347,14 @@ impl Backend for SandboxBackend {
         "sandbox"
     }
 
+    fn isolation(&self) -> String {
+        match (self.cgroup_version(), self.cgroup_problem()) {
+            (Some(version), _) => format!("bubblewrap namespaces (user, pid, net, ipc, uts, mount) and a per-case {version} group"),
+            (None, Some(problem)) => format!("bubblewrap namespaces (user, pid, net, ipc, uts, mount); {problem}"),
+            (None, None) => "bubblewrap namespaces (user, pid, net, ipc, uts, mount)".into(),
+        }
+    }
+
     fn enforced_limits(&self) -> &'static [&'static str] {
         if self.cgroups.is_some() {
             &[

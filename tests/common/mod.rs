@@ -91,15 +91,16 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     path
 }
 
-/// A submission folder that runs an already built program.
+/// A submission folder holding a copy of an already built program, as a team would ship it
+/// (so it also runs in the sandbox, where only the submission folder is visible).
 pub fn binary_submission(parent: &Path, name: &str, program: &Path) -> PathBuf {
     let dir = parent.join(name);
     std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(program, dir.join(name)).unwrap();
     std::fs::write(
         dir.join("submission.toml"),
         format!(
-            "team = \"examples\"\nname = \"{name}\"\nbaseline = true\n[run]\nkind = \"process\"\ncommand = [\"{}\", \"{{input}}\", \"{{output}}\"]\n",
-            program.display()
+            "team = \"examples\"\nname = \"{name}\"\nbaseline = true\n[run]\nkind = \"process\"\ncommand = [\"./{name}\", \"{{input}}\", \"{{output}}\"]\n"
         ),
     )
     .unwrap();
