@@ -237,6 +237,13 @@ fn finish(
 ) -> Result<RoundOutcome> {
     let leaderboard = ranking::mean_task_rank(&scores, &challenge.tasks);
     let mut files = crate::report::csv_files::write_all(out_dir, &scores, &leaderboard)?;
+    let journal = out_dir.join("runs.csv");
+    if journal.exists() {
+        let runs = runner::events::RunsCsv::read(&journal)?;
+        files.extend(crate::report::csv_files::write_team_files(
+            out_dir, &scores, &runs,
+        )?);
+    }
     let receipt_path = out_dir.join("run.json");
     let mut receipt = receipt.clone();
     receipt.finished_unix = now_unix();

@@ -163,6 +163,47 @@ pub fn write_all(
     Ok(vec![scores, metrics, problems, curves, confusion, board])
 }
 
+/// One folder per submission, `teams/<submission>/`, holding what may be sent to that team:
+/// `runs.csv` (`case_id,status,message` with the team-safe message, which on a hidden phase
+/// never quotes the program's output) and `problems.csv` (that submission's findings only).
+pub fn write_team_files(
+    dir: &Path,
+    round: &RoundScores,
+    runs: &[crate::runner::CaseRecord],
+) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for submission in &round.submissions {
+        let team_dir = dir.join("teams").join(&submission.name);
+        std::fs::create_dir_all(&team_dir).map_err(|e| Error::io("create", &team_dir, e))?;
+        let runs_path = team_dir.join("runs.csv");
+        write_rows(
+            &runs_path,
+            &["case_id", "status", "message"],
+            runs.iter()
+                .filter(|r| r.submission == submission.name)
+                .map(|r| {
+                    vec![
+                        r.case_id.clone(),
+                        r.status.as_str().to_string(),
+                        r.team_message.clone(),
+                    ]
+                }),
+        )?;
+        let problems_path = team_dir.join("problems.csv");
+        write_rows(
+            &problems_path,
+            &["case_id", "task", "problem"],
+            round
+                .problems
+                .iter()
+                .filter(|p| p.submission == submission.name)
+                .map(|p| vec![p.case_id.clone(), p.task.clone(), p.problem.clone()]),
+        )?;
+        files.extend([runs_path, problems_path]);
+    }
+    Ok(files)
+}
+
 /// Six significant decimals: enough to compare versions, short enough to read.
 pub fn format_value(v: f64) -> String {
     let s = format!("{v:.6}");

@@ -158,7 +158,7 @@ pub struct RunsCsv {
     path: std::path::PathBuf,
 }
 
-const RUNS_HEADER: [&str; 9] = [
+const RUNS_HEADER: [&str; 10] = [
     "submission",
     "case_id",
     "status",
@@ -168,6 +168,7 @@ const RUNS_HEADER: [&str; 9] = [
     "cpu_s",
     "peak_memory_mib",
     "message",
+    "team_message",
 ];
 
 impl RunsCsv {
@@ -222,6 +223,7 @@ impl RunsCsv {
                 cpu_s: f(6).parse().ok(),
                 peak_memory_mib: f(7).parse().ok(),
                 message: f(8).to_string(),
+                team_message: f(9).to_string(),
             });
         }
         Ok(records)
@@ -241,6 +243,7 @@ impl RunsCsv {
                 &float(r.cpu_s),
                 &float(r.peak_memory_mib),
                 &r.message,
+                &r.team_message,
             ])
             .and_then(|_| self.writer.flush().map_err(Into::into))
             .and_then(|_| self.writer.get_ref().sync_data().map_err(Into::into))

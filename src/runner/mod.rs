@@ -49,8 +49,12 @@ pub struct Execution {
     pub cpu_s: Option<f64>,
     /// Peak memory of the whole process tree in MiB, where the backend can measure it.
     pub peak_memory_mib: Option<f64>,
-    /// One line a team can act on; empty when all went well.
+    /// What happened, in podium's words only: it never quotes the program, so it is safe to
+    /// show a team on a hidden phase. Empty when all went well.
     pub message: String,
+    /// The last line the program wrote to stderr, for the organizer (and for teams on a
+    /// public phase, where they may see their own output).
+    pub program_said: String,
 }
 
 /// Everything a backend needs to run one case.
@@ -91,7 +95,11 @@ pub struct CaseRecord {
     pub wall_s: f64,
     pub cpu_s: Option<f64>,
     pub peak_memory_mib: Option<f64>,
+    /// For the organizer: podium's message and the program's last stderr line.
     pub message: String,
+    /// For the team: on a hidden phase, podium's message alone, never the program's output
+    /// (which could carry what it read); on a public phase, the same as `message`.
+    pub team_message: String,
 }
 
 /// What a finished round hands to scoring: per submission, where its collected predictions are
@@ -169,6 +177,8 @@ pub fn run_round(
         .collect();
     let staged = staging::StagedInputs::create(phase, &unfinished, out)?;
     let limits = &challenge.limits;
+    let hidden_phase =
+        challenge.phase(&phase.name)?.visibility == crate::challenge::Visibility::Hidden;
     on_event(&RunEvent::RoundStarted {
         challenge: challenge.name.clone(),
         phase: phase.name.clone(),
@@ -236,7 +246,7 @@ pub fn run_round(
                     let record = match prepared {
                         Err(message) => not_run(submission, case_id, CaseStatus::Failed, format!("not run: preparing the submission failed: {message}")),
                         Ok(()) if remaining <= 0.0 => not_run(submission, case_id, CaseStatus::Timeout, format!("not run: the submission used up its total wall-time budget of {} s", limits.wall_time_per_submission_s)),
-                        Ok(()) => run_one(challenge, backend, submission, case_id, staged, work, logs, remaining, limits, collector),
+                        Ok(()) => run_one(hidden_phase, challenge, backend, submission, case_id, staged, work, logs, remaining, limits, collector),
                     };
                     records.lock().unwrap().insert(case_id.clone(), record.clone());
                     let _ = tx.send(RunEvent::CaseFinished(record));
@@ -283,12 +293,14 @@ fn not_run(
         wall_s: 0.0,
         cpu_s: None,
         peak_memory_mib: None,
+        team_message: message.clone(),
         message,
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 fn run_one(
+    hidden_phase: bool,
     challenge: &Challenge,
     backend: &dyn Backend,
     submission: &Submission,
@@ -315,8 +327,14 @@ fn run_one(
         remaining_budget_s,
     };
     let execution = backend.run_case(&job, limits);
+    let said = if execution.program_said.is_empty() || execution.status == ExecStatus::Ok {
+        String::new()
+    } else {
+        format!(": {}", execution.program_said)
+    };
     let (status, message) = match execution.status {
         ExecStatus::Failed => (CaseStatus::Failed, execution.message.clone()),
+        // (the program's own words are added below, for whoever may see them)
         ExecStatus::Timeout => (CaseStatus::Timeout, execution.message.clone()),
         ExecStatus::Oom => (CaseStatus::Oom, execution.message.clone()),
         ExecStatus::OutputLimit => (CaseStatus::OutputLimit, execution.message.clone()),
@@ -339,6 +357,11 @@ fn run_one(
         wall_s: execution.wall_s,
         cpu_s: execution.cpu_s,
         peak_memory_mib: execution.peak_memory_mib,
-        message,
+        team_message: if hidden_phase {
+            message.clone()
+        } else {
+            format!("{message}{said}")
+        },
+        message: format!("{message}{said}"),
     }
 }

@@ -108,6 +108,7 @@ impl Backend for ProcessBackend {
                 cpu_s: None,
                 peak_memory_mib: None,
                 message: format!("cannot start {:?}: {e}", command[0]),
+                program_said: String::new(),
             },
         }
     }
@@ -176,18 +177,11 @@ fn execute(
             ),
         )
     } else if let Some(s) = signal {
-        (
-            ExecStatus::Failed,
-            format!("killed by signal {s}{}", tail_suffix(&stderr_tail)),
-        )
+        (ExecStatus::Failed, format!("killed by signal {s}"))
     } else {
         (
             ExecStatus::Failed,
-            format!(
-                "exit code {}{}",
-                exit_code.unwrap_or(-1),
-                tail_suffix(&stderr_tail)
-            ),
+            format!("exit code {}", exit_code.unwrap_or(-1)),
         )
     };
     Ok(Execution {
@@ -198,15 +192,8 @@ fn execute(
         cpu_s: None,
         peak_memory_mib: None,
         message,
+        program_said: stderr_tail,
     })
-}
-
-pub(super) fn tail_suffix(tail: &str) -> String {
-    if tail.is_empty() {
-        String::new()
-    } else {
-        format!(": {tail}")
-    }
 }
 
 /// Waits for the child; past the deadline sends SIGTERM to its group, then SIGKILL after the
@@ -246,9 +233,10 @@ pub(super) fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> std
     Ok(())
 }
 
-/// Copies a pipe into `path`, keeping the first `cap` bytes and counting the rest, so a chatty
-/// program neither fills the disk nor blocks on a full pipe. Returns the last line of text
-/// kept, for one-line failure messages.
+/// Copies a pipe into `path`, keeping the first and the last `cap / 2` bytes and counting what
+/// lies between, so a chatty program neither fills the disk nor blocks on a full pipe, and the
+/// log still shows how the program started and how it ended. Returns the last line of text,
+/// for one-line failure messages.
 pub(super) fn capture(
     pipe: Option<impl Read + Send + 'static>,
     path: PathBuf,
@@ -258,27 +246,43 @@ pub(super) fn capture(
         let Some(mut pipe) = pipe else {
             return String::new();
         };
-        let mut kept = Vec::new();
+        let head_cap = (cap / 2) as usize;
+        let tail_cap = (cap as usize).saturating_sub(head_cap);
+        let mut head = Vec::new();
+        let mut tail: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
         let mut dropped = 0u64;
         let mut buf = [0u8; 8192];
         while let Ok(n) = pipe.read(&mut buf) {
             if n == 0 {
                 break;
             }
-            let room = cap.saturating_sub(kept.len() as u64) as usize;
-            let take = room.min(n);
-            kept.extend_from_slice(&buf[..take]);
-            dropped += (n - take) as u64;
+            let mut chunk = &buf[..n];
+            let room = head_cap.saturating_sub(head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..room]);
+            chunk = &chunk[room..];
+            tail.extend(chunk);
+            while tail.len() > tail_cap {
+                let excess = tail.len() - tail_cap;
+                tail.drain(..excess);
+                dropped += excess as u64;
+            }
         }
-        let mut text = kept.clone();
+        let tail: Vec<u8> = tail.into_iter().collect();
+        let mut text = head.clone();
         if dropped > 0 {
             text.extend_from_slice(
-                format!("\n[podium: {dropped} more bytes dropped, the log limit is {cap} bytes]\n")
+                format!("\n[podium: {dropped} bytes dropped here; the log keeps the first and last {} bytes]\n", cap / 2)
                     .as_bytes(),
             );
         }
+        text.extend_from_slice(&tail);
         let _ = std::fs::write(&path, &text);
-        last_line(&kept)
+        let last = last_line(&tail);
+        if last.is_empty() {
+            last_line(&head)
+        } else {
+            last
+        }
     })
 }
 

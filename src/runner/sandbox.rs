@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use wait_timeout::ChildExt;
 
 use super::cgroup::{join_self, CaseGroup, Hierarchy};
-use super::process::{capture, set_rlimit, tail_suffix};
+use super::process::{capture, set_rlimit};
 use super::{Backend, CaseJob, ExecStatus, Execution};
 use crate::challenge::Limits;
 use crate::submission::{RunSpec, Submission};
@@ -314,10 +314,7 @@ impl SandboxBackend {
                 ),
             )
         } else if let Some(s) = signal {
-            (
-                ExecStatus::Failed,
-                format!("killed by signal {s}{}", tail_suffix(&stderr_tail)),
-            )
+            (ExecStatus::Failed, format!("killed by signal {s}"))
         } else {
             let code = exit_code.unwrap_or(-1);
             let how = if (129..=192).contains(&code) {
@@ -325,10 +322,7 @@ impl SandboxBackend {
             } else {
                 String::new()
             };
-            (
-                ExecStatus::Failed,
-                format!("exit code {code}{how}{}", tail_suffix(&stderr_tail)),
-            )
+            (ExecStatus::Failed, format!("exit code {code}{how}"))
         };
         Ok(Execution {
             status,
@@ -338,6 +332,7 @@ impl SandboxBackend {
             cpu_s,
             peak_memory_mib,
             message,
+            program_said: stderr_tail,
         })
     }
 }
@@ -457,6 +452,7 @@ impl Backend for SandboxBackend {
                 cpu_s: None,
                 peak_memory_mib: None,
                 message,
+                program_said: String::new(),
             },
         }
     }

@@ -59,7 +59,8 @@ pub fn score_round(
                         submission: input.name.clone(),
                         case_id: case_id.clone(),
                         task: String::new(),
-                        problem: format!("{}: {}", record.status.as_str(), record.message),
+                        // Team-safe: on a hidden phase it never quotes the program's output.
+                        problem: format!("{}: {}", record.status.as_str(), record.team_message),
                     });
                 }
             }

@@ -178,7 +178,7 @@ impl Context<'_> {
         match record {
             Some(r) if r.status.is_run_failure() => Some((
                 r.status,
-                format!("the run {}: {}", r.status.as_str(), r.message),
+                format!("the run {}: {}", r.status.as_str(), r.team_message),
             )),
             _ => None,
         }
