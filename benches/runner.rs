@@ -70,17 +70,21 @@ fn main() {
                     &challenge,
                     &phase,
                     &submissions,
-                    &ProcessBackend,
+                    backend,
                     &options,
                     &mut |_| {},
                 )
                 .unwrap();
                 let elapsed = start.elapsed().as_secs_f64();
                 assert_eq!(runs[0].cases.len(), CASES);
-            // The program writes nothing, so every case must end `missing`: anything else means
-            // the backend failed before the program ran, and the figure would be meaningless.
-            let statuses = podium::runner::events::count_statuses(runs[0].cases.values());
-            assert_eq!(statuses.get(&podium::results::CaseStatus::Missing), Some(&CASES), "{label}: {statuses:?}");
+                // The program writes nothing, so every case must end `missing`: anything else means
+                // the backend failed before the program ran, and the figure would be meaningless.
+                let statuses = podium::runner::events::count_statuses(runs[0].cases.values());
+                assert_eq!(
+                    statuses.get(&podium::results::CaseStatus::Missing),
+                    Some(&CASES),
+                    "{label}: {statuses:?}"
+                );
                 if run > 0 {
                     per_case.push(elapsed / CASES as f64);
                 }

@@ -13,19 +13,6 @@ use podium::results::CaseStatus;
 use podium::runner::{process::ProcessBackend, RoundOptions};
 use podium::submission::Submission;
 
-fn with_limits(challenge: &Challenge, limits: &str) -> Challenge {
-    let toml = challenge.root.join("challenge.toml");
-    let text = std::fs::read_to_string(&toml).unwrap();
-    let start = text.find("[limits]").unwrap();
-    let end = start + text[start..].find("\n\n").unwrap();
-    std::fs::write(
-        &toml,
-        format!("{}[limits]\n{limits}{}", &text[..start], &text[end..]),
-    )
-    .unwrap();
-    Challenge::load(&challenge.root).unwrap()
-}
-
 /// A script body that answers from `answers/` in the submission folder (perfect predictions),
 /// after running `special` (which may exit early for some cases).
 fn answering_script(special: &str) -> String {

@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use common::*;
-use podium::challenge::Challenge;
 use podium::pipeline::run_and_score;
 use podium::runner::sandbox::SandboxBackend;
 use podium::runner::{Backend, RoundOptions};
@@ -33,19 +32,6 @@ fn backend() -> SandboxBackend {
             "the sandbox backend is unavailable on this machine (these tests never skip): {e}"
         ),
     }
-}
-
-fn with_limits(challenge: &Challenge, limits: &str) -> Challenge {
-    let toml = challenge.root.join("challenge.toml");
-    let text = std::fs::read_to_string(&toml).unwrap();
-    let start = text.find("[limits]").unwrap();
-    let end = start + text[start..].find("\n\n").unwrap();
-    std::fs::write(
-        &toml,
-        format!("{}[limits]\n{limits}{}", &text[..start], &text[end..]),
-    )
-    .unwrap();
-    Challenge::load(&challenge.root).unwrap()
 }
 
 fn fixtures() -> PathBuf {

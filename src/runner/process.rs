@@ -156,44 +156,89 @@ fn execute(
     let _ = out_reader.join();
     let stderr_tail = err_reader.join().unwrap_or_default();
 
-    let exit_code = exit.code();
-    let signal = exit.signal();
-    let (status, message) = if timed_out {
-        (
-            ExecStatus::Timeout,
-            format!(
-                "exceeded the wall-time limit of {:.1} s",
-                wall.as_secs_f64()
-            ),
-        )
-    } else if exit.success() {
-        (ExecStatus::Ok, String::new())
-    } else if signal == Some(libc::SIGXFSZ) {
-        (
-            ExecStatus::OutputLimit,
-            format!(
-                "wrote more than the output limit of {} MB (SIGXFSZ)",
-                limits.output_mb
-            ),
-        )
-    } else if let Some(s) = signal {
-        (ExecStatus::Failed, format!("killed by signal {s}"))
-    } else {
-        (
-            ExecStatus::Failed,
-            format!("exit code {}", exit_code.unwrap_or(-1)),
-        )
-    };
+    let (status, message) = describe_exit(
+        exit,
+        ExitContext {
+            timed_out,
+            killed_after_grace: false,
+            oom_kills: 0,
+            wall,
+            limits,
+        },
+    );
     Ok(Execution {
         status,
-        exit_code,
-        signal,
+        exit_code: exit.code(),
+        signal: exit.signal(),
         wall_s,
         cpu_s: None,
         peak_memory_mib: None,
         message,
         program_said: stderr_tail,
     })
+}
+
+/// What a backend knew about how a program ended, beside its exit status.
+pub(super) struct ExitContext<'a> {
+    pub timed_out: bool,
+    /// Still running after SIGTERM and the grace period, so SIGKILLed.
+    pub killed_after_grace: bool,
+    /// OOM kills counted by the case's cgroup.
+    pub oom_kills: u64,
+    pub wall: Duration,
+    pub limits: &'a Limits,
+}
+
+/// The status of an execution and its message in podium's words (never the program's).
+/// Shared by the backends so that one kind of ending reads the same whichever ran it.
+pub(super) fn describe_exit(
+    exit: std::process::ExitStatus,
+    c: ExitContext,
+) -> (ExecStatus, String) {
+    let code = exit.code();
+    if c.timed_out {
+        let mut message = format!(
+            "exceeded the wall-time limit of {:.1} s",
+            c.wall.as_secs_f64()
+        );
+        if c.killed_after_grace {
+            message += &format!(
+                "; still running {:.1} s after SIGTERM, killed",
+                c.limits.grace_period_s
+            );
+        }
+        (ExecStatus::Timeout, message)
+    } else if c.oom_kills > 0 && !exit.success() {
+        let plural = if c.oom_kills == 1 { "" } else { "es" };
+        (
+            ExecStatus::Oom,
+            format!(
+                "exceeded the memory limit of {} MB: the kernel killed {} process{plural} of the case",
+                c.limits.memory_mb, c.oom_kills
+            ),
+        )
+    } else if exit.success() {
+        (ExecStatus::Ok, String::new())
+    } else if exit.signal() == Some(libc::SIGXFSZ) || code == Some(128 + libc::SIGXFSZ) {
+        // 128 + N: a shell or bwrap reporting a child killed by signal N.
+        (
+            ExecStatus::OutputLimit,
+            format!(
+                "wrote more than the output limit of {} MB (SIGXFSZ)",
+                c.limits.output_mb
+            ),
+        )
+    } else if let Some(signal) = exit.signal() {
+        (ExecStatus::Failed, format!("killed by signal {signal}"))
+    } else {
+        let code = code.unwrap_or(-1);
+        let how = if (129..=192).contains(&code) {
+            format!(" (128 + {}: killed by signal {})", code - 128, code - 128)
+        } else {
+            String::new()
+        };
+        (ExecStatus::Failed, format!("exit code {code}{how}"))
+    }
 }
 
 /// Waits for the child; past the deadline sends SIGTERM to its group, then SIGKILL after the

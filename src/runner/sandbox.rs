@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use wait_timeout::ChildExt;
 
 use super::cgroup::{join_self, CaseGroup, Hierarchy};
-use super::process::{capture, set_rlimit};
+use super::process::{capture, describe_exit, set_rlimit, ExitContext};
 use super::{Backend, CaseJob, ExecStatus, Execution};
 use crate::challenge::Limits;
 use crate::submission::{RunSpec, Submission};
@@ -280,54 +280,20 @@ impl SandboxBackend {
         let _ = out_reader.join();
         let stderr_tail = err_reader.join().unwrap_or_default();
 
-        let exit_code = exit.code();
-        let signal = exit.signal();
-        let (status, message) = if timed_out {
-            let mut message = format!(
-                "exceeded the wall-time limit of {:.1} s",
-                wall.as_secs_f64()
-            );
-            if killed_after_grace {
-                message += &format!(
-                    "; still running {:.1} s after SIGTERM, killed",
-                    limits.grace_period_s
-                );
-            }
-            (ExecStatus::Timeout, message)
-        } else if oom_kills > 0 && !exit.success() {
-            (
-                ExecStatus::Oom,
-                format!(
-                    "exceeded the memory limit of {} MB: the kernel killed {oom_kills} process{} of the case",
-                    limits.memory_mb,
-                    if oom_kills == 1 { "" } else { "es" }
-                ),
-            )
-        } else if exit.success() {
-            (ExecStatus::Ok, String::new())
-        } else if signal == Some(libc::SIGXFSZ) || exit_code == Some(128 + libc::SIGXFSZ) {
-            (
-                ExecStatus::OutputLimit,
-                format!(
-                    "wrote more than the output limit of {} MB (SIGXFSZ)",
-                    limits.output_mb
-                ),
-            )
-        } else if let Some(s) = signal {
-            (ExecStatus::Failed, format!("killed by signal {s}"))
-        } else {
-            let code = exit_code.unwrap_or(-1);
-            let how = if (129..=192).contains(&code) {
-                format!(" (128 + {}: killed by signal {})", code - 128, code - 128)
-            } else {
-                String::new()
-            };
-            (ExecStatus::Failed, format!("exit code {code}{how}"))
-        };
+        let (status, message) = describe_exit(
+            exit,
+            ExitContext {
+                timed_out,
+                killed_after_grace,
+                oom_kills,
+                wall,
+                limits,
+            },
+        );
         Ok(Execution {
             status,
-            exit_code,
-            signal,
+            exit_code: exit.code(),
+            signal: exit.signal(),
             wall_s,
             cpu_s,
             peak_memory_mib,

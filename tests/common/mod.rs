@@ -22,6 +22,20 @@ pub fn small_challenge(cases: usize) -> (tempfile::TempDir, Challenge) {
     (dir, challenge)
 }
 
+/// Replaces the `[limits]` table of a challenge and reloads it.
+pub fn with_limits(challenge: &Challenge, limits: &str) -> Challenge {
+    let toml = challenge.root.join("challenge.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    let start = text.find("[limits]").unwrap();
+    let end = start + text[start..].find("\n\n").unwrap();
+    std::fs::write(
+        &toml,
+        format!("{}[limits]\n{limits}{}", &text[..start], &text[end..]),
+    )
+    .unwrap();
+    Challenge::load(&challenge.root).unwrap()
+}
+
 /// The truth rows of a phase: (case_id, diagnosis, involvement_pct, stage).
 pub fn truth_rows(challenge: &Challenge, phase: &str) -> Vec<(String, String, String, String)> {
     let paths = challenge.phase_paths(phase, None).unwrap();
