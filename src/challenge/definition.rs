@@ -184,19 +184,37 @@ impl TaskFile {
         let truth = self.truth;
         // Keys that belong to another kind are reported rather than ignored: they are almost
         // always a task whose kind was mistyped.
-        let mut stray = Vec::new();
-        if kind != TaskKind::BinaryClassification && self.target_specificity.is_some() {
-            stray.push("target_specificity");
-        }
-        if kind != TaskKind::Segmentation {
-            stray_keys(
-                &mut stray,
-                &[
-                    ("nsd_tolerance_mm", self.nsd_tolerance_mm.is_some()),
-                    ("worst_distance_mm", self.worst_distance_mm.is_some()),
-                ],
-            );
-        }
+        let present = [
+            ("positive_class", self.positive_class.is_some()),
+            ("target_specificity", self.target_specificity.is_some()),
+            ("classes", self.classes.is_some()),
+            ("class_predictions", self.class_predictions.is_some()),
+            ("labels", self.labels.is_some()),
+            ("nsd_tolerance_mm", self.nsd_tolerance_mm.is_some()),
+            ("worst_distance_mm", self.worst_distance_mm.is_some()),
+            ("value_range", self.value_range.is_some()),
+            ("levels", self.levels.is_some()),
+            ("prediction", prediction.is_some()),
+        ];
+        let own: &[&str] = match kind {
+            TaskKind::BinaryClassification => {
+                &["positive_class", "target_specificity", "prediction"]
+            }
+            TaskKind::MulticlassClassification => &["classes", "class_predictions"],
+            TaskKind::Segmentation => &[
+                "labels",
+                "nsd_tolerance_mm",
+                "worst_distance_mm",
+                "prediction",
+            ],
+            TaskKind::Regression => &["value_range", "prediction"],
+            TaskKind::Ordinal => &["levels", "prediction"],
+        };
+        let stray: Vec<&str> = present
+            .iter()
+            .filter(|(key, is_set)| *is_set && !own.contains(key))
+            .map(|(key, _)| *key)
+            .collect();
         let spec = match kind {
             TaskKind::BinaryClassification => {
                 let target_specificity = self.target_specificity.unwrap_or(0.9);
@@ -205,7 +223,7 @@ impl TaskFile {
                         "`target_specificity` = {target_specificity} must lie in [0, 1]"
                     ));
                 }
-                let spec = TaskSpec::Binary {
+                TaskSpec::Binary {
                     target_specificity,
                     prediction: need(&mut problems, kind_name, "prediction", prediction),
                     truth: need(&mut problems, kind_name, "truth", truth),
@@ -215,18 +233,7 @@ impl TaskFile {
                         "positive_class",
                         self.positive_class,
                     ),
-                };
-                stray_keys(
-                    &mut stray,
-                    &[
-                        ("classes", self.classes.is_some()),
-                        ("class_predictions", self.class_predictions.is_some()),
-                        ("labels", self.labels.is_some()),
-                        ("value_range", self.value_range.is_some()),
-                        ("levels", self.levels.is_some()),
-                    ],
-                );
-                spec
+                }
             }
             TaskKind::MulticlassClassification => {
                 let truth = need(&mut problems, kind_name, "truth", truth);
@@ -248,16 +255,6 @@ impl TaskFile {
                 if let Some(dup) = first_duplicate(&classes) {
                     problems.push(format!("class {dup:?} is listed twice in `classes`"));
                 }
-                stray_keys(
-                    &mut stray,
-                    &[
-                        ("prediction", prediction.is_some()),
-                        ("positive_class", self.positive_class.is_some()),
-                        ("labels", self.labels.is_some()),
-                        ("value_range", self.value_range.is_some()),
-                        ("levels", self.levels.is_some()),
-                    ],
-                );
                 TaskSpec::Multiclass {
                     truth,
                     classes,
@@ -280,16 +277,6 @@ impl TaskFile {
                         "`labels` must list foreground labels (1-255); 0 is the background".into(),
                     );
                 }
-                stray_keys(
-                    &mut stray,
-                    &[
-                        ("positive_class", self.positive_class.is_some()),
-                        ("classes", self.classes.is_some()),
-                        ("class_predictions", self.class_predictions.is_some()),
-                        ("value_range", self.value_range.is_some()),
-                        ("levels", self.levels.is_some()),
-                    ],
-                );
                 let nsd_tolerance_mm = self.nsd_tolerance_mm.unwrap_or(2.0);
                 if !(nsd_tolerance_mm.is_finite() && nsd_tolerance_mm >= 0.0) {
                     problems.push(format!("`nsd_tolerance_mm` = {nsd_tolerance_mm} must be a distance in mm, 0 or more"));
@@ -320,16 +307,6 @@ impl TaskFile {
                         "`value_range` = [{low}, {high}] must be two finite numbers, low < high"
                     ));
                 }
-                stray_keys(
-                    &mut stray,
-                    &[
-                        ("positive_class", self.positive_class.is_some()),
-                        ("classes", self.classes.is_some()),
-                        ("class_predictions", self.class_predictions.is_some()),
-                        ("labels", self.labels.is_some()),
-                        ("levels", self.levels.is_some()),
-                    ],
-                );
                 TaskSpec::Regression {
                     prediction: need(&mut problems, kind_name, "prediction", prediction),
                     truth: need(&mut problems, kind_name, "truth", truth),
@@ -347,16 +324,6 @@ impl TaskFile {
                 if let Some(dup) = first_duplicate(&levels) {
                     problems.push(format!("level {dup:?} is listed twice in `levels`"));
                 }
-                stray_keys(
-                    &mut stray,
-                    &[
-                        ("positive_class", self.positive_class.is_some()),
-                        ("classes", self.classes.is_some()),
-                        ("class_predictions", self.class_predictions.is_some()),
-                        ("labels", self.labels.is_some()),
-                        ("value_range", self.value_range.is_some()),
-                    ],
-                );
                 TaskSpec::Ordinal {
                     prediction: need(&mut problems, kind_name, "prediction", prediction),
                     truth: need(&mut problems, kind_name, "truth", truth),
@@ -414,10 +381,6 @@ impl TaskFile {
             _ => Err(problems),
         }
     }
-}
-
-fn stray_keys(out: &mut Vec<&'static str>, keys: &[(&'static str, bool)]) {
-    out.extend(keys.iter().filter(|(_, present)| *present).map(|(k, _)| *k));
 }
 
 fn first_duplicate(names: &[String]) -> Option<&String> {
