@@ -252,3 +252,43 @@ fn a_submission_that_cannot_be_prepared_fails_every_case_with_the_reason() {
         .iter()
         .all(|t| t.value.is_none_or(|v| v <= 0.5 || t.metric == "mae")));
 }
+
+#[test]
+fn slots_run_the_cases_of_different_submissions_at_the_same_time() {
+    let (dir, challenge) = small_challenge(3);
+    let subs = dir.path().join("subs");
+    let trace = dir.path().join("trace.log");
+    for name in ["alpha", "beta"] {
+        let body = format!(
+            "echo \"start {name} $(date +%s.%N)\" >> {trace}\nsleep 0.5\necho \"end {name} $(date +%s.%N)\" >> {trace}",
+            trace = trace.display()
+        );
+        script_submission(&subs, name, &body);
+    }
+    let out = dir.path().join("out");
+    round(&challenge, &subs, &out);
+    // Each line: "start|end <name> <time>". Find an interval of alpha overlapping one of beta.
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let mut open: Vec<(String, f64)> = Vec::new();
+    let mut intervals: Vec<(String, f64, f64)> = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let t: f64 = f[2].parse().unwrap();
+        if f[0] == "start" {
+            open.push((f[1].to_string(), t));
+        } else if let Some(i) = open.iter().position(|(n, _)| n == f[1]) {
+            let (n, s) = open.remove(i);
+            intervals.push((n, s, t));
+        }
+    }
+    assert_eq!(intervals.len(), 6, "{text}");
+    let overlap = intervals.iter().any(|(a, s1, e1)| {
+        intervals
+            .iter()
+            .any(|(b, s2, e2)| a != b && s1 < e2 && s2 < e1)
+    });
+    assert!(
+        overlap,
+        "no case of alpha ran while a case of beta ran:\n{text}"
+    );
+}

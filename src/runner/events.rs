@@ -57,7 +57,7 @@ pub struct TerminalReporter {
     /// Print `ok` cases too, not only the ones that need attention.
     pub show_ok: bool,
     bars: indicatif::MultiProgress,
-    current: Option<indicatif::ProgressBar>,
+    by_submission: std::collections::HashMap<String, indicatif::ProgressBar>,
 }
 
 impl TerminalReporter {
@@ -67,7 +67,7 @@ impl TerminalReporter {
             bars: indicatif::MultiProgress::with_draw_target(
                 indicatif::ProgressDrawTarget::stderr(),
             ),
-            current: None,
+            by_submission: std::collections::HashMap::new(),
         }
     }
 
@@ -95,14 +95,14 @@ impl TerminalReporter {
                     bar.set_style(style.progress_chars("=> "));
                 }
                 bar.set_prefix(clean(submission).chars().take(20).collect::<String>());
-                self.current = Some(bar);
+                self.by_submission.insert(submission.clone(), bar);
             }
             RunEvent::Prepared { error: Some(e), submission, .. } => {
                 self.line(format!("{:>10} {}: {}", "FAILED", clean(submission), clean(e)))
             }
             RunEvent::Prepared { .. } | RunEvent::CaseStarted { .. } => {}
             RunEvent::CaseFinished(r) => {
-                if let Some(bar) = &self.current {
+                if let Some(bar) = self.by_submission.get(&r.submission) {
                     bar.inc(1);
                 }
                 if r.status != CaseStatus::Ok || self.show_ok {
@@ -118,7 +118,7 @@ impl TerminalReporter {
                 }
             }
             RunEvent::SubmissionFinished { submission, seconds, counts } => {
-                if let Some(bar) = self.current.take() {
+                if let Some(bar) = self.by_submission.remove(submission) {
                     bar.finish_and_clear();
                     self.bars.remove(&bar);
                 }

@@ -14,7 +14,7 @@ mod staging;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::Instant;
 
@@ -69,6 +69,9 @@ pub struct CaseJob<'a> {
     pub stderr_log: PathBuf,
     /// What is left of the submission's total wall-time budget.
     pub remaining_budget_s: f64,
+    /// Which of the round's `jobs` slots runs the case (0-based), for backends that give each
+    /// slot its own resources.
+    pub slot: usize,
 }
 
 /// One way of executing submissions. Implementations live one per file in this folder.
@@ -188,7 +191,8 @@ pub fn run_round(
         backend: backend.name(),
     });
 
-    let mut results = Vec::new();
+    // Phase 1: prepare every submission that has cases left (builds may be long; one at a time).
+    let mut lanes = Vec::new();
     for submission in submissions {
         let name = &submission.name;
         let finished = done.remove(name).unwrap_or_default();
@@ -203,10 +207,10 @@ pub fn run_round(
         for dir in [&logs, &work, &predictions_dir] {
             std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
         }
-        let started = Instant::now();
         let prepared = if pending.is_empty() {
             Ok(())
         } else {
+            let started = Instant::now();
             on_event(&RunEvent::Preparing {
                 submission: name.clone(),
                 cases: pending.len(),
@@ -219,63 +223,169 @@ pub fn run_round(
             });
             prepared
         };
-
         let keep = finished.keys().cloned().collect();
-        let collector = Mutex::new(staging::Collector::open(
-            &predictions_dir,
-            challenge,
-            &keep,
-        )?);
-        let records: Mutex<BTreeMap<String, CaseRecord>> = Mutex::new(finished);
-        let next = AtomicUsize::new(0);
-        let (tx, rx) = mpsc::channel::<RunEvent>();
-        std::thread::scope(|scope| -> Result<()> {
-            for _ in 0..options.jobs.max(1) {
-                let tx = tx.clone();
-                let (next, collector, records, staged, prepared, cases) =
-                    (&next, &collector, &records, &staged, &prepared, &pending);
-                let (work, logs) = (&work, &logs);
-                scope.spawn(move || loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(case_id) = cases.get(i) else { break };
-                    let remaining = limits.wall_time_per_submission_s - started.elapsed().as_secs_f64();
-                    let _ = tx.send(RunEvent::CaseStarted {
-                        submission: submission.name.clone(),
-                        case_id: case_id.clone(),
-                    });
-                    let record = match prepared {
-                        Err(message) => not_run(submission, case_id, CaseStatus::Failed, format!("not run: preparing the submission failed: {message}")),
-                        Ok(()) if remaining <= 0.0 => not_run(submission, case_id, CaseStatus::Timeout, format!("not run: the submission used up its total wall-time budget of {} s", limits.wall_time_per_submission_s)),
-                        Ok(()) => run_one(hidden_phase, challenge, backend, submission, case_id, staged, work, logs, remaining, limits, collector),
-                    };
-                    records.lock().unwrap().insert(case_id.clone(), record.clone());
-                    let _ = tx.send(RunEvent::CaseFinished(record));
-                });
-            }
-            drop(tx);
-            for event in rx {
-                if let RunEvent::CaseFinished(record) = &event {
-                    runs_csv.append(record)?;
-                }
-                on_event(&event);
-            }
-            Ok(())
-        })?;
-        drop(collector);
-        let _ = std::fs::remove_dir_all(&work);
-        let cases_run = records.into_inner().unwrap();
-        on_event(&RunEvent::SubmissionFinished {
-            submission: name.clone(),
-            seconds: started.elapsed().as_secs_f64(),
-            counts: events::count_statuses(cases_run.values()),
-        });
-        results.push(SubmissionRun {
-            submission: submission.clone(),
+        let collector = staging::Collector::open(&predictions_dir, challenge, &keep)?;
+        lanes.push(Lane {
+            submission,
+            pending,
+            prepared,
+            logs,
+            work,
             predictions_dir,
-            cases: cases_run,
+            collector: Mutex::new(collector),
+            records: Mutex::new(finished),
+            used_ms: AtomicU64::new(0),
         });
     }
-    Ok(results)
+
+    // Phase 2: one pool of `jobs` slots over the cases of every submission, interleaved, so
+    // that submissions progress together and one slow submission does not hold the others.
+    let longest = lanes.iter().map(|l| l.pending.len()).max().unwrap_or(0);
+    let queue: Vec<(usize, &String)> = (0..longest)
+        .flat_map(|k| {
+            lanes
+                .iter()
+                .enumerate()
+                .filter_map(move |(l, lane)| lane.pending.get(k).map(|c| (l, c)))
+        })
+        .collect();
+    let mut left: Vec<usize> = lanes.iter().map(|l| l.pending.len()).collect();
+    let round_started = Instant::now();
+    for (l, lane) in lanes.iter().enumerate() {
+        if left[l] == 0 {
+            lane.report_finished(round_started, on_event);
+        }
+    }
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<(usize, RunEvent)>();
+    std::thread::scope(|scope| -> Result<()> {
+        for slot in 0..options.jobs.max(1) {
+            let tx = tx.clone();
+            let (next, queue, lanes, staged) = (&next, &queue, &lanes, &staged);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(&(l, case_id)) = queue.get(i) else {
+                    break;
+                };
+                let lane = &lanes[l];
+                let submission = lane.submission;
+                // A submission's budget is the sum of its cases' wall times: the same whatever
+                // the number of slots and whatever else runs beside it.
+                let used_s = lane.used_ms.load(Ordering::SeqCst) as f64 / 1000.0;
+                let remaining = limits.wall_time_per_submission_s - used_s;
+                let _ = tx.send((
+                    l,
+                    RunEvent::CaseStarted {
+                        submission: submission.name.clone(),
+                        case_id: case_id.clone(),
+                    },
+                ));
+                let record = match &lane.prepared {
+                    Err(message) => not_run(
+                        submission,
+                        case_id,
+                        CaseStatus::Failed,
+                        format!("not run: preparing the submission failed: {message}"),
+                    ),
+                    Ok(()) if remaining <= 0.0 => not_run(
+                        submission,
+                        case_id,
+                        CaseStatus::Timeout,
+                        format!(
+                            "not run: the submission used up its total wall-time budget of {} s",
+                            limits.wall_time_per_submission_s
+                        ),
+                    ),
+                    Ok(()) => {
+                        let place = CasePlace {
+                            slot,
+                            staged,
+                            work: &lane.work,
+                            logs: &lane.logs,
+                            collector: &lane.collector,
+                        };
+                        run_one(
+                            hidden_phase,
+                            challenge,
+                            backend,
+                            submission,
+                            case_id,
+                            &place,
+                            remaining,
+                            limits,
+                        )
+                    }
+                };
+                lane.used_ms
+                    .fetch_add((record.wall_s * 1000.0) as u64, Ordering::SeqCst);
+                lane.records
+                    .lock()
+                    .unwrap()
+                    .insert(case_id.clone(), record.clone());
+                let _ = tx.send((l, RunEvent::CaseFinished(record)));
+            });
+        }
+        drop(tx);
+        for (l, event) in rx {
+            if let RunEvent::CaseFinished(record) = &event {
+                runs_csv.append(record)?;
+            }
+            on_event(&event);
+            if matches!(event, RunEvent::CaseFinished(_)) {
+                left[l] -= 1;
+                if left[l] == 0 {
+                    lanes[l].report_finished(round_started, on_event);
+                }
+            }
+        }
+        Ok(())
+    })?;
+
+    Ok(lanes
+        .into_iter()
+        .map(|lane| {
+            let _ = std::fs::remove_dir_all(&lane.work);
+            SubmissionRun {
+                submission: lane.submission.clone(),
+                predictions_dir: lane.predictions_dir,
+                cases: lane.records.into_inner().unwrap_or_else(|e| e.into_inner()),
+            }
+        })
+        .collect())
+}
+
+/// One submission's share of a round.
+struct Lane<'a> {
+    submission: &'a Submission,
+    pending: Vec<String>,
+    prepared: Result<(), String>,
+    logs: PathBuf,
+    work: PathBuf,
+    predictions_dir: PathBuf,
+    collector: Mutex<staging::Collector>,
+    records: Mutex<BTreeMap<String, CaseRecord>>,
+    /// Wall time its cases have used so far, in milliseconds.
+    used_ms: AtomicU64,
+}
+
+impl Lane<'_> {
+    fn report_finished(&self, round_started: Instant, on_event: &mut dyn FnMut(&RunEvent)) {
+        let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        on_event(&RunEvent::SubmissionFinished {
+            submission: self.submission.name.clone(),
+            seconds: round_started.elapsed().as_secs_f64(),
+            counts: events::count_statuses(records.values()),
+        });
+    }
+}
+
+/// Where one case runs: its slot and the folders of its submission.
+struct CasePlace<'a> {
+    slot: usize,
+    staged: &'a staging::StagedInputs,
+    work: &'a Path,
+    logs: &'a Path,
+    collector: &'a Mutex<staging::Collector>,
 }
 
 fn not_run(
@@ -305,13 +415,11 @@ fn run_one(
     backend: &dyn Backend,
     submission: &Submission,
     case_id: &str,
-    staged: &staging::StagedInputs,
-    work: &Path,
-    logs: &Path,
+    place: &CasePlace,
     remaining_budget_s: f64,
     limits: &Limits,
-    collector: &Mutex<staging::Collector>,
 ) -> CaseRecord {
+    let (staged, work, logs, collector) = (place.staged, place.work, place.logs, place.collector);
     let output_dir = work.join(case_id);
     let fail = |message: String| not_run(submission, case_id, CaseStatus::Failed, message);
     if let Err(e) = std::fs::create_dir_all(&output_dir) {
@@ -325,6 +433,7 @@ fn run_one(
         stdout_log: logs.join(format!("{case_id}.stdout.log")),
         stderr_log: logs.join(format!("{case_id}.stderr.log")),
         remaining_budget_s,
+        slot: place.slot,
     };
     let execution = backend.run_case(&job, limits);
     let said = if execution.program_said.is_empty() || execution.status == ExecStatus::Ok {
