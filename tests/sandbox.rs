@@ -557,3 +557,63 @@ build = ["/bin/bash", "-c", "echo built as $(id -u) > built.txt; touch /usr/x 2>
         );
     }
 }
+
+/// With a cpuset controller (as here, and in CI), each slot keeps its own CPUs: every case
+/// sees exactly `cpus` allowed CPUs, taken from the machine's own.
+#[test]
+fn each_slot_is_pinned_to_its_own_cpus() {
+    let backend = backend();
+    let (dir, challenge) = small_challenge(4);
+    let challenge = with_limits(&challenge, "cpus = 1\n");
+    let subs = dir.path().join("subs");
+    write_submission(
+        &subs,
+        "affinity",
+        r#"command = ["/bin/bash", "./predict.sh", "{input}", "{output}"]"#,
+        "grep Cpus_allowed_list /proc/self/status >&2\nexit 1",
+    );
+    let out = dir.path().join("out");
+    let options = RoundOptions {
+        jobs: 2,
+        out_dir: out.clone(),
+        resume: false,
+    };
+    let phase = challenge.phase_paths("test", None).unwrap();
+    run_and_score(
+        &challenge,
+        &phase,
+        &Submission::discover(&subs).unwrap(),
+        &backend,
+        &options,
+        &mut |_| {},
+    )
+    .unwrap();
+    let host = std::fs::read_to_string("/proc/self/status").unwrap();
+    let host_list = host
+        .lines()
+        .find(|l| l.starts_with("Cpus_allowed_list"))
+        .unwrap()
+        .split(':')
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    let runs = read_csv(&out.join("runs.csv"));
+    assert_eq!(runs.len(), 4);
+    for r in &runs {
+        let list = r["message"].rsplit(':').next().unwrap().trim().to_string();
+        let cpu: usize = list.parse().unwrap_or_else(|_| {
+            panic!("pinned to one CPU, got {list:?}; host has {host_list}: {r:?}")
+        });
+        let allowed_by_host = host_list.split(',').any(|part| match part.split_once('-') {
+            Some((a, b)) => {
+                (a.parse::<usize>().unwrap()..=b.parse::<usize>().unwrap()).contains(&cpu)
+            }
+            None => part.parse::<usize>().unwrap() == cpu,
+        });
+        assert!(
+            allowed_by_host,
+            "CPU {cpu} is not one of the host's {host_list}"
+        );
+    }
+}

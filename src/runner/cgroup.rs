@@ -42,6 +42,8 @@ pub(super) enum Hierarchy {
         cpu: PathBuf,
         /// Absent when the kernel has no cpuacct controller mounted: CPU time is then unknown.
         cpuacct: Option<PathBuf>,
+        /// Absent without a cpuset controller: slots are then not pinned to CPUs.
+        cpuset: Option<PathBuf>,
     },
 }
 
@@ -70,6 +72,31 @@ impl Hierarchy {
         Err(problems.join("; "))
     }
 
+    /// The CPUs of slot `slot` when each case may use `count` of them: consecutive CPUs of
+    /// podium's own cpuset, wrapping around, so that concurrent slots do not share CPUs while
+    /// there are enough. None without a cpuset controller.
+    pub(super) fn cpus_for_slot(&self, slot: usize, count: u32) -> Option<String> {
+        let Hierarchy::V1 {
+            cpuset: Some(dir), ..
+        } = self
+        else {
+            return None;
+        };
+        let allowed = parse_cpu_list(
+            std::fs::read_to_string(dir.join("cpuset.cpus"))
+                .ok()?
+                .trim(),
+        );
+        if allowed.is_empty() {
+            return None;
+        }
+        let count = (count.max(1) as usize).min(allowed.len());
+        let picked: Vec<String> = (0..count)
+            .map(|k| allowed[(slot * count + k) % allowed.len()].to_string())
+            .collect();
+        Some(picked.join(","))
+    }
+
     pub(super) fn version(&self) -> &'static str {
         match self {
             Hierarchy::V2 { .. } => "cgroup v2",
@@ -81,7 +108,7 @@ impl Hierarchy {
     fn check(&self) -> Result<(), String> {
         let limits = Limits::default();
         let group = self
-            .create_case(&limits, 16)
+            .create_case(&limits, 16, None)
             .map_err(|e| format!("cannot create a group with limits: {e}"))?;
         drop(group);
         self.remove_stale();
@@ -96,9 +123,11 @@ impl Hierarchy {
                 pids,
                 cpu,
                 cpuacct,
+                cpuset,
             } => {
                 let mut all: Vec<&Path> = vec![memory, pids, cpu];
                 all.extend(cpuacct.as_deref());
+                all.extend(cpuset.as_deref());
                 all.sort();
                 all.dedup();
                 all
@@ -130,10 +159,13 @@ impl Hierarchy {
     }
 
     /// Creates the group of one case with the limits. `max_processes` caps the process count.
+    /// `cpus`, a cpuset list such as `"1"` or `"0,2"`, pins the case to those CPUs where a
+    /// cpuset controller is available.
     pub(super) fn create_case(
         &self,
         limits: &Limits,
         max_processes: u64,
+        cpus: Option<&str>,
     ) -> std::io::Result<CaseGroup> {
         let name = format!(
             "podium-{}-{}",
@@ -164,8 +196,22 @@ impl Hierarchy {
                 write(&dir.join("cpu.max"), &format!("{quota} {CPU_PERIOD_US}"))?;
             }
             Hierarchy::V1 {
-                memory, pids, cpu, ..
+                memory,
+                pids,
+                cpu,
+                cpuset,
+                ..
             } => {
+                if let Some(cpuset) = cpuset {
+                    // A v1 cpuset group accepts no task until both lists are set.
+                    let g = cpuset.join(&name);
+                    let mems =
+                        std::fs::read_to_string(cpuset.join("cpuset.mems")).unwrap_or_default();
+                    write(&g.join("cpuset.mems"), mems.trim())?;
+                    let parent_cpus =
+                        std::fs::read_to_string(cpuset.join("cpuset.cpus")).unwrap_or_default();
+                    write(&g.join("cpuset.cpus"), cpus.unwrap_or(parent_cpus.trim()))?;
+                }
                 let m = memory.join(&name);
                 write(&m.join("memory.limit_in_bytes"), &memory_bytes.to_string())?;
                 if m.join("memory.memsw.limit_in_bytes").exists() {
@@ -498,7 +544,24 @@ fn detect_v1(mounts: &[Mount], memberships: &[(Vec<String>, String)]) -> Result<
         pids: pids.unwrap(),
         cpu: cpu.unwrap(),
         cpuacct: find("cpuacct").filter(|d| d.is_dir()),
+        cpuset: find("cpuset").filter(|d| d.join("cpuset.cpus").exists()),
     })
+}
+
+/// `"0-2,5"` → `[0, 1, 2, 5]`.
+fn parse_cpu_list(text: &str) -> Vec<usize> {
+    let mut cpus = Vec::new();
+    for part in text.split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                if let (Ok(a), Ok(b)) = (a.trim().parse::<usize>(), b.trim().parse::<usize>()) {
+                    cpus.extend(a..=b);
+                }
+            }
+            None => cpus.extend(part.trim().parse::<usize>().ok()),
+        }
+    }
+    cpus
 }
 
 fn keyed_value(file: &Path, key: &str) -> Option<u64> {

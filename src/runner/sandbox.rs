@@ -204,12 +204,13 @@ impl SandboxBackend {
         mut cmd: Command,
         wall: Duration,
         limits: &Limits,
-        stdout_log: &Path,
-        stderr_log: &Path,
+        logs: (&Path, &Path),
+        cpus: Option<&str>,
     ) -> Result<Execution, String> {
+        let (stdout_log, stderr_log) = logs;
         let group = match &self.cgroups {
             Some(h) => Some(
-                h.create_case(limits, MAX_PROCESSES)
+                h.create_case(limits, MAX_PROCESSES, cpus)
                     .map_err(|e| format!("podium could not create the case's cgroup: {e}"))?,
             ),
             None => None,
@@ -351,7 +352,7 @@ impl Backend for SandboxBackend {
             cmd.env("HOME", "/tmp");
             let budget = Duration::from_secs_f64(limits.wall_time_per_submission_s);
             let err_log = log.with_extension("err.log");
-            let outcome = self.execute(cmd, budget, limits, log, &err_log)?;
+            let outcome = self.execute(cmd, budget, limits, (log, &err_log), None)?;
             if outcome.status != ExecStatus::Ok {
                 return Err(format!(
                     "build command `{}` (run in the sandbox, offline unless the challenge allows the network) {}; see {}",
@@ -408,7 +409,18 @@ impl Backend for SandboxBackend {
                 .wall_time_per_case_s
                 .min(job.remaining_budget_s.max(0.0)),
         );
-        match self.execute(cmd, wall, limits, &job.stdout_log, &job.stderr_log) {
+        // Each slot keeps its own CPUs, so concurrent cases do not compete for a core.
+        let cpus = self
+            .cgroups
+            .as_ref()
+            .and_then(|h| h.cpus_for_slot(job.slot, limits.cpus));
+        match self.execute(
+            cmd,
+            wall,
+            limits,
+            (&job.stdout_log, &job.stderr_log),
+            cpus.as_deref(),
+        ) {
             Ok(e) => e,
             Err(message) => Execution {
                 status: ExecStatus::Failed,
