@@ -617,3 +617,52 @@ fn each_slot_is_pinned_to_its_own_cpus() {
         );
     }
 }
+
+/// Run as root (as here and in CI), podium gives each slot its own unprivileged host user:
+/// what a case writes belongs to `SLOT_ID_BASE + slot`, never to root.
+#[test]
+fn each_slot_runs_as_its_own_unprivileged_host_user() {
+    let backend = backend();
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test needs root, as CI runs"
+    );
+    let (dir, challenge) = small_challenge(4);
+    let subs = dir.path().join("subs");
+    copy_fixtures(&["good"], &subs);
+    perfect_predictions(&challenge, "test", &subs.join("good/answers"));
+    let out = dir.path().join("out");
+    let options = RoundOptions {
+        jobs: 2,
+        out_dir: out.clone(),
+        resume: false,
+    };
+    let phase = challenge.phase_paths("test", None).unwrap();
+    let outcome = run_and_score(
+        &challenge,
+        &phase,
+        &Submission::discover(&subs).unwrap(),
+        &backend,
+        &options,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(outcome
+        .scores
+        .case_scores
+        .iter()
+        .all(|c| c.status == podium::results::CaseStatus::Ok));
+    let slots = podium::runner::sandbox::SLOT_ID_BASE..podium::runner::sandbox::SLOT_ID_BASE + 2;
+    let masks = std::fs::read_dir(out.join("predictions/good/masks")).unwrap();
+    let mut owners = std::collections::BTreeSet::new();
+    for mask in masks {
+        let uid = std::os::unix::fs::MetadataExt::uid(&mask.unwrap().metadata().unwrap());
+        assert!(
+            slots.contains(&uid),
+            "a mask belongs to uid {uid}, not to a slot user"
+        );
+        owners.insert(uid);
+    }
+    assert!(!owners.is_empty());
+}

@@ -19,9 +19,11 @@
 //!
 //! **Namespaces.** New user, PID, IPC, UTS and cgroup namespaces and, unless `[limits]
 //! network = true`, a network namespace with only `lo`. The program runs as uid/gid 65534
-//! (`nobody`) with no capabilities, in a new session, and dies with podium. Inside the user
-//! namespace 65534 maps to the user running podium; when that is root, files of the host that
-//! root owns would be readable, which is why nothing but the folders above is mounted.
+//! (`nobody`) with no capabilities, in a new session, and dies with podium. When podium runs
+//! as root, bwrap itself is started as the slot's own unprivileged host user
+//! ([`SLOT_ID_BASE`] + slot), so 65534 inside maps to that user outside, never to root; the
+//! case's folders are then handed to bwrap as open descriptors (`--ro-bind-fd`, `--bind-fd`).
+//! Only the folders above are mounted either way.
 //!
 //! **Limits.** Wall time: SIGTERM to every process of the case (the cgroup's members), SIGKILL
 //! to all after `grace_period_s`. Output: RLIMIT_FSIZE, as the process backend. Memory
@@ -34,6 +36,7 @@
 //! Exit codes: bwrap reports a program killed by signal N as exit code 128 + N.
 
 use std::ffi::OsString;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -179,16 +182,14 @@ impl SandboxBackend {
     /// working directory and the command.
     fn command(
         &self,
-        binds: &[(&str, &Path, &str)],
+        binds: &[OsString],
         network: bool,
         program: &str,
         args: impl IntoIterator<Item = String>,
     ) -> Command {
         let mut cmd = Command::new(&self.bwrap);
         cmd.args(isolation_args(network));
-        for (how, host, inside) in binds {
-            cmd.arg(how).arg(host).arg(inside);
-        }
+        cmd.args(binds);
         cmd.args(["--chdir", "/submission", "--remount-ro", "/", "--", program])
             .args(args)
             .env_clear()
@@ -206,6 +207,7 @@ impl SandboxBackend {
         limits: &Limits,
         logs: (&Path, &Path),
         cpus: Option<&str>,
+        identity: Option<(u32, Vec<RawFd>)>,
     ) -> Result<Execution, String> {
         let (stdout_log, stderr_log) = logs;
         let group = match &self.cgroups {
@@ -227,6 +229,9 @@ impl SandboxBackend {
                 join_self(&fds)?;
                 set_rlimit(libc::RLIMIT_CORE, 0)?;
                 set_rlimit(libc::RLIMIT_FSIZE, output_bytes)?;
+                if let Some((id, bind_fds)) = &identity {
+                    become_slot_user(*id, bind_fds)?;
+                }
                 Ok(())
             });
         }
@@ -310,10 +315,17 @@ impl Backend for SandboxBackend {
     }
 
     fn isolation(&self) -> String {
-        match (self.cgroup_version(), self.cgroup_problem()) {
+        let base = match (self.cgroup_version(), self.cgroup_problem()) {
             (Some(version), _) => format!("bubblewrap namespaces (user, pid, net, ipc, uts, mount) and a per-case {version} group"),
             (None, Some(problem)) => format!("bubblewrap namespaces (user, pid, net, ipc, uts, mount); {problem}"),
             (None, None) => "bubblewrap namespaces (user, pid, net, ipc, uts, mount)".into(),
+        };
+        if slot_identity(0).is_some() {
+            format!(
+                "{base}; each slot runs as its own unprivileged host user ({SLOT_ID_BASE} + slot)"
+            )
+        } else {
+            format!("{base}; as podium's own user")
         }
     }
 
@@ -342,7 +354,7 @@ impl Backend for SandboxBackend {
     fn prepare(&self, submission: &Submission, log: &Path, limits: &Limits) -> Result<(), String> {
         let RunSpec::Process { build, command } = &submission.run;
         if !build.is_empty() {
-            let binds = [("--bind", submission.dir.as_path(), "/submission")];
+            let binds = bind_args(&[("--bind", submission.dir.as_os_str(), "/submission")]);
             let mut cmd = self.command(
                 &binds,
                 limits.network,
@@ -352,7 +364,7 @@ impl Backend for SandboxBackend {
             cmd.env("HOME", "/tmp");
             let budget = Duration::from_secs_f64(limits.wall_time_per_submission_s);
             let err_log = log.with_extension("err.log");
-            let outcome = self.execute(cmd, budget, limits, (log, &err_log), None)?;
+            let outcome = self.execute(cmd, budget, limits, (log, &err_log), None, None)?;
             if outcome.status != ExecStatus::Ok {
                 return Err(format!(
                     "build command `{}` (run in the sandbox, offline unless the challenge allows the network) {}; see {}",
@@ -387,11 +399,57 @@ impl Backend for SandboxBackend {
             arg.replace("{input}", "/input")
                 .replace("{output}", "/output")
         };
-        let binds = [
-            ("--ro-bind", job.input_dir.as_path(), "/input"),
-            ("--bind", job.output_dir.as_path(), "/output"),
-            ("--ro-bind", job.submission.dir.as_path(), "/submission"),
+        // As root, each slot runs as its own unprivileged host uid. Its bwrap then cannot be
+        // trusted to reach the folders by path (an ancestor may be private to root), so podium
+        // opens them and hands bwrap the descriptors.
+        let slot_id = slot_identity(job.slot);
+        let folders = [
+            (job.input_dir.as_path(), "/input", false),
+            (job.output_dir.as_path(), "/output", true),
+            (job.submission.dir.as_path(), "/submission", false),
         ];
+        let mut held = Vec::new();
+        let binds = match slot_id {
+            Some(id) => {
+                if let Err(e) = give_output_to(&job.output_dir, id) {
+                    return not_started(format!(
+                        "podium could not hand the output folder to the slot's user: {e}"
+                    ));
+                }
+                let mut args = Vec::new();
+                for (dir, inside, writable) in folders {
+                    match std::fs::File::open(dir) {
+                        Ok(f) => {
+                            args.extend([
+                                OsString::from(if writable {
+                                    "--bind-fd"
+                                } else {
+                                    "--ro-bind-fd"
+                                }),
+                                OsString::from(f.as_raw_fd().to_string()),
+                                OsString::from(inside),
+                            ]);
+                            held.push(f);
+                        }
+                        Err(e) => {
+                            return not_started(format!(
+                                "podium could not open {}: {e}",
+                                dir.display()
+                            ))
+                        }
+                    }
+                }
+                args
+            }
+            None => bind_args(&folders.map(|(dir, inside, writable)| {
+                (
+                    if writable { "--bind" } else { "--ro-bind" },
+                    dir.as_os_str(),
+                    inside,
+                )
+            })),
+        };
+        let fds: Vec<RawFd> = held.iter().map(|f| f.as_raw_fd()).collect();
         let mut cmd = self.command(
             &binds,
             limits.network,
@@ -414,25 +472,77 @@ impl Backend for SandboxBackend {
             .cgroups
             .as_ref()
             .and_then(|h| h.cpus_for_slot(job.slot, limits.cpus));
-        match self.execute(
+        let identity = slot_id.map(|id| (id, fds));
+        let result = self.execute(
             cmd,
             wall,
             limits,
             (&job.stdout_log, &job.stderr_log),
             cpus.as_deref(),
-        ) {
-            Ok(e) => e,
-            Err(message) => Execution {
-                status: ExecStatus::Failed,
-                exit_code: None,
-                signal: None,
-                wall_s: 0.0,
-                cpu_s: None,
-                peak_memory_mib: None,
-                message,
-                program_said: String::new(),
-            },
+            identity,
+        );
+        drop(held);
+        result.unwrap_or_else(not_started)
+    }
+}
+
+/// The first host uid (and gid) of the slots: slot k runs as `SLOT_ID_BASE + k` when podium
+/// runs as root, so concurrent cases cannot touch one another's processes or files, and
+/// nothing of a case runs as root on the host.
+pub const SLOT_ID_BASE: u32 = 64000;
+
+/// The host uid of a slot, when podium can switch to it (it runs as root).
+fn slot_identity(slot: usize) -> Option<u32> {
+    (unsafe { libc::geteuid() } == 0).then(|| SLOT_ID_BASE + slot as u32)
+}
+
+/// Lets the slot's user write the case's output folder.
+fn give_output_to(dir: &Path, id: u32) -> std::io::Result<()> {
+    std::os::unix::fs::chown(dir, Some(id), Some(id))
+}
+
+/// Between fork and exec: keep the bind descriptors open across exec, drop every group, and
+/// become the slot's user. Only async-signal-safe calls.
+fn become_slot_user(id: u32, bind_fds: &[RawFd]) -> std::io::Result<()> {
+    for &fd in bind_fds {
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
+            return Err(std::io::Error::last_os_error());
         }
+    }
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0
+            || libc::setgid(id) != 0
+            || libc::setuid(id) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+fn bind_args(binds: &[(&str, &std::ffi::OsStr, &str)]) -> Vec<OsString> {
+    binds
+        .iter()
+        .flat_map(|(how, host, inside)| {
+            [
+                OsString::from(how),
+                OsString::from(host),
+                OsString::from(inside),
+            ]
+        })
+        .collect()
+}
+
+fn not_started(message: String) -> Execution {
+    Execution {
+        status: ExecStatus::Failed,
+        exit_code: None,
+        signal: None,
+        wall_s: 0.0,
+        cpu_s: None,
+        peak_memory_mib: None,
+        message,
+        program_said: String::new(),
     }
 }
 

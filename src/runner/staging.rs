@@ -31,7 +31,19 @@ impl StagedInputs {
             let target = images.join(format!("{case_id}.nii.gz"));
             // A copy, not a link: without a sandbox a program could otherwise modify the
             // challenge's own image through its staged name.
-            std::fs::copy(&source, &target).map_err(|e| {
+            let copied = std::fs::copy(&source, &target).and_then(|_| {
+                // Readable by the sandbox's unprivileged slot users, whatever the source's mode.
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644))?;
+                for dir in [&dir, &images] {
+                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+                }
+                std::fs::set_permissions(
+                    dir.join("cases.csv"),
+                    std::fs::Permissions::from_mode(0o644),
+                )
+            });
+            copied.map_err(|e| {
                 Error::msg(format!(
                     "cannot stage the image of case {case_id:?} from {}: {e}. Run `podium validate` on the challenge.",
                     source.display()
