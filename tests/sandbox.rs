@@ -34,6 +34,32 @@ fn backend() -> SandboxBackend {
     }
 }
 
+/// Runs every submission of `subs` on the test phase in the sandbox, with `jobs` slots.
+fn sandboxed_round(
+    backend: &SandboxBackend,
+    challenge: &podium::challenge::Challenge,
+    subs: &Path,
+    out: &Path,
+    jobs: usize,
+) -> podium::pipeline::RoundOutcome {
+    let phase = challenge.phase_paths("test", None).unwrap();
+    let options = RoundOptions {
+        jobs,
+        out_dir: out.to_path_buf(),
+        resume: false,
+    };
+    let submissions = Submission::discover(subs).unwrap();
+    run_and_score(
+        challenge,
+        &phase,
+        &submissions,
+        backend,
+        &options,
+        &mut |_| {},
+    )
+    .unwrap()
+}
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/faulty")
 }
@@ -395,21 +421,7 @@ fn the_program_sees_input_output_and_a_clean_environment() {
 exit 1"#,
     );
     let out = dir.path().join("out");
-    let options = RoundOptions {
-        jobs: 1,
-        out_dir: out.clone(),
-        resume: false,
-    };
-    let phase = challenge.phase_paths("test", None).unwrap();
-    run_and_score(
-        &challenge,
-        &phase,
-        &Submission::discover(&subs).unwrap(),
-        &backend,
-        &options,
-        &mut |_| {},
-    )
-    .unwrap();
+    sandboxed_round(&backend, &challenge, &subs, &out, 1);
     let seen: String = all_files(&out.join("logs/inspector"))
         .into_iter()
         .filter(|(p, _)| p.to_string_lossy().ends_with(".stderr.log"))
@@ -510,21 +522,7 @@ build = ["/bin/bash", "-c", "echo built as $(id -u) > built.txt; touch /usr/x 2>
         "timeout 2 bash -c 'while :; do :; done' &\ntimeout 2 bash -c 'while :; do :; done' &\nwait\nexit 1",
     );
     let out = dir.path().join("out");
-    let options = RoundOptions {
-        jobs: 1,
-        out_dir: out.clone(),
-        resume: false,
-    };
-    let phase = challenge.phase_paths("test", None).unwrap();
-    run_and_score(
-        &challenge,
-        &phase,
-        &Submission::discover(&subs).unwrap(),
-        &backend,
-        &options,
-        &mut |_| {},
-    )
-    .unwrap();
+    sandboxed_round(&backend, &challenge, &subs, &out, 1);
     assert_eq!(
         std::fs::read_to_string(subs.join("builder/built.txt")).unwrap(),
         "built as 65534\n"
@@ -573,21 +571,7 @@ fn each_slot_is_pinned_to_its_own_cpus() {
         "grep Cpus_allowed_list /proc/self/status >&2\nexit 1",
     );
     let out = dir.path().join("out");
-    let options = RoundOptions {
-        jobs: 2,
-        out_dir: out.clone(),
-        resume: false,
-    };
-    let phase = challenge.phase_paths("test", None).unwrap();
-    run_and_score(
-        &challenge,
-        &phase,
-        &Submission::discover(&subs).unwrap(),
-        &backend,
-        &options,
-        &mut |_| {},
-    )
-    .unwrap();
+    sandboxed_round(&backend, &challenge, &subs, &out, 2);
     let host = std::fs::read_to_string("/proc/self/status").unwrap();
     let host_list = host
         .lines()
@@ -633,21 +617,7 @@ fn each_slot_runs_as_its_own_unprivileged_host_user() {
     copy_fixtures(&["good"], &subs);
     perfect_predictions(&challenge, "test", &subs.join("good/answers"));
     let out = dir.path().join("out");
-    let options = RoundOptions {
-        jobs: 2,
-        out_dir: out.clone(),
-        resume: false,
-    };
-    let phase = challenge.phase_paths("test", None).unwrap();
-    let outcome = run_and_score(
-        &challenge,
-        &phase,
-        &Submission::discover(&subs).unwrap(),
-        &backend,
-        &options,
-        &mut |_| {},
-    )
-    .unwrap();
+    let outcome = sandboxed_round(&backend, &challenge, &subs, &out, 2);
     assert!(outcome
         .scores
         .case_scores
