@@ -285,16 +285,20 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             ..
         } => {
             let plan = pipeline::RoundPlan::read(&run_dir)?;
-            let (challenge, _, _) = plan.load()?;
+            let (challenge, _, submissions) = plan.load()?;
             let hidden = challenge.phase(&plan.phase)?.visibility == Visibility::Hidden;
             // The same kind of backend as the interrupted round, which was allowed then.
-            let kind = if plan.backend == "process" {
+            let kind = if plan.backend.starts_with("process") {
                 BackendKind::Process
             } else {
                 BackendKind::Sandbox
             };
-            let selected =
-                select_backend(kind, hidden, allow_unisolated || plan.backend == "process")?;
+            let selected = select_backend(
+                kind,
+                hidden,
+                allow_unisolated || plan.backend.starts_with("process"),
+                &submissions,
+            )?;
             warn(&selected.warning);
             let mut reporter = TerminalReporter::new(verbose);
             let outcome = pipeline::resume(&run_dir, selected.backend.as_ref(), jobs, &mut |e| {
@@ -387,7 +391,7 @@ fn run_command(
     let challenge = Challenge::load(challenge_dir)?;
     let paths = challenge.phase_paths(phase, truth)?;
     let hidden = challenge.phase(phase)?.visibility == Visibility::Hidden;
-    let selected = select_backend(round.backend, hidden, round.allow_unisolated)?;
+    let selected = select_backend(round.backend, hidden, round.allow_unisolated, &submissions)?;
     warn(&selected.warning);
     let options = RoundOptions {
         resume: false,
@@ -424,7 +428,9 @@ fn warn(warning: &Option<String>) {
 /// Runs a trusted submission's `build` on the host and removes it from the submission, so
 /// that the round (perhaps sandboxed and offline) only runs the built program.
 fn prebuild_trusted(submission: &mut Submission) -> Result<()> {
-    let RunSpec::Process { build, .. } = &submission.run;
+    let RunSpec::Process { build, .. } = &submission.run else {
+        return Ok(());
+    };
     if build.is_empty() {
         return Ok(());
     }
@@ -437,8 +443,9 @@ fn prebuild_trusted(submission: &mut Submission) -> Result<()> {
     ProcessBackend
         .prepare(submission, &log, &limits)
         .map_err(|e| Error::msg(format!("building the example {}: {e}", submission.name)))?;
-    let RunSpec::Process { build, .. } = &mut submission.run;
-    build.clear();
+    if let RunSpec::Process { build, .. } = &mut submission.run {
+        build.clear();
+    }
     Ok(())
 }
 
@@ -472,7 +479,7 @@ fn check_command(
         jobs: jobs.unwrap_or_else(default_jobs),
         out_dir: out.unwrap_or_else(|| pipeline::default_out_dir(&challenge.name, &phase)),
     };
-    let selected = select_backend(backend, false, true)?;
+    let selected = select_backend(backend, false, true, std::slice::from_ref(&submission))?;
     warn(&selected.warning);
     let mut reporter = TerminalReporter::new(false);
     let outcome = pipeline::run_and_score(

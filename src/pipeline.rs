@@ -288,6 +288,10 @@ pub struct ReceiptSubmission {
     pub team: String,
     pub dir: PathBuf,
     pub run: String,
+    /// What the backend resolved, such as the image id a Docker submission ran (so a tag that
+    /// moved between two rounds shows here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<serde_json::Value>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -327,6 +331,7 @@ impl Receipt {
                     team: s.team.clone(),
                     dir: s.dir.clone(),
                     run: format!("{:?}", s.run),
+                    resolved: backend.and_then(|b| b.submission_details(&s.name)),
                 })
                 .collect(),
             host: Host {

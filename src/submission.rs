@@ -10,6 +10,15 @@
 //! command = [".build/bin/threshold-baseline", "{input}", "{output}"]
 //! build = ["cargo", "install", "--path", "."]   # optional, run once before the round
 //! ```
+//!
+//! or, for a Docker image (docs/docker.md):
+//!
+//! ```toml
+//! [run]
+//! kind = "docker"
+//! image = "team/model@sha256:…"        # or image_archive = "model.tar.gz" (`docker save`)
+//! command = ["/input", "/output"]      # optional: replaces the image's CMD
+//! ```
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +51,31 @@ pub enum RunSpec {
         #[serde(default)]
         build: Vec<String>,
     },
+    /// A Docker image, run once per case in a fresh container with the case at `/input`
+    /// (read-only) and an empty `/output`.
+    Docker {
+        /// A reference the engine knows: `team/model:tag` or `team/model@sha256:…`. Pulled
+        /// only when the engine does not have it.
+        #[serde(default)]
+        image: Option<String>,
+        /// The output of `docker save` (optionally gzipped), relative to the submission folder;
+        /// podium loads it before the round.
+        #[serde(default)]
+        image_archive: Option<PathBuf>,
+        /// Replaces the image's CMD (its ENTRYPOINT is kept). `{input}` and `{output}` become
+        /// `/input` and `/output`.
+        #[serde(default)]
+        command: Vec<String>,
+    },
+}
+
+impl RunSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RunSpec::Process { .. } => "process",
+            RunSpec::Docker { .. } => "docker",
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -74,6 +108,28 @@ impl Submission {
                     file.display()
                 )))
             }
+            RunSpec::Docker {
+                image,
+                image_archive,
+                ..
+            } => match (image, image_archive) {
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(Error::msg(format!(
+                        "{}: [run] kind = \"docker\" needs exactly one of `image` (\"team/model:tag\" or \"team/model@sha256:...\") and `image_archive` (a file made by `docker save`)",
+                        file.display()
+                    )))
+                }
+                (None, Some(archive)) if !dir.join(archive).is_file() => {
+                    return Err(Error::msg(format!(
+                        "{}: [run] image_archive = {:?} is not a file in {}; create it with `docker save -o {} <image>`",
+                        file.display(),
+                        archive,
+                        dir.display(),
+                        archive.display()
+                    )))
+                }
+                _ => {}
+            },
             _ => {}
         }
         let dir = std::fs::canonicalize(dir).map_err(|e| Error::io("resolve", dir, e))?;

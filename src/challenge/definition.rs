@@ -87,6 +87,13 @@ pub struct Limits {
     /// Bytes of stdout and of stderr kept per case; the rest is counted and dropped.
     pub log_kb: u64,
     pub network: bool,
+    /// Size of `/dev/shm` in a Docker container (PyTorch data loaders need more than Docker's
+    /// 64 MB default). The sandbox gives a private tmpfs `/dev/shm` bounded by `memory_mb`.
+    pub shm_mb: u64,
+    /// GPUs given to a Docker container (a device request for `gpus` GPUs, as `docker run
+    /// --gpus N`). The process and sandbox backends run on the host's devices and do not
+    /// enforce it.
+    pub gpus: u32,
 }
 
 impl Default for Limits {
@@ -100,6 +107,8 @@ impl Default for Limits {
             output_mb: 1024,
             log_kb: 256,
             network: false,
+            shm_mb: 64,
+            gpus: 0,
         }
     }
 }
@@ -128,6 +137,9 @@ impl Limits {
         }
         if self.cpus == 0 {
             problems.push("[limits] cpus must be at least 1".into());
+        }
+        if self.shm_mb == 0 {
+            problems.push("[limits] shm_mb must be at least 1 (MB of /dev/shm)".into());
         }
         problems
     }

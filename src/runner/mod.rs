@@ -6,6 +6,7 @@
 //! recorded and the round goes on. Backends (one per file) only know how to execute one case.
 
 mod cgroup;
+pub mod docker;
 pub mod events;
 pub mod process;
 pub mod sandbox;
@@ -57,6 +58,31 @@ pub struct Execution {
     pub program_said: String,
 }
 
+impl Execution {
+    /// A case that never started, with podium's reason.
+    pub fn not_started(message: String) -> Execution {
+        Execution {
+            status: ExecStatus::Failed,
+            exit_code: None,
+            signal: None,
+            wall_s: 0.0,
+            cpu_s: None,
+            peak_memory_mib: None,
+            message,
+            program_said: String::new(),
+        }
+    }
+}
+
+/// A backend handed a submission of a kind it does not run (a routing bug, not a team's).
+pub(crate) fn wrong_kind(submission: &Submission) -> String {
+    format!(
+        "internal error: submission {} is of kind {:?}, which this backend does not run",
+        submission.name,
+        submission.run.kind()
+    )
+}
+
 /// Everything a backend needs to run one case.
 pub struct CaseJob<'a> {
     pub submission: &'a Submission,
@@ -85,6 +111,27 @@ pub trait Backend: Sync {
     /// every case of that submission with the message.
     fn prepare(&self, submission: &Submission, log: &Path, limits: &Limits) -> Result<(), String>;
     fn run_case(&self, job: &CaseJob, limits: &Limits) -> Execution;
+    /// Once when a round starts (or resumes), with an id stable across its resumptions (a
+    /// hash of its folder): a backend that leaves things outside podium's process tree
+    /// (containers) tags them with it and removes what an interrupted run left.
+    fn start_round(&self, _run_id: &str) -> Result<(), String> {
+        Ok(())
+    }
+    /// What the receipt records about how a prepared submission ran (the resolved image).
+    fn submission_details(&self, _submission: &str) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+/// The id of the round held in `out_dir`: FNV-1a of its absolute path, so a resumed round
+/// finds what the interrupted one labelled.
+pub fn run_id(out_dir: &Path) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in out_dir.as_os_str().as_encoded_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
 }
 
 /// The record of one case, as written to `runs.csv`.
@@ -190,6 +237,10 @@ pub fn run_round(
         jobs: options.jobs,
         backend: backend.name(),
     });
+
+    backend
+        .start_round(&run_id(out))
+        .map_err(|e| Error::msg(format!("cannot start the round: {e}")))?;
 
     // Phase 1: prepare every submission that has cases left (builds may be long; one at a time).
     let mut lanes = Vec::new();

@@ -39,7 +39,9 @@ impl Backend for ProcessBackend {
     }
 
     fn prepare(&self, submission: &Submission, log: &Path, limits: &Limits) -> Result<(), String> {
-        let RunSpec::Process { build, command } = &submission.run;
+        let RunSpec::Process { build, command } = &submission.run else {
+            return Err(super::wrong_kind(submission));
+        };
         if !build.is_empty() {
             let mut cmd = Command::new(&build[0]);
             cmd.args(&build[1..]).current_dir(&submission.dir);
@@ -75,7 +77,9 @@ impl Backend for ProcessBackend {
     }
 
     fn run_case(&self, job: &CaseJob, limits: &Limits) -> Execution {
-        let RunSpec::Process { command, .. } = &job.submission.run;
+        let RunSpec::Process { command, .. } = &job.submission.run else {
+            return Execution::not_started(super::wrong_kind(job.submission));
+        };
         let fill = |arg: &String| {
             arg.replace("{input}", &job.input_dir.to_string_lossy())
                 .replace("{output}", &job.output_dir.to_string_lossy())
@@ -278,10 +282,8 @@ pub(super) fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> std
     Ok(())
 }
 
-/// Copies a pipe into `path`, keeping the first and the last `cap / 2` bytes and counting what
-/// lies between, so a chatty program neither fills the disk nor blocks on a full pipe, and the
-/// log still shows how the program started and how it ended. Returns the last line of text,
-/// for one-line failure messages.
+/// Copies a pipe into `path` through a [`CappedLog`], so a chatty program neither fills the
+/// disk nor blocks on a full pipe. Returns the last line of text, for one-line failure messages.
 pub(super) fn capture(
     pipe: Option<impl Read + Send + 'static>,
     path: PathBuf,
@@ -291,44 +293,74 @@ pub(super) fn capture(
         let Some(mut pipe) = pipe else {
             return String::new();
         };
-        let head_cap = (cap / 2) as usize;
-        let tail_cap = (cap as usize).saturating_sub(head_cap);
-        let mut head = Vec::new();
-        let mut tail: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
-        let mut dropped = 0u64;
+        let mut log = CappedLog::new(cap);
         let mut buf = [0u8; 8192];
         while let Ok(n) = pipe.read(&mut buf) {
             if n == 0 {
                 break;
             }
-            let mut chunk = &buf[..n];
-            let room = head_cap.saturating_sub(head.len()).min(chunk.len());
-            head.extend_from_slice(&chunk[..room]);
-            chunk = &chunk[room..];
-            tail.extend(chunk);
-            while tail.len() > tail_cap {
-                let excess = tail.len() - tail_cap;
-                tail.drain(..excess);
-                dropped += excess as u64;
-            }
+            log.push(&buf[..n]);
         }
-        let tail: Vec<u8> = tail.into_iter().collect();
-        let mut text = head.clone();
-        if dropped > 0 {
+        log.finish(&path)
+    })
+}
+
+/// A log that keeps the first and the last `cap / 2` bytes and counts what lies between, so
+/// it shows how the program started and how it ended whatever it wrote.
+pub(super) struct CappedLog {
+    cap: u64,
+    head: Vec<u8>,
+    tail: std::collections::VecDeque<u8>,
+    dropped: u64,
+}
+
+impl CappedLog {
+    pub(super) fn new(cap: u64) -> CappedLog {
+        CappedLog {
+            cap,
+            head: Vec::new(),
+            tail: std::collections::VecDeque::new(),
+            dropped: 0,
+        }
+    }
+
+    pub(super) fn push(&mut self, mut chunk: &[u8]) {
+        let head_cap = (self.cap / 2) as usize;
+        let tail_cap = (self.cap as usize).saturating_sub(head_cap);
+        let room = head_cap.saturating_sub(self.head.len()).min(chunk.len());
+        self.head.extend_from_slice(&chunk[..room]);
+        chunk = &chunk[room..];
+        self.tail.extend(chunk);
+        if self.tail.len() > tail_cap {
+            let excess = self.tail.len() - tail_cap;
+            self.tail.drain(..excess);
+            self.dropped += excess as u64;
+        }
+    }
+
+    /// Writes the log to `path` and returns its last line of text.
+    pub(super) fn finish(self, path: &Path) -> String {
+        let tail: Vec<u8> = self.tail.into_iter().collect();
+        let mut text = self.head.clone();
+        if self.dropped > 0 {
             text.extend_from_slice(
-                format!("\n[podium: {dropped} bytes dropped here; the log keeps the first and last {} bytes]\n", cap / 2)
-                    .as_bytes(),
+                format!(
+                    "\n[podium: {} bytes dropped here; the log keeps the first and last {} bytes]\n",
+                    self.dropped,
+                    self.cap / 2
+                )
+                .as_bytes(),
             );
         }
         text.extend_from_slice(&tail);
-        let _ = std::fs::write(&path, &text);
+        let _ = std::fs::write(path, &text);
         let last = last_line(&tail);
         if last.is_empty() {
-            last_line(&head)
+            last_line(&self.head)
         } else {
             last
         }
-    })
+    }
 }
 
 fn last_line(bytes: &[u8]) -> String {

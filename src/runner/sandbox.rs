@@ -46,7 +46,7 @@ use wait_timeout::ChildExt;
 
 use super::cgroup::{join_self, CaseGroup, Hierarchy};
 use super::process::{capture, describe_exit, set_rlimit, ExitContext};
-use super::{Backend, CaseJob, ExecStatus, Execution};
+use super::{wrong_kind, Backend, CaseJob, ExecStatus, Execution};
 use crate::challenge::Limits;
 use crate::submission::{RunSpec, Submission};
 
@@ -352,7 +352,9 @@ impl Backend for SandboxBackend {
     }
 
     fn prepare(&self, submission: &Submission, log: &Path, limits: &Limits) -> Result<(), String> {
-        let RunSpec::Process { build, command } = &submission.run;
+        let RunSpec::Process { build, command } = &submission.run else {
+            return Err(wrong_kind(submission));
+        };
         if !build.is_empty() {
             let binds = bind_args(&[("--bind", submission.dir.as_os_str(), "/submission")]);
             let mut cmd = self.command(
@@ -394,7 +396,9 @@ impl Backend for SandboxBackend {
     }
 
     fn run_case(&self, job: &CaseJob, limits: &Limits) -> Execution {
-        let RunSpec::Process { command, .. } = &job.submission.run;
+        let RunSpec::Process { command, .. } = &job.submission.run else {
+            return Execution::not_started(wrong_kind(job.submission));
+        };
         let fill = |arg: &String| {
             arg.replace("{input}", "/input")
                 .replace("{output}", "/output")
@@ -412,7 +416,7 @@ impl Backend for SandboxBackend {
         let binds = match slot_id {
             Some(id) => {
                 if let Err(e) = give_output_to(&job.output_dir, id) {
-                    return not_started(format!(
+                    return Execution::not_started(format!(
                         "podium could not hand the output folder to the slot's user: {e}"
                     ));
                 }
@@ -432,7 +436,7 @@ impl Backend for SandboxBackend {
                             held.push(f);
                         }
                         Err(e) => {
-                            return not_started(format!(
+                            return Execution::not_started(format!(
                                 "podium could not open {}: {e}",
                                 dir.display()
                             ))
@@ -482,7 +486,7 @@ impl Backend for SandboxBackend {
             identity,
         );
         drop(held);
-        result.unwrap_or_else(not_started)
+        result.unwrap_or_else(Execution::not_started)
     }
 }
 
@@ -531,19 +535,6 @@ fn bind_args(binds: &[(&str, &std::ffi::OsStr, &str)]) -> Vec<OsString> {
             ]
         })
         .collect()
-}
-
-fn not_started(message: String) -> Execution {
-    Execution {
-        status: ExecStatus::Failed,
-        exit_code: None,
-        signal: None,
-        wall_s: 0.0,
-        cpu_s: None,
-        peak_memory_mib: None,
-        message,
-        program_said: String::new(),
-    }
 }
 
 /// The sandbox's namespaces, identity and system folders, without the per-run binds.

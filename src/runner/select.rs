@@ -1,12 +1,21 @@
 //! Choosing the backend of a round: isolated when the machine allows it, and never silently
 //! less. A hidden phase is only run without isolation when the organizer says so.
+//!
+//! The kind of a submission decides between the native backends (sandbox or process, for
+//! `kind = "process"`) and the docker backend (`kind = "docker"`); a round may mix both, and
+//! [`RoundBackends`] routes each submission to its own.
 
 use serde::{Deserialize, Serialize};
 
+use std::path::Path;
+
+use super::docker::DockerBackend;
 use super::process::ProcessBackend;
 use super::sandbox::SandboxBackend;
-use super::Backend;
+use super::{Backend, CaseJob, Execution};
+use crate::challenge::Limits;
 use crate::error::{Error, Result};
+use crate::submission::{RunSpec, Submission};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -26,9 +35,130 @@ pub struct SelectedBackend {
     pub warning: Option<String>,
 }
 
-/// Picks the backend. `hidden_phase` and `allow_unisolated` decide whether running without
-/// isolation is allowed at all.
+/// Picks the backends of a round's submissions: the native one of `kind` for binaries (only if
+/// there are any), the Docker engine for images. `hidden_phase` and `allow_unisolated` decide
+/// whether running binaries without isolation is allowed at all.
 pub fn select_backend(
+    kind: BackendKind,
+    hidden_phase: bool,
+    allow_unisolated: bool,
+    submissions: &[Submission],
+) -> Result<SelectedBackend> {
+    let needs_docker: Vec<&str> = submissions
+        .iter()
+        .filter(|s| matches!(s.run, RunSpec::Docker { .. }))
+        .map(|s| s.name.as_str())
+        .collect();
+    let needs_native = submissions
+        .iter()
+        .any(|s| !matches!(s.run, RunSpec::Docker { .. }));
+    let (native, warning) = if needs_native {
+        let selected = select_native(kind, hidden_phase, allow_unisolated)?;
+        (Some(selected.backend), selected.warning)
+    } else {
+        (None, None)
+    };
+    let docker = if needs_docker.is_empty() {
+        None
+    } else {
+        let docker = DockerBackend::connect().map_err(|e| {
+            Error::msg(format!(
+                "{} {} a Docker image, but {e}",
+                needs_docker.join(", "),
+                if needs_docker.len() == 1 { "is" } else { "are" }
+            ))
+        })?;
+        docker
+            .remove_containers_on_interrupt()
+            .map_err(Error::msg)?;
+        Some(docker)
+    };
+    let backend: Box<dyn Backend> = match (native, docker) {
+        (Some(native), None) => native,
+        (None, Some(docker)) => Box::new(docker),
+        (native, docker) => Box::new(RoundBackends { native, docker }),
+    };
+    Ok(SelectedBackend { backend, warning })
+}
+
+/// Routes each submission to the backend of its kind.
+pub struct RoundBackends {
+    pub native: Option<Box<dyn Backend>>,
+    pub docker: Option<DockerBackend>,
+}
+
+impl RoundBackends {
+    fn of(&self, submission: &Submission) -> Option<&dyn Backend> {
+        match submission.run {
+            RunSpec::Docker { .. } => self.docker.as_ref().map(|d| d as &dyn Backend),
+            RunSpec::Process { .. } => self.native.as_deref(),
+        }
+    }
+
+    fn each(&self) -> impl Iterator<Item = &dyn Backend> {
+        self.native
+            .as_deref()
+            .into_iter()
+            .chain(self.docker.as_ref().map(|d| d as &dyn Backend))
+    }
+}
+
+impl Backend for RoundBackends {
+    fn name(&self) -> &'static str {
+        match self.native.as_ref().map(|n| n.name()) {
+            Some("sandbox") if self.docker.is_some() => "sandbox+docker",
+            Some("process") if self.docker.is_some() => "process+docker",
+            Some(native) => native,
+            None => "docker",
+        }
+    }
+
+    /// The limits every backend of the round enforces (docker enforces a superset of the
+    /// native backends' limits).
+    fn enforced_limits(&self) -> &'static [&'static str] {
+        match &self.native {
+            Some(native) => native.enforced_limits(),
+            None => self.docker.as_ref().map_or(&[], |d| d.enforced_limits()),
+        }
+    }
+
+    fn isolation(&self) -> String {
+        self.each()
+            .map(|b| format!("{}: {}", b.name(), b.isolation()))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn start_round(&self, run_id: &str) -> std::result::Result<(), String> {
+        self.each().try_for_each(|b| b.start_round(run_id))
+    }
+
+    fn prepare(
+        &self,
+        submission: &Submission,
+        log: &Path,
+        limits: &Limits,
+    ) -> std::result::Result<(), String> {
+        match self.of(submission) {
+            Some(b) => b.prepare(submission, log, limits),
+            None => Err(super::wrong_kind(submission)),
+        }
+    }
+
+    fn run_case(&self, job: &CaseJob, limits: &Limits) -> Execution {
+        match self.of(job.submission) {
+            Some(b) => b.run_case(job, limits),
+            None => Execution::not_started(super::wrong_kind(job.submission)),
+        }
+    }
+
+    fn submission_details(&self, submission: &str) -> Option<serde_json::Value> {
+        self.each().find_map(|b| b.submission_details(submission))
+    }
+}
+
+/// The backend for native programs.
+fn select_native(
     kind: BackendKind,
     hidden_phase: bool,
     allow_unisolated: bool,
@@ -67,7 +197,7 @@ mod tests {
 
     #[test]
     fn a_hidden_phase_is_never_run_unisolated_unless_the_organizer_allows_it() {
-        let err = select_backend(BackendKind::Process, true, false)
+        let err = select_native(BackendKind::Process, true, false)
             .err()
             .unwrap()
             .to_string();
@@ -76,11 +206,11 @@ mod tests {
                 && err.contains("--allow-unisolated"),
             "{err}"
         );
-        let allowed = select_backend(BackendKind::Process, true, true).unwrap();
+        let allowed = select_native(BackendKind::Process, true, true).unwrap();
         assert_eq!(allowed.backend.name(), "process");
         assert!(allowed.warning.unwrap().contains("WITHOUT ISOLATION"));
         // A public phase (a team's rehearsal) may run unisolated, but never silently.
-        let public = select_backend(BackendKind::Process, false, false).unwrap();
+        let public = select_native(BackendKind::Process, false, false).unwrap();
         assert!(public.warning.is_some());
     }
 }

@@ -1,0 +1,917 @@
+//! The docker backend: each case in a fresh container of the team's image, through the Docker
+//! Engine API (bollard), never the CLI's text.
+//!
+//! The contract is the one of the other backends: the case's folder read-only at `/input`, an
+//! empty writable `/output`, and the challenge's `[limits]`, enforced by the engine:
+//!
+//! | limit | how |
+//! |---|---|
+//! | `wall_time_per_case_s`, `wall_time_per_submission_s` | wait with a deadline, then `stop` with `grace_period_s` (SIGTERM, then SIGKILL) |
+//! | `memory_mb` | memory = memory + swap (no swap); `oom` from the engine's `OOMKilled` |
+//! | `cpus` | CPU quota (`NanoCpus`) |
+//! | processes | pids limit [`MAX_PROCESSES`], as the sandbox |
+//! | `output_mb` | `/output` is a tmpfs of `output_mb` on the host when podium runs as root (else a bind checked after the case), and RLIMIT_FSIZE per file |
+//! | `log_kb` | the engine keeps at most 4 × `log_kb` KiB per case; podium keeps the first and last `log_kb / 2` KiB of each stream |
+//! | `network` | `--network none` unless `network = true` |
+//! | `shm_mb`, `gpus` | `ShmSize`; a device request for `gpus` GPUs |
+//!
+//! and always: a read-only root filesystem, a private tmpfs `/tmp`, all capabilities dropped,
+//! `no-new-privileges`, an unprivileged user (the slot's uid as in the sandbox), no core dumps.
+//!
+//! Every container carries the label `podium.run=<run id>` (a hash of the run folder), so a
+//! resumed round removes what an interrupted one left, and an interrupted podium removes its
+//! containers before it exits ([`DockerBackend::remove_containers_on_interrupt`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bollard::models::{
+    ContainerCreateBody, DeviceRequest, HostConfig, HostConfigLogConfig, ResourcesUlimits,
+};
+use bollard::query_parameters::{
+    CreateImageOptions, ImportImageOptions, ListContainersOptions, LogsOptions,
+    RemoveContainerOptions, StopContainerOptions, WaitContainerOptions,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use super::process::{describe_exit, CappedLog, ExitContext};
+use super::sandbox::{MAX_PROCESSES, SLOT_ID_BASE};
+use super::{wrong_kind, Backend, CaseJob, ExecStatus, Execution};
+use crate::challenge::Limits;
+use crate::submission::{RunSpec, Submission};
+
+/// The label that ties a container to its round.
+pub const RUN_LABEL: &str = "podium.run";
+
+/// The image a submission ran, as resolved by the engine before its first case. Every case
+/// runs this exact image (by id), even if its tag moves during the round.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImageRecord {
+    /// What `submission.toml` named (or what `docker load` reported for an archive).
+    pub reference: String,
+    /// The image id (`sha256:…` of its configuration): what changes when a tag moves.
+    pub id: String,
+    /// Registry digests the engine knows for the image (empty for a loaded archive).
+    pub repo_digests: Vec<String>,
+    /// The `image_archive` it was loaded from, if any.
+    pub archive: Option<PathBuf>,
+}
+
+pub struct DockerBackend {
+    docker: Docker,
+    runtime: tokio::runtime::Runtime,
+    engine: String,
+    images: Mutex<BTreeMap<String, ImageRecord>>,
+    round: Arc<RoundState>,
+    as_root: bool,
+}
+
+/// What an interrupt handler needs to clean up after the round.
+#[derive(Default)]
+struct RoundState {
+    run_id: Mutex<String>,
+    /// The host tmpfs mounts of running cases, unmounted on interrupt.
+    mounts: Mutex<Vec<PathBuf>>,
+}
+
+impl DockerBackend {
+    /// Connects to the engine (`DOCKER_HOST`, or the local socket) and agrees on an API version.
+    pub fn connect() -> Result<DockerBackend, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("podium-docker")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the Docker client's runtime: {e}"))?;
+        let where_ = std::env::var("DOCKER_HOST")
+            .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
+        let unreachable = |e: bollard::errors::Error| {
+            format!(
+                "the Docker engine does not answer at {where_} ({e}). Start it (`sudo systemctl start docker`, or `sudo dockerd &`), or point DOCKER_HOST at it"
+            )
+        };
+        let (docker, engine) = runtime.block_on(async {
+            let docker = Docker::connect_with_local_defaults().map_err(unreachable)?;
+            let docker = docker.negotiate_version().await.map_err(unreachable)?;
+            let version = docker.version().await.map_err(unreachable)?;
+            let engine = format!(
+                "Docker Engine {} (API {})",
+                version.version.unwrap_or_default(),
+                version.api_version.unwrap_or_default()
+            );
+            Ok::<_, String>((docker, engine))
+        })?;
+        Ok(DockerBackend {
+            docker,
+            runtime,
+            engine,
+            images: Mutex::new(BTreeMap::new()),
+            round: Arc::new(RoundState::default()),
+            as_root: unsafe { libc::geteuid() } == 0,
+        })
+    }
+
+    /// The engine's version, for messages and the receipt.
+    pub fn engine(&self) -> &str {
+        &self.engine
+    }
+
+    /// The images resolved so far, by submission name.
+    pub fn images(&self) -> BTreeMap<String, ImageRecord> {
+        self.images.lock().unwrap().clone()
+    }
+
+    /// On SIGINT, SIGTERM or SIGHUP: removes the round's containers and unmounts its output
+    /// folders, then exits with 130. The journal already holds every finished case, so
+    /// `podium run --resume` goes on from there. Without this, an interrupted podium would leave
+    /// its containers running: the engine, not podium, is their parent.
+    pub fn remove_containers_on_interrupt(&self) -> Result<(), String> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+            .map_err(|e| format!("cannot watch for interrupts: {e}"))?;
+        let docker = self.docker.clone();
+        let handle = self.runtime.handle().clone();
+        let round = Arc::clone(&self.round);
+        std::thread::spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                let run_id = round.run_id.lock().unwrap().clone();
+                eprintln!(
+                    "\npodium: interrupted (signal {signal}); removing the round's containers"
+                );
+                let removed = handle.block_on(remove_round_containers(&docker, &run_id));
+                for mount in round.mounts.lock().unwrap().drain(..) {
+                    unmount(&mount);
+                }
+                match removed {
+                    Ok(n) => eprintln!(
+                        "podium: removed {n} container(s); finished cases are kept: `podium run --resume <run folder>` goes on"
+                    ),
+                    Err(e) => eprintln!("podium: could not remove the containers labelled {RUN_LABEL}={run_id}: {e}"),
+                }
+                std::process::exit(130);
+            }
+        });
+        Ok(())
+    }
+
+    /// Loads `archive` (the output of `docker save`, gzipped or not) and returns the reference
+    /// the engine reported for it.
+    async fn load_archive(&self, archive: &Path) -> Result<String, String> {
+        let mut file = std::fs::File::open(archive)
+            .map_err(|e| format!("cannot open the image archive {}: {e}", archive.display()))?;
+        // A blocking read per chunk on the client's one worker thread: the engine is the
+        // bottleneck, and the archive may be larger than memory.
+        let chunks = std::iter::from_fn(move || {
+            let mut buf = vec![0u8; 1 << 20];
+            match file.read(&mut buf) {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some(Ok::<_, std::io::Error>(bytes::Bytes::from(buf)))
+                }
+                Err(e) => Some(Err(e)),
+            }
+        });
+        let mut stream = self.docker.import_image_stream(
+            ImportImageOptions {
+                quiet: true,
+                ..Default::default()
+            },
+            futures_util::stream::iter(chunks),
+            None,
+        );
+        let mut loaded = None;
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| {
+                format!(
+                    "the engine could not load {} ({e}); it must be the output of `docker save` (gzip allowed)",
+                    archive.display()
+                )
+            })?;
+            for line in info.stream.unwrap_or_default().lines() {
+                if let Some(r) = line
+                    .strip_prefix("Loaded image: ")
+                    .or_else(|| line.strip_prefix("Loaded image ID: "))
+                {
+                    loaded = Some(r.trim().to_string());
+                }
+            }
+        }
+        loaded.ok_or_else(|| {
+            format!(
+                "loading {} named no image; it must be the output of `docker save <image>`",
+                archive.display()
+            )
+        })
+    }
+
+    /// The engine's id and digests of `reference`, pulling it only when the engine lacks it.
+    async fn resolve(&self, reference: &str) -> Result<(String, Vec<String>), String> {
+        let inspect = match self.docker.inspect_image(reference).await {
+            Ok(i) => i,
+            Err(local) => {
+                let mut pull = self.docker.create_image(
+                    Some(CreateImageOptions {
+                        from_image: Some(reference.to_string()),
+                        ..Default::default()
+                    }),
+                    None,
+                    None,
+                );
+                while let Some(step) = pull.next().await {
+                    step.map_err(|e| {
+                        format!(
+                            "the engine has no image {reference:?} ({local}) and could not pull it ({e}). Load it first (`docker load -i model.tar.gz`), or give `image_archive` in submission.toml"
+                        )
+                    })?;
+                }
+                self.docker
+                    .inspect_image(reference)
+                    .await
+                    .map_err(|e| format!("image {reference:?} pulled but not found: {e}"))?
+            }
+        };
+        let id = inspect
+            .id
+            .ok_or_else(|| format!("the engine reported no id for image {reference:?}"))?;
+        Ok((id, inspect.repo_digests.unwrap_or_default()))
+    }
+
+    async fn run_container(
+        &self,
+        job: &CaseJob<'_>,
+        limits: &Limits,
+        image: &ImageRecord,
+        command: &[String],
+    ) -> Execution {
+        let uid = if self.as_root {
+            SLOT_ID_BASE + job.slot as u32
+        } else {
+            unsafe { libc::getuid() }
+        };
+        let output = match CaseOutputMount::create(job, limits, uid, self.as_root) {
+            Ok(m) => m,
+            Err(e) => return Execution::not_started(e),
+        };
+        if let Some(mount) = output.mount_point() {
+            self.round.mounts.lock().unwrap().push(mount.to_path_buf());
+        }
+        let run_id = self.round.run_id.lock().unwrap().clone();
+        let config = container_config(job, limits, image, command, uid, &output.source, &run_id);
+        let created = self
+            .docker
+            .create_container(
+                None::<bollard::query_parameters::CreateContainerOptions>,
+                config,
+            )
+            .await;
+        let execution = match created {
+            Ok(c) => {
+                let execution = self.execute(&c.id, job, limits).await;
+                self.remove(&c.id).await;
+                execution
+            }
+            Err(e) => Execution::not_started(format!(
+                "the engine could not create a container of image {} ({}): {e}",
+                image.reference, image.id
+            )),
+        };
+        let execution = output.finish(job, limits, execution);
+        if let Some(mount) = output.mount_point() {
+            self.round.mounts.lock().unwrap().retain(|m| m != mount);
+        }
+        output.release();
+        execution
+    }
+
+    /// Starts the created container, waits for it within the limits and reads its ending.
+    async fn execute(&self, id: &str, job: &CaseJob<'_>, limits: &Limits) -> Execution {
+        let wall = Duration::from_secs_f64(
+            limits
+                .wall_time_per_case_s
+                .min(job.remaining_budget_s.max(0.0)),
+        );
+        let started = Instant::now();
+        if let Err(e) = self.docker.start_container(id, None).await {
+            return Execution::not_started(format!(
+                "the engine could not start the container: {e}"
+            ));
+        }
+        let mut wait = self.docker.wait_container(
+            id,
+            Some(WaitContainerOptions {
+                condition: "not-running".into(),
+            }),
+        );
+        // The stream ends with the exit (an error item for a non-zero code); its value is not
+        // used, since inspect tells the whole story, OOM included.
+        let timed_out = tokio::time::timeout(wall, wait.next()).await.is_err();
+        let mut wall_s = started.elapsed().as_secs_f64();
+        let mut killed_after_grace = false;
+        if timed_out {
+            let grace = limits.grace_period_s.ceil() as i32;
+            let stopping = Instant::now();
+            // The engine sends the image's stop signal (SIGTERM), then SIGKILL after `grace`.
+            let _ = self
+                .docker
+                .stop_container(
+                    id,
+                    Some(StopContainerOptions {
+                        t: Some(grace),
+                        signal: None,
+                    }),
+                )
+                .await;
+            killed_after_grace = stopping.elapsed().as_secs_f64() >= limits.grace_period_s;
+            wall_s = started.elapsed().as_secs_f64();
+        }
+        let state = match self.docker.inspect_container(id, None).await {
+            Ok(info) => info.state.unwrap_or_default(),
+            Err(e) => {
+                let mut e =
+                    Execution::not_started(format!("the engine lost track of the container: {e}"));
+                e.wall_s = wall_s;
+                return e;
+            }
+        };
+        let code = state.exit_code.unwrap_or(-1) as i32;
+        let oom = state.oom_killed.unwrap_or(false);
+        let (status, message) = describe_exit(
+            std::process::ExitStatus::from_raw((code & 0xff) << 8),
+            ExitContext {
+                timed_out,
+                killed_after_grace: killed_after_grace && code == 128 + libc::SIGKILL,
+                oom_kills: u64::from(oom),
+                wall,
+                limits,
+            },
+        );
+        let program_said = self.save_logs(id, job, limits).await;
+        Execution {
+            status,
+            exit_code: Some(code),
+            signal: (129..=192).contains(&code).then_some(code - 128),
+            wall_s,
+            cpu_s: None,
+            peak_memory_mib: None,
+            message,
+            program_said,
+        }
+    }
+
+    /// Writes the container's stdout and stderr to the case's logs, each capped as the other
+    /// backends cap them; returns the last line of stderr.
+    async fn save_logs(&self, id: &str, job: &CaseJob<'_>, limits: &Limits) -> String {
+        let cap = limits.log_kb.saturating_mul(1024);
+        let mut stdout = CappedLog::new(cap);
+        let mut stderr = CappedLog::new(cap);
+        let mut logs = self.docker.logs(
+            id,
+            Some(LogsOptions {
+                stdout: true,
+                stderr: true,
+                ..Default::default()
+            }),
+        );
+        while let Some(Ok(chunk)) = logs.next().await {
+            match chunk {
+                bollard::container::LogOutput::StdErr { message } => stderr.push(&message),
+                other => stdout.push(&other.into_bytes()),
+            }
+        }
+        stdout.finish(&job.stdout_log);
+        stderr.finish(&job.stderr_log)
+    }
+
+    async fn remove(&self, id: &str) {
+        let _ = self
+            .docker
+            .remove_container(
+                id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    link: false,
+                }),
+            )
+            .await;
+    }
+}
+
+impl Backend for DockerBackend {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn enforced_limits(&self) -> &'static [&'static str] {
+        &[
+            "wall_time_per_case_s",
+            "wall_time_per_submission_s",
+            "memory_mb",
+            "cpus",
+            "output_mb",
+            "log_kb",
+            "network",
+            "shm_mb",
+            "gpus",
+        ]
+    }
+
+    fn isolation(&self) -> String {
+        let output = if self.as_root {
+            "/output a tmpfs of output_mb"
+        } else {
+            "/output a bind checked after the case (podium is not root, so no tmpfs)"
+        };
+        format!(
+            "docker ({}): a fresh container per case, read-only root, /input read-only, {output}, private /tmp, no capabilities, no-new-privileges, unprivileged user, pids limit {MAX_PROCESSES}, memory without swap, CPU quota",
+            self.engine
+        )
+    }
+
+    fn start_round(&self, run_id: &str) -> Result<(), String> {
+        *self.round.run_id.lock().unwrap() = run_id.to_string();
+        // Leftovers of an interrupted podium of this round (a `kill -9` cannot clean up).
+        self.runtime
+            .block_on(remove_round_containers(&self.docker, run_id))
+            .map(|_| ())
+    }
+
+    fn prepare(&self, submission: &Submission, log: &Path, _limits: &Limits) -> Result<(), String> {
+        let RunSpec::Docker {
+            image,
+            image_archive,
+            ..
+        } = &submission.run
+        else {
+            return Err(wrong_kind(submission));
+        };
+        let archive = image_archive.as_ref().map(|a| submission.dir.join(a));
+        let record = self.runtime.block_on(async {
+            let reference = match (&archive, image) {
+                (Some(archive), _) => self.load_archive(archive).await?,
+                (None, Some(image)) => image.clone(),
+                (None, None) => return Err(wrong_kind(submission)),
+            };
+            let (id, repo_digests) = self.resolve(&reference).await?;
+            Ok(ImageRecord {
+                reference,
+                id,
+                repo_digests,
+                archive: archive.clone(),
+            })
+        });
+        let text = match &record {
+            Ok(r) => format!(
+                "{}\nimage {} resolved to {}{}\n",
+                self.engine,
+                r.reference,
+                r.id,
+                r.repo_digests
+                    .iter()
+                    .map(|d| format!("\nrepo digest {d}"))
+                    .collect::<String>()
+            ),
+            Err(e) => format!("{}\n{e}\n", self.engine),
+        };
+        let _ = std::fs::write(log, text);
+        let record = record?;
+        self.images
+            .lock()
+            .unwrap()
+            .insert(submission.name.clone(), record);
+        Ok(())
+    }
+
+    fn run_case(&self, job: &CaseJob, limits: &Limits) -> Execution {
+        let RunSpec::Docker { command, .. } = &job.submission.run else {
+            return Execution::not_started(wrong_kind(job.submission));
+        };
+        let Some(image) = self.images().get(&job.submission.name).cloned() else {
+            return Execution::not_started(format!(
+                "internal error: the image of {} was not prepared",
+                job.submission.name
+            ));
+        };
+        let command: Vec<String> = command
+            .iter()
+            .map(|a| {
+                a.replace("{input}", "/input")
+                    .replace("{output}", "/output")
+            })
+            .collect();
+        self.runtime
+            .block_on(self.run_container(job, limits, &image, &command))
+    }
+
+    fn submission_details(&self, submission: &str) -> Option<serde_json::Value> {
+        let image = self.images.lock().unwrap().get(submission).cloned()?;
+        serde_json::to_value(image).ok()
+    }
+}
+
+/// The container of one case: the contract's mounts and every limit.
+fn container_config(
+    job: &CaseJob,
+    limits: &Limits,
+    image: &ImageRecord,
+    command: &[String],
+    uid: u32,
+    output_source: &Path,
+    run_id: &str,
+) -> ContainerCreateBody {
+    const MIB: i64 = 1 << 20;
+    let memory = (limits.memory_mb as i64).saturating_mul(MIB);
+    let output_bytes = (limits.output_mb as i64).saturating_mul(MIB);
+    let labels = HashMap::from([
+        (RUN_LABEL.to_string(), run_id.to_string()),
+        ("podium.submission".to_string(), job.submission.name.clone()),
+        ("podium.case".to_string(), job.case_id.clone()),
+    ]);
+    let ulimit = |name: &str, value: i64| ResourcesUlimits {
+        name: Some(name.into()),
+        soft: Some(value),
+        hard: Some(value),
+    };
+    let device_requests = (limits.gpus > 0).then(|| {
+        vec![DeviceRequest {
+            count: Some(i64::from(limits.gpus)),
+            capabilities: Some(vec![vec!["gpu".to_string()]]),
+            ..Default::default()
+        }]
+    });
+    ContainerCreateBody {
+        image: Some(image.id.clone()),
+        cmd: (!command.is_empty()).then(|| command.to_vec()),
+        user: Some(format!("{uid}:{uid}")),
+        env: Some(vec![
+            "PODIUM_INPUT=/input".into(),
+            "PODIUM_OUTPUT=/output".into(),
+            format!("PODIUM_CASE_ID={}", job.case_id),
+            format!("PODIUM_CPUS={}", limits.cpus),
+            format!("OMP_NUM_THREADS={}", limits.cpus),
+            "HOME=/tmp".into(),
+        ]),
+        labels: Some(labels),
+        network_disabled: Some(!limits.network),
+        host_config: Some(HostConfig {
+            binds: Some(vec![
+                format!("{}:/input:ro", job.input_dir.display()),
+                format!("{}:/output:rw", output_source.display()),
+            ]),
+            network_mode: (!limits.network).then(|| "none".to_string()),
+            memory: Some(memory),
+            memory_swap: Some(memory),
+            nano_cpus: Some(i64::from(limits.cpus) * 1_000_000_000),
+            pids_limit: Some(MAX_PROCESSES as i64),
+            readonly_rootfs: Some(true),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            tmpfs: Some(HashMap::from([(
+                "/tmp".to_string(),
+                format!("rw,nosuid,nodev,size={}m,mode=1777", limits.memory_mb),
+            )])),
+            shm_size: Some((limits.shm_mb as i64).saturating_mul(MIB)),
+            ulimits: Some(vec![ulimit("fsize", output_bytes), ulimit("core", 0)]),
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(HashMap::from([
+                    (
+                        "max-size".to_string(),
+                        format!("{}k", limits.log_kb.max(1) * 4),
+                    ),
+                    ("max-file".to_string(), "1".to_string()),
+                ])),
+            }),
+            device_requests,
+            auto_remove: Some(false),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Removes every container of the round; returns how many there were.
+async fn remove_round_containers(docker: &Docker, run_id: &str) -> Result<usize, String> {
+    if run_id.is_empty() {
+        return Ok(0);
+    }
+    let containers = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![format!("{RUN_LABEL}={run_id}")],
+            )])),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| format!("cannot list the round's containers: {e}"))?;
+    let mut removed = 0;
+    for container in containers {
+        let Some(id) = container.id else { continue };
+        docker
+            .remove_container(
+                &id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    link: false,
+                }),
+            )
+            .await
+            .map_err(|e| format!("cannot remove container {id}: {e}"))?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Where a case's `/output` lives on the host. As root, a tmpfs of `output_mb`, so the kernel
+/// caps the whole folder (not only each file); its content is copied to the case's output
+/// folder afterwards. Otherwise the output folder itself, checked after the case.
+struct CaseOutputMount {
+    source: PathBuf,
+    mounted: bool,
+}
+
+impl CaseOutputMount {
+    fn create(job: &CaseJob, limits: &Limits, uid: u32, as_root: bool) -> Result<Self, String> {
+        if !as_root {
+            return Ok(CaseOutputMount {
+                source: job.output_dir.clone(),
+                mounted: false,
+            });
+        }
+        let mut name = job.output_dir.as_os_str().to_owned();
+        name.push(".tmpfs");
+        let source = PathBuf::from(name);
+        std::fs::create_dir_all(&source)
+            .map_err(|e| format!("cannot create {}: {e}", source.display()))?;
+        let options = format!(
+            "size={}m,mode=0700,uid={uid},gid={uid}",
+            limits.output_mb.max(1)
+        );
+        mount_tmpfs(&source, &options).map_err(|e| {
+            format!(
+                "cannot mount a tmpfs for /output at {}: {e}",
+                source.display()
+            )
+        })?;
+        Ok(CaseOutputMount {
+            source,
+            mounted: true,
+        })
+    }
+
+    fn mount_point(&self) -> Option<&Path> {
+        self.mounted.then_some(self.source.as_path())
+    }
+
+    /// Moves what the program wrote into the case's output folder (symlinks stay symlinks, so
+    /// the output check refuses them), and names a full tmpfs as the output limit.
+    fn finish(&self, job: &CaseJob, limits: &Limits, mut execution: Execution) -> Execution {
+        if !self.mounted {
+            return execution;
+        }
+        if let Err(e) = copy_tree(&self.source, &job.output_dir) {
+            execution.status = ExecStatus::Failed;
+            execution.message = format!("cannot collect /output: {e}");
+            return execution;
+        }
+        let full = tmpfs_is_full(&self.source);
+        if full && matches!(execution.status, ExecStatus::Ok | ExecStatus::Failed) {
+            execution.status = ExecStatus::OutputLimit;
+            execution.message = format!(
+                "filled /output, which holds at most the output limit of {} MB",
+                limits.output_mb
+            );
+        }
+        execution
+    }
+
+    fn release(self) {
+        if self.mounted {
+            unmount(&self.source);
+            let _ = std::fs::remove_dir(&self.source);
+        }
+    }
+}
+
+fn mount_tmpfs(target: &Path, options: &str) -> std::io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let target = CString::new(target.as_os_str().as_bytes())?;
+    let options = CString::new(options)?;
+    let fs = c"tmpfs";
+    let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    let rc = unsafe {
+        libc::mount(
+            fs.as_ptr(),
+            target.as_ptr(),
+            fs.as_ptr(),
+            flags,
+            options.as_ptr().cast(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn unmount(target: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    if let Ok(target) = std::ffi::CString::new(target.as_os_str().as_bytes()) {
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// Whether less than a page is left on the filesystem of `path`.
+fn tmpfs_is_full(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut stat) } != 0 {
+        return false;
+    }
+    stat.f_bavail == 0
+}
+
+/// Copies `from` into `to` without following symlinks: files are copied, folders recreated,
+/// symlinks recreated as symlinks with the same target.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
+        } else if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job<'a>(submission: &'a Submission) -> CaseJob<'a> {
+        CaseJob {
+            submission,
+            case_id: "case_007".into(),
+            input_dir: "/run/in".into(),
+            output_dir: "/run/out".into(),
+            stdout_log: "/run/o.log".into(),
+            stderr_log: "/run/e.log".into(),
+            remaining_budget_s: 100.0,
+            slot: 1,
+        }
+    }
+
+    fn submission() -> Submission {
+        Submission {
+            dir: "/subs/a".into(),
+            team: "t".into(),
+            name: "a".into(),
+            description: String::new(),
+            baseline: false,
+            run: RunSpec::Docker {
+                image: Some("team/model:1".into()),
+                image_archive: None,
+                command: vec![],
+            },
+        }
+    }
+
+    fn image() -> ImageRecord {
+        ImageRecord {
+            reference: "team/model:1".into(),
+            id: "sha256:abc".into(),
+            repo_digests: vec![],
+            archive: None,
+        }
+    }
+
+    #[test]
+    fn the_container_gets_every_limit_of_the_challenge() {
+        let limits = Limits {
+            memory_mb: 512,
+            cpus: 2,
+            output_mb: 8,
+            log_kb: 16,
+            shm_mb: 256,
+            ..Limits::default()
+        };
+        let s = submission();
+        let c = container_config(
+            &job(&s),
+            &limits,
+            &image(),
+            &[],
+            64001,
+            Path::new("/run/out.tmpfs"),
+            "r1",
+        );
+        let h = c.host_config.unwrap();
+        assert_eq!(
+            c.image.as_deref(),
+            Some("sha256:abc"),
+            "runs the resolved id, not the tag"
+        );
+        assert_eq!(
+            c.cmd, None,
+            "the image's own CMD when submission.toml gives none"
+        );
+        assert_eq!(c.user.as_deref(), Some("64001:64001"));
+        assert_eq!(h.network_mode.as_deref(), Some("none"));
+        assert_eq!(c.network_disabled, Some(true));
+        assert_eq!(h.memory, Some(512 << 20));
+        assert_eq!(h.memory_swap, h.memory, "no swap beyond the memory limit");
+        assert_eq!(h.nano_cpus, Some(2_000_000_000));
+        assert_eq!(h.pids_limit, Some(MAX_PROCESSES as i64));
+        assert_eq!(h.readonly_rootfs, Some(true));
+        assert_eq!(h.cap_drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(h.security_opt, Some(vec!["no-new-privileges".to_string()]));
+        assert_eq!(h.shm_size, Some(256 << 20));
+        assert_eq!(
+            h.binds.unwrap(),
+            vec![
+                "/run/in:/input:ro".to_string(),
+                "/run/out.tmpfs:/output:rw".to_string()
+            ]
+        );
+        assert!(h.tmpfs.unwrap()["/tmp"].contains("size=512m"));
+        let ulimits = h.ulimits.unwrap();
+        assert!(ulimits
+            .iter()
+            .any(|u| u.name.as_deref() == Some("fsize") && u.hard == Some(8 << 20)));
+        assert!(ulimits
+            .iter()
+            .any(|u| u.name.as_deref() == Some("core") && u.hard == Some(0)));
+        assert_eq!(h.log_config.unwrap().config.unwrap()["max-size"], "64k");
+        assert_eq!(h.device_requests, None, "no GPU unless the challenge asks");
+        assert_eq!(c.labels.unwrap()[RUN_LABEL], "r1");
+    }
+
+    #[test]
+    fn gpus_become_a_device_request_and_network_can_be_allowed() {
+        let limits = Limits {
+            gpus: 1,
+            network: true,
+            ..Limits::default()
+        };
+        let s = submission();
+        let command = vec!["--in".to_string(), "/input".to_string()];
+        let c = container_config(
+            &job(&s),
+            &limits,
+            &image(),
+            &command,
+            1000,
+            Path::new("/o"),
+            "r",
+        );
+        let h = c.host_config.unwrap();
+        let request = &h.device_requests.unwrap()[0];
+        assert_eq!(request.count, Some(1));
+        assert_eq!(request.capabilities, Some(vec![vec!["gpu".to_string()]]));
+        assert_eq!(
+            request.driver, None,
+            "any GPU driver, as `docker run --gpus 1`"
+        );
+        assert_eq!(h.network_mode, None);
+        assert_eq!(c.network_disabled, Some(false));
+        assert_eq!(c.cmd, Some(command));
+    }
+
+    #[test]
+    fn copy_tree_keeps_symlinks_as_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("from");
+        std::fs::create_dir_all(from.join("masks")).unwrap();
+        std::fs::write(from.join("predictions.csv"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", from.join("masks/a.nii.gz")).unwrap();
+        let to = dir.path().join("to");
+        copy_tree(&from, &to).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(to.join("predictions.csv")).unwrap(),
+            "x"
+        );
+        let link = to.join("masks/a.nii.gz");
+        assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read_link(link).unwrap(), Path::new("/etc/passwd"));
+    }
+}
