@@ -54,6 +54,11 @@ enum Command {
         /// `sandbox` or `process` (no isolation).
         #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
         backend: BackendKind,
+        /// Also build threshold-baseline as a Docker image (submissions/threshold-baseline/
+        /// Dockerfile) and run it beside the native binary: the two must score identically.
+        /// Needs a running Docker engine.
+        #[arg(long)]
+        docker: bool,
 
         /// Cases run at once (default: the number of CPUs).
         #[arg(long)]
@@ -213,6 +218,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             seed,
             submissions,
             backend,
+            docker,
             jobs,
             out,
         } => {
@@ -231,6 +237,15 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             let mut submissions = Submission::discover(&dir)?;
             for submission in &mut submissions {
                 prebuild_trusted(submission)?;
+            }
+            if docker {
+                let engine = podium::runner::docker::DockerBackend::connect().map_err(|e| {
+                    Error::msg(format!("`podium demo --docker` needs Docker, but {e}"))
+                })?;
+                let example = dir.join("threshold-baseline");
+                submissions.push(podium::demo::docker_example::build_example_image(
+                    &engine, &example,
+                )?);
             }
             let round = RoundArgs {
                 jobs,

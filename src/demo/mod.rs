@@ -1,6 +1,7 @@
 //! The built-in demo challenge: `podium init --template covid19-ct` writes its definition and
 //! generates a synthetic chest-CT data set, deterministically from a seed.
 
+pub mod docker_example;
 pub mod phantom;
 
 use std::path::Path;

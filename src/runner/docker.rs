@@ -15,7 +15,8 @@
 //! | `network` | `--network none` unless `network = true` |
 //! | `shm_mb`, `gpus` | `ShmSize`; a device request for `gpus` GPUs |
 //!
-//! and always: a read-only root filesystem, a private tmpfs `/tmp`, all capabilities dropped,
+//! and always: an init process as PID 1 (so SIGTERM reaches the program as in the other
+//! backends), a read-only root filesystem, a private tmpfs `/tmp`, all capabilities dropped,
 //! `no-new-privileges`, an unprivileged user (the slot's uid as in the sandbox), no core dumps.
 //!
 //! Every container carries the label `podium.run=<run id>` (a hash of the run folder), so a
@@ -76,6 +77,9 @@ pub struct DockerBackend {
 #[derive(Default)]
 struct RoundState {
     run_id: Mutex<String>,
+    /// Held while a container is created; set to true by the interrupt handler, after which no
+    /// container is created, so the handler's removal misses none.
+    interrupted: Mutex<bool>,
     /// The host tmpfs mounts of running cases, unmounted on interrupt.
     mounts: Mutex<Vec<PathBuf>>,
 }
@@ -140,6 +144,7 @@ impl DockerBackend {
         let round = Arc::clone(&self.round);
         std::thread::spawn(move || {
             if let Some(signal) = signals.forever().next() {
+                *round.interrupted.lock().unwrap() = true;
                 let run_id = round.run_id.lock().unwrap().clone();
                 eprintln!(
                     "\npodium: interrupted (signal {signal}); removing the round's containers"
@@ -158,6 +163,38 @@ impl DockerBackend {
             }
         });
         Ok(())
+    }
+
+    /// Builds an image from a folder holding a Dockerfile (the legacy builder, which every
+    /// engine has) and tags it `tag`; returns the image id. For podium's own examples: teams
+    /// build their images themselves.
+    pub fn build_image(&self, context_dir: &Path, tag: &str) -> Result<String, String> {
+        let mut context = tar::Builder::new(Vec::new());
+        context.follow_symlinks(false);
+        context
+            .append_dir_all(".", context_dir)
+            .and_then(|_| context.finish())
+            .map_err(|e| format!("cannot pack {} for the engine: {e}", context_dir.display()))?;
+        let context = context
+            .into_inner()
+            .map_err(|e| format!("cannot pack {}: {e}", context_dir.display()))?;
+        self.runtime.block_on(async {
+            let mut build = self.docker.build_image(
+                bollard::query_parameters::BuildImageOptions {
+                    dockerfile: "Dockerfile".into(),
+                    t: Some(tag.to_string()),
+                    rm: true,
+                    forcerm: true,
+                    ..Default::default()
+                },
+                None,
+                Some(bollard::body_full(context.into())),
+            );
+            while let Some(step) = build.next().await {
+                step.map_err(|e| format!("building image {tag} failed: {e}"))?;
+            }
+            self.resolve(tag).await.map(|(id, _)| id)
+        })
     }
 
     /// Loads `archive` (the output of `docker save`, gzipped or not) and returns the reference
@@ -243,6 +280,8 @@ impl DockerBackend {
         Ok((id, inspect.repo_digests.unwrap_or_default()))
     }
 
+    // The interrupt lock is held across the create call on purpose (see there).
+    #[allow(clippy::await_holding_lock)]
     async fn run_container(
         &self,
         job: &CaseJob<'_>,
@@ -264,13 +303,23 @@ impl DockerBackend {
         }
         let run_id = self.round.run_id.lock().unwrap().clone();
         let config = container_config(job, limits, image, command, uid, &output.source, &run_id);
-        let created = self
-            .docker
-            .create_container(
-                None::<bollard::query_parameters::CreateContainerOptions>,
-                config,
-            )
-            .await;
+        let created = {
+            // Held while creating, so the interrupt handler, which sets the flag under this
+            // lock before it lists the round's containers, cannot miss one being created. It
+            // blocks this slot's thread only: the client's connections run on the runtime's
+            // worker.
+            let interrupted = self.round.interrupted.lock().unwrap();
+            if *interrupted {
+                drop(interrupted);
+                self.stop_here_if_interrupted();
+            }
+            self.docker
+                .create_container(
+                    None::<bollard::query_parameters::CreateContainerOptions>,
+                    config,
+                )
+                .await
+        };
         let execution = match created {
             Ok(c) => {
                 let execution = self.execute(&c.id, job, limits).await;
@@ -287,7 +336,18 @@ impl DockerBackend {
             self.round.mounts.lock().unwrap().retain(|m| m != mount);
         }
         output.release();
+        self.stop_here_if_interrupted();
         execution
+    }
+
+    /// After an interrupt, a case whose container the handler removed must not be recorded
+    /// as failed: its slot waits here until the handler ends the process.
+    fn stop_here_if_interrupted(&self) {
+        if *self.round.interrupted.lock().unwrap() {
+            loop {
+                std::thread::park();
+            }
+        }
     }
 
     /// Starts the created container, waits for it within the limits and reads its ending.
@@ -590,6 +650,10 @@ fn container_config(
                 ])),
             }),
             device_requests,
+            // A small init as PID 1 (the engine's docker-init) forwards SIGTERM to the program
+            // and reaps its children: a program that is PID 1 itself would ignore SIGTERM,
+            // unlike in the other backends.
+            init: Some(true),
             auto_remove: Some(false),
             ..Default::default()
         }),

@@ -174,8 +174,11 @@ const RUNS_HEADER: [&str; 10] = [
 impl RunsCsv {
     pub fn create(path: &Path) -> Result<RunsCsv> {
         let mut writer = csv::Writer::from_path(path).map_err(|e| Error::io("create", path, e))?;
+        // Durable at once: a podium killed before its first case leaves a journal to resume.
         writer
             .write_record(RUNS_HEADER)
+            .and_then(|_| writer.flush().map_err(Into::into))
+            .and_then(|_| writer.get_ref().sync_data().map_err(Into::into))
             .map_err(|e| Error::io("write", path, e))?;
         Ok(RunsCsv {
             writer,
@@ -201,6 +204,10 @@ impl RunsCsv {
     /// The records of an existing journal. A torn last line (an interruption in the middle of
     /// a write) is skipped: that case simply runs again.
     pub fn read(path: &Path) -> Result<Vec<CaseRecord>> {
+        if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+            // Killed before even the header reached the disk: nothing was recorded.
+            return Ok(Vec::new());
+        }
         let table = crate::io::table::Table::read(path)?;
         let header: Vec<String> = RUNS_HEADER.iter().map(|h| h.to_string()).collect();
         let idx = table.require(&header)?;

@@ -22,7 +22,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 pub use events::{RunEvent, TerminalReporter};
-pub use select::{select_backend, BackendKind, SelectedBackend};
+pub use select::{select_backend, BackendKind, RoundBackends, SelectedBackend};
 
 use crate::challenge::{Challenge, Limits, PhasePaths};
 use crate::error::{Error, Result};
@@ -123,6 +123,22 @@ pub trait Backend: Sync {
     }
 }
 
+/// Detaches every mount under `dir` (the tmpfs outputs of cases a killed podium was running),
+/// so that the folder can be removed. Only root mounts anything, so only root has any.
+fn unmount_all_under(dir: &Path) {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
+        return;
+    };
+    let prefix = format!("{}/", dir.display());
+    for point in mounts.lines().filter_map(|l| l.split_whitespace().nth(1)) {
+        if point.starts_with(&prefix) {
+            if let Ok(c) = std::ffi::CString::new(point) {
+                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+            }
+        }
+    }
+}
+
 /// The id of the round held in `out_dir`: FNV-1a of its absolute path, so a resumed round
 /// finds what the interrupted one labelled.
 pub fn run_id(out_dir: &Path) -> String {
@@ -200,12 +216,14 @@ pub fn run_round(
         {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with(".staging-") || name == "work" {
+                unmount_all_under(&entry.path());
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
     }
     let journal = out.join("runs.csv");
-    let (mut runs_csv, mut done) = if options.resume {
+    let journal_started = std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0);
+    let (mut runs_csv, mut done) = if options.resume && journal_started {
         let mut done: BTreeMap<String, BTreeMap<String, CaseRecord>> = BTreeMap::new();
         for record in events::RunsCsv::read(&journal)? {
             done.entry(record.submission.clone())

@@ -2,6 +2,8 @@
 //! submissions written as shell scripts.
 #![allow(dead_code)]
 
+pub mod docker_images;
+
 use std::path::{Path, PathBuf};
 
 use podium::challenge::Challenge;
