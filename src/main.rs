@@ -99,10 +99,12 @@ enum Command {
     },
     /// Run submissions on a phase, case by case, then score and rank them.
     ///
-    /// Each case runs in its own process with only that case's image in its input folder; a
-    /// failed, timed-out or invalid case is recorded and the round goes on. Results go to the
+    /// Each case runs in its own process (or, for a `kind = "docker"` submission, its own
+    /// container, through the Docker engine) with only that case's image in its input folder;
+    /// a failed, timed-out or invalid case is recorded and the round goes on. Results go to the
     /// output folder: runs.csv, scores.csv, metrics.csv, problems.csv, leaderboard.csv,
-    /// run.json, predictions/ and logs/.
+    /// run.json, predictions/ and logs/. Ctrl-C during a Docker round removes its containers;
+    /// `--resume` goes on.
     Run {
         /// The challenge folder (holding challenge.toml).
         #[arg(long, value_name = "DIR", required_unless_present = "resume")]
@@ -150,7 +152,9 @@ enum Command {
     ///
     /// Runs exactly as `podium run` does on the organizers' server (same limits, same
     /// environment), validates the outputs, scores them, and lists every problem case by case.
-    /// Exits with status 1 when the submission would be rejected.
+    /// A Docker submission (`kind = "docker"`, with `image` or `image_archive`) is loaded and
+    /// run in containers exactly as on the server. Exits with status 1 when the submission
+    /// would be rejected.
     Check {
         /// Your submission folder (holding submission.toml).
         #[arg(value_name = "SUBMISSION_DIR")]

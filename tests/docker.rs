@@ -555,3 +555,52 @@ fn a_resumed_round_removes_what_a_killed_podium_left() {
     // unmounted them with the rest of the interrupted round's work folder.
     assert_eq!(mounts_under(&out), Vec::<String>::new());
 }
+
+/// An image the engine cannot find or load fails that submission's cases with a reason a team
+/// can act on; the other submissions of the round are unaffected.
+#[test]
+fn an_unknown_image_or_a_broken_archive_fails_only_its_own_cases() {
+    if !require_docker() {
+        return;
+    }
+    let (dir, challenge) = small_challenge(3);
+    let subs = dir.path().join("subs");
+    docker_submission(
+        &subs,
+        "ghost",
+        "image = \"podium-test/does-not-exist:never\"",
+    );
+    let broken = docker_submission(&subs, "broken", "image_archive = \"model.tar.gz\"");
+    std::fs::write(
+        broken.join("model.tar.gz"),
+        b"this is not a docker save archive",
+    )
+    .unwrap();
+    let good = tag("baseline-beside-broken");
+    build_baseline_image(&good);
+    docker_submission(&subs, "good", &format!("image = {good:?}"));
+    let out = dir.path().join("out");
+    round(&challenge, &subs, &out, &engine());
+    let runs = read_csv(&out.join("runs.csv"));
+    assert_eq!(runs.len(), 9);
+    for r in &runs {
+        let (name, status, message) = (&r["submission"], &r["status"], &r["message"]);
+        match name.as_str() {
+            "good" => assert_eq!(status, "ok", "{message}"),
+            "ghost" => {
+                assert_eq!(status, "failed");
+                assert!(
+                    message.contains("has no image \"podium-test/does-not-exist:never\"")
+                        && message.contains("docker load"),
+                    "{message}"
+                );
+            }
+            "broken" => {
+                assert_eq!(status, "failed");
+                assert!(message.contains("docker save"), "{message}");
+            }
+            other => panic!("unexpected submission {other}"),
+        }
+    }
+    assert_eq!(containers_of_round(&out), Vec::<String>::new());
+}
