@@ -9,6 +9,7 @@ use podium::challenge::Visibility;
 use podium::challenge::{validate, Challenge};
 use podium::demo::{self, GenerationStamp, Size};
 use podium::pipeline::{self, RoundOutcome};
+use podium::ranking::analysis::RankingMethod;
 use podium::runner::{
     process::ProcessBackend, select_backend, Backend, BackendKind, RoundOptions, TerminalReporter,
 };
@@ -31,6 +32,23 @@ use podium::{Error, Result};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Rank with this method instead of the challenge's `[ranking] method`, to compare:
+    /// mean-then-rank, median-then-rank, rank-then-mean or test-then-rank (docs/ranking.md).
+    /// Every method's ranks are in ranking/methods.csv either way.
+    #[arg(long, global = true, value_enum, value_name = "METHOD")]
+    ranking_method: Option<RankingMethod>,
+}
+
+/// `--ranking-method`, for every command that ranks.
+static RANKING_METHOD: std::sync::OnceLock<Option<RankingMethod>> = std::sync::OnceLock::new();
+
+/// Loads a challenge with the command line's ranking method, if any.
+fn load_challenge(dir: &Path) -> Result<Challenge> {
+    let mut challenge = Challenge::load(dir)?;
+    if let Some(method) = RANKING_METHOD.get().copied().flatten() {
+        challenge.ranking.method = method;
+    }
+    Ok(challenge)
 }
 
 #[derive(Subcommand)]
@@ -205,6 +223,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _ = RANKING_METHOD.set(cli.ranking_method);
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -274,7 +293,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 )));
             }
             generate(&dir, &GenerationStamp::new(cases, size, seed))?;
-            let challenge = Challenge::load(&dir)?;
+            let challenge = load_challenge(&dir)?;
             let report = validate::validate(&challenge, None, None);
             print_validation(&report);
             Ok(ExitCode::SUCCESS)
@@ -284,7 +303,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             phase,
             truth,
         } => {
-            let challenge = Challenge::load(&challenge)?;
+            let challenge = load_challenge(&challenge)?;
             if let Some(p) = &phase {
                 challenge.phase(p)?;
             }
@@ -320,9 +339,13 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             )?;
             warn(&selected.warning);
             let mut reporter = TerminalReporter::new(verbose);
-            let outcome = pipeline::resume(&run_dir, selected.backend.as_ref(), jobs, &mut |e| {
-                reporter.report(e)
-            })?;
+            let outcome = pipeline::resume(
+                &run_dir,
+                selected.backend.as_ref(),
+                jobs,
+                RANKING_METHOD.get().copied().flatten(),
+                &mut |e| reporter.report(e),
+            )?;
             print_outcome(&outcome);
             Ok(ExitCode::SUCCESS)
         }
@@ -355,7 +378,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             run_command(&challenge, &phase, submissions, truth.as_deref(), round)
         }
         Command::Rescore { run_dir } => {
-            let outcome = pipeline::rescore(&run_dir)?;
+            let outcome = pipeline::rescore(&run_dir, RANKING_METHOD.get().copied().flatten())?;
             print_outcome(&outcome);
             Ok(ExitCode::SUCCESS)
         }
@@ -375,7 +398,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             name,
             out,
         } => {
-            let challenge = Challenge::load(&challenge)?;
+            let challenge = load_challenge(&challenge)?;
             let paths = challenge.phase_paths(&phase, truth.as_deref())?;
             let name = name.unwrap_or_else(|| {
                 predictions
@@ -407,7 +430,7 @@ fn run_command(
     truth: Option<&Path>,
     round: RoundArgs,
 ) -> Result<ExitCode> {
-    let challenge = Challenge::load(challenge_dir)?;
+    let challenge = load_challenge(challenge_dir)?;
     let paths = challenge.phase_paths(phase, truth)?;
     let hidden = challenge.phase(phase)?.visibility == Visibility::Hidden;
     let selected = select_backend(round.backend, hidden, round.allow_unisolated, &submissions)?;
@@ -476,7 +499,7 @@ fn check_command(
     jobs: Option<usize>,
     out: Option<PathBuf>,
 ) -> Result<ExitCode> {
-    let challenge = Challenge::load(challenge_dir)?;
+    let challenge = load_challenge(challenge_dir)?;
     let phase = match phase {
         Some(p) => p,
         None => challenge
@@ -585,8 +608,12 @@ fn print_validation(report: &validate::ValidationReport) {
 fn print_outcome(outcome: &RoundOutcome) {
     let scores = &outcome.scores;
     println!();
+    let method = outcome
+        .analysis
+        .method
+        .map_or("mean-then-rank", |m| m.name());
     println!(
-        "Leaderboard: {} / {} ({} cases), ranked by mean task rank; 95% CIs in brackets",
+        "Leaderboard: {} / {} ({} cases); each task ranked {method}, then the mean of task ranks; 95% CIs in brackets",
         scores.challenge, scores.phase, scores.cases
     );
     println!();
@@ -594,6 +621,10 @@ fn print_outcome(outcome: &RoundOutcome) {
         "{}",
         podium::report::terminal::leaderboard_table(&outcome.leaderboard)
     );
+    println!();
+    for line in podium::report::terminal::ranking_caveats(&outcome.analysis) {
+        println!("{line}");
+    }
     println!();
     if !scores.problems.is_empty() {
         println!(

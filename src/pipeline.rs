@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::challenge::{Challenge, PhasePaths};
 use crate::error::{Error, Result};
+use crate::ranking::analysis::RankingMethod;
 use crate::ranking::{self, LeaderboardRow};
 use crate::results::RoundScores;
 use crate::runner::{self, Backend, RoundOptions, RunEvent, SubmissionRun};
@@ -18,6 +19,7 @@ pub struct RoundOutcome {
     pub out_dir: PathBuf,
     pub scores: RoundScores,
     pub leaderboard: Vec<LeaderboardRow>,
+    pub analysis: ranking::analysis::RankingAnalysis,
     pub files: Vec<PathBuf>,
 }
 
@@ -125,10 +127,14 @@ pub fn resume(
     run_dir: &Path,
     backend: &dyn Backend,
     jobs: Option<usize>,
+    ranking_method: Option<RankingMethod>,
     on_event: &mut dyn FnMut(&RunEvent),
 ) -> Result<RoundOutcome> {
     let plan = RoundPlan::read(run_dir)?;
-    let (challenge, phase, submissions) = plan.load()?;
+    let (mut challenge, phase, submissions) = plan.load()?;
+    if let Some(method) = ranking_method {
+        challenge.ranking.method = method;
+    }
     let options = RoundOptions {
         jobs: jobs.unwrap_or(plan.jobs),
         out_dir: run_dir.to_path_buf(),
@@ -146,9 +152,13 @@ pub fn resume(
 
 /// `podium rescore <run-dir>`: scores a finished round again from its stored outputs (after a
 /// metric or truth fix), without running anything.
-pub fn rescore(run_dir: &Path) -> Result<RoundOutcome> {
+/// `ranking_method` overrides the challenge's declared method.
+pub fn rescore(run_dir: &Path, ranking_method: Option<RankingMethod>) -> Result<RoundOutcome> {
     let plan = RoundPlan::read(run_dir)?;
-    let (challenge, phase, submissions) = plan.load()?;
+    let (mut challenge, phase, submissions) = plan.load()?;
+    if let Some(method) = ranking_method {
+        challenge.ranking.method = method;
+    }
     let mut by_submission: std::collections::BTreeMap<
         String,
         std::collections::BTreeMap<String, runner::CaseRecord>,
@@ -235,8 +245,16 @@ fn finish(
     scores: RoundScores,
     receipt: &Receipt,
 ) -> Result<RoundOutcome> {
-    let leaderboard = ranking::mean_task_rank(&scores, &challenge.tasks);
+    let names: Vec<String> = scores.submissions.iter().map(|s| s.name.clone()).collect();
+    let analysis = ranking::analysis::analyze(challenge, &scores.ranking, &names, None);
+    let leaderboard = ranking::leaderboard(
+        &scores,
+        &challenge.tasks,
+        &challenge.ranking.weights,
+        &analysis,
+    );
     let mut files = crate::report::csv_files::write_all(out_dir, &scores, &leaderboard)?;
+    files.extend(crate::report::csv_files::write_ranking(out_dir, &analysis)?);
     let journal = out_dir.join("runs.csv");
     if journal.exists() {
         let runs = runner::events::RunsCsv::read(&journal)?;
@@ -254,6 +272,7 @@ fn finish(
         out_dir: out_dir.to_path_buf(),
         scores,
         leaderboard,
+        analysis,
         files,
     })
 }
@@ -277,6 +296,8 @@ pub struct Receipt {
     /// The `[limits]` keys the backend enforced; the others are declared but not enforced by it.
     pub limits_enforced: Vec<&'static str>,
     pub scoring: crate::challenge::ScoringSettings,
+    /// The ranking method (after any command-line override), weights, bootstrap and tests.
+    pub ranking: crate::challenge::RankingSettings,
     pub confidence_intervals: &'static str,
     pub submissions: Vec<ReceiptSubmission>,
     pub host: Host,
@@ -323,6 +344,7 @@ impl Receipt {
             limits: challenge.limits.clone(),
             limits_enforced: backend.map(|b| b.enforced_limits().to_vec()).unwrap_or_default(),
             scoring: challenge.scoring.clone(),
+            ranking: challenge.ranking.clone(),
             confidence_intervals: "95%: Wilson for sensitivity and specificity; otherwise percentile bootstrap over cases, stratified by truth class for classification, with [scoring] bootstrap_resamples and seed",
             submissions: submissions
                 .iter()

@@ -144,6 +144,9 @@ pub struct RoundScores {
     pub problems: Vec<Problem>,
     pub curves: Vec<CurvePoint>,
     pub confusion: Vec<ConfusionCell>,
+    /// Each task's primary metric per submission, resamplable, for the ranking analysis.
+    #[serde(skip)]
+    pub ranking: crate::ranking::inputs::RankingInputs,
 }
 
 impl RoundScores {

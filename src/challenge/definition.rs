@@ -16,6 +16,8 @@ pub(super) struct ChallengeFile {
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
+    pub ranking: RankingSettings,
+    #[serde(default)]
     pub phases: Vec<PhaseDef>,
     #[serde(default)]
     pub tasks: Vec<TaskFile>,
@@ -65,6 +67,67 @@ impl ScoringSettings {
         if self.bootstrap_resamples > 1_000_000 {
             problems.push(format!(
                 "[scoring] bootstrap_resamples = {} is more than the 1000000 podium accepts",
+                self.bootstrap_resamples
+            ));
+        }
+        problems
+    }
+}
+
+/// How submissions are ranked (docs/ranking.md). The method can be overridden on the command
+/// line, so judges can compare.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RankingSettings {
+    pub method: crate::ranking::analysis::RankingMethod,
+    /// Weight of each task in the consensus (the weighted mean of task ranks); a task not
+    /// listed weighs 1.
+    pub weights: std::collections::BTreeMap<String, f64>,
+    /// Resamples of the rank-stability bootstrap over cases; 0 switches it off.
+    pub bootstrap_resamples: usize,
+    /// Significance level of the pairwise tests, after Holm's correction.
+    pub alpha: f64,
+    pub seed: u64,
+}
+
+impl Default for RankingSettings {
+    fn default() -> Self {
+        RankingSettings {
+            method: crate::ranking::analysis::RankingMethod::MeanThenRank,
+            weights: std::collections::BTreeMap::new(),
+            bootstrap_resamples: 1000,
+            alpha: 0.05,
+            seed: 20201,
+        }
+    }
+}
+
+impl RankingSettings {
+    pub(super) fn check(&self, tasks: &[Task]) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (task, weight) in &self.weights {
+            if !tasks.iter().any(|t| &t.name == task) {
+                let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
+                problems.push(format!(
+                    "[ranking] weights names task {task:?}, which is not declared; the tasks are: {}",
+                    names.join(", ")
+                ));
+            }
+            if !(weight.is_finite() && *weight >= 0.0) {
+                problems.push(format!(
+                    "[ranking] weights.{task} = {weight} must be a number >= 0"
+                ));
+            }
+        }
+        if !(self.alpha > 0.0 && self.alpha < 1.0) {
+            problems.push(format!(
+                "[ranking] alpha = {} must lie strictly between 0 and 1",
+                self.alpha
+            ));
+        }
+        if self.bootstrap_resamples > 1_000_000 {
+            problems.push(format!(
+                "[ranking] bootstrap_resamples = {} is more than the 1000000 podium accepts",
                 self.bootstrap_resamples
             ));
         }

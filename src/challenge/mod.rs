@@ -10,7 +10,9 @@ pub mod validate;
 
 use std::path::{Path, PathBuf};
 
-pub use definition::{Limits, MissingPolicy, PhaseDef, ScoringSettings, Visibility};
+pub use definition::{
+    Limits, MissingPolicy, PhaseDef, RankingSettings, ScoringSettings, Visibility,
+};
 pub use metric::Metric;
 
 use crate::error::{Error, Result};
@@ -93,6 +95,7 @@ pub struct Challenge {
     pub description: String,
     pub scoring: ScoringSettings,
     pub limits: Limits,
+    pub ranking: RankingSettings,
     pub phases: Vec<PhaseDef>,
     pub tasks: Vec<Task>,
 }
@@ -193,6 +196,7 @@ impl Challenge {
                 Err(errs) => problems.extend(errs.into_iter().map(|e| at(format!("{label}: {e}")))),
             }
         }
+        problems.extend(def.ranking.check(&tasks).into_iter().map(&at));
         if !problems.is_empty() {
             return Err(Error::List(problems));
         }
@@ -203,6 +207,7 @@ impl Challenge {
             description: def.description.unwrap_or_default(),
             scoring: def.scoring,
             limits: def.limits,
+            ranking: def.ranking,
             phases: def.phases,
             tasks,
         })

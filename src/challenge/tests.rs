@@ -112,3 +112,41 @@ fn a_missing_file_says_what_to_pass() {
     );
     assert!(err.contains("challenge folder"), "{err}");
 }
+
+#[test]
+fn ranking_settings_are_checked_against_the_tasks() {
+    let text = MINIMAL.replace(
+        "name = \"mini\"",
+        "name = \"mini\"\n[ranking]\nmethod = \"test-then-rank\"\nweights = { detection = 2, detecton = 1 }\nalpha = 1.5",
+    );
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "weights names task \"detecton\", which is not declared; the tasks are: detection"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("alpha = 1.5 must lie strictly between 0 and 1"),
+        "{err}"
+    );
+    let text = MINIMAL.replace(
+        "name = \"mini\"",
+        "name = \"mini\"\n[ranking]\nmethod = \"best\"",
+    );
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(
+        err.contains("mean-then-rank") && err.contains("method"),
+        "{err}"
+    );
+    let c = parse(&MINIMAL.replace(
+        "name = \"mini\"",
+        "name = \"mini\"\n[ranking]\nmethod = \"rank-then-mean\"",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.ranking.method,
+        crate::ranking::analysis::RankingMethod::RankThenMean
+    );
+    assert_eq!(c.ranking.bootstrap_resamples, 1000);
+}

@@ -1,7 +1,12 @@
-//! Ranking submissions. For now one method: each task ranks the submissions on its primary
-//! metric, and the consensus is the mean of the task ranks (grand-challenge's "mean position").
-//! Ties share the lowest rank; an undefined or absent value takes the worst rank, so an empty
-//! submission can never come first.
+//! Ranking submissions: each task ranks them on its primary metric under the declared method,
+//! and the consensus is the weighted mean of the task ranks (grand-challenge's "mean
+//! position"). Ties share the lowest rank; an undefined or absent value takes the worst rank, so
+//! an empty submission can never come first. [`analysis`] holds the methods, the bootstrap
+//! stability and the significance tests (docs/ranking.md).
+
+pub mod analysis;
+pub mod inputs;
+pub mod significance;
 
 use std::collections::BTreeMap;
 
@@ -48,49 +53,60 @@ pub fn competition_ranks(values: &[Option<f64>], higher_is_better: bool) -> Vec<
         .collect()
 }
 
-/// The leaderboard by mean task rank, best first; equal means share a rank and are listed by name.
-pub fn mean_task_rank(round: &RoundScores, tasks: &[Task]) -> Vec<LeaderboardRow> {
-    let subs = &round.submissions;
-    let mut rows: Vec<LeaderboardRow> = subs
+/// The leaderboard under the analysis' declared method: each task ranks the submissions on its
+/// primary metric, and the consensus ranks the weighted mean of the task ranks. Best first;
+/// equal ranks are listed by name.
+pub fn leaderboard(
+    round: &RoundScores,
+    tasks: &[Task],
+    weights: &BTreeMap<String, f64>,
+    analysis: &analysis::RankingAnalysis,
+) -> Vec<LeaderboardRow> {
+    let method = analysis
+        .method
+        .unwrap_or(analysis::RankingMethod::MeanThenRank);
+    let weight = |task: &str| weights.get(task).copied().unwrap_or(1.0);
+    let total_weight: f64 = tasks.iter().map(|t| weight(&t.name)).sum();
+    let mut rows: Vec<LeaderboardRow> = round
+        .submissions
         .iter()
-        .map(|s| LeaderboardRow {
-            rank: 0,
-            submission: s.name.clone(),
-            team: s.team.clone(),
-            baseline: s.baseline,
-            mean_task_rank: 0.0,
-            tasks: Vec::new(),
-            run_counts: s.run_counts.clone(),
+        .map(|s| {
+            let standings: Vec<TaskStanding> = tasks
+                .iter()
+                .map(|task| {
+                    let metric = task.primary.name();
+                    let aggregate = round.aggregate(&s.name, &task.name, metric);
+                    TaskStanding {
+                        task: task.name.clone(),
+                        metric: metric.to_string(),
+                        value: aggregate.and_then(|a| a.value),
+                        ci: aggregate.and_then(|a| Some((a.ci_lower?, a.ci_upper?))),
+                        rank: analysis.rank(method, &task.name, &s.name).unwrap_or(0),
+                    }
+                })
+                .collect();
+            let mean = if total_weight > 0.0 {
+                standings
+                    .iter()
+                    .map(|t| t.rank as f64 * weight(&t.task))
+                    .sum::<f64>()
+                    / total_weight
+            } else {
+                0.0
+            };
+            LeaderboardRow {
+                rank: analysis
+                    .rank(method, analysis::CONSENSUS, &s.name)
+                    .unwrap_or(0),
+                submission: s.name.clone(),
+                team: s.team.clone(),
+                baseline: s.baseline,
+                mean_task_rank: mean,
+                tasks: standings,
+                run_counts: s.run_counts.clone(),
+            }
         })
         .collect();
-    for task in tasks {
-        let metric = task.primary.name();
-        let aggregates: Vec<_> = subs
-            .iter()
-            .map(|s| round.aggregate(&s.name, &task.name, metric))
-            .collect();
-        let values: Vec<Option<f64>> = aggregates.iter().map(|a| a.and_then(|a| a.value)).collect();
-        let ranks = competition_ranks(&values, task.primary.higher_is_better());
-        for (i, row) in rows.iter_mut().enumerate() {
-            let ci = aggregates[i].and_then(|a| Some((a.ci_lower?, a.ci_upper?)));
-            row.tasks.push(TaskStanding {
-                task: task.name.clone(),
-                metric: metric.to_string(),
-                value: values[i],
-                ci,
-                rank: ranks[i],
-            });
-        }
-    }
-    for row in &mut rows {
-        let n = row.tasks.len().max(1) as f64;
-        row.mean_task_rank = row.tasks.iter().map(|t| t.rank as f64).sum::<f64>() / n;
-    }
-    let means: Vec<Option<f64>> = rows.iter().map(|r| Some(r.mean_task_rank)).collect();
-    let final_ranks = competition_ranks(&means, false);
-    for (row, rank) in rows.iter_mut().zip(final_ranks) {
-        row.rank = rank;
-    }
     rows.sort_by(|a, b| {
         a.rank
             .cmp(&b.rank)

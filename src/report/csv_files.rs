@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::ranking::analysis::RankingAnalysis;
 use crate::ranking::LeaderboardRow;
 use crate::results::RoundScores;
 
@@ -213,6 +214,105 @@ pub fn format_value(v: f64) -> String {
     } else {
         s.to_string()
     }
+}
+
+/// The ranking analysis, in `ranking/` (docs/ranking.md describes every column).
+pub fn write_ranking(dir: &Path, analysis: &RankingAnalysis) -> Result<Vec<PathBuf>> {
+    let dir = dir.join("ranking");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+    let num = |v: f64| format_value(v);
+    let mut files = Vec::new();
+    let mut file = |name: &str| {
+        let path = dir.join(name);
+        files.push(path.clone());
+        path
+    };
+    write_rows(
+        &file("methods.csv"),
+        &["method", "scope", "submission", "rank"],
+        analysis.methods.iter().map(|m| {
+            vec![
+                m.method.to_string(),
+                m.scope.clone(),
+                m.submission.clone(),
+                m.rank.to_string(),
+            ]
+        }),
+    )?;
+    write_rows(
+        &file("significance.csv"),
+        &[
+            "task",
+            "metric",
+            "submission",
+            "opponent",
+            "test",
+            "statistic",
+            "p_value",
+            "p_holm",
+            "significant",
+        ],
+        analysis.significance.iter().map(|t| {
+            vec![
+                t.task.clone(),
+                t.metric.clone(),
+                t.submission.clone(),
+                t.opponent.clone(),
+                t.test.to_string(),
+                num(t.statistic),
+                format!("{:e}", t.p_value),
+                format!("{:e}", t.p_holm),
+                t.significant.to_string(),
+            ]
+        }),
+    )?;
+    write_rows(
+        &file("rank_intervals.csv"),
+        &[
+            "scope",
+            "submission",
+            "rank",
+            "median_rank",
+            "rank_lower",
+            "rank_upper",
+            "first",
+        ],
+        analysis.intervals.iter().map(|i| {
+            vec![
+                i.scope.clone(),
+                i.submission.clone(),
+                i.rank.to_string(),
+                num(i.median_rank),
+                i.rank_lower.to_string(),
+                i.rank_upper.to_string(),
+                num(i.first),
+            ]
+        }),
+    )?;
+    write_rows(
+        &file("bootstrap_ranks.csv"),
+        &["scope", "submission", "rank", "resamples"],
+        analysis.rank_counts.iter().map(|c| {
+            vec![
+                c.scope.clone(),
+                c.submission.clone(),
+                c.rank.to_string(),
+                c.resamples.to_string(),
+            ]
+        }),
+    )?;
+    write_rows(
+        &file("kendall_tau.csv"),
+        &["scope", "resample", "tau"],
+        analysis.kendall.iter().map(|k| {
+            vec![
+                k.scope.clone(),
+                k.resample.to_string(),
+                k.tau.map(num).unwrap_or_default(),
+            ]
+        }),
+    )?;
+    Ok(files)
 }
 
 fn write_rows(path: &Path, header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Result<()> {

@@ -1,5 +1,6 @@
 //! The leaderboard as a plain-text table for the terminal (and for pasting into an e-mail).
 
+use crate::ranking::analysis::RankingAnalysis;
 use crate::ranking::LeaderboardRow;
 use crate::runner::events::clean;
 
@@ -59,4 +60,70 @@ pub fn leaderboard_table(rows: &[LeaderboardRow]) -> String {
         }
     }
     out
+}
+
+/// What a judge must know about the ranking, in a few lines: how stable the winner is, how
+/// much the bootstrap rankings agree with the full one, and whether the methods agree.
+pub fn ranking_caveats(analysis: &RankingAnalysis) -> Vec<String> {
+    use crate::ranking::analysis::{RankingMethod, CONSENSUS};
+    let mut lines = Vec::new();
+    let Some(method) = analysis.method else {
+        return lines;
+    };
+    let winners = |m: RankingMethod| -> Vec<String> {
+        analysis
+            .methods
+            .iter()
+            .filter(|r| r.method == m.name() && r.scope == CONSENSUS && r.rank == 1)
+            .map(|r| clean(&r.submission))
+            .collect()
+    };
+    let declared = winners(method);
+    if analysis.resamples > 0 {
+        for interval in analysis
+            .intervals
+            .iter()
+            .filter(|i| i.scope == CONSENSUS && i.rank == 1)
+        {
+            lines.push(format!(
+                "{} ranks first in {:.0}% of {} bootstrap resamples over cases (95% rank interval {}–{})",
+                clean(&interval.submission),
+                interval.first * 100.0,
+                analysis.resamples,
+                interval.rank_lower,
+                interval.rank_upper
+            ));
+        }
+        if let Some(tau) = analysis.median_tau(CONSENSUS) {
+            let word = if tau >= 0.9 {
+                "stable"
+            } else if tau >= 0.7 {
+                "fairly stable"
+            } else {
+                "UNSTABLE"
+            };
+            lines.push(format!(
+                "ranking {word}: median Kendall's tau between the full and the bootstrap rankings {tau:.2}"
+            ));
+        }
+    }
+    let disagree: Vec<String> = RankingMethod::ALL
+        .iter()
+        .filter(|m| **m != method && winners(**m) != declared)
+        .map(|m| format!("{} → {}", m.name(), winners(*m).join(", ")))
+        .collect();
+    if disagree.is_empty() {
+        lines.push(format!(
+            "all four ranking methods put {} first",
+            declared.join(", ")
+        ));
+    } else {
+        lines.push(format!(
+            "the winner depends on the method: {} → {}; {}",
+            method.name(),
+            declared.join(", "),
+            disagree.join("; ")
+        ));
+    }
+    lines
 }

@@ -49,6 +49,10 @@ pub fn score_round(
         problems: Vec::new(),
         curves: Vec::new(),
         confusion: Vec::new(),
+        ranking: crate::ranking::inputs::RankingInputs {
+            cases: truth.cases.clone(),
+            values: BTreeMap::new(),
+        },
     };
     for input in inputs {
         let mut problems = Vec::new();
@@ -84,6 +88,7 @@ pub fn score_round(
             curves: &mut round.curves,
             confusion: &mut round.confusion,
             problems: &mut problems,
+            ranking: &mut round.ranking.values,
         };
         for task in &challenge.tasks {
             context.score_task(task);

@@ -13,6 +13,7 @@ use crate::metrics::distance::{self, BoundarySpec};
 use crate::metrics::{
     agreement, classification, intervals, ordinal, regression, roc, segmentation,
 };
+use crate::ranking::inputs::{BinaryAuc, LocalStatistic, PrimaryValues};
 use crate::results::{Aggregate, CaseScore, CaseStatus, ConfusionCell, CurvePoint, Problem};
 use crate::runner::CaseRecord;
 
@@ -28,6 +29,8 @@ pub(super) struct Context<'a> {
     pub curves: &'a mut Vec<CurvePoint>,
     pub confusion: &'a mut Vec<ConfusionCell>,
     pub problems: &'a mut Vec<Problem>,
+    /// Each task's primary metric as the ranking analysis needs it, by (submission, task).
+    pub ranking: &'a mut BTreeMap<(String, String), PrimaryValues>,
 }
 
 /// A case whose prediction could be used, or the status and message of why not.
@@ -157,6 +160,21 @@ impl Context<'_> {
                 levels,
             } => self.ordinal(task, prediction, truth, levels),
         }
+    }
+
+    fn primary(&mut self, task: &Task, values: PrimaryValues) {
+        self.ranking
+            .insert((self.submission.to_string(), task.name.clone()), values);
+    }
+
+    /// The primary metric as `statistic` over the scorer's kept cases (`kept[k]` = the round
+    /// case index of its k-th value).
+    fn primary_whole_set<F>(&mut self, task: &Task, kept: &[usize], statistic: F)
+    where
+        F: Fn(&[usize]) -> Option<f64> + Send + Sync + 'static,
+    {
+        let local = LocalStatistic::new(kept, self.truth.cases.len(), statistic);
+        self.primary(task, PrimaryValues::WholeSet(std::sync::Arc::new(local)));
     }
 
     fn policy(&self) -> MissingPolicy {
@@ -305,7 +323,10 @@ impl Context<'_> {
         let threshold = self.challenge.scoring.threshold;
         let mut truth: Vec<bool> = Vec::new();
         let mut scores: Vec<f64> = Vec::new();
-        for case_id in &self.truth.cases {
+        let n_cases = self.truth.cases.len();
+        let (mut kept, mut round_scores, mut round_truth) =
+            (Vec::new(), vec![None; n_cases], vec![false; n_cases]);
+        for (case_index, case_id) in self.truth.cases.iter().enumerate() {
             let Some(truth_value) = self.truth.value(case_id, truth_column) else {
                 self.truth_problem(task, case_id, truth_column, None);
                 continue;
@@ -325,6 +346,9 @@ impl Context<'_> {
             if let Some(p) = predicted {
                 truth.push(is_positive);
                 scores.push(p);
+                kept.push(case_index);
+                round_scores[case_index] = Some(p);
+                round_truth[case_index] = is_positive;
             }
         }
         let strata: Vec<usize> = truth.iter().map(|&t| usize::from(t)).collect();
@@ -381,6 +405,29 @@ impl Context<'_> {
         if let Some(curve) = roc::roc_curve(&truth, &scores) {
             self.curve(task, positive, &curve);
         }
+        if task.primary == Metric::Auc {
+            let auc = BinaryAuc::new(round_scores, round_truth);
+            self.primary(task, PrimaryValues::WholeSet(std::sync::Arc::new(auc)));
+        } else {
+            let (primary, t_all, s_all) = (task.primary, truth.clone(), scores.clone());
+            self.primary_whole_set(task, &kept, move |idx| {
+                let (t, s): (Vec<bool>, Vec<f64>) =
+                    idx.iter().map(|&i| (t_all[i], s_all[i])).unzip();
+                match primary {
+                    Metric::Sensitivity => {
+                        classification::binary_counts(&t, &s, threshold).sensitivity()
+                    }
+                    Metric::Specificity => {
+                        classification::binary_counts(&t, &s, threshold).specificity()
+                    }
+                    Metric::SensitivityAtSpecificity => {
+                        roc::sensitivity_at_specificity(&t, &s, target_specificity)
+                    }
+                    Metric::AveragePrecision => roc::average_precision(&t, &s),
+                    _ => classification::roc_auc(&t, &s),
+                }
+            });
+        }
         let labels = [positive.to_string(), format!("not {positive}")];
         let name = |positive_call: bool| labels[usize::from(!positive_call)].clone();
         let truth_names: Vec<String> = truth.iter().map(|&t| name(t)).collect();
@@ -436,7 +483,8 @@ impl Context<'_> {
         let k = classes.len();
         let mut truth: Vec<usize> = Vec::new();
         let mut scores: Vec<Vec<f64>> = Vec::new();
-        for case_id in &self.truth.cases {
+        let mut kept = Vec::new();
+        for (case_index, case_id) in self.truth.cases.iter().enumerate() {
             let truth_value = self.truth.value(case_id, truth_column);
             let Some(t) = truth_value.and_then(|v| classes.iter().position(|c| c == v)) else {
                 self.truth_problem(task, case_id, truth_column, truth_value);
@@ -468,6 +516,7 @@ impl Context<'_> {
             if let Some(v) = predicted {
                 truth.push(t);
                 scores.push(v);
+                kept.push(case_index);
             }
         }
         let predicted: Vec<usize> = scores
@@ -510,6 +559,25 @@ impl Context<'_> {
             };
             self.aggregate(task, metric.name(), value, ci, n, "bootstrap");
         }
+        let (primary, t_all, s_all) = (task.primary, truth.clone(), scores.clone());
+        self.primary_whole_set(task, &kept, move |idx| {
+            let t: Vec<usize> = idx.iter().map(|&i| t_all[i]).collect();
+            let s: Vec<Vec<f64>> = idx.iter().map(|&i| s_all[i].clone()).collect();
+            match primary {
+                Metric::MacroAuc => classification::macro_auc_ovr(&t, &s, k).macro_auc,
+                _ => {
+                    let p: Vec<usize> = s
+                        .iter()
+                        .map(|v| classification::argmax(v).unwrap_or(0))
+                        .collect();
+                    if primary == Metric::Accuracy {
+                        ordinal::accuracy(&t, &p)
+                    } else {
+                        classification::balanced_accuracy(&t, &p, k)
+                    }
+                }
+            }
+        });
         let ovr = classification::macro_auc_ovr(&truth, &scores, k);
         for (c, class) in classes.iter().enumerate() {
             if ovr.excluded_classes.contains(&c) {
@@ -641,7 +709,8 @@ impl Context<'_> {
         };
         // values[metric][label] = the per-case values entering the aggregate
         let mut values: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); labels.len()]; wanted.len()];
-        for (case_id, result) in per_case {
+        let mut primary_values: Vec<Option<f64>> = vec![None; per_case.len()];
+        for (case_index, (case_id, result)) in per_case.into_iter().enumerate() {
             let (result, worst) = match result {
                 Ok(r) => r,
                 Err(error) => {
@@ -670,8 +739,22 @@ impl Context<'_> {
                         values[m][l].push(v);
                     }
                 }
+                if *metric == task.primary {
+                    // The per-case mean over labels, as the task's value averages.
+                    let per_label: Option<Vec<f64>> = labels
+                        .iter()
+                        .enumerate()
+                        .map(|(l, _)| match &result {
+                            Ok(per_label) => Some(per_label[l].get(*metric)),
+                            Err(_) => keep.then(|| worst.get(*metric, l)),
+                        })
+                        .collect();
+                    primary_values[case_index] =
+                        per_label.map(|v| v.iter().sum::<f64>() / labels.len() as f64);
+                }
             }
         }
+        self.primary(task, PrimaryValues::PerCase(primary_values));
         for (m, metric) in wanted.iter().enumerate() {
             // The task's value is the mean over cases of the per-case mean over labels.
             let cases = values[m].first().map_or(0, Vec::len);
@@ -708,7 +791,9 @@ impl Context<'_> {
     ) {
         let mut truth = Vec::new();
         let mut predicted = Vec::new();
-        for case_id in &self.truth.cases {
+        let mut kept = Vec::new();
+        let mut abs_errors = vec![None; self.truth.cases.len()];
+        for (case_index, case_id) in self.truth.cases.iter().enumerate() {
             let truth_value = self.truth.value(case_id, truth_column);
             let Some(t) = truth_value
                 .and_then(|v| v.parse::<f64>().ok())
@@ -744,7 +829,23 @@ impl Context<'_> {
             if let Some(x) = value {
                 truth.push(t);
                 predicted.push(x);
+                kept.push(case_index);
+                abs_errors[case_index] = Some((x - t).abs());
             }
+        }
+        if task.primary == Metric::Mae {
+            self.primary(task, PrimaryValues::PerCase(abs_errors));
+        } else {
+            let (primary, p_all, t_all) = (task.primary, predicted.clone(), truth.clone());
+            self.primary_whole_set(task, &kept, move |idx| {
+                let (p, t): (Vec<f64>, Vec<f64>) =
+                    idx.iter().map(|&i| (p_all[i], t_all[i])).unzip();
+                match primary {
+                    Metric::Rmse => regression::rmse(&p, &t),
+                    Metric::PearsonR => agreement::pearson_r(&p, &t),
+                    _ => regression::mae(&p, &t),
+                }
+            });
         }
         let n = truth.len();
         let strata = vec![0; n];
@@ -779,7 +880,8 @@ impl Context<'_> {
         let n_levels = levels.len();
         let mut truth = Vec::new();
         let mut predicted = Vec::new();
-        for case_id in &self.truth.cases {
+        let mut kept = Vec::new();
+        for (case_index, case_id) in self.truth.cases.iter().enumerate() {
             let truth_value = self.truth.value(case_id, truth_column);
             let Some(t) = truth_value.and_then(|v| level_index(levels, v)) else {
                 self.truth_problem(task, case_id, truth_column, truth_value);
@@ -815,8 +917,23 @@ impl Context<'_> {
             if let Some(p) = value {
                 truth.push(t);
                 predicted.push(p);
+                kept.push(case_index);
             }
         }
+        let (primary, t_all, p_all) = (task.primary, truth.clone(), predicted.clone());
+        self.primary_whole_set(task, &kept, move |idx| {
+            let (t, p): (Vec<usize>, Vec<usize>) =
+                idx.iter().map(|&i| (t_all[i], p_all[i])).unzip();
+            match primary {
+                Metric::QuadraticKappa => {
+                    ordinal::weighted_kappa(&t, &p, n_levels, ordinal::KappaWeights::Quadratic)
+                }
+                Metric::LinearKappa => {
+                    ordinal::weighted_kappa(&t, &p, n_levels, ordinal::KappaWeights::Linear)
+                }
+                _ => ordinal::accuracy(&t, &p),
+            }
+        });
         let n = truth.len();
         for metric in &task.metrics {
             let stat = |t: &[usize], p: &[usize]| match metric {

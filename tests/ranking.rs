@@ -1,0 +1,149 @@
+//! The paired tests against a reference computation: scipy's Wilcoxon signed-rank test and
+//! statsmodels' Holm correction, made once into tests/fixtures/ranking/wilcoxon_holm.json by
+//! make_fixtures.py beside it (every branch of scipy's `method="auto"`).
+
+use podium::ranking::significance::{holm, wilcoxon_greater};
+
+#[test]
+fn wilcoxon_and_holm_match_scipy_and_statsmodels() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/ranking/wilcoxon_holm.json"
+    );
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let numbers = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let mut checked = 0;
+    for group in fixture["groups"].as_array().unwrap() {
+        let name = group["name"].as_str().unwrap();
+        let mut p = Vec::new();
+        for (k, pair) in group["pairs"].as_array().unwrap().iter().enumerate() {
+            let (a, b) = (numbers(&pair[0]), numbers(&pair[1]));
+            let (w, pk) = wilcoxon_greater(&a, &b).unwrap();
+            let (w_ref, p_ref) = (
+                group["statistic"][k].as_f64().unwrap(),
+                group["p"][k].as_f64().unwrap(),
+            );
+            assert!(
+                (w - w_ref).abs() < 1e-9,
+                "{name} #{k}: W+ {w} vs scipy {w_ref}"
+            );
+            assert!(
+                (pk - p_ref).abs() <= 1e-12 + 1e-9 * p_ref,
+                "{name} #{k}: p {pk} vs scipy {p_ref}"
+            );
+            p.push(pk);
+            checked += 1;
+        }
+        for (k, (ours, reference)) in holm(&p).iter().zip(numbers(&group["holm"])).enumerate() {
+            assert!(
+                (ours - reference).abs() <= 1e-9 * reference.max(1e-12),
+                "{name} holm #{k}: {ours} vs {reference}"
+            );
+        }
+    }
+    assert_eq!(checked, 28);
+}
+
+mod common;
+
+use common::*;
+use podium::pipeline::run_and_score;
+use podium::runner::{process::ProcessBackend, RoundOptions};
+use podium::submission::Submission;
+
+/// A real round writes the analysis, its leaderboard follows the declared method, and
+/// `--ranking-method` re-ranks a finished round without running anything.
+#[test]
+fn a_round_writes_its_ranking_analysis_and_the_method_can_be_overridden() {
+    let (dir, challenge) = small_challenge(12);
+    let subs = dir.path().join("subs");
+    binary_submission(
+        &subs,
+        "threshold-baseline",
+        &workspace_binary("threshold-baseline"),
+    );
+    binary_submission(&subs, "random-guess", &workspace_binary("random-guess"));
+    let out = dir.path().join("out");
+    let options = RoundOptions {
+        jobs: 2,
+        out_dir: out.clone(),
+        resume: false,
+    };
+    let phase = challenge.phase_paths("test", None).unwrap();
+    let submissions = Submission::discover(&subs).unwrap();
+    let outcome = run_and_score(
+        &challenge,
+        &phase,
+        &submissions,
+        &ProcessBackend,
+        &options,
+        &mut |_| {},
+    )
+    .unwrap();
+    for file in [
+        "methods",
+        "significance",
+        "rank_intervals",
+        "bootstrap_ranks",
+        "kendall_tau",
+    ] {
+        let rows = read_csv(&out.join(format!("ranking/{file}.csv")));
+        assert!(!rows.is_empty(), "{file}.csv is empty");
+    }
+    let methods = read_csv(&out.join("ranking/methods.csv"));
+    // 4 methods x (5 tasks + consensus) x 2 submissions.
+    assert_eq!(methods.len(), 4 * 6 * 2);
+    let kendall = read_csv(&out.join("ranking/kendall_tau.csv"));
+    assert_eq!(kendall.len(), 1000 * 6, "one tau per resample and scope");
+    let winner = &outcome.leaderboard[0];
+    assert_eq!(winner.submission, "threshold-baseline");
+    assert_eq!(
+        outcome.analysis.rank(
+            podium::ranking::analysis::RankingMethod::MeanThenRank,
+            "consensus",
+            "threshold-baseline"
+        ),
+        Some(1)
+    );
+    let significance = read_csv(&out.join("ranking/significance.csv"));
+    let dice = significance
+        .iter()
+        .find(|r| r["task"] == "segmentation" && r["submission"] == "threshold-baseline")
+        .unwrap();
+    assert_eq!(dice["test"], "wilcoxon");
+    assert_eq!(dice["significant"], "true", "{dice:?}");
+
+    let rescored = std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
+        .args(["rescore", "--ranking-method", "test-then-rank"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&rescored.stdout);
+    assert!(
+        rescored.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&rescored.stderr)
+    );
+    assert!(text.contains("each task ranked test-then-rank"), "{text}");
+    let receipt: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(receipt["ranking"]["method"], "test-then-rank");
+
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
+        .args(["rescore", "--ranking-method", "best-guess"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && said.contains("mean-then-rank"),
+        "{said}"
+    );
+}
