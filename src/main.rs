@@ -173,6 +173,18 @@ enum Command {
     /// A Docker submission (`kind = "docker"`, with `image` or `image_archive`) is loaded and
     /// run in containers exactly as on the server. Exits with status 1 when the submission
     /// would be rejected.
+    /// Print or export a finished round's leaderboard (nothing is recomputed).
+    ///
+    /// Reads RUN_DIR/leaderboard.csv, as `podium run`, `score` or `rescore` wrote it with the
+    /// declared ranking method. Team names are escaped for every format. To rank with another
+    /// method, `podium rescore RUN_DIR --ranking-method METHOD` first.
+    Leaderboard {
+        /// The folder of a finished round.
+        #[arg(value_name = "RUN_DIR")]
+        run_dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = podium::report::leaderboard::Format::Table)]
+        format: podium::report::leaderboard::Format,
+    },
     Check {
         /// Your submission folder (holding submission.toml).
         #[arg(value_name = "SUBMISSION_DIR")]
@@ -376,6 +388,14 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 allow_unisolated,
             };
             run_command(&challenge, &phase, submissions, truth.as_deref(), round)
+        }
+        Command::Leaderboard { run_dir, format } => {
+            let rows = podium::report::leaderboard::read(&run_dir)?;
+            print!(
+                "{}",
+                podium::report::leaderboard::render(&run_dir, &rows, format)?
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Rescore { run_dir } => {
             let outcome = pipeline::rescore(&run_dir, RANKING_METHOD.get().copied().flatten())?;

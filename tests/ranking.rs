@@ -147,3 +147,62 @@ fn a_round_writes_its_ranking_analysis_and_the_method_can_be_overridden() {
         "{said}"
     );
 }
+
+/// `podium leaderboard` exports a stored leaderboard in every format, with hostile team names
+/// kept as text.
+#[test]
+fn the_leaderboard_exports_in_every_format_and_escapes_team_names() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("leaderboard.csv"),
+        "rank,submission,team,baseline,mean_task_rank,detection.auc,detection.auc_ci_lower,detection.auc_ci_upper,detection.rank,cases_ok,cases_not_ok\n\
+         1,good,\"<script>alert(1)</script> | *x*\",false,1,0.9,0.8,0.95,1,10,0\n\
+         2,floor,Examples,true,2,,,,2,8,2\n",
+    )
+    .unwrap();
+    let export = |format: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
+            .args(["leaderboard", "--format", format])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let markdown = export("markdown");
+    assert!(markdown.contains("| 1 | good | &lt;script&gt;alert\\(1\\)&lt;/script&gt; \\| \\*x\\* | 0.900 [0.800, 0.950] | 1.00 |"), "{markdown}");
+    assert!(
+        markdown.contains("| 2 | floor (baseline) | Examples | undefined | 2.00 |"),
+        "{markdown}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&export("json")).unwrap();
+    assert_eq!(
+        json[0]["team"], "<script>alert(1)</script> | *x*",
+        "JSON keeps the text, escaped by JSON itself"
+    );
+    assert_eq!(json[0]["tasks"][0]["ci"][1], 0.95);
+    assert_eq!(json[1]["cases_not_ok"], 2);
+    assert!(json[1]["tasks"][0]["value"].is_null());
+    let table = export("table");
+    assert!(
+        table.lines().nth(2).unwrap().starts_with("1     good"),
+        "{table}"
+    );
+    assert_eq!(
+        export("csv"),
+        std::fs::read_to_string(dir.path().join("leaderboard.csv")).unwrap()
+    );
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
+        .args(["leaderboard", "/nonexistent/run"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        !missing.status.success() && said.contains("pass the folder of a finished"),
+        "{said}"
+    );
+}

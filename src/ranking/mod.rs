@@ -32,6 +32,7 @@ pub struct LeaderboardRow {
     pub baseline: bool,
     pub mean_task_rank: f64,
     pub tasks: Vec<TaskStanding>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub run_counts: BTreeMap<CaseStatus, usize>,
 }
 

@@ -2,4 +2,5 @@
 //! the leaderboard) in its own format.
 
 pub mod csv_files;
+pub mod leaderboard;
 pub mod terminal;

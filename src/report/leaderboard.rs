@@ -1,0 +1,203 @@
+//! `podium leaderboard RUN_DIR`: a finished round's leaderboard read back from its
+//! `leaderboard.csv` and exported as a terminal table, CSV, JSON or Markdown. Nothing is
+//! recomputed, so the export shows exactly what the round decided.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::io::table::Table;
+use crate::ranking::{LeaderboardRow, TaskStanding};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for the terminal.
+    Table,
+    /// `leaderboard.csv` as the round wrote it.
+    Csv,
+    /// One object per row, with each task's value, interval and rank.
+    Json,
+    /// A GitHub-flavoured Markdown table, for e-mails and issues.
+    Markdown,
+}
+
+/// One row of a stored leaderboard: the row and how its cases ran (empty for `podium score`).
+#[derive(Clone, Debug, Serialize)]
+pub struct StoredRow {
+    #[serde(flatten)]
+    pub row: LeaderboardRow,
+    pub cases_ok: Option<usize>,
+    pub cases_not_ok: Option<usize>,
+}
+
+/// Reads `RUN_DIR/leaderboard.csv`.
+pub fn read(run_dir: &Path) -> Result<Vec<StoredRow>> {
+    let path = run_dir.join("leaderboard.csv");
+    if !path.is_file() {
+        return Err(Error::msg(format!(
+            "{} does not exist: pass the folder of a finished `podium run` or `podium score`",
+            path.display()
+        )));
+    }
+    let table = Table::read(&path)?;
+    let column = |name: &str| table.headers.iter().position(|h| h == name);
+    let fixed = ["rank", "submission", "team", "baseline", "mean_task_rank"];
+    let idx = fixed
+        .iter()
+        .map(|c| {
+            column(c).ok_or_else(|| {
+                Error::msg(format!(
+                    "{}: no column {c:?}; it was not written by podium",
+                    path.display()
+                ))
+            })
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    // Task columns come in fours: `<task>.<metric>`, its two CI bounds, `<task>.rank`.
+    let tasks: Vec<(String, String, usize)> = table
+        .headers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| {
+            let (task, metric) = h.split_once('.')?;
+            let is_value = metric != "rank"
+                && !metric.ends_with("_ci_lower")
+                && !metric.ends_with("_ci_upper");
+            is_value.then(|| (task.to_string(), metric.to_string(), i))
+        })
+        .collect();
+    let number = |text: &str| text.parse::<f64>().ok();
+    let mut rows = Vec::new();
+    for row in &table.rows {
+        let f = |i: usize| row.fields[i].as_str();
+        let bad = |what: &str| Error::msg(format!("{}:{}: {what}", path.display(), row.line));
+        let standings = tasks
+            .iter()
+            .map(|(task, metric, i)| {
+                let rank = column(&format!("{task}.rank"))
+                    .and_then(|r| f(r).parse().ok())
+                    .ok_or_else(|| bad(&format!("no rank for task {task}")))?;
+                let ci = match (number(f(i + 1)), number(f(i + 2))) {
+                    (Some(lo), Some(hi)) => Some((lo, hi)),
+                    _ => None,
+                };
+                Ok(TaskStanding {
+                    task: task.clone(),
+                    metric: metric.clone(),
+                    value: number(f(*i)),
+                    ci,
+                    rank,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let count = |name: &str| column(name).and_then(|c| f(c).parse().ok());
+        rows.push(StoredRow {
+            row: LeaderboardRow {
+                rank: f(idx[0]).parse().map_err(|_| bad("rank is not a number"))?,
+                submission: f(idx[1]).to_string(),
+                team: f(idx[2]).to_string(),
+                baseline: f(idx[3]) == "true",
+                mean_task_rank: number(f(idx[4])).unwrap_or(f64::NAN),
+                tasks: standings,
+                run_counts: BTreeMap::new(),
+            },
+            cases_ok: count("cases_ok"),
+            cases_not_ok: count("cases_not_ok"),
+        });
+    }
+    Ok(rows)
+}
+
+/// The leaderboard in `format`.
+pub fn render(run_dir: &Path, rows: &[StoredRow], format: Format) -> Result<String> {
+    Ok(match format {
+        Format::Csv => {
+            let path = run_dir.join("leaderboard.csv");
+            std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?
+        }
+        Format::Json => {
+            let mut text =
+                serde_json::to_string_pretty(rows).map_err(|e| Error::msg(e.to_string()))?;
+            text.push('\n');
+            text
+        }
+        Format::Table => {
+            let plain: Vec<LeaderboardRow> = rows.iter().map(|r| r.row.clone()).collect();
+            super::terminal::leaderboard_table(&plain)
+        }
+        Format::Markdown => markdown(rows),
+    })
+}
+
+fn markdown(rows: &[StoredRow]) -> String {
+    let mut header = vec!["rank".to_string(), "submission".into(), "team".into()];
+    if let Some(first) = rows.first() {
+        header.extend(
+            first
+                .row
+                .tasks
+                .iter()
+                .map(|t| format!("{} {}", escape_markdown(&t.task), t.metric)),
+        );
+    }
+    header.push("mean rank".into());
+    let mut out = format!(
+        "| {} |\n|{}\n",
+        header.join(" | "),
+        "---|".repeat(header.len())
+    );
+    for r in rows {
+        let mut name = escape_markdown(&r.row.submission);
+        if r.row.baseline {
+            name.push_str(" (baseline)");
+        }
+        let mut cells = vec![r.row.rank.to_string(), name, escape_markdown(&r.row.team)];
+        for t in &r.row.tasks {
+            cells.push(match (t.value, t.ci) {
+                (Some(v), Some((lo, hi))) => format!("{v:.3} [{lo:.3}, {hi:.3}]"),
+                (Some(v), None) => format!("{v:.3}"),
+                (None, _) => "undefined".into(),
+            });
+        }
+        cells.push(format!("{:.2}", r.row.mean_task_rank));
+        out += &format!("| {} |\n", cells.join(" | "));
+    }
+    out
+}
+
+/// Team names and ids are untrusted: in Markdown they must neither break the table nor become
+/// links, emphasis or HTML.
+pub fn escape_markdown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\n' | '\r' => out.push(' '),
+            '|' | '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '!' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_names_stay_text_in_markdown() {
+        assert_eq!(
+            escape_markdown("<script>alert(1)</script> | [x](http://e) *b*"),
+            "&lt;script&gt;alert\\(1\\)&lt;/script&gt; \\| \\[x\\]\\(http://e\\) \\*b\\*"
+        );
+        assert_eq!(escape_markdown("a\nb\u{1b}"), "a b\\u{1b}");
+    }
+}
