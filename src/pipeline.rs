@@ -245,7 +245,7 @@ fn finish(
     scores: RoundScores,
     receipt: &Receipt,
 ) -> Result<RoundOutcome> {
-    let names: Vec<String> = scores.submissions.iter().map(|s| s.name.clone()).collect();
+    let names = ranking::ranked_submissions(&scores);
     let analysis = ranking::analysis::analyze(challenge, &scores.ranking, &names, None);
     let leaderboard = ranking::leaderboard(
         &scores,

@@ -284,11 +284,17 @@ fn the_baseline_image_scores_exactly_as_the_native_binary() {
     }
     let (dir, challenge) = small_challenge(6);
     let subs = dir.path().join("subs");
-    binary_submission(
+    let native = binary_submission(
         &subs,
         "threshold-baseline",
         &workspace_binary("threshold-baseline"),
     );
+    // Both as team submissions, so both are ranked (a baseline beside teams is not).
+    let toml = native.join("submission.toml");
+    let text = std::fs::read_to_string(&toml)
+        .unwrap()
+        .replace("baseline = true", "baseline = false");
+    std::fs::write(&toml, text).unwrap();
     let image = tag("baseline");
     build_baseline_image(&image);
     docker_submission(

@@ -206,3 +206,74 @@ fn the_leaderboard_exports_in_every_format_and_escapes_team_names() {
         "{said}"
     );
 }
+
+/// Baselines are shown beside the teams but never ranked, so an example cannot push a team
+/// down; the team ranks first even when a baseline scores better.
+#[test]
+fn baselines_are_shown_but_not_ranked_beside_team_submissions() {
+    let (dir, challenge) = small_challenge(6);
+    let subs = dir.path().join("subs");
+    binary_submission(
+        &subs,
+        "threshold-baseline",
+        &workspace_binary("threshold-baseline"),
+    );
+    let team = binary_submission(&subs, "random-guess", &workspace_binary("random-guess"));
+    let toml = team.join("submission.toml");
+    let text = std::fs::read_to_string(&toml)
+        .unwrap()
+        .replace("baseline = true", "baseline = false");
+    std::fs::write(&toml, text).unwrap();
+    let out = dir.path().join("out");
+    let options = RoundOptions {
+        jobs: 2,
+        out_dir: out.clone(),
+        resume: false,
+    };
+    let phase = challenge.phase_paths("test", None).unwrap();
+    let submissions = Submission::discover(&subs).unwrap();
+    let outcome = run_and_score(
+        &challenge,
+        &phase,
+        &submissions,
+        &ProcessBackend,
+        &options,
+        &mut |_| {},
+    )
+    .unwrap();
+    let board = &outcome.leaderboard;
+    assert_eq!(
+        (board[0].submission.as_str(), board[0].rank),
+        ("random-guess", Some(1))
+    );
+    assert_eq!(
+        (board[1].submission.as_str(), board[1].rank),
+        ("threshold-baseline", None)
+    );
+    assert!(board[1]
+        .tasks
+        .iter()
+        .all(|t| t.rank.is_none() && t.value.is_some()));
+    assert_eq!(
+        outcome.analysis.submissions,
+        vec!["random-guess".to_string()]
+    );
+    let rows = read_csv(&out.join("leaderboard.csv"));
+    assert_eq!(
+        (rows[1]["rank"].as_str(), rows[1]["baseline"].as_str()),
+        ("", "true")
+    );
+    let table = std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
+        .args(["leaderboard"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.lines()
+            .nth(3)
+            .unwrap()
+            .starts_with("-     threshold-baseline (baseline)"),
+        "{text}"
+    );
+}

@@ -21,16 +21,18 @@ pub struct TaskStanding {
     pub metric: String,
     pub value: Option<f64>,
     pub ci: Option<(f64, f64)>,
-    pub rank: usize,
+    /// None for a baseline that is shown but not ranked.
+    pub rank: Option<usize>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct LeaderboardRow {
-    pub rank: usize,
+    /// None for a baseline that is shown but not ranked.
+    pub rank: Option<usize>,
     pub submission: String,
     pub team: String,
     pub baseline: bool,
-    pub mean_task_rank: f64,
+    pub mean_task_rank: Option<f64>,
     pub tasks: Vec<TaskStanding>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub run_counts: BTreeMap<CaseStatus, usize>,
@@ -82,23 +84,18 @@ pub fn leaderboard(
                         metric: metric.to_string(),
                         value: aggregate.and_then(|a| a.value),
                         ci: aggregate.and_then(|a| Some((a.ci_lower?, a.ci_upper?))),
-                        rank: analysis.rank(method, &task.name, &s.name).unwrap_or(0),
+                        rank: analysis.rank(method, &task.name, &s.name),
                     }
                 })
                 .collect();
-            let mean = if total_weight > 0.0 {
-                standings
-                    .iter()
-                    .map(|t| t.rank as f64 * weight(&t.task))
-                    .sum::<f64>()
-                    / total_weight
-            } else {
-                0.0
-            };
+            let mean = standings
+                .iter()
+                .map(|t| Some(t.rank? as f64 * weight(&t.task)))
+                .sum::<Option<f64>>()
+                .filter(|_| total_weight > 0.0)
+                .map(|sum| sum / total_weight);
             LeaderboardRow {
-                rank: analysis
-                    .rank(method, analysis::CONSENSUS, &s.name)
-                    .unwrap_or(0),
+                rank: analysis.rank(method, analysis::CONSENSUS, &s.name),
                 submission: s.name.clone(),
                 team: s.team.clone(),
                 baseline: s.baseline,
@@ -108,12 +105,30 @@ pub fn leaderboard(
             }
         })
         .collect();
+    // Ranked rows first, then the unranked baselines.
     rows.sort_by(|a, b| {
-        a.rank
-            .cmp(&b.rank)
+        (a.rank.is_none(), a.rank)
+            .cmp(&(b.rank.is_none(), b.rank))
             .then_with(|| a.submission.cmp(&b.submission))
     });
     rows
+}
+
+/// Who the analysis ranks: the team submissions. Baselines are shown beside them but not
+/// ranked, so an example can never push a team down; a round of baselines only (the demo, an
+/// organizer's dry run) ranks them, since there is nothing else to rank.
+pub fn ranked_submissions(round: &RoundScores) -> Vec<String> {
+    let teams: Vec<String> = round
+        .submissions
+        .iter()
+        .filter(|s| !s.baseline)
+        .map(|s| s.name.clone())
+        .collect();
+    if teams.is_empty() {
+        round.submissions.iter().map(|s| s.name.clone()).collect()
+    } else {
+        teams
+    }
 }
 
 #[cfg(test)]

@@ -129,18 +129,18 @@ pub fn write_all(
         &header_refs,
         leaderboard.iter().map(|r| {
             let mut row = vec![
-                r.rank.to_string(),
+                r.rank.map(|r| r.to_string()).unwrap_or_default(),
                 r.submission.clone(),
                 r.team.clone(),
                 r.baseline.to_string(),
-                format_value(r.mean_task_rank),
+                num(r.mean_task_rank),
             ];
             for t in &r.tasks {
                 row.extend([
                     num(t.value),
                     num(t.ci.map(|c| c.0)),
                     num(t.ci.map(|c| c.1)),
-                    t.rank.to_string(),
+                    t.rank.map(|r| r.to_string()).unwrap_or_default(),
                 ]);
             }
             let ok = r

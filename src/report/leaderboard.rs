@@ -76,9 +76,7 @@ pub fn read(run_dir: &Path) -> Result<Vec<StoredRow>> {
         let standings = tasks
             .iter()
             .map(|(task, metric, i)| {
-                let rank = column(&format!("{task}.rank"))
-                    .and_then(|r| f(r).parse().ok())
-                    .ok_or_else(|| bad(&format!("no rank for task {task}")))?;
+                let rank = column(&format!("{task}.rank")).and_then(|r| f(r).parse().ok());
                 let ci = match (number(f(i + 1)), number(f(i + 2))) {
                     (Some(lo), Some(hi)) => Some((lo, hi)),
                     _ => None,
@@ -95,11 +93,14 @@ pub fn read(run_dir: &Path) -> Result<Vec<StoredRow>> {
         let count = |name: &str| column(name).and_then(|c| f(c).parse().ok());
         rows.push(StoredRow {
             row: LeaderboardRow {
-                rank: f(idx[0]).parse().map_err(|_| bad("rank is not a number"))?,
+                rank: match f(idx[0]) {
+                    "" => None,
+                    text => Some(text.parse().map_err(|_| bad("rank is not a number"))?),
+                },
                 submission: f(idx[1]).to_string(),
                 team: f(idx[2]).to_string(),
                 baseline: f(idx[3]) == "true",
-                mean_task_rank: number(f(idx[4])).unwrap_or(f64::NAN),
+                mean_task_rank: number(f(idx[4])),
                 tasks: standings,
                 run_counts: BTreeMap::new(),
             },
@@ -153,7 +154,8 @@ fn markdown(rows: &[StoredRow]) -> String {
         if r.row.baseline {
             name.push_str(" (baseline)");
         }
-        let mut cells = vec![r.row.rank.to_string(), name, escape_markdown(&r.row.team)];
+        let rank = r.row.rank.map_or("-".to_string(), |r| r.to_string());
+        let mut cells = vec![rank, name, escape_markdown(&r.row.team)];
         for t in &r.row.tasks {
             cells.push(match (t.value, t.ci) {
                 (Some(v), Some((lo, hi))) => format!("{v:.3} [{lo:.3}, {hi:.3}]"),
@@ -161,7 +163,11 @@ fn markdown(rows: &[StoredRow]) -> String {
                 (None, _) => "undefined".into(),
             });
         }
-        cells.push(format!("{:.2}", r.row.mean_task_rank));
+        cells.push(
+            r.row
+                .mean_task_rank
+                .map_or("-".to_string(), |m| format!("{m:.2}")),
+        );
         out += &format!("| {} |\n", cells.join(" | "));
     }
     out

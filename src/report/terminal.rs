@@ -22,7 +22,7 @@ pub fn leaderboard_table(rows: &[LeaderboardRow]) -> String {
         if r.baseline {
             name.push_str(" (baseline)");
         }
-        let mut line = vec![r.rank.to_string(), name];
+        let mut line = vec![r.rank.map_or("-".to_string(), |r| r.to_string()), name];
         for t in &r.tasks {
             let cell = match (t.value, t.ci) {
                 (Some(v), Some((lo, hi))) => format!("{v:.3} [{lo:.3}, {hi:.3}]"),
@@ -31,7 +31,10 @@ pub fn leaderboard_table(rows: &[LeaderboardRow]) -> String {
             };
             line.push(cell);
         }
-        line.push(format!("{:.2}", r.mean_task_rank));
+        line.push(
+            r.mean_task_rank
+                .map_or("-".to_string(), |m| format!("{m:.2}")),
+        );
         table.push(line);
     }
     let columns = table[0].len();
