@@ -184,6 +184,10 @@ enum Command {
         run_dir: PathBuf,
         #[arg(long, value_enum, default_value_t = podium::report::leaderboard::Format::Table)]
         format: podium::report::leaderboard::Format,
+        /// Reveal the final leaderboard: score and rank the round on the private split of its
+        /// phase (the cases its live leaderboard never showed), into RUN_DIR/final/.
+        #[arg(long = "final")]
+        final_split: bool,
     },
     Check {
         /// Your submission folder (holding submission.toml).
@@ -389,7 +393,22 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             };
             run_command(&challenge, &phase, submissions, truth.as_deref(), round)
         }
-        Command::Leaderboard { run_dir, format } => {
+        Command::Leaderboard {
+            run_dir,
+            format,
+            final_split,
+        } => {
+            let run_dir = if final_split {
+                let outcome =
+                    pipeline::final_leaderboard(&run_dir, RANKING_METHOD.get().copied().flatten())?;
+                if format == podium::report::leaderboard::Format::Table {
+                    print_outcome(&outcome);
+                    return Ok(ExitCode::SUCCESS);
+                }
+                outcome.out_dir
+            } else {
+                run_dir
+            };
             let rows = podium::report::leaderboard::read(&run_dir)?;
             print!(
                 "{}",
@@ -632,9 +651,20 @@ fn print_outcome(outcome: &RoundOutcome) {
         .analysis
         .method
         .map_or("mean-then-rank", |m| m.name());
+    let cases = match scores.selection {
+        podium::challenge::split::CaseSelection::All => format!("{} cases", scores.cases),
+        podium::challenge::split::CaseSelection::Public => format!(
+            "PUBLIC split: {} of {} cases",
+            scores.cases, scores.phase_cases
+        ),
+        podium::challenge::split::CaseSelection::Private => format!(
+            "FINAL, private split: {} of {} cases",
+            scores.cases, scores.phase_cases
+        ),
+    };
     println!(
-        "Leaderboard: {} / {} ({} cases); each task ranked {method}, then the mean of task ranks; 95% CIs in brackets",
-        scores.challenge, scores.phase, scores.cases
+        "Leaderboard: {} / {} ({cases}); each task ranked {method}, then the mean of task ranks; 95% CIs in brackets",
+        scores.challenge, scores.phase
     );
     println!();
     print!(
@@ -654,4 +684,10 @@ fn print_outcome(outcome: &RoundOutcome) {
         );
     }
     println!("Results in {}", outcome.out_dir.display());
+    if scores.selection == podium::challenge::split::CaseSelection::Public {
+        println!(
+            "The private split decides the final ranking: `podium leaderboard {} --final` reveals it",
+            outcome.out_dir.display()
+        );
+    }
 }

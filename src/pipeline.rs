@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::challenge::split::CaseSelection;
 use crate::challenge::{Challenge, PhasePaths};
 use crate::error::{Error, Result};
 use crate::ranking::analysis::RankingMethod;
@@ -54,7 +55,7 @@ pub fn run_and_score(
             runs: Some(&r.cases),
         })
         .collect();
-    let scores = scoring::score_round(challenge, phase, &inputs)?;
+    let scores = scoring::score_round(challenge, phase, &inputs, CaseSelection::Public)?;
     let receipt = Receipt::new(challenge, phase, started, Some(backend), submissions);
     finish(challenge, &options.out_dir, scores, &receipt)
 }
@@ -154,6 +155,40 @@ pub fn resume(
 /// metric or truth fix), without running anything.
 /// `ranking_method` overrides the challenge's declared method.
 pub fn rescore(run_dir: &Path, ranking_method: Option<RankingMethod>) -> Result<RoundOutcome> {
+    score_stored(run_dir, run_dir, CaseSelection::Public, ranking_method)
+}
+
+/// `podium leaderboard RUN_DIR --final`: the round scored and ranked on the private split of
+/// its phase, written to `RUN_DIR/final/`. Fails when the phase has no split, since the
+/// round's own leaderboard is then already final.
+pub fn final_leaderboard(
+    run_dir: &Path,
+    ranking_method: Option<RankingMethod>,
+) -> Result<RoundOutcome> {
+    let outcome = score_stored(
+        run_dir,
+        &run_dir.join("final"),
+        CaseSelection::Private,
+        ranking_method,
+    )?;
+    if outcome.scores.selection != CaseSelection::Private {
+        let _ = std::fs::remove_dir_all(run_dir.join("final"));
+        return Err(Error::msg(format!(
+            "phase {:?} has no private split (no public_fraction in challenge.toml, no splits.csv in its truth folder): the round's leaderboard is already final",
+            outcome.scores.phase
+        )));
+    }
+    Ok(outcome)
+}
+
+/// Scores the stored outputs of the round in `run_dir` on `selection` and writes the results
+/// to `out_dir`.
+fn score_stored(
+    run_dir: &Path,
+    out_dir: &Path,
+    selection: CaseSelection,
+    ranking_method: Option<RankingMethod>,
+) -> Result<RoundOutcome> {
     let plan = RoundPlan::read(run_dir)?;
     let (mut challenge, phase, submissions) = plan.load()?;
     if let Some(method) = ranking_method {
@@ -186,9 +221,9 @@ pub fn rescore(run_dir: &Path, ranking_method: Option<RankingMethod>) -> Result<
         })
         .collect();
     let started = now_unix();
-    let scores = scoring::score_round(&challenge, &phase, &inputs)?;
+    let scores = scoring::score_round(&challenge, &phase, &inputs, selection)?;
     let receipt = Receipt::new(&challenge, &phase, started, None, &submissions);
-    finish(&challenge, run_dir, scores, &receipt)
+    finish(&challenge, out_dir, scores, &receipt)
 }
 
 /// Why a checked submission would be rejected, one line per case in words a team can act on;
@@ -265,6 +300,9 @@ fn finish(
     let receipt_path = out_dir.join("run.json");
     let mut receipt = receipt.clone();
     receipt.finished_unix = now_unix();
+    receipt.selection = scores.selection;
+    receipt.cases_scored = scores.cases;
+    receipt.phase_cases = scores.phase_cases;
     let text = serde_json::to_string_pretty(&receipt).map_err(|e| Error::msg(e.to_string()))?;
     std::fs::write(&receipt_path, text).map_err(|e| Error::io("write", &receipt_path, e))?;
     files.push(receipt_path);
@@ -298,6 +336,10 @@ pub struct Receipt {
     pub scoring: crate::challenge::ScoringSettings,
     /// The ranking method (after any command-line override), weights, bootstrap and tests.
     pub ranking: crate::challenge::RankingSettings,
+    /// The cases scored: `all`, or the `public` or `private` split of the phase.
+    pub selection: CaseSelection,
+    pub cases_scored: usize,
+    pub phase_cases: usize,
     pub confidence_intervals: &'static str,
     pub submissions: Vec<ReceiptSubmission>,
     pub host: Host,
@@ -345,6 +387,9 @@ impl Receipt {
             limits_enforced: backend.map(|b| b.enforced_limits().to_vec()).unwrap_or_default(),
             scoring: challenge.scoring.clone(),
             ranking: challenge.ranking.clone(),
+            selection: CaseSelection::All,
+            cases_scored: 0,
+            phase_cases: 0,
             confidence_intervals: "95%: Wilson for sensitivity and specificity; otherwise percentile bootstrap over cases, stratified by truth class for classification, with [scoring] bootstrap_resamples and seed",
             submissions: submissions
                 .iter()

@@ -135,7 +135,13 @@ pub struct SubmissionInfo {
 pub struct RoundScores {
     pub challenge: String,
     pub phase: String,
+    /// Cases scored: the split's, or the phase's when it has none.
     pub cases: usize,
+    /// Cases of the phase.
+    pub phase_cases: usize,
+    /// `all` when the phase has no split; else `public` (a round's live leaderboard) or
+    /// `private` (`podium leaderboard --final`).
+    pub selection: crate::challenge::split::CaseSelection,
     pub bootstrap_resamples: usize,
     pub seed: u64,
     pub submissions: Vec<SubmissionInfo>,

@@ -277,3 +277,112 @@ fn baselines_are_shown_but_not_ranked_beside_team_submissions() {
         "{text}"
     );
 }
+
+/// Kaggle-style splits: a round's live leaderboard scores the public cases only, and
+/// `podium leaderboard --final` scores the others, so together they cover the phase once.
+#[test]
+fn the_live_leaderboard_shows_the_public_split_and_final_reveals_the_private_one() {
+    let (dir, challenge) = small_challenge(10);
+    let toml = challenge.root.join("challenge.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    assert_eq!(text.matches("visibility = \"hidden\"").count(), 1);
+    std::fs::write(
+        &toml,
+        text.replace(
+            "visibility = \"hidden\"",
+            "visibility = \"hidden\"\npublic_fraction = 0.3",
+        ),
+    )
+    .unwrap();
+    let challenge = podium::challenge::Challenge::load(&challenge.root).unwrap();
+    let subs = dir.path().join("subs");
+    binary_submission(
+        &subs,
+        "threshold-baseline",
+        &workspace_binary("threshold-baseline"),
+    );
+    let out = dir.path().join("out");
+    let options = RoundOptions {
+        jobs: 2,
+        out_dir: out.clone(),
+        resume: false,
+    };
+    let phase = challenge.phase_paths("test", None).unwrap();
+    let submissions = Submission::discover(&subs).unwrap();
+    let outcome = run_and_score(
+        &challenge,
+        &phase,
+        &submissions,
+        &ProcessBackend,
+        &options,
+        &mut |_| {},
+    )
+    .unwrap();
+    let all_cases = truth_rows(&challenge, "test").len();
+    assert_eq!(all_cases, 10);
+    assert_eq!(
+        (outcome.scores.cases, outcome.scores.phase_cases),
+        (3, 10),
+        "30% of 10 cases"
+    );
+    let case_ids = |file: &std::path::Path| -> std::collections::BTreeSet<String> {
+        read_csv(file)
+            .into_iter()
+            .map(|r| r["case_id"].clone())
+            .collect()
+    };
+    let public = case_ids(&out.join("scores.csv"));
+    assert_eq!(public.len(), 3);
+    assert_eq!(read_csv(&out.join("runs.csv")).len(), 10, "every case ran");
+    let receipt: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(
+        (
+            receipt["selection"].as_str(),
+            receipt["cases_scored"].as_u64()
+        ),
+        (Some("public"), Some(3))
+    );
+
+    let reveal = std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
+        .args(["leaderboard", "--final"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&reveal.stdout);
+    assert!(
+        reveal.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&reveal.stderr)
+    );
+    assert!(
+        said.contains("FINAL, private split: 7 of 10 cases"),
+        "{said}"
+    );
+    let private = case_ids(&out.join("final/scores.csv"));
+    assert_eq!(private.len(), 7);
+    assert!(public.is_disjoint(&private));
+    assert!(
+        out.join("final/leaderboard.csv").is_file()
+            && out.join("final/ranking/methods.csv").is_file()
+    );
+
+    // The same seed gives the same split; a splits.csv in the truth folder overrides it.
+    podium::pipeline::rescore(&out, None).unwrap();
+    assert_eq!(case_ids(&out.join("scores.csv")), public);
+    let chosen: Vec<String> = truth_rows(&challenge, "test")
+        .iter()
+        .take(4)
+        .map(|r| r.0.clone())
+        .collect();
+    let mut splits = String::from("case_id,split\n");
+    for (i, (case, ..)) in truth_rows(&challenge, "test").iter().enumerate() {
+        splits += &format!("{case},{}\n", if i < 4 { "public" } else { "private" });
+    }
+    std::fs::write(phase.truth.join("splits.csv"), splits).unwrap();
+    podium::pipeline::rescore(&out, None).unwrap();
+    assert_eq!(
+        case_ids(&out.join("scores.csv")),
+        chosen.into_iter().collect()
+    );
+}

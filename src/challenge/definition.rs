@@ -226,6 +226,14 @@ pub struct PhaseDef {
     pub visibility: Visibility,
     #[serde(default)]
     pub description: String,
+    /// Share of a hidden phase's cases on the live (public) leaderboard, Kaggle style; the
+    /// others form the private split, revealed by `podium leaderboard --final`. A
+    /// `splits.csv` (`case_id,split`) in the phase's truth folder assigns them by hand instead.
+    #[serde(default)]
+    pub public_fraction: Option<f64>,
+    /// Seed of the public/private assignment (default: `[scoring] seed`).
+    #[serde(default)]
+    pub split_seed: Option<u64>,
 }
 
 /// One `[[tasks]]` table as written. Which keys are required depends on `kind`; that check

@@ -6,6 +6,7 @@
 
 mod definition;
 pub mod metric;
+pub mod split;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -169,6 +170,20 @@ impl Challenge {
         }
         let mut seen = std::collections::BTreeSet::new();
         for phase in &def.phases {
+            if let Some(f) = phase.public_fraction {
+                if !(f > 0.0 && f < 1.0) {
+                    problems.push(at(format!(
+                        "phase {:?}: public_fraction = {f} must lie strictly between 0 and 1",
+                        phase.name
+                    )));
+                }
+                if phase.visibility == Visibility::Public {
+                    problems.push(at(format!(
+                        "phase {:?} is public: its truth is already with the teams, so a private split of it means nothing; remove public_fraction",
+                        phase.name
+                    )));
+                }
+            }
             if !crate::ids::is_safe_name(&phase.name) {
                 problems.push(at(format!(
                     "phase name {:?} must be letters, digits, '-', '_' or '.'",

@@ -150,3 +150,14 @@ fn ranking_settings_are_checked_against_the_tasks() {
     );
     assert_eq!(c.ranking.bootstrap_resamples, 1000);
 }
+
+#[test]
+fn a_split_needs_a_hidden_phase_and_a_fraction_between_0_and_1() {
+    let text = MINIMAL.replace(
+        "[[phases]]\nname = \"dev\"",
+        "[[phases]]\nname = \"dev\"\nvisibility = \"public\"\npublic_fraction = 1.5",
+    );
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(err.contains("public_fraction = 1.5 must lie strictly between 0 and 1"), "{err}");
+    assert!(err.contains("phase \"dev\" is public"), "{err}");
+}

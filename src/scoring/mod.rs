@@ -11,6 +11,7 @@ pub mod truth;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::challenge::split::{self, CaseSelection};
 use crate::challenge::{Challenge, PhasePaths};
 use crate::error::{Error, Result};
 use crate::results::{CaseStatus, Problem, RoundScores, SubmissionInfo};
@@ -31,16 +32,30 @@ pub struct ScoringInput<'a> {
 
 /// Scores every submission on the phase. Fails only when the phase itself (its case list or
 /// truth) cannot be read; problems with a submission's files are findings, not errors.
+///
+/// `selection` restricts scoring to a split of the phase (`CaseSelection::Public` is every case
+/// when the phase has no split); predictions of the other cases are neither scored nor flagged.
 pub fn score_round(
     challenge: &Challenge,
     phase: &PhasePaths,
     inputs: &[ScoringInput],
+    selection: CaseSelection,
 ) -> Result<RoundScores> {
-    let truth = Truth::read(challenge, phase)?;
+    let mut truth = Truth::read(challenge, phase)?;
+    let phase_cases = truth.cases.clone();
+    let public = split::public_cases(challenge, phase, &phase_cases)?;
+    truth.cases = split::select(&phase_cases, public.as_ref(), selection);
+    let in_split: std::collections::BTreeSet<&String> = truth.cases.iter().collect();
     let mut round = RoundScores {
         challenge: challenge.name.clone(),
         phase: phase.name.clone(),
         cases: truth.cases.len(),
+        phase_cases: phase_cases.len(),
+        selection: if public.is_some() {
+            selection
+        } else {
+            CaseSelection::All
+        },
         bootstrap_resamples: challenge.scoring.bootstrap_resamples,
         seed: challenge.scoring.seed,
         submissions: Vec::new(),
@@ -58,7 +73,7 @@ pub fn score_round(
         let mut problems = Vec::new();
         if let Some(runs) = input.runs {
             for (case_id, record) in runs {
-                if record.status.is_run_failure() {
+                if record.status.is_run_failure() && in_split.contains(case_id) {
                     problems.push(Problem {
                         submission: input.name.clone(),
                         case_id: case_id.clone(),
@@ -72,7 +87,7 @@ pub fn score_round(
         let predictions = Predictions::load(
             input.predictions_dir,
             challenge,
-            &truth.cases,
+            &phase_cases,
             &input.name,
             &mut problems,
         );
@@ -128,7 +143,7 @@ pub fn score_folder(
         predictions_dir,
         runs: None,
     };
-    let round = score_round(challenge, phase, &[input])?;
+    let round = score_round(challenge, phase, &[input], CaseSelection::All)?;
     let scored = round.case_scores.iter().any(|c| c.status == CaseStatus::Ok);
     if !scored {
         let reasons: Vec<String> = round
