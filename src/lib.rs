@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod ranking;
 pub mod report;
 pub mod results;
+pub mod rounds;
 pub mod runner;
 pub mod scoring;
 pub mod submission;

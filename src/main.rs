@@ -142,6 +142,12 @@ enum Command {
         /// Output folder (default: reports/<challenge>-<phase>-<UTC time>).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// The folder of this phase's rounds: the round goes into a new subfolder of it, and
+        /// the challenge's `[leaderboard] quota` is enforced against the earlier rounds there
+        /// (a team over quota is refused, with when its next slot opens). `podium leaderboard
+        /// DIR` then ranks every team's best, latest or final submission.
+        #[arg(long, value_name = "DIR", conflicts_with = "out")]
+        rounds: Option<PathBuf>,
         /// Finish an interrupted round: the cases recorded in <DIR>/runs.csv are kept, the
         /// others run, and everything is scored as if the round had never stopped.
         #[arg(long, value_name = "DIR", conflicts_with_all = ["challenge", "phase", "submissions", "truth", "out"])]
@@ -375,6 +381,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             verbose,
             backend,
             allow_unisolated,
+            rounds,
             resume: None,
         } => {
             let (Some(challenge), Some(phase), Some(submissions)) = (challenge, phase, submissions)
@@ -384,6 +391,10 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 ));
             };
             let submissions = Submission::discover(&submissions)?;
+            let (submissions, out) = match &rounds {
+                Some(dir) => admit(dir, &challenge, &phase, submissions)?,
+                None => (submissions, out),
+            };
             let round = RoundArgs {
                 jobs,
                 out,
@@ -398,6 +409,40 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             format,
             final_split,
         } => {
+            let is_rounds_folder = run_dir.is_dir()
+                && !run_dir.join("leaderboard.csv").exists()
+                && !run_dir.join("round.json").exists();
+            if is_rounds_folder {
+                let selection = if final_split {
+                    podium::challenge::split::CaseSelection::Private
+                } else {
+                    podium::challenge::split::CaseSelection::Public
+                };
+                let (outcome, entries) = podium::rounds::phase_leaderboard(
+                    &run_dir,
+                    selection,
+                    RANKING_METHOD.get().copied().flatten(),
+                )?;
+                if format == podium::report::leaderboard::Format::Table {
+                    println!(
+                        "Phase leaderboard of {} rounds' {} submissions: each team once (its final selection, else its best or latest as the challenge declares; entries.csv says which)",
+                        entries
+                            .iter()
+                            .map(|e| e.round.as_str())
+                            .collect::<std::collections::BTreeSet<_>>()
+                            .len(),
+                        entries.len(),
+                    );
+                    print_outcome(&outcome);
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let rows = podium::report::leaderboard::read(&outcome.out_dir)?;
+                print!(
+                    "{}",
+                    podium::report::leaderboard::render(&outcome.out_dir, &rows, format)?
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             let run_dir = if final_split {
                 let outcome =
                     pipeline::final_leaderboard(&run_dir, RANKING_METHOD.get().copied().flatten())?;
@@ -493,6 +538,44 @@ fn run_command(
     print_outcome(&outcome);
     warn(&selected.warning);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The submissions within their team's quota, and a new round folder in `rounds_dir`.
+fn admit(
+    rounds_dir: &Path,
+    challenge_dir: &Path,
+    phase: &str,
+    submissions: Vec<Submission>,
+) -> Result<(Vec<Submission>, Option<PathBuf>)> {
+    let challenge = load_challenge(challenge_dir)?;
+    challenge.phase(phase)?;
+    let now = pipeline::now_unix();
+    let mut admitted = Vec::new();
+    for submission in submissions {
+        match podium::rounds::quota_refusal(rounds_dir, &challenge, phase, &submission.team, now)? {
+            Some(reason) if !submission.baseline => eprintln!(
+                "{:>10} {}: {}",
+                "REFUSED",
+                podium::runner::events::clean(&submission.name),
+                podium::runner::events::clean(&reason)
+            ),
+            _ => admitted.push(submission),
+        }
+    }
+    if admitted.is_empty() {
+        return Err(Error::msg(
+            "every submission is over its team's quota; nothing to run",
+        ));
+    }
+    let stamp = pipeline::utc_stamp(now);
+    let base = format!("{}-{phase}-{stamp}", challenge.name);
+    let mut out = rounds_dir.join(&base);
+    let mut n = 2;
+    while out.exists() {
+        out = rounds_dir.join(format!("{base}-{n}"));
+        n += 1;
+    }
+    Ok((admitted, Some(out)))
 }
 
 fn default_jobs() -> usize {

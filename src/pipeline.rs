@@ -109,10 +109,16 @@ impl RoundPlan {
         serde_json::from_str(&text).map_err(|e| Error::msg(format!("{}: {e}", path.display())))
     }
 
-    /// The challenge, phase and submissions of the plan, loaded anew.
-    pub fn load(&self) -> Result<(Challenge, PhasePaths, Vec<Submission>)> {
+    /// The challenge and phase of the plan, loaded anew.
+    pub fn load_challenge(&self) -> Result<(Challenge, PhasePaths)> {
         let challenge = Challenge::load(&self.challenge_dir)?;
         let phase = challenge.phase_paths(&self.phase, Some(&self.truth_dir))?;
+        Ok((challenge, phase))
+    }
+
+    /// The challenge, phase and submissions of the plan, loaded anew.
+    pub fn load(&self) -> Result<(Challenge, PhasePaths, Vec<Submission>)> {
+        let (challenge, phase) = self.load_challenge()?;
         let submissions = self
             .submission_dirs
             .iter()
@@ -274,7 +280,7 @@ pub fn score_only(
     finish(challenge, out_dir, scores, &receipt)
 }
 
-fn finish(
+pub(crate) fn finish(
     challenge: &Challenge,
     out_dir: &Path,
     scores: RoundScores,
@@ -351,6 +357,9 @@ pub struct ReceiptSubmission {
     pub team: String,
     pub dir: PathBuf,
     pub run: String,
+    pub baseline: bool,
+    /// `final = true` in submission.toml: the team's final selection.
+    pub final_selection: bool,
     /// What the backend resolved, such as the image id a Docker submission ran (so a tag that
     /// moved between two rounds shows here).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -365,7 +374,7 @@ pub struct Host {
 }
 
 impl Receipt {
-    fn new(
+    pub(crate) fn new(
         challenge: &Challenge,
         phase: &PhasePaths,
         started: u64,
@@ -398,6 +407,8 @@ impl Receipt {
                     team: s.team.clone(),
                     dir: s.dir.clone(),
                     run: format!("{:?}", s.run),
+                    baseline: s.baseline,
+                    final_selection: s.final_selection,
                     resolved: backend.and_then(|b| b.submission_details(&s.name)),
                 })
                 .collect(),
@@ -410,7 +421,8 @@ impl Receipt {
     }
 }
 
-fn now_unix() -> u64 {
+/// Seconds since the Unix epoch, now.
+pub fn now_unix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

@@ -35,6 +35,10 @@ struct SubmissionFile {
     description: String,
     #[serde(default)]
     baseline: bool,
+    /// The team's final selection, Kaggle style: the phase leaderboard counts the team's
+    /// submissions marked final instead of its best or latest.
+    #[serde(default, rename = "final")]
+    final_selection: bool,
     run: RunSpec,
 }
 
@@ -85,6 +89,8 @@ pub struct Submission {
     pub name: String,
     pub description: String,
     pub baseline: bool,
+    /// `final = true`: the team's final selection (docs/ranking.md, "Rounds").
+    pub final_selection: bool,
     pub run: RunSpec,
 }
 
@@ -139,6 +145,7 @@ impl Submission {
             name: def.name,
             description: def.description,
             baseline: def.baseline,
+            final_selection: def.final_selection,
             run: def.run,
         })
     }

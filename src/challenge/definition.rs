@@ -18,6 +18,8 @@ pub(super) struct ChallengeFile {
     #[serde(default)]
     pub ranking: RankingSettings,
     #[serde(default)]
+    pub leaderboard: LeaderboardSettings,
+    #[serde(default)]
     pub phases: Vec<PhaseDef>,
     #[serde(default)]
     pub tasks: Vec<TaskFile>,
@@ -133,6 +135,38 @@ impl RankingSettings {
         }
         problems
     }
+}
+
+/// Which of a team's submissions count on a phase's leaderboard, and how many it may send.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeaderboardSettings {
+    /// `best` (the team's best-ranked submission) or `latest`; a team's submissions marked
+    /// `final = true` take precedence over both.
+    pub select: SubmissionChoice,
+    /// Submissions a team may have evaluated per `quota_period` on a phase; none when absent.
+    pub quota: Option<usize>,
+    pub quota_period: QuotaPeriod,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SubmissionChoice {
+    #[default]
+    Best,
+    Latest,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QuotaPeriod {
+    /// A UTC calendar day.
+    Day,
+    /// A week starting on Monday, 00:00 UTC.
+    Week,
+    /// The whole phase.
+    #[default]
+    Phase,
 }
 
 /// Resource limits of one submission. The same numbers apply on a team's laptop (`podium run`

@@ -12,7 +12,8 @@ pub mod validate;
 use std::path::{Path, PathBuf};
 
 pub use definition::{
-    Limits, MissingPolicy, PhaseDef, RankingSettings, ScoringSettings, Visibility,
+    LeaderboardSettings, Limits, MissingPolicy, PhaseDef, QuotaPeriod, RankingSettings,
+    ScoringSettings, SubmissionChoice, Visibility,
 };
 pub use metric::Metric;
 
@@ -97,6 +98,7 @@ pub struct Challenge {
     pub scoring: ScoringSettings,
     pub limits: Limits,
     pub ranking: RankingSettings,
+    pub leaderboard: LeaderboardSettings,
     pub phases: Vec<PhaseDef>,
     pub tasks: Vec<Task>,
 }
@@ -212,6 +214,11 @@ impl Challenge {
             }
         }
         problems.extend(def.ranking.check(&tasks).into_iter().map(&at));
+        if def.leaderboard.quota == Some(0) {
+            problems.push(at(
+                "[leaderboard] quota = 0 would refuse every submission; give at least 1, or remove it for no quota".into(),
+            ));
+        }
         if !problems.is_empty() {
             return Err(Error::List(problems));
         }
@@ -223,6 +230,7 @@ impl Challenge {
             scoring: def.scoring,
             limits: def.limits,
             ranking: def.ranking,
+            leaderboard: def.leaderboard,
             phases: def.phases,
             tasks,
         })

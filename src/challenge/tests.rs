@@ -158,6 +158,9 @@ fn a_split_needs_a_hidden_phase_and_a_fraction_between_0_and_1() {
         "[[phases]]\nname = \"dev\"\nvisibility = \"public\"\npublic_fraction = 1.5",
     );
     let err = parse(&text).unwrap_err().to_string();
-    assert!(err.contains("public_fraction = 1.5 must lie strictly between 0 and 1"), "{err}");
+    assert!(
+        err.contains("public_fraction = 1.5 must lie strictly between 0 and 1"),
+        "{err}"
+    );
     assert!(err.contains("phase \"dev\" is public"), "{err}");
 }

@@ -852,6 +852,7 @@ mod tests {
             name: "a".into(),
             description: String::new(),
             baseline: false,
+            final_selection: false,
             run: RunSpec::Docker {
                 image: Some("team/model:1".into()),
                 image_archive: None,
