@@ -296,6 +296,10 @@ pub(crate) fn finish(
     );
     let mut files = crate::report::csv_files::write_all(out_dir, &scores, &leaderboard)?;
     files.extend(crate::report::csv_files::write_ranking(out_dir, &analysis)?);
+    #[cfg(feature = "parquet")]
+    files.extend(crate::report::parquet::write_all(
+        out_dir, &scores, &analysis,
+    )?);
     let journal = out_dir.join("runs.csv");
     if journal.exists() {
         let runs = runner::events::RunsCsv::read(&journal)?;

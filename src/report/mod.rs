@@ -3,4 +3,6 @@
 
 pub mod csv_files;
 pub mod leaderboard;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 pub mod terminal;
