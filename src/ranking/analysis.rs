@@ -65,6 +65,10 @@ struct TaskView<'a> {
     /// For per-case metrics, each case's competition rank of every submission
     /// (`case_ranks[case][submission]`): they do not depend on the resample.
     case_ranks: Option<Vec<Vec<f64>>>,
+    /// For whole-set metrics without a paired test of their own, each submission's value on
+    /// each resample of the rank-stability bootstrap (`replicates[submission][resample]`),
+    /// for the paired bootstrap test.
+    replicates: Option<Vec<Vec<Option<f64>>>>,
 }
 
 impl TaskView<'_> {
@@ -104,9 +108,9 @@ impl TaskView<'_> {
     }
 
     /// Competition ranks of the submissions on the cases `idx` under `method`.
-    fn ranks(&self, method: RankingMethod, idx: &[usize], alpha: f64) -> Vec<usize> {
+    fn ranks(&self, method: RankingMethod, idx: &[usize], alpha: f64, full: bool) -> Vec<usize> {
         if method == RankingMethod::TestThenRank {
-            let tests = self.pairwise_tests(idx, alpha);
+            let tests = self.pairwise_tests(idx, alpha, full);
             let wins: Vec<Option<f64>> = (0..self.values.len())
                 .map(|s| {
                     Some(
@@ -124,9 +128,10 @@ impl TaskView<'_> {
     }
 
     /// One-sided tests of "a is better than b" for every ordered pair, Holm-corrected over
-    /// all of them. Whole-set metrics other than a binary AUC have no paired test here: their
-    /// pairs are left out (and test-then-rank then ranks them by their aggregate).
-    fn pairwise_tests(&self, idx: &[usize], alpha: f64) -> Vec<PairTest> {
+    /// all of them. Whole-set metrics other than a binary AUC are compared by the paired
+    /// bootstrap on all cases (`full`) only; inside the rank-stability bootstrap their pairs
+    /// are left out, since that would nest one bootstrap in another.
+    fn pairwise_tests(&self, idx: &[usize], alpha: f64, full: bool) -> Vec<PairTest> {
         let k = self.values.len();
         let mut tests = Vec::new();
         for a in 0..k {
@@ -134,7 +139,7 @@ impl TaskView<'_> {
                 if a == b {
                     continue;
                 }
-                if let Some((test, statistic, p)) = self.paired_test(a, b, idx) {
+                if let Some((test, statistic, p)) = self.paired_test(a, b, idx, full) {
                     tests.push(PairTest {
                         winner: a,
                         loser: b,
@@ -155,7 +160,13 @@ impl TaskView<'_> {
         tests
     }
 
-    fn paired_test(&self, a: usize, b: usize, idx: &[usize]) -> Option<(&'static str, f64, f64)> {
+    fn paired_test(
+        &self,
+        a: usize,
+        b: usize,
+        idx: &[usize],
+        full: bool,
+    ) -> Option<(&'static str, f64, f64)> {
         match (self.values[a]?, self.values[b]?) {
             (PrimaryValues::PerCase(va), PrimaryValues::PerCase(vb)) => {
                 // Pairs where both have a value; the sign makes "greater" mean "better".
@@ -166,6 +177,29 @@ impl TaskView<'_> {
                     .unzip();
                 let (w, p) = wilcoxon_greater(&x, &y)?;
                 Some(("wilcoxon", w, p))
+            }
+            (PrimaryValues::WholeSet(sa), PrimaryValues::WholeSet(sb))
+                if sa.binary_scores().is_none() || sb.binary_scores().is_none() =>
+            {
+                // The paired bootstrap: how often, over the resamples of all cases, a is not
+                // better than b; p = (1 + that count) / (1 + resamples).
+                let replicates = self.replicates.as_ref().filter(|_| full)?;
+                let sign = if self.higher_is_better { 1.0 } else { -1.0 };
+                let observed = (sa.on(idx)? - sb.on(idx)?) * sign;
+                let diffs: Vec<f64> = replicates[a]
+                    .iter()
+                    .zip(&replicates[b])
+                    .filter_map(|(x, y)| Some((x.as_ref()? - y.as_ref()?) * sign))
+                    .collect();
+                if diffs.is_empty() {
+                    return None;
+                }
+                let not_better = diffs.iter().filter(|d| **d <= 0.0).count();
+                Some((
+                    "bootstrap",
+                    observed,
+                    (1 + not_better) as f64 / (1 + diffs.len()) as f64,
+                ))
             }
             (PrimaryValues::WholeSet(sa), PrimaryValues::WholeSet(sb)) => {
                 let ((scores_a, truth), (scores_b, _)) = (sa.binary_scores()?, sb.binary_scores()?);
@@ -223,7 +257,9 @@ pub struct Significance {
     pub metric: String,
     pub submission: String,
     pub opponent: String,
-    /// `wilcoxon` (statistic W+) or `delong` (statistic z).
+    /// `wilcoxon` (statistic W+), `delong` (statistic z), or `bootstrap` for other
+    /// whole-set metrics (statistic: the observed difference, oriented so positive is
+    /// better).
     pub test: &'static str,
     pub statistic: f64,
     /// One-sided p-value of "submission is better than opponent".
@@ -355,6 +391,31 @@ pub fn analyze(
                         })
                         .collect()
                 });
+            let needs_replicates = settings.bootstrap_resamples > 0
+                && n_cases > 0
+                && values.iter().any(|v| {
+                    matches!(v, Some(PrimaryValues::WholeSet(s)) if s.binary_scores().is_none())
+                });
+            let replicates = needs_replicates.then(|| {
+                let per_resample: Vec<Vec<Option<f64>>> = (0..settings.bootstrap_resamples)
+                    .into_par_iter()
+                    .map(|r| {
+                        let idx = resample(settings.seed, r, n_cases);
+                        values
+                            .iter()
+                            .map(|v| match v {
+                                Some(PrimaryValues::WholeSet(s)) => {
+                                    s.on(&idx).filter(|x| x.is_finite())
+                                }
+                                _ => None,
+                            })
+                            .collect()
+                    })
+                    .collect();
+                (0..values.len())
+                    .map(|s| per_resample.iter().map(|r| r[s]).collect())
+                    .collect()
+            });
             TaskView {
                 name: task.name.clone(),
                 metric: task.primary.name().to_string(),
@@ -362,13 +423,18 @@ pub fn analyze(
                 weight: settings.weights.get(&task.name).copied().unwrap_or(1.0),
                 values,
                 case_ranks,
+                replicates,
             }
         })
         .collect();
     let all: Vec<usize> = (0..n_cases).collect();
     let alpha = settings.alpha;
     let ranking_of = |method: RankingMethod, idx: &[usize]| -> (Vec<Vec<usize>>, Vec<usize>) {
-        let per_task: Vec<Vec<usize>> = views.iter().map(|v| v.ranks(method, idx, alpha)).collect();
+        let full = idx.len() == n_cases && idx.iter().enumerate().all(|(i, &c)| i == c);
+        let per_task: Vec<Vec<usize>> = views
+            .iter()
+            .map(|v| v.ranks(method, idx, alpha, full))
+            .collect();
         (per_task.clone(), consensus(&per_task, &views))
     };
 
@@ -405,7 +471,7 @@ pub fn analyze(
     }
 
     for view in &views {
-        for t in view.pairwise_tests(&all, alpha) {
+        for t in view.pairwise_tests(&all, alpha, true) {
             analysis.significance.push(Significance {
                 task: view.name.clone(),
                 metric: view.metric.clone(),
@@ -426,11 +492,7 @@ pub fn analyze(
             .map_init(
                 || Vec::with_capacity(n_cases),
                 |idx: &mut Vec<usize>, r| {
-                    // Resample r depends only on (seed, r): the same for any thread count.
-                    let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
-                    rng.set_stream(r as u64);
-                    idx.clear();
-                    idx.extend((0..n_cases).map(|_| rng.random_range(0..n_cases)));
+                    *idx = resample(settings.seed, r, n_cases);
                     let (mut per_task, overall) = ranking_of(method, idx);
                     per_task.push(overall);
                     per_task
@@ -478,6 +540,14 @@ pub fn analyze(
         }
     }
     analysis
+}
+
+/// Resample `r` of the cases: it depends only on (seed, r), so the analysis is the same for
+/// any thread count.
+fn resample(seed: u64, r: usize, n_cases: usize) -> Vec<usize> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(r as u64);
+    (0..n_cases).map(|_| rng.random_range(0..n_cases)).collect()
 }
 
 /// The consensus: competition ranks of the weighted mean of the task ranks.

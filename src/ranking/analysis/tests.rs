@@ -261,3 +261,47 @@ fn weights_change_the_consensus() {
     assert_eq!(by("q = 3"), vec![1, 2]);
     assert_eq!(by("d = 3"), vec![2, 1]);
 }
+
+#[test]
+fn other_whole_set_metrics_get_a_paired_bootstrap_test() {
+    use crate::ranking::inputs::LocalStatistic;
+    let (_dir, c) = challenge("[ranking]\nbootstrap_resamples = 500\n");
+    let n = 40;
+    let truth: Vec<bool> = (0..n).map(|i| i % 2 == 0).collect();
+    let q = vec![vec![Some(1.0); n]; 3];
+    let mut inputs = inputs(&q, &vec![vec![Some(0.5); n]; 3], &truth).0;
+    // A whole-set statistic without a paired test of its own (the mean of per-case "hits",
+    // standing in for a kappa): a hits 90 % of cases, b 30 %, c exactly as b.
+    let hits = |rate: usize| -> Vec<f64> {
+        (0..n)
+            .map(|i| f64::from(u8::from(i * 10 % 100 < rate * 10)))
+            .collect()
+    };
+    for (name, rate) in [("a", 9), ("b", 3), ("c", 3)] {
+        let h = hits(rate);
+        let all: Vec<usize> = (0..n).collect();
+        let stat = LocalStatistic::new(&all, n, move |idx: &[usize]| {
+            (!idx.is_empty()).then(|| idx.iter().map(|&i| h[i]).sum::<f64>() / idx.len() as f64)
+        });
+        inputs.values.insert(
+            (name.into(), "d".into()),
+            PrimaryValues::WholeSet(Arc::new(stat)),
+        );
+    }
+    let names: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+    let a = analyze(&c, &inputs, &names, None);
+    let test = |x: &str, y: &str| {
+        a.significance
+            .iter()
+            .find(|s| s.task == "d" && s.submission == x && s.opponent == y)
+            .unwrap()
+            .clone()
+    };
+    let a_b = test("a", "b");
+    assert_eq!(a_b.test, "bootstrap");
+    assert!((a_b.statistic - 0.6).abs() < 1e-12, "{a_b:?}");
+    assert!(a_b.significant && a_b.p_value < 0.01, "{a_b:?}");
+    // Identical b and c: every resample ties, so neither is ever better (p = 1).
+    assert_eq!(test("b", "c").p_value, 1.0);
+    assert_eq!(ranks(&a, RankingMethod::TestThenRank, "d"), vec![1, 2, 2]);
+}
