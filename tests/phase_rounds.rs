@@ -58,11 +58,14 @@ fn a_phase_over_rounds_with_quotas_best_latest_and_final_selection() {
         "visibility = \"hidden\"",
         "visibility = \"hidden\"\npublic_fraction = 0.5",
     );
-    std::fs::write(
-        &toml,
-        format!("{text}\n[leaderboard]\nselect = \"best\"\nquota = 2\nquota_period = \"day\"\n"),
-    )
-    .unwrap();
+    // The template's [leaderboard] table, with a quota of 2 submissions per team and day.
+    let leaderboard = "[leaderboard]\nselect = \"best\"\nquota_period = \"day\"";
+    assert_eq!(text.matches(leaderboard).count(), 1);
+    let text = text.replace(
+        leaderboard,
+        "[leaderboard]\nselect = \"best\"\nquota = 2\nquota_period = \"day\"",
+    );
+    std::fs::write(&toml, text).unwrap();
     let rounds = dir.path().join("rounds");
     let s = |n: &str| dir.path().join(n);
 
