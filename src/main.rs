@@ -767,6 +767,10 @@ fn print_outcome(outcome: &RoundOutcome) {
         );
     }
     println!("Results in {}", outcome.out_dir.display());
+    println!(
+        "Report for the judges: {}",
+        outcome.out_dir.join("report.html").display()
+    );
     if scores.selection == podium::challenge::split::CaseSelection::Public {
         println!(
             "The private split decides the final ranking: `podium leaderboard {} --final` reveals it",

@@ -301,8 +301,9 @@ pub(crate) fn finish(
         out_dir, &scores, &analysis,
     )?);
     let journal = out_dir.join("runs.csv");
+    let mut runs = Vec::new();
     if journal.exists() {
-        let runs = runner::events::RunsCsv::read(&journal)?;
+        runs = runner::events::RunsCsv::read(&journal)?;
         files.extend(crate::report::csv_files::write_team_files(
             out_dir, &scores, &runs,
         )?);
@@ -316,6 +317,16 @@ pub(crate) fn finish(
     let text = serde_json::to_string_pretty(&receipt).map_err(|e| Error::msg(e.to_string()))?;
     std::fs::write(&receipt_path, text).map_err(|e| Error::io("write", &receipt_path, e))?;
     files.push(receipt_path);
+    let report_path = out_dir.join("report.html");
+    let report = crate::report::html::render(&crate::report::html::ReportInput {
+        scores: &scores,
+        leaderboard: &leaderboard,
+        analysis: &analysis,
+        receipt: &receipt,
+        runs: &runs,
+    });
+    std::fs::write(&report_path, report).map_err(|e| Error::io("write", &report_path, e))?;
+    files.push(report_path);
     Ok(RoundOutcome {
         out_dir: out_dir.to_path_buf(),
         scores,

@@ -386,3 +386,65 @@ fn the_live_leaderboard_shows_the_public_split_and_final_reveals_the_private_one
         chosen.into_iter().collect()
     );
 }
+
+/// The judges' report: one self-contained HTML file with every section, every team, hostile
+/// names escaped, and no reference to another file or host.
+#[test]
+fn the_report_is_self_contained_and_escapes_team_names() {
+    let (dir, challenge) = small_challenge(6);
+    let subs = dir.path().join("subs");
+    binary_submission(
+        &subs,
+        "threshold-baseline",
+        &workspace_binary("threshold-baseline"),
+    );
+    let team = binary_submission(&subs, "random-guess", &workspace_binary("random-guess"));
+    let toml = team.join("submission.toml");
+    let text = std::fs::read_to_string(&toml)
+        .unwrap()
+        .replace(
+            "team = \"examples\"",
+            "team = \"<script>alert(1)</script>\"",
+        )
+        .replace("baseline = true", "baseline = false");
+    std::fs::write(&toml, text).unwrap();
+    let out = dir.path().join("out");
+    let options = RoundOptions {
+        jobs: 2,
+        out_dir: out.clone(),
+        resume: false,
+    };
+    let phase = challenge.phase_paths("test", None).unwrap();
+    let submissions = Submission::discover(&subs).unwrap();
+    run_and_score(
+        &challenge,
+        &phase,
+        &submissions,
+        &ProcessBackend,
+        &options,
+        &mut |_| {},
+    )
+    .unwrap();
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for section in ["summary", "leaderboard", "ranking", "runs", "receipt"] {
+        assert!(
+            html.contains(&format!("<h2 id=\"{section}\">")),
+            "{section}"
+        );
+    }
+    assert!(html.contains("threshold-baseline") && html.contains("random-guess"));
+    assert!(
+        !html.contains("<script>alert(1)</script>"),
+        "the team name is escaped"
+    );
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert_eq!(
+        html.matches("<script>").count(),
+        1,
+        "only podium's own sorting script"
+    );
+    for external in ["src=", "href=", "url(", "@import", "http://", "https://"] {
+        assert!(!html.contains(external), "external reference {external:?}");
+    }
+    assert!(html.len() < 2_000_000);
+}

@@ -2,6 +2,7 @@
 //! the leaderboard) in its own format.
 
 pub mod csv_files;
+pub mod html;
 pub mod leaderboard;
 #[cfg(feature = "parquet")]
 pub mod parquet;
