@@ -45,7 +45,7 @@ pub struct ReportInput<'a> {
 const STYLE: &str = "
 body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#1b1f24}
 h1{font-size:1.6rem;margin-bottom:.2rem}h2{margin-top:2.2rem;border-bottom:2px solid #d0d7de;padding-bottom:.2rem}
-table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}th,td{border:1px solid #d0d7de;padding:.25rem .55rem;text-align:left;vertical-align:top}
+.scroll{overflow-x:auto}table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}th,td{border:1px solid #d0d7de;padding:.25rem .55rem;text-align:left;vertical-align:top}
 th{background:#f3f5f7;cursor:pointer;user-select:none}td.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.baseline td{color:#57606a;font-style:italic}.muted{color:#57606a}.warn{color:#9a6700;font-weight:600}
 ul.caveats li{margin:.2rem 0}code{background:#f3f5f7;padding:0 .2rem}
@@ -75,7 +75,7 @@ pub fn render(input: &ReportInput) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>podium report: {title}</title><style>{STYLE}</style></head><body>\n\
-         <h1>{title}</h1><p class=\"muted\">podium {} · {} cases scored · generated {}</p>\n",
+         <h1>{title}</h1><p class=\"muted\">podium {} · {} cases scored · round started {} UTC</p>\n",
         escape(input.receipt.podium_version),
         s.cases,
         escape(&input.receipt.started_utc),
@@ -86,7 +86,9 @@ pub fn render(input: &ReportInput) -> String {
     runs(&mut html, input);
     receipt(&mut html, input);
     let _ = writeln!(html, "<script>{SCRIPT}</script></body></html>");
-    html
+    // Wide tables scroll on their own instead of widening the page.
+    html.replace("<table", "<div class=\"scroll\"><table")
+        .replace("</table>", "</table></div>")
 }
 
 fn summary(html: &mut String, input: &ReportInput) {
