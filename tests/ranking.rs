@@ -447,4 +447,6 @@ fn the_report_is_self_contained_and_escapes_team_names() {
         assert!(!html.contains(external), "external reference {external:?}");
     }
     assert!(html.len() < 2_000_000);
+    // ROC overlays (detection; differential one-vs-rest for 3 classes) and the blob plot.
+    assert_eq!(html.matches("<svg").count(), 5);
 }

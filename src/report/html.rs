@@ -48,7 +48,7 @@ h1{font-size:1.6rem;margin-bottom:.2rem}h2{margin-top:2.2rem;border-bottom:2px s
 .scroll{overflow-x:auto}table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}th,td{border:1px solid #d0d7de;padding:.25rem .55rem;text-align:left;vertical-align:top}
 th{background:#f3f5f7;cursor:pointer;user-select:none}td.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.baseline td{color:#57606a;font-style:italic}.muted{color:#57606a}.warn{color:#9a6700;font-weight:600}
-ul.caveats li{margin:.2rem 0}code{background:#f3f5f7;padding:0 .2rem}
+ul.caveats li{margin:.2rem 0}figure.plot{display:inline-block;margin:.5rem 1rem .5rem 0}figcaption{font-size:.85rem;color:#57606a;max-width:36rem}code{background:#f3f5f7;padding:0 .2rem}
 @media print{th{cursor:auto}body{margin:0;max-width:none}h2{break-after:avoid}table{break-inside:auto}}
 ";
 
@@ -82,6 +82,7 @@ pub fn render(input: &ReportInput) -> String {
     );
     summary(&mut html, input);
     leaderboard(&mut html, input);
+    per_task(&mut html, input);
     ranking(&mut html, input);
     runs(&mut html, input);
     receipt(&mut html, input);
@@ -188,9 +189,40 @@ fn leaderboard(html: &mut String, input: &ReportInput) {
     html.push_str("</tbody></table>\n");
 }
 
+/// ROC curves of every submission, overlaid, per task and class.
+fn per_task(html: &mut String, input: &ReportInput) {
+    html.push_str("<h2 id=\"tasks\">Per task</h2>\n");
+    let mut groups: BTreeMap<(&str, &str), BTreeMap<&str, Vec<&crate::results::CurvePoint>>> =
+        BTreeMap::new();
+    for p in &input.scores.curves {
+        groups
+            .entry((p.task.as_str(), p.class.as_str()))
+            .or_default()
+            .entry(p.submission.as_str())
+            .or_default()
+            .push(p);
+    }
+    for ((task, class), by_submission) in groups {
+        let curves: Vec<(String, Vec<&crate::results::CurvePoint>)> = by_submission
+            .into_iter()
+            .map(|(s, points)| (s.to_string(), points))
+            .collect();
+        let title = format!("{task}: ROC, {class} vs rest");
+        if let Some(svg) = super::plots::roc_svg(&title, &curves) {
+            let _ = write!(html, "<figure class=\"plot\">{svg}</figure>\n");
+        }
+    }
+}
+
 fn ranking(html: &mut String, input: &ReportInput) {
     let a = input.analysis;
     html.push_str("<h2 id=\"ranking\">Ranking analysis</h2>\n");
+    if let Some(svg) = super::plots::blob_svg(a, CONSENSUS) {
+        let _ = write!(
+            html,
+            "<figure class=\"plot\">{svg}<figcaption>Each disc's area is the share of bootstrap resamples giving that rank; the cross is the rank on all cases.</figcaption></figure>\n"
+        );
+    }
     // Ranks under each method, side by side.
     html.push_str("<h3>Consensus rank under each method</h3><table class=\"sortable\"><thead><tr><th>submission</th>");
     for m in RankingMethod::ALL {

@@ -6,4 +6,5 @@ pub mod html;
 pub mod leaderboard;
 #[cfg(feature = "parquet")]
 pub mod parquet;
+pub mod plots;
 pub mod terminal;
