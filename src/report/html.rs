@@ -209,7 +209,7 @@ fn per_task(html: &mut String, input: &ReportInput) {
             .collect();
         let title = format!("{task}: ROC, {class} vs rest");
         if let Some(svg) = super::plots::roc_svg(&title, &curves) {
-            let _ = write!(html, "<figure class=\"plot\">{svg}</figure>\n");
+            let _ = writeln!(html, "<figure class=\"plot\">{svg}</figure>");
         }
     }
 }
@@ -218,9 +218,9 @@ fn ranking(html: &mut String, input: &ReportInput) {
     let a = input.analysis;
     html.push_str("<h2 id=\"ranking\">Ranking analysis</h2>\n");
     if let Some(svg) = super::plots::blob_svg(a, CONSENSUS) {
-        let _ = write!(
+        let _ = writeln!(
             html,
-            "<figure class=\"plot\">{svg}<figcaption>Each disc's area is the share of bootstrap resamples giving that rank; the cross is the rank on all cases.</figcaption></figure>\n"
+            "<figure class=\"plot\">{svg}<figcaption>Each disc's area is the share of bootstrap resamples giving that rank; the cross is the rank on all cases.</figcaption></figure>"
         );
     }
     // Ranks under each method, side by side.
