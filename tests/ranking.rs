@@ -426,7 +426,14 @@ fn the_report_is_self_contained_and_escapes_team_names() {
     )
     .unwrap();
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    for section in ["summary", "leaderboard", "ranking", "runs", "receipt"] {
+    for section in [
+        "summary",
+        "leaderboard",
+        "tasks",
+        "ranking",
+        "runs",
+        "receipt",
+    ] {
         assert!(
             html.contains(&format!("<h2 id=\"{section}\">")),
             "{section}"
@@ -449,4 +456,8 @@ fn the_report_is_self_contained_and_escapes_team_names() {
     assert!(html.len() < 2_000_000);
     // ROC overlays (detection; differential one-vs-rest for 3 classes) and the blob plot.
     assert_eq!(html.matches("<svg").count(), 5);
+    // A confusion matrix per submission for detection, differential and staging.
+    assert_eq!(html.matches("class=\"confusion\"").count(), 3 * 2);
+    assert!(html.contains("Worst cases by dice (higher is better)"));
+    assert!(html.contains("Worst cases by abs_error (lower is better)"));
 }

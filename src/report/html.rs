@@ -48,7 +48,7 @@ h1{font-size:1.6rem;margin-bottom:.2rem}h2{margin-top:2.2rem;border-bottom:2px s
 .scroll{overflow-x:auto}table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}th,td{border:1px solid #d0d7de;padding:.25rem .55rem;text-align:left;vertical-align:top}
 th{background:#f3f5f7;cursor:pointer;user-select:none}td.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.baseline td{color:#57606a;font-style:italic}.muted{color:#57606a}.warn{color:#9a6700;font-weight:600}
-ul.caveats li{margin:.2rem 0}figure.plot{display:inline-block;margin:.5rem 1rem .5rem 0}figcaption{font-size:.85rem;color:#57606a;max-width:36rem}code{background:#f3f5f7;padding:0 .2rem}
+ul.caveats li{margin:.2rem 0}table.confusion{display:inline-table;margin-right:1rem}td.diag{background:#e6f4ea}caption{text-align:left;font-size:.85rem;color:#57606a}figure.plot{display:inline-block;margin:.5rem 1rem .5rem 0}figcaption{font-size:.85rem;color:#57606a;max-width:36rem}code{background:#f3f5f7;padding:0 .2rem}
 @media print{th{cursor:auto}body{margin:0;max-width:none}h2{break-after:avoid}table{break-inside:auto}}
 ";
 
@@ -189,29 +189,177 @@ fn leaderboard(html: &mut String, input: &ReportInput) {
     html.push_str("</tbody></table>\n");
 }
 
-/// ROC curves of every submission, overlaid, per task and class.
+/// Per task: every aggregate with its CI, the ROC overlays, the confusion matrices and the
+/// worst cases of each submission.
 fn per_task(html: &mut String, input: &ReportInput) {
+    let s = input.scores;
     html.push_str("<h2 id=\"tasks\">Per task</h2>\n");
-    let mut groups: BTreeMap<(&str, &str), BTreeMap<&str, Vec<&crate::results::CurvePoint>>> =
-        BTreeMap::new();
-    for p in &input.scores.curves {
-        groups
-            .entry((p.task.as_str(), p.class.as_str()))
-            .or_default()
-            .entry(p.submission.as_str())
-            .or_default()
-            .push(p);
-    }
-    for ((task, class), by_submission) in groups {
-        let curves: Vec<(String, Vec<&crate::results::CurvePoint>)> = by_submission
-            .into_iter()
-            .map(|(s, points)| (s.to_string(), points))
-            .collect();
-        let title = format!("{task}: ROC, {class} vs rest");
-        if let Some(svg) = super::plots::roc_svg(&title, &curves) {
-            let _ = writeln!(html, "<figure class=\"plot\">{svg}</figure>");
+    let mut tasks: Vec<&str> = Vec::new();
+    for a in &s.aggregates {
+        if !tasks.contains(&a.task.as_str()) {
+            tasks.push(&a.task);
         }
     }
+    for task in tasks {
+        let _ = writeln!(html, "<h3>{}</h3>", escape(task));
+        task_metrics(html, s, task);
+        let mut curves: BTreeMap<&str, BTreeMap<&str, Vec<&crate::results::CurvePoint>>> =
+            BTreeMap::new();
+        for p in s.curves.iter().filter(|p| p.task == task) {
+            curves
+                .entry(p.class.as_str())
+                .or_default()
+                .entry(p.submission.as_str())
+                .or_default()
+                .push(p);
+        }
+        for (class, by_submission) in curves {
+            let curves: Vec<(String, Vec<&crate::results::CurvePoint>)> = by_submission
+                .into_iter()
+                .map(|(s, points)| (s.to_string(), points))
+                .collect();
+            let title = format!("{task}: ROC, {class} vs rest");
+            if let Some(svg) = super::plots::roc_svg(&title, &curves) {
+                let _ = writeln!(html, "<figure class=\"plot\">{svg}</figure>");
+            }
+        }
+        confusion(html, s, task);
+        worst_cases(html, s, task);
+    }
+}
+
+/// Every aggregate of the task: one row per submission, one column per metric.
+fn task_metrics(html: &mut String, s: &RoundScores, task: &str) {
+    let mut metrics: Vec<&str> = Vec::new();
+    let mut rows: BTreeMap<&str, BTreeMap<&str, String>> = BTreeMap::new();
+    for a in s.aggregates.iter().filter(|a| a.task == task) {
+        if !metrics.contains(&a.metric.as_str()) {
+            metrics.push(&a.metric);
+        }
+        let ci = match (a.ci_lower, a.ci_upper) {
+            (Some(lo), Some(hi)) => format!(" [{lo:.3}, {hi:.3}]"),
+            _ => String::new(),
+        };
+        rows.entry(&a.submission)
+            .or_default()
+            .insert(&a.metric, format!("{}{ci}", number(a.value, 3)));
+    }
+    html.push_str("<table class=\"sortable\"><thead><tr><th>submission</th>");
+    for m in &metrics {
+        let _ = write!(html, "<th>{}</th>", escape(m));
+    }
+    html.push_str("</tr></thead><tbody>");
+    for (submission, values) in rows {
+        let _ = write!(html, "<tr><td>{}</td>", escape(submission));
+        for m in &metrics {
+            let _ = write!(
+                html,
+                "<td class=\"n\">{}</td>",
+                values.get(m).map_or("", |v| v.as_str())
+            );
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</tbody></table>\n");
+}
+
+/// A confusion matrix per submission (rows: truth, columns: prediction).
+fn confusion(html: &mut String, s: &RoundScores, task: &str) {
+    let mut by_submission: BTreeMap<&str, Vec<&crate::results::ConfusionCell>> = BTreeMap::new();
+    for c in s.confusion.iter().filter(|c| c.task == task) {
+        by_submission.entry(&c.submission).or_default().push(c);
+    }
+    for (submission, cells) in by_submission {
+        let mut labels: Vec<&str> = Vec::new();
+        for c in &cells {
+            if !labels.contains(&c.truth.as_str()) {
+                labels.push(&c.truth);
+            }
+        }
+        let _ = write!(
+            html,
+            "<table class=\"confusion\"><caption>{}: confusion matrix (rows truth, columns prediction)</caption><tr><th></th>",
+            escape(submission)
+        );
+        for l in &labels {
+            let _ = write!(html, "<th>{}</th>", escape(l));
+        }
+        html.push_str("</tr>");
+        for t in &labels {
+            let _ = write!(html, "<tr><th>{}</th>", escape(t));
+            for p in &labels {
+                let count = cells
+                    .iter()
+                    .find(|c| c.truth == *t && c.predicted == *p)
+                    .map_or(0, |c| c.count);
+                let class = if t == p {
+                    " class=\"n diag\""
+                } else {
+                    " class=\"n\""
+                };
+                let _ = write!(html, "<td{class}>{count}</td>");
+            }
+            html.push_str("</tr>");
+        }
+        html.push_str("</table>\n");
+    }
+}
+
+/// The five worst cases of each submission on the task's first per-case metric, where the
+/// task has one beyond right/wrong.
+fn worst_cases(html: &mut String, s: &RoundScores, task: &str) {
+    let Some(metric) = s
+        .case_scores
+        .iter()
+        .find(|c| c.task == task && c.metric != "correct")
+        .map(|c| c.metric.as_str())
+    else {
+        return;
+    };
+    let lower_is_better = ["abs_error", "hd95", "assd", "volume_error_ml"]
+        .iter()
+        .any(|m| metric.starts_with(m));
+    let mut by_submission: BTreeMap<&str, Vec<(&str, f64)>> = BTreeMap::new();
+    for c in s
+        .case_scores
+        .iter()
+        .filter(|c| c.task == task && c.metric == metric)
+    {
+        if let Some(v) = c.value {
+            by_submission
+                .entry(&c.submission)
+                .or_default()
+                .push((&c.case_id, v));
+        }
+    }
+    let _ = write!(
+        html,
+        "<table><caption>Worst cases by {} ({} is better)</caption><tr><th>submission</th><th>cases (value)</th></tr>",
+        escape(metric),
+        if lower_is_better { "lower" } else { "higher" }
+    );
+    for (submission, mut cases) in by_submission {
+        cases.sort_by(|a, b| {
+            let order = a.1.total_cmp(&b.1);
+            if lower_is_better {
+                order.reverse()
+            } else {
+                order
+            }
+        });
+        let worst: Vec<String> = cases
+            .iter()
+            .take(5)
+            .map(|(case, v)| format!("{} ({v:.3})", escape(case)))
+            .collect();
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td></tr>",
+            escape(submission),
+            worst.join(", ")
+        );
+    }
+    html.push_str("</table>\n");
 }
 
 fn ranking(html: &mut String, input: &ReportInput) {
