@@ -290,11 +290,7 @@ fn the_baseline_image_scores_exactly_as_the_native_binary() {
         &workspace_binary("threshold-baseline"),
     );
     // Both as team submissions, so both are ranked (a baseline beside teams is not).
-    let toml = native.join("submission.toml");
-    let text = std::fs::read_to_string(&toml)
-        .unwrap()
-        .replace("baseline = true", "baseline = false");
-    std::fs::write(&toml, text).unwrap();
+    make_team_submission(&native);
     let image = tag("baseline");
     build_baseline_image(&image);
     docker_submission(

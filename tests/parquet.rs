@@ -5,9 +5,6 @@
 mod common;
 
 use common::*;
-use podium::pipeline::run_and_score;
-use podium::runner::{process::ProcessBackend, RoundOptions};
-use podium::submission::Submission;
 use polars::prelude::*;
 
 #[test]
@@ -21,22 +18,7 @@ fn the_parquet_tables_hold_the_csv_rows() {
     );
     binary_submission(&subs, "random-guess", &workspace_binary("random-guess"));
     let out = dir.path().join("out");
-    let options = RoundOptions {
-        jobs: 2,
-        out_dir: out.clone(),
-        resume: false,
-    };
-    let phase = challenge.phase_paths("test", None).unwrap();
-    let submissions = Submission::discover(&subs).unwrap();
-    run_and_score(
-        &challenge,
-        &phase,
-        &submissions,
-        &ProcessBackend,
-        &options,
-        &mut |_| {},
-    )
-    .unwrap();
+    process_round(&challenge, &subs, &out);
     for table in [
         "scores",
         "metrics",

@@ -54,9 +54,6 @@ fn wilcoxon_and_holm_match_scipy_and_statsmodels() {
 mod common;
 
 use common::*;
-use podium::pipeline::run_and_score;
-use podium::runner::{process::ProcessBackend, RoundOptions};
-use podium::submission::Submission;
 
 /// A real round writes the analysis, its leaderboard follows the declared method, and
 /// `--ranking-method` re-ranks a finished round without running anything.
@@ -71,22 +68,7 @@ fn a_round_writes_its_ranking_analysis_and_the_method_can_be_overridden() {
     );
     binary_submission(&subs, "random-guess", &workspace_binary("random-guess"));
     let out = dir.path().join("out");
-    let options = RoundOptions {
-        jobs: 2,
-        out_dir: out.clone(),
-        resume: false,
-    };
-    let phase = challenge.phase_paths("test", None).unwrap();
-    let submissions = Submission::discover(&subs).unwrap();
-    let outcome = run_and_score(
-        &challenge,
-        &phase,
-        &submissions,
-        &ProcessBackend,
-        &options,
-        &mut |_| {},
-    )
-    .unwrap();
+    let outcome = process_round(&challenge, &subs, &out);
     for file in [
         "methods",
         "significance",
@@ -219,28 +201,9 @@ fn baselines_are_shown_but_not_ranked_beside_team_submissions() {
         &workspace_binary("threshold-baseline"),
     );
     let team = binary_submission(&subs, "random-guess", &workspace_binary("random-guess"));
-    let toml = team.join("submission.toml");
-    let text = std::fs::read_to_string(&toml)
-        .unwrap()
-        .replace("baseline = true", "baseline = false");
-    std::fs::write(&toml, text).unwrap();
+    make_team_submission(&team);
     let out = dir.path().join("out");
-    let options = RoundOptions {
-        jobs: 2,
-        out_dir: out.clone(),
-        resume: false,
-    };
-    let phase = challenge.phase_paths("test", None).unwrap();
-    let submissions = Submission::discover(&subs).unwrap();
-    let outcome = run_and_score(
-        &challenge,
-        &phase,
-        &submissions,
-        &ProcessBackend,
-        &options,
-        &mut |_| {},
-    )
-    .unwrap();
+    let outcome = process_round(&challenge, &subs, &out);
     let board = &outcome.leaderboard;
     assert_eq!(
         (board[0].submission.as_str(), board[0].rank),
@@ -302,22 +265,7 @@ fn the_live_leaderboard_shows_the_public_split_and_final_reveals_the_private_one
         &workspace_binary("threshold-baseline"),
     );
     let out = dir.path().join("out");
-    let options = RoundOptions {
-        jobs: 2,
-        out_dir: out.clone(),
-        resume: false,
-    };
-    let phase = challenge.phase_paths("test", None).unwrap();
-    let submissions = Submission::discover(&subs).unwrap();
-    let outcome = run_and_score(
-        &challenge,
-        &phase,
-        &submissions,
-        &ProcessBackend,
-        &options,
-        &mut |_| {},
-    )
-    .unwrap();
+    let outcome = process_round(&challenge, &subs, &out);
     let all_cases = truth_rows(&challenge, "test").len();
     assert_eq!(all_cases, 10);
     assert_eq!(
@@ -379,7 +327,15 @@ fn the_live_leaderboard_shows_the_public_split_and_final_reveals_the_private_one
     for (i, (case, ..)) in truth_rows(&challenge, "test").iter().enumerate() {
         splits += &format!("{case},{}\n", if i < 4 { "public" } else { "private" });
     }
-    std::fs::write(phase.truth.join("splits.csv"), splits).unwrap();
+    std::fs::write(
+        challenge
+            .phase_paths("test", None)
+            .unwrap()
+            .truth
+            .join("splits.csv"),
+        splits,
+    )
+    .unwrap();
     podium::pipeline::rescore(&out, None).unwrap();
     assert_eq!(
         case_ids(&out.join("scores.csv")),
@@ -409,22 +365,7 @@ fn the_report_is_self_contained_and_escapes_team_names() {
         .replace("baseline = true", "baseline = false");
     std::fs::write(&toml, text).unwrap();
     let out = dir.path().join("out");
-    let options = RoundOptions {
-        jobs: 2,
-        out_dir: out.clone(),
-        resume: false,
-    };
-    let phase = challenge.phase_paths("test", None).unwrap();
-    let submissions = Submission::discover(&subs).unwrap();
-    run_and_score(
-        &challenge,
-        &phase,
-        &submissions,
-        &ProcessBackend,
-        &options,
-        &mut |_| {},
-    )
-    .unwrap();
+    process_round(&challenge, &subs, &out);
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     for section in [
         "summary",

@@ -450,17 +450,7 @@ impl DockerBackend {
     }
 
     async fn remove(&self, id: &str) {
-        let _ = self
-            .docker
-            .remove_container(
-                id,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    v: true,
-                    link: false,
-                }),
-            )
-            .await;
+        let _ = self.docker.remove_container(id, Some(force_remove())).await;
     }
 }
 
@@ -661,6 +651,15 @@ fn container_config(
     }
 }
 
+/// Removes a container even if it runs, with its anonymous volumes.
+fn force_remove() -> RemoveContainerOptions {
+    RemoveContainerOptions {
+        force: true,
+        v: true,
+        link: false,
+    }
+}
+
 /// Removes every container of the round; returns how many there were.
 async fn remove_round_containers(docker: &Docker, run_id: &str) -> Result<usize, String> {
     if run_id.is_empty() {
@@ -681,14 +680,7 @@ async fn remove_round_containers(docker: &Docker, run_id: &str) -> Result<usize,
     for container in containers {
         let Some(id) = container.id else { continue };
         docker
-            .remove_container(
-                &id,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    v: true,
-                    link: false,
-                }),
-            )
+            .remove_container(&id, Some(force_remove()))
             .await
             .map_err(|e| format!("cannot remove container {id}: {e}"))?;
         removed += 1;

@@ -147,3 +147,38 @@ pub fn metric(
         .aggregate(submission, task, metric)
         .and_then(|a| a.value)
 }
+
+/// Runs every submission of `subs` on the test phase as plain processes (2 jobs), writing the
+/// round into `out`.
+pub fn process_round(
+    challenge: &Challenge,
+    subs: &Path,
+    out: &Path,
+) -> podium::pipeline::RoundOutcome {
+    let options = podium::runner::RoundOptions {
+        jobs: 2,
+        out_dir: out.to_path_buf(),
+        resume: false,
+    };
+    let phase = challenge.phase_paths("test", None).unwrap();
+    let submissions = podium::submission::Submission::discover(subs).unwrap();
+    podium::pipeline::run_and_score(
+        challenge,
+        &phase,
+        &submissions,
+        &podium::runner::process::ProcessBackend,
+        &options,
+        &mut |_| {},
+    )
+    .unwrap()
+}
+
+/// Turns a submission written by [`binary_submission`] into a team submission (not a
+/// baseline), so that it is ranked beside baselines.
+pub fn make_team_submission(dir: &Path) {
+    let toml = dir.join("submission.toml");
+    let text = std::fs::read_to_string(&toml)
+        .unwrap()
+        .replace("baseline = true", "baseline = false");
+    std::fs::write(&toml, text).unwrap();
+}
