@@ -171,14 +171,29 @@ enum Command {
         #[arg(value_name = "RUN_DIR")]
         run_dir: PathBuf,
     },
-    /// For teams: run your submission on the public phase with the challenge's limits and say
-    /// what would get it rejected.
+    /// Write a finished round's report again: report.html, report.md and, with --plots, every
+    /// chart as SVG and PNG.
     ///
-    /// Runs exactly as `podium run` does on the organizers' server (same limits, same
-    /// environment), validates the outputs, scores them, and lists every problem case by case.
-    /// A Docker submission (`kind = "docker"`, with `image` or `image_archive`) is loaded and
-    /// run in containers exactly as on the server. Exits with status 1 when the submission
-    /// would be rejected.
+    /// Reads RUN_DIR/report-data.json, runs.csv and logs/ (as `run`, `score`, `check` and
+    /// `rescore` leave them); it needs neither the challenge nor the truth, so a judge can
+    /// redraw the report from the folder alone. The file is self-contained: inline CSS and SVG,
+    /// a few lines of JavaScript to sort tables, no request to any file or host.
+    Report {
+        /// The folder of a finished round.
+        #[arg(value_name = "RUN_DIR")]
+        run_dir: PathBuf,
+        /// Where to write the HTML file; report.md goes beside it.
+        #[arg(long, value_name = "FILE", default_value = "RUN_DIR/report.html")]
+        out: PathBuf,
+        /// Also write every chart into DIR as <name>.svg and <name>.png (for slides).
+        #[arg(long, value_name = "DIR")]
+        plots: Option<PathBuf>,
+        /// `organizer`: messages with the program's last stderr lines and log excerpts of failed
+        /// cases. `team`: on a hidden phase, podium's team-safe messages only and no per-case
+        /// value (worst cases, per-case charts), since those would reveal the hidden truth.
+        #[arg(long, value_enum, default_value_t = podium::report::View::Organizer)]
+        view: podium::report::View,
+    },
     /// Print or export a finished round's leaderboard (nothing is recomputed).
     ///
     /// Reads RUN_DIR/leaderboard.csv, as `podium run`, `score` or `rescore` wrote it with the
@@ -195,6 +210,14 @@ enum Command {
         #[arg(long = "final")]
         final_split: bool,
     },
+    /// For teams: run your submission on the public phase with the challenge's limits and say
+    /// what would get it rejected.
+    ///
+    /// Runs exactly as `podium run` does on the organizers' server (same limits, same
+    /// environment), validates the outputs, scores them, and lists every problem case by case.
+    /// A Docker submission (`kind = "docker"`, with `image` or `image_archive`) is loaded and
+    /// run in containers exactly as on the server. Exits with status 1 when the submission
+    /// would be rejected.
     Check {
         /// Your submission folder (holding submission.toml).
         #[arg(value_name = "SUBMISSION_DIR")]
@@ -271,6 +294,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 .join("demo-data")
                 .join(format!("covid19-ct-{}-{cases}-{seed}", size_name(size)));
             let stamp = GenerationStamp::new(cases, size, seed);
+            demo::refresh_challenge_toml(&data)?;
             if stamp.is_present(&data) {
                 eprintln!("podium: reusing the demo data in {}", data.display());
             } else {
@@ -458,6 +482,38 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             print!(
                 "{}",
                 podium::report::leaderboard::render(&run_dir, &rows, format)?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report {
+            run_dir,
+            out,
+            plots,
+            view,
+        } => {
+            let data = podium::report::ReportData::read(&run_dir)?;
+            let html = if out == Path::new("RUN_DIR/report.html") {
+                run_dir.join("report.html")
+            } else {
+                out
+            };
+            let files = podium::report::write_report(
+                &run_dir,
+                &data.refs(),
+                &podium::report::ReportOptions {
+                    view,
+                    html: html.clone(),
+                    plots: plots.clone(),
+                },
+            )?;
+            if let Some(dir) = &plots {
+                let charts = files.iter().filter(|f| f.starts_with(dir)).count() / 2;
+                println!("{charts} charts as SVG and PNG in {}", dir.display());
+            }
+            println!("Report for the judges: {}", html.display());
+            println!(
+                "Summary for e-mail: {}",
+                html.with_file_name("report.md").display()
             );
             Ok(ExitCode::SUCCESS)
         }

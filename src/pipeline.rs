@@ -301,9 +301,8 @@ pub(crate) fn finish(
         out_dir, &scores, &analysis,
     )?);
     let journal = out_dir.join("runs.csv");
-    let mut runs = Vec::new();
     if journal.exists() {
-        runs = runner::events::RunsCsv::read(&journal)?;
+        let runs = runner::events::RunsCsv::read(&journal)?;
         files.extend(crate::report::csv_files::write_team_files(
             out_dir, &scores, &runs,
         )?);
@@ -317,16 +316,28 @@ pub(crate) fn finish(
     let text = serde_json::to_string_pretty(&receipt).map_err(|e| Error::msg(e.to_string()))?;
     std::fs::write(&receipt_path, text).map_err(|e| Error::io("write", &receipt_path, e))?;
     files.push(receipt_path);
-    let report_path = out_dir.join("report.html");
-    let report = crate::report::html::render(&crate::report::html::ReportInput {
+    files.push(crate::report::write_report_data(
+        out_dir,
+        &scores,
+        &leaderboard,
+        &analysis,
+        &receipt,
+    )?);
+    let refs = crate::report::ReportDataRefs {
         scores: &scores,
         leaderboard: &leaderboard,
         analysis: &analysis,
         receipt: &receipt,
-        runs: &runs,
-    });
-    std::fs::write(&report_path, report).map_err(|e| Error::io("write", &report_path, e))?;
-    files.push(report_path);
+    };
+    files.extend(crate::report::write_report(
+        out_dir,
+        &refs,
+        &crate::report::ReportOptions {
+            view: crate::report::View::Organizer,
+            html: out_dir.join("report.html"),
+            plots: None,
+        },
+    )?);
     Ok(RoundOutcome {
         out_dir: out_dir.to_path_buf(),
         scores,
@@ -338,22 +349,25 @@ pub(crate) fn finish(
 
 /// `run.json`: what was run, on what, with which limits and settings, so a result can be
 /// traced and reproduced.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Receipt {
-    pub podium_version: &'static str,
+    pub podium_version: String,
     pub challenge: String,
     pub challenge_dir: PathBuf,
     pub phase: String,
+    /// The phase is hidden: teams never see its truth, nor anything that would reveal it.
+    #[serde(default)]
+    pub hidden: bool,
     pub truth_dir: PathBuf,
     pub started_unix: u64,
     pub started_utc: String,
     pub finished_unix: u64,
-    pub backend: Option<&'static str>,
+    pub backend: Option<String>,
     /// How the submissions were isolated (empty for `podium score`).
     pub isolation: Option<String>,
     pub limits: crate::challenge::Limits,
     /// The `[limits]` keys the backend enforced; the others are declared but not enforced by it.
-    pub limits_enforced: Vec<&'static str>,
+    pub limits_enforced: Vec<String>,
     pub scoring: crate::challenge::ScoringSettings,
     /// The ranking method (after any command-line override), weights, bootstrap and tests.
     pub ranking: crate::challenge::RankingSettings,
@@ -361,12 +375,12 @@ pub struct Receipt {
     pub selection: CaseSelection,
     pub cases_scored: usize,
     pub phase_cases: usize,
-    pub confidence_intervals: &'static str,
+    pub confidence_intervals: String,
     pub submissions: Vec<ReceiptSubmission>,
     pub host: Host,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ReceiptSubmission {
     pub name: String,
     pub team: String,
@@ -381,10 +395,10 @@ pub struct ReceiptSubmission {
     pub resolved: Option<serde_json::Value>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Host {
-    pub os: &'static str,
-    pub arch: &'static str,
+    pub os: String,
+    pub arch: String,
     pub cpus: usize,
 }
 
@@ -397,24 +411,29 @@ impl Receipt {
         submissions: &[Submission],
     ) -> Receipt {
         Receipt {
-            podium_version: env!("CARGO_PKG_VERSION"),
+            podium_version: env!("CARGO_PKG_VERSION").to_string(),
             challenge: challenge.name.clone(),
             challenge_dir: challenge.root.clone(),
             phase: phase.name.clone(),
+            hidden: challenge.phase(&phase.name).map_or(true, |p| {
+                p.visibility == crate::challenge::Visibility::Hidden
+            }),
             truth_dir: phase.truth.clone(),
             started_unix: started,
             started_utc: utc_stamp(started),
             finished_unix: started,
-            backend: backend.map(|b| b.name()),
+            backend: backend.map(|b| b.name().to_string()),
             isolation: backend.map(|b| b.isolation()),
             limits: challenge.limits.clone(),
-            limits_enforced: backend.map(|b| b.enforced_limits().to_vec()).unwrap_or_default(),
+            limits_enforced: backend
+                .map(|b| b.enforced_limits().iter().map(|l| l.to_string()).collect())
+                .unwrap_or_default(),
             scoring: challenge.scoring.clone(),
             ranking: challenge.ranking.clone(),
             selection: CaseSelection::All,
             cases_scored: 0,
             phase_cases: 0,
-            confidence_intervals: "95%: Wilson for sensitivity and specificity; otherwise percentile bootstrap over cases, stratified by truth class for classification, with [scoring] bootstrap_resamples and seed",
+            confidence_intervals: "95%: Wilson for sensitivity and specificity; otherwise percentile bootstrap over cases, stratified by truth class for classification, with [scoring] bootstrap_resamples and seed".to_string(),
             submissions: submissions
                 .iter()
                 .map(|s| ReceiptSubmission {
@@ -428,8 +447,8 @@ impl Receipt {
                 })
                 .collect(),
             host: Host {
-                os: std::env::consts::OS,
-                arch: std::env::consts::ARCH,
+                os: std::env::consts::OS.to_string(),
+                arch: std::env::consts::ARCH.to_string(),
                 cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             },
         }

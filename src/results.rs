@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The status of one case of one submission after its outputs were checked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CaseStatus {
     Ok,
@@ -61,7 +61,7 @@ impl CaseStatus {
 }
 
 /// One per-case value: a row of `scores.csv`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CaseScore {
     pub submission: String,
     pub task: String,
@@ -73,7 +73,7 @@ pub struct CaseScore {
 }
 
 /// One aggregate over the test set: a row of `metrics.csv`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Aggregate {
     pub submission: String,
     pub task: String,
@@ -85,11 +85,11 @@ pub struct Aggregate {
     /// Cases that entered the aggregate.
     pub n: usize,
     /// `delong`, `wilson`, `fisher-z`, `bootstrap`, or empty when no interval could be formed.
-    pub ci_method: &'static str,
+    pub ci_method: String,
 }
 
 /// A validation finding, in words a team can act on: a row of `problems.csv`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Problem {
     pub submission: String,
     /// `*` when the finding concerns the whole file rather than one case.
@@ -101,19 +101,34 @@ pub struct Problem {
 
 /// A point of a ROC curve, kept for plotting: a row of `curves.csv`. For a multiclass task
 /// there is one one-vs-rest curve per class.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CurvePoint {
     pub submission: String,
     pub task: String,
     /// The positive class of the curve.
     pub class: String,
+    /// +∞ for the curve's first point (nothing called positive).
+    #[serde(deserialize_with = "non_finite::infinity")]
     pub threshold: f64,
     pub fpr: f64,
     pub tpr: f64,
 }
 
+/// A regression task's prediction beside its truth, for one case: a row of `values.csv`, the
+/// data of the Bland–Altman and scatter plots. Cases whose prediction was missing or invalid
+/// carry the value they were scored with (the worst one) under the `worst` policy.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PairedValue {
+    pub submission: String,
+    pub task: String,
+    pub case_id: String,
+    pub truth: f64,
+    pub predicted: f64,
+    pub status: CaseStatus,
+}
+
 /// A cell of a confusion matrix: a row of `confusion.csv`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ConfusionCell {
     pub submission: String,
     pub task: String,
@@ -122,7 +137,7 @@ pub struct ConfusionCell {
     pub count: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SubmissionInfo {
     pub name: String,
     pub team: String,
@@ -131,7 +146,7 @@ pub struct SubmissionInfo {
     pub run_counts: BTreeMap<CaseStatus, usize>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RoundScores {
     pub challenge: String,
     pub phase: String,
@@ -150,6 +165,9 @@ pub struct RoundScores {
     pub problems: Vec<Problem>,
     pub curves: Vec<CurvePoint>,
     pub confusion: Vec<ConfusionCell>,
+    /// Regression tasks' predictions beside their truth.
+    #[serde(default)]
+    pub values: Vec<PairedValue>,
     /// Each task's primary metric per submission, resamplable, for the ranking analysis.
     #[serde(skip)]
     pub ranking: crate::ranking::inputs::RankingInputs,
@@ -160,5 +178,18 @@ impl RoundScores {
         self.aggregates
             .iter()
             .find(|a| a.submission == submission && a.task == task && a.metric == metric)
+    }
+}
+
+/// serde_json writes a non-finite number as `null`; these read it back into a plain `f64`.
+pub mod non_finite {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn infinity<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
+    }
+
+    pub fn nan<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
     }
 }

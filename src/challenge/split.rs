@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::io::table::Table;
 
 /// Which cases a scoring pass covers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CaseSelection {
     /// Every case of the phase.

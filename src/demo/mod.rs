@@ -73,6 +73,17 @@ impl GenerationStamp {
     }
 }
 
+/// Writes the template's `challenge.toml` into `dir`, replacing an older one: for the demo's own
+/// data folder, which nobody edits, so that a newer podium's template always applies.
+pub fn refresh_challenge_toml(dir: &Path) -> Result<()> {
+    let toml = dir.join("challenge.toml");
+    if std::fs::read_to_string(&toml).is_ok_and(|t| t == COVID19_CT_TOML) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+    std::fs::write(&toml, COVID19_CT_TOML).map_err(|e| Error::io("write", &toml, e))
+}
+
 /// Writes `challenge.toml` (unless one exists) and generates the `dev` and `test` phases.
 /// `progress` is called once per generated case.
 pub fn init_covid19_ct(

@@ -250,7 +250,7 @@ struct PairTest {
 }
 
 /// A row of `ranking/significance.csv`: is `submission` better than `opponent` on `task`?
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Significance {
     pub task: String,
     /// The task's primary metric, on which the pair is compared.
@@ -260,19 +260,22 @@ pub struct Significance {
     /// `wilcoxon` (statistic W+), `delong` (statistic z), or `bootstrap` for other
     /// whole-set metrics (statistic: the observed difference, oriented so positive is
     /// better).
-    pub test: &'static str,
+    pub test: String,
+    #[serde(deserialize_with = "crate::results::non_finite::nan")]
     pub statistic: f64,
     /// One-sided p-value of "submission is better than opponent".
+    #[serde(deserialize_with = "crate::results::non_finite::nan")]
     pub p_value: f64,
     /// Holm-adjusted over every ordered pair of the task.
+    #[serde(deserialize_with = "crate::results::non_finite::nan")]
     pub p_holm: f64,
     pub significant: bool,
 }
 
 /// A row of `ranking/methods.csv`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MethodRank {
-    pub method: &'static str,
+    pub method: String,
     /// A task name, or `consensus`.
     pub scope: String,
     pub submission: String,
@@ -280,7 +283,7 @@ pub struct MethodRank {
 }
 
 /// A row of `ranking/rank_intervals.csv`: how a submission's rank varies over the bootstrap.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RankInterval {
     pub scope: String,
     pub submission: String,
@@ -296,7 +299,7 @@ pub struct RankInterval {
 
 /// A row of `ranking/bootstrap_ranks.csv`: in how many resamples a submission got a rank
 /// (the blob plot's data).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RankCount {
     pub scope: String,
     pub submission: String,
@@ -305,7 +308,7 @@ pub struct RankCount {
 }
 
 /// A row of `ranking/kendall_tau.csv`: agreement of one bootstrap ranking with the full one.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct KendallTau {
     pub scope: String,
     pub resample: usize,
@@ -313,7 +316,7 @@ pub struct KendallTau {
     pub tau: Option<f64>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RankingAnalysis {
     pub method: Option<RankingMethod>,
     pub resamples: usize,
@@ -458,7 +461,7 @@ pub fn analyze(
         for (scope, ranks) in scope_names.iter().zip(per_task.iter().chain([&overall])) {
             for (s, rank) in submissions.iter().zip(ranks) {
                 analysis.methods.push(MethodRank {
-                    method: m.name(),
+                    method: m.name().to_string(),
                     scope: scope.clone(),
                     submission: s.clone(),
                     rank: *rank,
@@ -477,7 +480,7 @@ pub fn analyze(
                 metric: view.metric.clone(),
                 submission: submissions[t.winner].clone(),
                 opponent: submissions[t.loser].clone(),
-                test: t.test,
+                test: t.test.to_string(),
                 statistic: t.statistic,
                 p_value: t.p,
                 p_holm: t.p_holm,

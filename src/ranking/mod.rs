@@ -10,12 +10,12 @@ pub mod significance;
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::challenge::Task;
 use crate::results::{CaseStatus, RoundScores};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TaskStanding {
     pub task: String,
     pub metric: String,
@@ -25,7 +25,7 @@ pub struct TaskStanding {
     pub rank: Option<usize>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LeaderboardRow {
     /// None for a baseline that is shown but not ranked.
     pub rank: Option<usize>,
@@ -34,7 +34,7 @@ pub struct LeaderboardRow {
     pub baseline: bool,
     pub mean_task_rank: Option<f64>,
     pub tasks: Vec<TaskStanding>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub run_counts: BTreeMap<CaseStatus, usize>,
 }
 

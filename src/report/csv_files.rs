@@ -1,5 +1,5 @@
 //! The machine-readable outputs of a scored round: `scores.csv`, `metrics.csv`,
-//! `problems.csv`, `curves.csv`, `confusion.csv` and `leaderboard.csv` (docs/contract.md describes every column).
+//! `problems.csv`, `curves.csv`, `confusion.csv`, `values.csv` and `leaderboard.csv` (docs/contract.md describes every column).
 
 use std::path::{Path, PathBuf};
 
@@ -110,6 +110,29 @@ pub fn write_all(
         }),
     )?;
 
+    let values = dir.join("values.csv");
+    write_rows(
+        &values,
+        &[
+            "submission",
+            "task",
+            "case_id",
+            "truth",
+            "predicted",
+            "status",
+        ],
+        round.values.iter().map(|v| {
+            vec![
+                v.submission.clone(),
+                v.task.clone(),
+                v.case_id.clone(),
+                format_value(v.truth),
+                format_value(v.predicted),
+                v.status.as_str().to_string(),
+            ]
+        }),
+    )?;
+
     let board = dir.join("leaderboard.csv");
     let mut header: Vec<String> = ["rank", "submission", "team", "baseline", "mean_task_rank"]
         .map(String::from)
@@ -161,7 +184,9 @@ pub fn write_all(
             row
         }),
     )?;
-    Ok(vec![scores, metrics, problems, curves, confusion, board])
+    Ok(vec![
+        scores, metrics, problems, curves, confusion, values, board,
+    ])
 }
 
 /// One folder per submission, `teams/<submission>/`, holding what may be sent to that team:

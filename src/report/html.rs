@@ -3,8 +3,7 @@
 //! tables, no request to any other file or host. Every text that comes from a team or a
 //! file is escaped ([`escape`]).
 //!
-//! This first version holds the summary, the leaderboard, the ranking analysis, the runs and
-//! the receipt as tables; the plots of issue 7 come next.
+//! docs/report.md describes every section and chart.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -12,8 +11,10 @@ use std::fmt::Write;
 use crate::pipeline::Receipt;
 use crate::ranking::analysis::{RankingAnalysis, RankingMethod, CONSENSUS};
 use crate::ranking::LeaderboardRow;
+use crate::report::figures::{self, Detail};
+use crate::report::plots::Figure;
 use crate::report::terminal::ranking_caveats;
-use crate::results::RoundScores;
+use crate::results::{CaseStatus, RoundScores};
 use crate::runner::CaseRecord;
 
 /// Text for HTML content and attribute values: `& < > " '` become entities.
@@ -32,6 +33,16 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// Who reads the report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum View {
+    /// Organizers and judges: the program's messages and log excerpts of failed cases.
+    Organizer,
+    /// The teams: on a hidden phase, team-safe messages only, no log excerpt and no per-case
+    /// value (which next to a team's own predictions would give the hidden truth away).
+    Team,
+}
+
 /// Everything the report shows.
 pub struct ReportInput<'a> {
     pub scores: &'a RoundScores,
@@ -40,29 +51,84 @@ pub struct ReportInput<'a> {
     pub receipt: &'a Receipt,
     /// The round's journal, when podium ran the submissions.
     pub runs: &'a [CaseRecord],
+    /// The last lines of the program's stderr, by (submission, case), for failed cases.
+    pub log_excerpts: &'a BTreeMap<(String, String), String>,
+    pub view: View,
+}
+
+impl ReportInput<'_> {
+    /// The team view of a hidden phase: nothing per case beyond the team's own statuses.
+    fn restricted(&self) -> bool {
+        self.view == View::Team && self.receipt.hidden
+    }
+
+    fn detail(&self) -> Detail {
+        if self.restricted() {
+            Detail::AggregatesOnly
+        } else {
+            Detail::PerCase
+        }
+    }
 }
 
 const STYLE: &str = "
-body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#1b1f24}
-h1{font-size:1.6rem;margin-bottom:.2rem}h2{margin-top:2.2rem;border-bottom:2px solid #d0d7de;padding-bottom:.2rem}
+body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:76rem;padding:0 1rem;color:#1b1f24}
+h1{font-size:1.6rem;margin-bottom:.2rem}h2{margin-top:2.2rem;border-bottom:2px solid #d0d7de;padding-bottom:.2rem}h3{margin-top:1.6rem}
+nav{font-size:.9rem}nav a{margin-right:.8rem;color:#0b5cad}
 .scroll{overflow-x:auto}table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}th,td{border:1px solid #d0d7de;padding:.25rem .55rem;text-align:left;vertical-align:top}
-th{background:#f3f5f7;cursor:pointer;user-select:none}td.n{text-align:right;font-variant-numeric:tabular-nums}
-tr.baseline td{color:#57606a;font-style:italic}.muted{color:#57606a}.warn{color:#9a6700;font-weight:600}
-ul.caveats li{margin:.2rem 0}table.confusion{display:inline-table;margin-right:1rem}td.diag{background:#e6f4ea}caption{text-align:left;font-size:.85rem;color:#57606a}figure.plot{display:inline-block;margin:.5rem 1rem .5rem 0}figcaption{font-size:.85rem;color:#57606a;max-width:36rem}code{background:#f3f5f7;padding:0 .2rem}
-@media print{th{cursor:auto}body{margin:0;max-width:none}h2{break-after:avoid}table{break-inside:auto}}
+th{background:#f3f5f7}table.sortable th{cursor:pointer;user-select:none}td.n{text-align:right;font-variant-numeric:tabular-nums}
+tr.baseline td{color:#57606a;font-style:italic}.muted{color:#57606a}.warn{color:#9a6700;font-weight:600}.winner{font-size:1.1rem}
+ul.caveats li{margin:.2rem 0}table.confusion{display:inline-table;margin-right:1rem}caption{text-align:left;font-size:.85rem;color:#57606a}
+.figures{display:flex;flex-wrap:wrap;gap:.5rem 1.2rem;align-items:flex-start}figure.plot{margin:.4rem 0;break-inside:avoid}figure.plot svg{max-width:100%;height:auto}figcaption{font-size:.82rem;color:#57606a;max-width:30rem}
+.ci{font-size:.8rem;color:#57606a;white-space:nowrap}code{background:#f3f5f7;padding:0 .2rem}pre{background:#f6f8fa;padding:.5rem;overflow-x:auto;font-size:.8rem;max-height:28rem}pre.log{max-height:10rem;margin:0}
+.strip{display:flex;flex-wrap:wrap;gap:2px;margin:.2rem 0 .6rem}.strip span{width:10px;height:14px;display:inline-block}
+.st-ok{background:#2da44e}.st-failed{background:#cf222e}.st-timeout{background:#bf8700}.st-oom{background:#8250df}.st-output_limit{background:#fb8f44}.st-invalid{background:#e16f76}.st-missing{background:#afb8c1}
+.legend span{display:inline-block;width:10px;height:10px;margin:0 .25rem 0 .8rem}
+details>summary{cursor:pointer;margin:.4rem 0}
+@media print{body{margin:0;max-width:none;font-size:11pt}nav{display:none}th{cursor:auto}h2{break-after:avoid}table{break-inside:auto}pre{max-height:none}}
 ";
 
-/// Sorts a table by the clicked header; numbers numerically, text alphabetically.
+/// Sorts a table by the clicked header (numbers numerically, text alphabetically), and opens
+/// every collapsed section before printing.
 const SCRIPT: &str = "
-document.querySelectorAll('table.sortable th').forEach(function(th,col){th.addEventListener('click',function(){
-var body=th.closest('table').tBodies[0];var rows=Array.from(body.rows);var asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';
+document.querySelectorAll('table.sortable').forEach(function(table){table.querySelectorAll('thead th').forEach(function(th,col){th.addEventListener('click',function(){
+var body=table.tBodies[0];var rows=Array.from(body.rows);var asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';
 rows.sort(function(a,b){var x=a.cells[col].dataset.v||a.cells[col].textContent,y=b.cells[col].dataset.v||b.cells[col].textContent;
 var p=parseFloat(x),q=parseFloat(y);var r=(!isNaN(p)&&!isNaN(q))?p-q:x.localeCompare(y);return asc?r:-r;});
-rows.forEach(function(r){body.appendChild(r);});});});
+rows.forEach(function(r){body.appendChild(r);});});});});
+window.addEventListener('beforeprint',function(){document.querySelectorAll('details').forEach(function(d){d.open=true;});});
 ";
 
 fn number(v: Option<f64>, digits: usize) -> String {
     v.map_or("–".to_string(), |v| format!("{v:.digits$}"))
+}
+
+/// The figures in a wrapping row, each with its caption.
+fn figures(html: &mut String, figures: &[Figure]) {
+    if figures.is_empty() {
+        return;
+    }
+    html.push_str("<div class=\"figures\">");
+    for f in figures {
+        match f.svg() {
+            Ok(svg) => {
+                let _ = write!(
+                    html,
+                    "<figure class=\"plot\">{svg}<figcaption>{}</figcaption></figure>",
+                    escape(&f.caption)
+                );
+            }
+            Err(e) => {
+                let _ = write!(
+                    html,
+                    "<p class=\"warn\">{}: {}</p>",
+                    escape(&f.stem),
+                    escape(&e)
+                );
+            }
+        }
+    }
+    html.push_str("</div>\n");
 }
 
 /// The whole report.
@@ -70,14 +136,18 @@ pub fn render(input: &ReportInput) -> String {
     let s = input.scores;
     let mut html = String::new();
     let title = format!("{} / {}", escape(&s.challenge), escape(&s.phase));
+    let view = match input.view {
+        View::Organizer => "organizers' and judges' view",
+        View::Team => "team view",
+    };
     let _ = write!(
         html,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>podium report: {title}</title><style>{STYLE}</style></head><body>\n\
-         <h1>{title}</h1><p class=\"muted\">podium {} · {} cases scored · round started {} UTC</p>\n",
-        escape(input.receipt.podium_version),
-        s.cases,
+         <h1>{title}</h1><p class=\"muted\">podium {} · {view} · round started {} UTC</p>\n\
+         <nav><a href=\"#summary\">Summary</a><a href=\"#leaderboard\">Leaderboard</a><a href=\"#tasks\">Per task</a><a href=\"#ranking\">Ranking analysis</a><a href=\"#runs\">Runs</a><a href=\"#receipt\">Receipt</a></nav>\n",
+        escape(&input.receipt.podium_version),
         escape(&input.receipt.started_utc),
     );
     summary(&mut html, input);
@@ -117,13 +187,33 @@ fn summary(html: &mut String, input: &ReportInput) {
         .collect();
     let _ = write!(
         html,
-        "<p>Ranked by <code>{method}</code> per task, then the weighted mean of task ranks. Winner: {}.",
+        "<p class=\"winner\">Ranked by <code>{method}</code> per task, then the weighted mean of task ranks. Winner: {}.",
         if winners.is_empty() { "none".to_string() } else { winners.join(", ") }
     );
     if let Some(second) = ranked.iter().find(|r| r.rank.is_some_and(|k| k > 1)) {
         let _ = write!(html, " Runner-up: {}.", name(second));
     }
-    html.push_str("</p>\n<ul class=\"caveats\">");
+    html.push_str("</p>\n");
+    let s = input.scores;
+    let scope = match s.selection {
+        crate::challenge::split::CaseSelection::All => String::new(),
+        crate::challenge::split::CaseSelection::Public => format!(
+            " (the public split: {} of the phase's {} cases; the private split decides the final leaderboard)",
+            s.cases, s.phase_cases
+        ),
+        crate::challenge::split::CaseSelection::Private => format!(
+            " (the private split: {} of the phase's {} cases, for the final leaderboard)",
+            s.cases, s.phase_cases
+        ),
+    };
+    let _ = write!(
+        html,
+        "<p>{} cases scored{scope}; {} submissions, {} of them baselines (shown, not ranked). The phase is {}.</p>\n<ul class=\"caveats\">",
+        s.cases,
+        s.submissions.len(),
+        s.submissions.iter().filter(|x| x.baseline).count(),
+        if input.receipt.hidden { "hidden: only organizers see its truth" } else { "public: teams have its truth" }
+    );
     for line in ranking_caveats(input.analysis) {
         let class = if line.contains("UNSTABLE") || line.contains("depends on the method") {
             " class=\"warn\""
@@ -164,8 +254,9 @@ fn leaderboard(html: &mut String, input: &ReportInput) {
             escape(&r.team)
         );
         for t in &r.tasks {
-            let ci =
-                t.ci.map_or(String::new(), |(lo, hi)| format!(" [{lo:.3}, {hi:.3}]"));
+            let ci = t.ci.map_or(String::new(), |(lo, hi)| {
+                format!("<br><span class=\"ci\">[{lo:.3}, {hi:.3}]</span>")
+            });
             let _ = write!(
                 html,
                 "<td class=\"n\" data-v=\"{}\">{}{ci}</td><td class=\"n\">{}</td>",
@@ -189,42 +280,19 @@ fn leaderboard(html: &mut String, input: &ReportInput) {
     html.push_str("</tbody></table>\n");
 }
 
-/// Per task: every aggregate with its CI, the ROC overlays, the confusion matrices and the
+/// Per task: every aggregate with its CI, the task's charts, the confusion matrices and the
 /// worst cases of each submission.
 fn per_task(html: &mut String, input: &ReportInput) {
     let s = input.scores;
-    html.push_str("<h2 id=\"tasks\">Per task</h2>\n");
-    let mut tasks: Vec<&str> = Vec::new();
-    for a in &s.aggregates {
-        if !tasks.contains(&a.task.as_str()) {
-            tasks.push(&a.task);
+    html.push_str("<h2 id=\"tasks\">Per task</h2>\n<p class=\"muted\">Every metric of the task with its 95 % CI (the method of each interval is in metrics.csv).</p>\n");
+    for task in figures::tasks(s) {
+        let _ = writeln!(html, "<h3>{}</h3>", escape(&task));
+        task_metrics(html, s, &task);
+        figures(html, &figures::task_figures(s, &task, input.detail()));
+        confusion(html, s, &task);
+        if !input.restricted() {
+            worst_cases(html, s, &task);
         }
-    }
-    for task in tasks {
-        let _ = writeln!(html, "<h3>{}</h3>", escape(task));
-        task_metrics(html, s, task);
-        let mut curves: BTreeMap<&str, BTreeMap<&str, Vec<&crate::results::CurvePoint>>> =
-            BTreeMap::new();
-        for p in s.curves.iter().filter(|p| p.task == task) {
-            curves
-                .entry(p.class.as_str())
-                .or_default()
-                .entry(p.submission.as_str())
-                .or_default()
-                .push(p);
-        }
-        for (class, by_submission) in curves {
-            let curves: Vec<(String, Vec<&crate::results::CurvePoint>)> = by_submission
-                .into_iter()
-                .map(|(s, points)| (s.to_string(), points))
-                .collect();
-            let title = format!("{task}: ROC, {class} vs rest");
-            if let Some(svg) = super::plots::roc_svg(&title, &curves) {
-                let _ = writeln!(html, "<figure class=\"plot\">{svg}</figure>");
-            }
-        }
-        confusion(html, s, task);
-        worst_cases(html, s, task);
     }
 }
 
@@ -237,7 +305,7 @@ fn task_metrics(html: &mut String, s: &RoundScores, task: &str) {
             metrics.push(&a.metric);
         }
         let ci = match (a.ci_lower, a.ci_upper) {
-            (Some(lo), Some(hi)) => format!(" [{lo:.3}, {hi:.3}]"),
+            (Some(lo), Some(hi)) => format!("<br><span class=\"ci\">[{lo:.3}, {hi:.3}]</span>"),
             _ => String::new(),
         };
         rows.entry(&a.submission)
@@ -263,12 +331,17 @@ fn task_metrics(html: &mut String, s: &RoundScores, task: &str) {
     html.push_str("</tbody></table>\n");
 }
 
-/// A confusion matrix per submission (rows: truth, columns: prediction).
+/// A confusion matrix per submission (rows: truth, columns: prediction), each cell shaded by
+/// its share of the row, so that the matrices read as heat maps on screen and on paper.
 fn confusion(html: &mut String, s: &RoundScores, task: &str) {
     let mut by_submission: BTreeMap<&str, Vec<&crate::results::ConfusionCell>> = BTreeMap::new();
     for c in s.confusion.iter().filter(|c| c.task == task) {
         by_submission.entry(&c.submission).or_default().push(c);
     }
+    if by_submission.is_empty() {
+        return;
+    }
+    html.push_str("<div class=\"figures\">");
     for (submission, cells) in by_submission {
         let mut labels: Vec<&str> = Vec::new();
         for c in &cells {
@@ -278,7 +351,7 @@ fn confusion(html: &mut String, s: &RoundScores, task: &str) {
         }
         let _ = write!(
             html,
-            "<table class=\"confusion\"><caption>{}: confusion matrix (rows truth, columns prediction)</caption><tr><th></th>",
+            "<table class=\"confusion\"><caption>{}: rows truth, columns prediction</caption><tr><th></th>",
             escape(submission)
         );
         for l in &labels {
@@ -287,22 +360,33 @@ fn confusion(html: &mut String, s: &RoundScores, task: &str) {
         html.push_str("</tr>");
         for t in &labels {
             let _ = write!(html, "<tr><th>{}</th>", escape(t));
-            for p in &labels {
-                let count = cells
+            let count = |p: &str| {
+                cells
                     .iter()
-                    .find(|c| c.truth == *t && c.predicted == *p)
-                    .map_or(0, |c| c.count);
-                let class = if t == p {
-                    " class=\"n diag\""
+                    .find(|c| c.truth == *t && c.predicted == p)
+                    .map_or(0, |c| c.count)
+            };
+            let row_total: u64 = labels.iter().map(|p| count(p)).sum();
+            for p in &labels {
+                let n = count(p);
+                let share = if row_total > 0 {
+                    n as f64 / row_total as f64
                 } else {
-                    " class=\"n\""
+                    0.0
                 };
-                let _ = write!(html, "<td{class}>{count}</td>");
+                // Blue on the diagonal (right), orange off it (wrong).
+                let rgb = if t == p { "0,114,178" } else { "213,94,0" };
+                let _ = write!(
+                    html,
+                    "<td class=\"n\" style=\"background:rgba({rgb},{:.2})\">{n}</td>",
+                    share * 0.6
+                );
             }
             html.push_str("</tr>");
         }
         html.push_str("</table>\n");
     }
+    html.push_str("</div>\n");
 }
 
 /// The five worst cases of each submission on the task's first per-case metric, where the
@@ -365,13 +449,26 @@ fn worst_cases(html: &mut String, s: &RoundScores, task: &str) {
 fn ranking(html: &mut String, input: &ReportInput) {
     let a = input.analysis;
     html.push_str("<h2 id=\"ranking\">Ranking analysis</h2>\n");
-    if let Some(svg) = super::plots::blob_svg(a, CONSENSUS) {
-        let _ = writeln!(
-            html,
-            "<figure class=\"plot\">{svg}<figcaption>Each disc's area is the share of bootstrap resamples giving that rank; the cross is the rank on all cases.</figcaption></figure>"
-        );
+    if a.submissions.is_empty() {
+        html.push_str("<p class=\"muted\">No submission is ranked.</p>\n");
+        return;
     }
-    // Ranks under each method, side by side.
+    let all = figures::ranking_figures(input.scores, a);
+    let (per_task_blobs, main): (Vec<Figure>, Vec<Figure>) = all.into_iter().partition(|f| {
+        f.stem.starts_with("ranking-blob-") && f.stem != format!("ranking-blob-{CONSENSUS}")
+    });
+    let (maps, main): (Vec<Figure>, Vec<Figure>) = main
+        .into_iter()
+        .partition(|f| f.stem.starts_with("ranking-significance-"));
+    figures(html, &main);
+    html.push_str("<h3>Significance maps</h3>");
+    figures(html, &maps);
+    if !per_task_blobs.is_empty() {
+        html.push_str("<details><summary>Bootstrap ranks per task</summary>");
+        figures(html, &per_task_blobs);
+        html.push_str("</details>\n");
+    }
+    // Ranks under each method, side by side, and how much the methods agree.
     html.push_str("<h3>Consensus rank under each method</h3><table class=\"sortable\"><thead><tr><th>submission</th>");
     for m in RankingMethod::ALL {
         let _ = write!(html, "<th>{}</th>", m.name());
@@ -389,7 +486,26 @@ fn ranking(html: &mut String, input: &ReportInput) {
         }
         html.push_str("</tr>");
     }
-    html.push_str("</tbody></table>\n");
+    html.push_str("</tbody></table>\n<table><caption>Kendall's τ between the consensus rankings of two methods (1: same order)</caption><tr><th></th>");
+    for m in RankingMethod::ALL {
+        let _ = write!(html, "<th>{}</th>", m.name());
+    }
+    html.push_str("</tr>");
+    let ranks = |m: RankingMethod| -> Vec<f64> {
+        a.submissions
+            .iter()
+            .map(|s| a.rank(m, CONSENSUS, s).map_or(f64::NAN, |r| r as f64))
+            .collect()
+    };
+    for m in RankingMethod::ALL {
+        let _ = write!(html, "<tr><th>{}</th>", m.name());
+        for o in RankingMethod::ALL {
+            let tau = crate::ranking::significance::kendall_tau_b(&ranks(m), &ranks(o));
+            let _ = write!(html, "<td class=\"n\">{}</td>", number(tau, 2));
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</table>\n");
     if a.resamples > 0 {
         let _ = write!(
             html,
@@ -419,7 +535,7 @@ fn ranking(html: &mut String, input: &ReportInput) {
     }
     let _ = write!(
         html,
-        "<h3>Significance (one-sided paired tests, Holm-corrected per task, α = {})</h3><table class=\"sortable\"><thead><tr><th>task</th><th>submission</th><th>better than</th><th>test</th><th>p</th><th>p (Holm)</th><th>significant</th></tr></thead><tbody>",
+        "<details><summary>Every pairwise test (one-sided paired tests, Holm-corrected per task, α = {})</summary><table class=\"sortable\"><thead><tr><th>task</th><th>submission</th><th>better than</th><th>test</th><th>p</th><th>p (Holm)</th><th>significant</th></tr></thead><tbody>",
         a.alpha
     );
     for t in &a.significance {
@@ -429,7 +545,7 @@ fn ranking(html: &mut String, input: &ReportInput) {
             escape(&t.task),
             escape(&t.submission),
             escape(&t.opponent),
-            t.test,
+            escape(&t.test),
             t.p_value,
             t.p_value,
             t.p_holm,
@@ -437,8 +553,18 @@ fn ranking(html: &mut String, input: &ReportInput) {
             if t.significant { "yes" } else { "no" }
         );
     }
-    html.push_str("</tbody></table>\n");
+    html.push_str("</tbody></table></details>\n");
 }
+
+const STATUSES: [CaseStatus; 7] = [
+    CaseStatus::Ok,
+    CaseStatus::Failed,
+    CaseStatus::Timeout,
+    CaseStatus::Oom,
+    CaseStatus::OutputLimit,
+    CaseStatus::Invalid,
+    CaseStatus::Missing,
+];
 
 fn runs(html: &mut String, input: &ReportInput) {
     html.push_str("<h2 id=\"runs\">Runs</h2>\n");
@@ -452,51 +578,132 @@ fn runs(html: &mut String, input: &ReportInput) {
     for r in input.runs {
         by_submission.entry(&r.submission).or_default().push(r);
     }
-    html.push_str("<table class=\"sortable\"><thead><tr><th>submission</th><th>cases</th><th>not ok</th><th>mean wall (s)</th><th>max wall (s)</th><th>max peak memory (MiB)</th></tr></thead><tbody>");
+    html.push_str("<table class=\"sortable\"><thead><tr><th>submission</th><th>cases</th>");
+    for status in STATUSES {
+        let _ = write!(html, "<th>{}</th>", status.as_str());
+    }
+    html.push_str("<th>mean wall (s)</th><th>max wall (s)</th><th>CPU time (s)</th><th>max peak memory (MiB)</th></tr></thead><tbody>");
     for (name, records) in &by_submission {
         let walls: Vec<f64> = records.iter().map(|r| r.wall_s).collect();
         let peak = records
             .iter()
             .filter_map(|r| r.peak_memory_mib)
             .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+        let cpu: Vec<f64> = records.iter().filter_map(|r| r.cpu_s).collect();
         let _ = write!(
             html,
-            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.2}</td><td class=\"n\">{:.2}</td><td class=\"n\">{}</td></tr>",
+            "<tr><td>{}</td><td class=\"n\">{}</td>",
             escape(name),
-            records.len(),
-            records.iter().filter(|r| r.status.as_str() != "ok").count(),
+            records.len()
+        );
+        for status in STATUSES {
+            let n = records.iter().filter(|r| r.status == status).count();
+            let _ = write!(html, "<td class=\"n\">{n}</td>");
+        }
+        let _ = write!(
+            html,
+            "<td class=\"n\">{:.2}</td><td class=\"n\">{:.2}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
             walls.iter().sum::<f64>() / walls.len().max(1) as f64,
             walls.iter().copied().fold(0.0, f64::max),
+            if cpu.is_empty() { "–".to_string() } else { format!("{:.1}", cpu.iter().sum::<f64>()) },
             number(peak, 0)
         );
     }
-    html.push_str("</tbody></table>\n");
+    html.push_str("</tbody></table>\n<h3>Status of every case</h3><p class=\"muted legend\">One square per case, in case order; hover for the case.");
+    for status in STATUSES {
+        let _ = write!(html, "<span class=\"st-{0}\"></span>{0}", status.as_str());
+    }
+    html.push_str("</p>\n");
+    let message = |r: &CaseRecord| match input.view {
+        View::Organizer => r.message.clone(),
+        View::Team => r.team_message.clone(),
+    };
+    for (name, records) in &by_submission {
+        let _ = write!(
+            html,
+            "<div><strong>{}</strong><div class=\"strip\">",
+            escape(name)
+        );
+        let mut sorted = records.clone();
+        sorted.sort_by(|a, b| a.case_id.cmp(&b.case_id));
+        for r in &sorted {
+            let _ = write!(
+                html,
+                "<span class=\"st-{}\" title=\"{}: {}\"></span>",
+                r.status.as_str(),
+                escape(&r.case_id),
+                r.status.as_str()
+            );
+        }
+        html.push_str("</div></div>\n");
+        let _ = write!(
+            html,
+            "<details><summary>{}: every case</summary><table class=\"sortable\"><thead><tr><th>case</th><th>status</th><th>wall (s)</th><th>CPU (s)</th><th>peak memory (MiB)</th><th>message</th></tr></thead><tbody>",
+            escape(name)
+        );
+        for r in &sorted {
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td class=\"n\">{:.2}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+                escape(&r.case_id),
+                r.status.as_str(),
+                r.wall_s,
+                number(r.cpu_s, 2),
+                number(r.peak_memory_mib, 1),
+                escape(&message(r))
+            );
+        }
+        html.push_str("</tbody></table></details>\n");
+    }
     let failures: Vec<&&CaseRecord> = by_submission
         .values()
         .flatten()
-        .filter(|r| r.status.as_str() != "ok")
+        .filter(|r| r.status != CaseStatus::Ok)
         .collect();
-    if !failures.is_empty() {
-        html.push_str("<h3>Failed cases</h3><p class=\"muted\">The team-safe message: on a hidden phase it never quotes the program's output.</p><table class=\"sortable\"><thead><tr><th>submission</th><th>case</th><th>status</th><th>message</th></tr></thead><tbody>");
-        for r in failures {
+    if failures.is_empty() {
+        return;
+    }
+    let shows_logs = !input.restricted();
+    let _ = write!(
+        html,
+        "<h3>Failed cases</h3><p class=\"muted\">{}</p><table class=\"sortable\"><thead><tr><th>submission</th><th>case</th><th>status</th><th>message</th>{}</tr></thead><tbody>",
+        match (input.view, shows_logs) {
+            (View::Organizer, _) => "podium's message with the program's last stderr line, and the end of its stderr log.",
+            (View::Team, true) => "The phase is public: the program's own output is shown.",
+            (View::Team, false) => "The phase is hidden: podium's message only, never the program's output (which could carry what it read).",
+        },
+        if shows_logs { "<th>end of stderr</th>" } else { "" }
+    );
+    for r in failures {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+            escape(&r.submission),
+            escape(&r.case_id),
+            r.status.as_str(),
+            escape(&message(r))
+        );
+        if shows_logs {
+            let excerpt = input
+                .log_excerpts
+                .get(&(r.submission.clone(), r.case_id.clone()))
+                .map_or("", String::as_str);
             let _ = write!(
                 html,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&r.submission),
-                escape(&r.case_id),
-                r.status.as_str(),
-                escape(&r.team_message)
+                "<td><pre class=\"log\">{}</pre></td>",
+                escape(excerpt)
             );
         }
-        html.push_str("</tbody></table>\n");
+        html.push_str("</tr>");
     }
+    html.push_str("</tbody></table>\n");
 }
 
 fn receipt(html: &mut String, input: &ReportInput) {
     let json = serde_json::to_string_pretty(input.receipt).unwrap_or_default();
     let _ = write!(
         html,
-        "<h2 id=\"receipt\">Reproducibility receipt</h2>\n<p class=\"muted\">run.json: podium version, challenge, truth, limits, seeds, submissions (with image ids), host.</p><pre>{}</pre>\n",
+        "<h2 id=\"receipt\">Reproducibility receipt</h2>\n<p class=\"muted\">run.json: podium version, challenge, truth, limits, seeds, submissions (with image ids), host and time.</p><details open><summary>run.json</summary><pre>{}</pre></details>\n",
         escape(&json)
     );
 }

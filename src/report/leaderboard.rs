@@ -128,16 +128,19 @@ pub fn render(run_dir: &Path, rows: &[StoredRow], format: Format) -> Result<Stri
             let plain: Vec<LeaderboardRow> = rows.iter().map(|r| r.row.clone()).collect();
             super::terminal::leaderboard_table(&plain)
         }
-        Format::Markdown => markdown(rows),
+        Format::Markdown => {
+            let plain: Vec<LeaderboardRow> = rows.iter().map(|r| r.row.clone()).collect();
+            markdown(&plain)
+        }
     })
 }
 
-fn markdown(rows: &[StoredRow]) -> String {
+/// The leaderboard as a Markdown table, names escaped.
+pub fn markdown(rows: &[LeaderboardRow]) -> String {
     let mut header = vec!["rank".to_string(), "submission".into(), "team".into()];
     if let Some(first) = rows.first() {
         header.extend(
             first
-                .row
                 .tasks
                 .iter()
                 .map(|t| format!("{} {}", escape_markdown(&t.task), t.metric)),
@@ -150,13 +153,13 @@ fn markdown(rows: &[StoredRow]) -> String {
         "---|".repeat(header.len())
     );
     for r in rows {
-        let mut name = escape_markdown(&r.row.submission);
-        if r.row.baseline {
+        let mut name = escape_markdown(&r.submission);
+        if r.baseline {
             name.push_str(" (baseline)");
         }
-        let rank = r.row.rank.map_or("-".to_string(), |r| r.to_string());
-        let mut cells = vec![rank, name, escape_markdown(&r.row.team)];
-        for t in &r.row.tasks {
+        let rank = r.rank.map_or("-".to_string(), |r| r.to_string());
+        let mut cells = vec![rank, name, escape_markdown(&r.team)];
+        for t in &r.tasks {
             cells.push(match (t.value, t.ci) {
                 (Some(v), Some((lo, hi))) => format!("{v:.3} [{lo:.3}, {hi:.3}]"),
                 (Some(v), None) => format!("{v:.3}"),
@@ -164,8 +167,7 @@ fn markdown(rows: &[StoredRow]) -> String {
             });
         }
         cells.push(
-            r.row
-                .mean_task_rank
+            r.mean_task_rank
                 .map_or("-".to_string(), |m| format!("{m:.2}")),
         );
         out += &format!("| {} |\n", cells.join(" | "));

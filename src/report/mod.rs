@@ -2,9 +2,270 @@
 //! the leaderboard) in its own format.
 
 pub mod csv_files;
+pub mod figures;
 pub mod html;
 pub mod leaderboard;
 #[cfg(feature = "parquet")]
 pub mod parquet;
 pub mod plots;
 pub mod terminal;
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::pipeline::Receipt;
+use crate::ranking::analysis::{RankingAnalysis, RankingMethod};
+use crate::ranking::LeaderboardRow;
+use crate::results::{CaseStatus, RoundScores};
+use crate::runner::CaseRecord;
+pub use html::View;
+
+/// The file in a round's folder that holds everything the report is drawn from, so that
+/// `podium report` redraws it from the folder alone, without the truth or the challenge.
+pub const REPORT_DATA: &str = "report-data.json";
+
+/// What the report is drawn from, as read back from [`REPORT_DATA`].
+#[derive(Deserialize)]
+pub struct ReportData {
+    pub scores: RoundScores,
+    pub leaderboard: Vec<LeaderboardRow>,
+    pub analysis: RankingAnalysis,
+    pub receipt: Receipt,
+}
+
+#[derive(Serialize)]
+struct ReportDataRef<'a> {
+    scores: &'a RoundScores,
+    leaderboard: &'a [LeaderboardRow],
+    analysis: &'a RankingAnalysis,
+    receipt: &'a Receipt,
+}
+
+/// Writes [`REPORT_DATA`] into `dir`.
+pub fn write_report_data(
+    dir: &Path,
+    scores: &RoundScores,
+    leaderboard: &[LeaderboardRow],
+    analysis: &RankingAnalysis,
+    receipt: &Receipt,
+) -> Result<PathBuf> {
+    let path = dir.join(REPORT_DATA);
+    let data = ReportDataRef {
+        scores,
+        leaderboard,
+        analysis,
+        receipt,
+    };
+    let text = serde_json::to_string(&data).map_err(|e| Error::msg(e.to_string()))?;
+    std::fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
+    Ok(path)
+}
+
+impl ReportData {
+    /// Reads [`REPORT_DATA`] from a round's folder.
+    pub fn read(run_dir: &Path) -> Result<ReportData> {
+        let path = run_dir.join(REPORT_DATA);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Error::msg(format!(
+                "cannot read {}: {e}; pass the folder of a round that podium {} wrote (it holds run.json and {REPORT_DATA}), or run `podium rescore {}` to write it again",
+                path.display(),
+                env!("CARGO_PKG_VERSION"),
+                run_dir.display()
+            ))
+        })?;
+        serde_json::from_str(&text).map_err(|e| {
+            Error::msg(format!(
+                "{} is not a report-data file this podium can read ({e}); run `podium rescore {}` to write it again",
+                path.display(),
+                run_dir.display()
+            ))
+        })
+    }
+}
+
+/// Where `podium report` writes, and for whom.
+#[derive(Clone, Debug)]
+pub struct ReportOptions {
+    pub view: View,
+    /// The HTML file; `report.md` goes beside it.
+    pub html: PathBuf,
+    /// Also write every chart as SVG and PNG into this folder.
+    pub plots: Option<PathBuf>,
+}
+
+/// The last lines of a failed case's stderr log, at most this many bytes.
+const LOG_EXCERPT_BYTES: usize = 2000;
+const LOG_EXCERPT_LINES: usize = 12;
+
+/// The end of the stderr log of every case that did not end `ok`.
+fn log_excerpts(run_dir: &Path, runs: &[CaseRecord]) -> BTreeMap<(String, String), String> {
+    let mut excerpts = BTreeMap::new();
+    for r in runs.iter().filter(|r| r.status != CaseStatus::Ok) {
+        let path = run_dir
+            .join("logs")
+            .join(&r.submission)
+            .join(format!("{}.stderr.log", r.case_id));
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let tail = &bytes[bytes.len().saturating_sub(LOG_EXCERPT_BYTES)..];
+        let text = String::from_utf8_lossy(tail);
+        let lines: Vec<&str> = text.lines().collect();
+        let excerpt = lines[lines.len().saturating_sub(LOG_EXCERPT_LINES)..].join("\n");
+        if !excerpt.trim().is_empty() {
+            excerpts.insert((r.submission.clone(), r.case_id.clone()), excerpt);
+        }
+    }
+    excerpts
+}
+
+/// Writes the report of the round in `run_dir`: the HTML file, `report.md` beside it, and the
+/// charts when asked. Returns the files written.
+pub fn write_report(
+    run_dir: &Path,
+    data: &ReportDataRefs,
+    options: &ReportOptions,
+) -> Result<Vec<PathBuf>> {
+    let journal = run_dir.join("runs.csv");
+    let runs = if journal.exists() {
+        crate::runner::events::RunsCsv::read(&journal)?
+    } else {
+        Vec::new()
+    };
+    let excerpts = log_excerpts(run_dir, &runs);
+    let input = html::ReportInput {
+        scores: data.scores,
+        leaderboard: data.leaderboard,
+        analysis: data.analysis,
+        receipt: data.receipt,
+        runs: &runs,
+        log_excerpts: &excerpts,
+        view: options.view,
+    };
+    let mut files = Vec::new();
+    if let Some(parent) = options.html.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+    }
+    std::fs::write(&options.html, html::render(&input))
+        .map_err(|e| Error::io("write", &options.html, e))?;
+    files.push(options.html.clone());
+    let md_path = options.html.with_file_name("report.md");
+    let html_name = options
+        .html
+        .file_name()
+        .map_or("report.html".into(), |n| n.to_string_lossy().into_owned());
+    std::fs::write(&md_path, markdown_summary(data, &html_name))
+        .map_err(|e| Error::io("write", &md_path, e))?;
+    files.push(md_path);
+    if let Some(dir) = &options.plots {
+        files.extend(write_plots(dir, data, &input)?);
+    }
+    Ok(files)
+}
+
+/// Borrowed parts of a round's results, as `finish` holds them and [`ReportData`] owns them.
+pub struct ReportDataRefs<'a> {
+    pub scores: &'a RoundScores,
+    pub leaderboard: &'a [LeaderboardRow],
+    pub analysis: &'a RankingAnalysis,
+    pub receipt: &'a Receipt,
+}
+
+impl ReportData {
+    pub fn refs(&self) -> ReportDataRefs<'_> {
+        ReportDataRefs {
+            scores: &self.scores,
+            leaderboard: &self.leaderboard,
+            analysis: &self.analysis,
+            receipt: &self.receipt,
+        }
+    }
+}
+
+/// Every chart as `<stem>.svg` and `<stem>.png`.
+fn write_plots(
+    dir: &Path,
+    data: &ReportDataRefs,
+    input: &html::ReportInput,
+) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+    let detail = if input.view == View::Team && data.receipt.hidden {
+        figures::Detail::AggregatesOnly
+    } else {
+        figures::Detail::PerCase
+    };
+    let mut files = Vec::new();
+    for figure in figures::all(data.scores, data.analysis, detail) {
+        let failed = |e: String| Error::msg(format!("chart {}: {e}", figure.stem));
+        let svg = dir.join(format!("{}.svg", figure.stem));
+        std::fs::write(&svg, figure.svg_file().map_err(failed)?)
+            .map_err(|e| Error::io("write", &svg, e))?;
+        let png = dir.join(format!("{}.png", figure.stem));
+        std::fs::write(&png, figure.png().map_err(failed)?)
+            .map_err(|e| Error::io("write", &png, e))?;
+        files.extend([svg, png]);
+    }
+    Ok(files)
+}
+
+/// A short Markdown summary for e-mails and issues: the winner, the leaderboard and the
+/// caveats, pointing at the HTML report for the rest.
+pub fn markdown_summary(data: &ReportDataRefs, html_name: &str) -> String {
+    use leaderboard::escape_markdown;
+    let s = data.scores;
+    let method = data
+        .analysis
+        .method
+        .map_or("mean-then-rank", RankingMethod::name);
+    let mut md = format!(
+        "# {} / {}: results\n\n{} cases scored, {} submissions; each task ranked `{method}`, then the weighted mean of task ranks.\n\n",
+        escape_markdown(&s.challenge),
+        escape_markdown(&s.phase),
+        s.cases,
+        s.submissions.len()
+    );
+    let ranked: Vec<&LeaderboardRow> = data
+        .leaderboard
+        .iter()
+        .filter(|r| r.rank.is_some())
+        .collect();
+    let name = |r: &LeaderboardRow| {
+        format!(
+            "**{}** ({})",
+            escape_markdown(&r.submission),
+            escape_markdown(&r.team)
+        )
+    };
+    let winners: Vec<String> = ranked
+        .iter()
+        .filter(|r| r.rank == Some(1))
+        .map(|r| name(r))
+        .collect();
+    let _ = write!(
+        md,
+        "Winner: {}.",
+        if winners.is_empty() {
+            "none".to_string()
+        } else {
+            winners.join(", ")
+        }
+    );
+    if let Some(second) = ranked.iter().find(|r| r.rank.is_some_and(|k| k > 1)) {
+        let _ = write!(md, " Runner-up: {}.", name(second));
+    }
+    md.push_str("\n\n");
+    md.push_str(&leaderboard::markdown(data.leaderboard));
+    md.push('\n');
+    for line in terminal::ranking_caveats(data.analysis) {
+        let _ = writeln!(md, "- {}", escape_markdown(&line));
+    }
+    let _ = writeln!(
+        md,
+        "\nPrimary metric per task with its 95 % CI in brackets. The charts, per-task metrics, ranking analysis, runs and reproducibility receipt are in {html_name}."
+    );
+    md
+}

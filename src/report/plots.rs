@@ -1,10 +1,12 @@
-//! The report's charts, drawn with plotters as SVG text to inline in `report.html`. Labels
-//! (team names included) are SVG `<text>` that plotters escapes.
+//! The report's charts, drawn with plotters. A [`Figure`] holds its own data, so the same chart
+//! is drawn as SVG text to inline in `report.html` and as a PNG for slides (`--plots DIR`).
+//! Labels, team names included, are SVG `<text>` that plotters escapes.
+//!
+//! Text is laid out with DejaVu Sans, bundled in the binary, so that a PNG looks the same on
+//! every machine and no font is looked up on the host.
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
-
-use crate::ranking::analysis::RankingAnalysis;
-use crate::results::CurvePoint;
 
 const PALETTE: [RGBColor; 8] = [
     RGBColor(0, 114, 178),
@@ -17,131 +19,762 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(0, 0, 0),
 ];
 
-/// Drops the namespace attribute: HTML5 does not need it for inline SVG, and the report then
-/// holds no URL at all.
-fn inline(svg: String) -> String {
-    svg.replace(" xmlns=\"http://www.w3.org/2000/svg\"", "")
+const GRID: RGBColor = RGBColor(200, 200, 200);
+/// The fine mesh: barely there, so that data stays in front.
+const LIGHT: RGBColor = RGBColor(245, 246, 248);
+const FONT: &str = "sans-serif";
+
+/// The colour of the i-th submission, the same in every chart.
+pub fn color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
 }
 
-/// ROC curves of one task's submissions, overlaid; `curves` holds one class's points.
-pub fn roc_svg(title: &str, curves: &[(String, Vec<&CurvePoint>)]) -> Option<String> {
-    if curves.is_empty() {
-        return None;
+/// Registers the bundled font once; plotters needs it to measure and draw text.
+fn ensure_font() -> Result<(), String> {
+    static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            plotters::style::register_font(
+                FONT,
+                FontStyle::Normal,
+                include_bytes!("../../assets/fonts/DejaVuSans.ttf"),
+            )
+            .map_err(|_| "the bundled font could not be loaded".to_string())
+        })
+        .clone()
+}
+
+/// Turns any drawing error into text.
+trait Drawn<T> {
+    fn drawn(self) -> Result<T, String>;
+}
+
+impl<T, E: std::fmt::Display> Drawn<T> for Result<T, E> {
+    fn drawn(self) -> Result<T, String> {
+        self.map_err(|e| format!("drawing failed: {e}"))
     }
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (520, 440)).into_drawing_area();
-        root.fill(&WHITE).ok()?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(48)
-            .build_cartesian_2d(0f64..1f64, 0f64..1f64)
-            .ok()?;
-        chart
-            .configure_mesh()
-            .x_desc("false positive rate (1 - specificity)")
-            .y_desc("true positive rate (sensitivity)")
-            .draw()
-            .ok()?;
+}
+
+/// One chart with its data.
+#[derive(Clone, Debug)]
+pub struct Figure {
+    /// The file name without extension for `--plots DIR`: `[a-z0-9-]` only.
+    pub stem: String,
+    /// A sentence under the chart saying how to read it.
+    pub caption: String,
+    pub width: u32,
+    pub height: u32,
+    pub chart: Chart,
+}
+
+/// A labelled series of points.
+#[derive(Clone, Debug)]
+pub struct Series {
+    pub name: String,
+    /// Index into the palette, so that a submission keeps its colour across charts.
+    pub color: usize,
+    pub points: Vec<(f64, f64)>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Chart {
+    /// ROC curves overlaid (x = 1 − specificity, y = sensitivity), with each submission's
+    /// operating point at the declared threshold as a filled disc.
+    Roc {
+        title: String,
+        curves: Vec<Series>,
+        operating_points: Vec<Series>,
+    },
+    /// Per-case values of one metric per submission: a box (quartiles, median, whiskers to the
+    /// farthest value within 1.5 IQR) over the individual cases as jittered dots.
+    DotBox {
+        title: String,
+        metric: String,
+        groups: Vec<Series>,
+    },
+    /// Bland–Altman: x = mean of prediction and truth, y = prediction − truth, with the bias
+    /// and the 95 % limits of agreement.
+    BlandAltman {
+        title: String,
+        points: Series,
+        bias: f64,
+        limits: (f64, f64),
+    },
+    /// Predicted against true values, with the identity line.
+    Scatter {
+        title: String,
+        x_label: String,
+        y_label: String,
+        series: Vec<Series>,
+    },
+    /// challengeR's blob plot: a disc per (submission, bootstrap rank), its area the share of
+    /// resamples; a cross at the rank on all cases.
+    Blob {
+        title: String,
+        submissions: Vec<String>,
+        /// Each submission's colour.
+        colors: Vec<usize>,
+        /// (column, rank, share of resamples)
+        blobs: Vec<(usize, usize, f64)>,
+        /// (column, rank on all cases)
+        full: Vec<(usize, usize)>,
+    },
+    /// Pairwise significance: a filled cell where the row's submission is significantly better
+    /// than the column's. Submissions in rank order.
+    SignificanceMap {
+        title: String,
+        submissions: Vec<String>,
+        /// (row, column) pairs where the row wins.
+        wins: Vec<(usize, usize)>,
+    },
+    /// One line per submission through its consensus rank under each ranking method.
+    MethodRanks {
+        title: String,
+        methods: Vec<String>,
+        /// Per submission: the rank under each method, in `methods` order.
+        ranks: Vec<(String, usize, Vec<Option<usize>>)>,
+    },
+}
+
+impl Figure {
+    /// The chart as SVG text for inlining in HTML (no namespace attribute, so the report holds
+    /// no URL at all).
+    pub fn svg(&self) -> Result<String, String> {
+        ensure_font()?;
+        let mut svg = String::new();
+        {
+            let root =
+                SVGBackend::with_string(&mut svg, (self.width, self.height)).into_drawing_area();
+            self.draw(&root)?;
+            root.present().drawn()?;
+        }
+        Ok(svg.replace(" xmlns=\"http://www.w3.org/2000/svg\"", ""))
+    }
+
+    /// The chart as a standalone SVG file, namespace included.
+    pub fn svg_file(&self) -> Result<String, String> {
+        Ok(self
+            .svg()?
+            .replacen("<svg", "<svg xmlns=\"http://www.w3.org/2000/svg\"", 1))
+    }
+
+    /// The chart as a PNG at twice the SVG's size, for slides.
+    pub fn png(&self) -> Result<Vec<u8>, String> {
+        ensure_font()?;
+        const SCALE: u32 = 2;
+        let (w, h) = (self.width * SCALE, self.height * SCALE);
+        let mut rgb = vec![255u8; (w * h * 3) as usize];
+        {
+            let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+            self.draw_scaled(&root, SCALE as f64)?;
+            root.present().drawn()?;
+        }
+        let mut out = Vec::new();
+        {
+            let mut encoder = png::Encoder::new(&mut out, w, h);
+            encoder.set_color(png::ColorType::Rgb);
+            encoder.set_depth(png::BitDepth::Eight);
+            let mut writer = encoder.write_header().drawn()?;
+            writer.write_image_data(&rgb).drawn()?;
+        }
+        Ok(out)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        self.draw_scaled(root, 1.0)
+    }
+
+    fn draw_scaled<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        scale: f64,
+    ) -> Result<(), String> {
+        root.fill(&WHITE).drawn()?;
+        let s = Scale(scale);
+        match &self.chart {
+            Chart::Roc {
+                title,
+                curves,
+                operating_points,
+            } => roc(root, s, title, curves, operating_points),
+            Chart::DotBox {
+                title,
+                metric,
+                groups,
+            } => dot_box(root, s, title, metric, groups),
+            Chart::BlandAltman {
+                title,
+                points,
+                bias,
+                limits,
+            } => bland_altman(root, s, title, points, *bias, *limits),
+            Chart::Scatter {
+                title,
+                x_label,
+                y_label,
+                series,
+            } => scatter(root, s, title, x_label, y_label, series),
+            Chart::Blob {
+                title,
+                submissions,
+                colors,
+                blobs,
+                full,
+            } => blob(root, s, title, submissions, colors, blobs, full),
+            Chart::SignificanceMap {
+                title,
+                submissions,
+                wins,
+            } => significance_map(root, s, title, submissions, wins),
+            Chart::MethodRanks {
+                title,
+                methods,
+                ranks,
+            } => method_ranks(root, s, title, methods, ranks),
+        }
+    }
+}
+
+/// Pixel sizes scaled for the output (1 for SVG, 2 for PNG).
+#[derive(Clone, Copy)]
+struct Scale(f64);
+
+impl Scale {
+    fn px(self, v: u32) -> u32 {
+        (f64::from(v) * self.0).round() as u32
+    }
+    fn i(self, v: i32) -> i32 {
+        (f64::from(v) * self.0).round() as i32
+    }
+    fn title(self) -> TextStyle<'static> {
+        TextStyle::from((FONT, 17.0 * self.0).into_font())
+    }
+    fn label(self) -> TextStyle<'static> {
+        TextStyle::from((FONT, 12.0 * self.0).into_font())
+    }
+}
+
+fn padded(lo: f64, hi: f64) -> std::ops::Range<f64> {
+    let (lo, hi) = if lo.is_finite() && hi.is_finite() && hi > lo {
+        (lo, hi)
+    } else if lo.is_finite() {
+        (lo - 1.0, lo + 1.0)
+    } else {
+        (0.0, 1.0)
+    };
+    let pad = (hi - lo) * 0.05;
+    (lo - pad)..(hi + pad)
+}
+
+fn roc<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    s: Scale,
+    title: &str,
+    curves: &[Series],
+    operating_points: &[Series],
+) -> Result<(), String> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, s.title())
+        .margin(s.px(12))
+        .x_label_area_size(s.px(40))
+        .y_label_area_size(s.px(48))
+        .build_cartesian_2d(0f64..1f64, 0f64..1f64)
+        .drawn()?;
+    chart
+        .configure_mesh()
+        .label_style(s.label())
+        .light_line_style(LIGHT)
+        .x_desc("1 - specificity")
+        .y_desc("sensitivity")
+        .draw()
+        .drawn()?;
+    chart
+        .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], GRID))
+        .drawn()?;
+    for c in curves {
+        let color = color(c.color);
+        let width = s.px(2);
         chart
             .draw_series(LineSeries::new(
-                [(0.0, 0.0), (1.0, 1.0)],
-                RGBColor(200, 200, 200),
+                c.points.iter().copied(),
+                color.stroke_width(width),
             ))
-            .ok()?;
-        for (i, (name, points)) in curves.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
-            let mut line: Vec<(f64, f64)> = points.iter().map(|p| (p.fpr, p.tpr)).collect();
-            line.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
-            chart
-                .draw_series(LineSeries::new(line, color.stroke_width(2)))
-                .ok()?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .ok()?;
-        root.present().ok()?;
+            .drawn()?
+            .label(c.name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new([(x, y), (x + 18, y)], color.stroke_width(width))
+            });
     }
-    Some(inline(svg))
+    for p in operating_points {
+        let color = color(p.color);
+        chart
+            .draw_series(p.points.iter().map(|&xy| {
+                EmptyElement::at(xy)
+                    + Circle::new((0, 0), s.i(5), color.filled())
+                    + Circle::new((0, 0), s.i(5), BLACK.stroke_width(1))
+            }))
+            .drawn()?;
+    }
+    chart
+        .configure_series_labels()
+        .label_font(s.label())
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .drawn()
 }
 
-/// challengeR's blob plot: for each submission, a disc at each bootstrap rank, its area
-/// proportional to the share of resamples with that rank.
-pub fn blob_svg(analysis: &RankingAnalysis, scope: &str) -> Option<String> {
-    let names = &analysis.submissions;
-    if names.is_empty() || analysis.resamples == 0 {
+/// Tukey's box: quartiles by linear interpolation, whiskers to the farthest values within
+/// 1.5 IQR of the box.
+fn box_stats(sorted: &[f64]) -> Option<[f64; 5]> {
+    if sorted.is_empty() {
         return None;
     }
-    let k = names.len();
-    let mut svg = String::new();
-    {
-        let width = (160 + 70 * k as u32).min(1100);
-        let root = SVGBackend::with_string(&mut svg, (width, 380)).into_drawing_area();
-        root.fill(&WHITE).ok()?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(format!("Bootstrap ranks: {scope}"), ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(60)
-            .y_label_area_size(40)
-            .build_cartesian_2d(-0.5f64..(k as f64 - 0.5), (k as f64 + 0.5)..0.5f64)
-            .ok()?;
-        let label = |x: &f64| {
-            let i = x.round();
-            if (x - i).abs() < 1e-9 && i >= 0.0 && (i as usize) < k {
-                names[i as usize].clone()
-            } else {
-                String::new()
-            }
+    let q = |p: f64| {
+        let h = (sorted.len() - 1) as f64 * p;
+        let (lo, hi) = (h.floor() as usize, h.ceil() as usize);
+        sorted[lo] + (sorted[hi] - sorted[lo]) * (h - lo as f64)
+    };
+    let (q1, median, q3) = (q(0.25), q(0.5), q(0.75));
+    let iqr = q3 - q1;
+    let low = sorted
+        .iter()
+        .copied()
+        .find(|&v| v >= q1 - 1.5 * iqr)
+        .unwrap_or(q1);
+    let high = sorted
+        .iter()
+        .rev()
+        .copied()
+        .find(|&v| v <= q3 + 1.5 * iqr)
+        .unwrap_or(q3);
+    Some([low, q1, median, q3, high])
+}
+
+fn category_label(names: &[String]) -> impl Fn(&f64) -> String + '_ {
+    move |x: &f64| {
+        let i = x.round();
+        if (x - i).abs() < 1e-9 && i >= 0.0 && (i as usize) < names.len() {
+            names[i as usize].clone()
+        } else {
+            String::new()
+        }
+    }
+}
+
+fn dot_box<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    s: Scale,
+    title: &str,
+    metric: &str,
+    groups: &[Series],
+) -> Result<(), String> {
+    let values = || groups.iter().flat_map(|g| g.points.iter().map(|p| p.1));
+    let lo = values().fold(f64::INFINITY, f64::min);
+    let hi = values().fold(f64::NEG_INFINITY, f64::max);
+    let k = groups.len();
+    let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
+    let label = category_label(&names);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, s.title())
+        .margin(s.px(12))
+        .x_label_area_size(s.px(40))
+        .y_label_area_size(s.px(56))
+        .build_cartesian_2d(-0.5f64..(k as f64 - 0.5), padded(lo, hi))
+        .drawn()?;
+    chart
+        .configure_mesh()
+        .label_style(s.label())
+        .light_line_style(LIGHT)
+        .x_labels(k.max(1))
+        .x_label_formatter(&label)
+        .disable_x_mesh()
+        .y_desc(metric)
+        .draw()
+        .drawn()?;
+    for (i, g) in groups.iter().enumerate() {
+        let color = color(g.color);
+        let x = i as f64;
+        let mut sorted: Vec<f64> = g.points.iter().map(|p| p.1).collect();
+        sorted.sort_by(f64::total_cmp);
+        // Dots first, so the box's outline stays readable on top of them. The jitter is the
+        // golden-ratio sequence: spread evenly and the same on every run.
+        chart
+            .draw_series(g.points.iter().enumerate().map(|(j, p)| {
+                let jitter = ((j as f64 * 0.618_034).fract() - 0.5) * 0.5;
+                Circle::new((x + jitter, p.1), s.i(3), color.mix(0.55).filled())
+            }))
+            .drawn()?;
+        let Some([low, q1, median, q3, high]) = box_stats(&sorted) else {
+            continue;
+        };
+        let stroke = BLACK.stroke_width(s.px(1));
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(x - 0.3, q1), (x + 0.3, q3)],
+                stroke,
+            )))
+            .drawn()?;
+        chart
+            .draw_series([
+                PathElement::new(
+                    [(x - 0.3, median), (x + 0.3, median)],
+                    BLACK.stroke_width(s.px(3)),
+                ),
+                PathElement::new([(x, q3), (x, high)], stroke),
+                PathElement::new([(x, q1), (x, low)], stroke),
+                PathElement::new([(x - 0.12, high), (x + 0.12, high)], stroke),
+                PathElement::new([(x - 0.12, low), (x + 0.12, low)], stroke),
+            ])
+            .drawn()?;
+    }
+    Ok(())
+}
+
+fn bland_altman<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    s: Scale,
+    title: &str,
+    points: &Series,
+    bias: f64,
+    (lower, upper): (f64, f64),
+) -> Result<(), String> {
+    let xs = points.points.iter().map(|p| p.0);
+    let ys = points.points.iter().map(|p| p.1).chain([lower, upper, 0.0]);
+    let x_range = padded(
+        xs.clone().fold(f64::INFINITY, f64::min),
+        xs.fold(f64::NEG_INFINITY, f64::max),
+    );
+    let y_range = padded(
+        ys.clone().fold(f64::INFINITY, f64::min),
+        ys.fold(f64::NEG_INFINITY, f64::max),
+    );
+    let (x0, x1) = (x_range.start, x_range.end);
+    let lift = (y_range.end - y_range.start) * 0.045;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, s.title())
+        .margin(s.px(12))
+        .x_label_area_size(s.px(40))
+        .y_label_area_size(s.px(52))
+        .build_cartesian_2d(x_range, y_range)
+        .drawn()?;
+    chart
+        .configure_mesh()
+        .label_style(s.label())
+        .light_line_style(LIGHT)
+        .x_desc("mean of predicted and true")
+        .y_desc("predicted - true")
+        .draw()
+        .drawn()?;
+    let color = color(points.color);
+    chart
+        .draw_series(
+            points
+                .points
+                .iter()
+                .map(|&p| Circle::new(p, s.i(3), color.mix(0.7).filled())),
+        )
+        .drawn()?;
+    chart
+        .draw_series(LineSeries::new(
+            [(x0, 0.0), (x1, 0.0)],
+            GRID.stroke_width(s.px(1)),
+        ))
+        .drawn()?;
+    for (y, name, dashed) in [
+        (bias, format!("bias {bias:.2}"), false),
+        (lower, format!("-1.96 SD {lower:.2}"), true),
+        (upper, format!("+1.96 SD {upper:.2}"), true),
+    ] {
+        let style = if dashed {
+            BLACK.mix(0.6).stroke_width(s.px(1))
+        } else {
+            BLACK.stroke_width(s.px(2))
         };
         chart
-            .configure_mesh()
-            .x_labels(k)
-            .x_label_formatter(&label)
-            .y_labels(k.min(10))
-            .y_label_formatter(&|y| format!("{y:.0}"))
-            .y_desc("rank")
-            .disable_x_mesh()
-            .draw()
-            .ok()?;
-        let total = analysis.resamples as f64;
-        for c in analysis.rank_counts.iter().filter(|c| c.scope == scope) {
-            let Some(x) = names.iter().position(|n| *n == c.submission) else {
-                continue;
-            };
-            let share = c.resamples as f64 / total;
-            let radius = (share.sqrt() * 16.0).max(2.0) as i32;
-            let color = PALETTE[x % PALETTE.len()];
-            chart
-                .draw_series(std::iter::once(Circle::new(
-                    (x as f64, c.rank as f64),
-                    radius,
-                    color.mix(0.7).filled(),
-                )))
-                .ok()?;
-        }
-        // The full-data rank, as a cross on each column.
-        for i in analysis.intervals.iter().filter(|i| i.scope == scope) {
-            if let Some(x) = names.iter().position(|n| *n == i.submission) {
-                chart
-                    .draw_series(std::iter::once(Cross::new(
-                        (x as f64, i.rank as f64),
-                        5,
-                        BLACK.stroke_width(2),
-                    )))
-                    .ok()?;
-            }
-        }
-        root.present().ok()?;
+            .draw_series(LineSeries::new([(x0, y), (x1, y)], style))
+            .drawn()?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                name,
+                (x0 + (x1 - x0) * 0.01, y + lift),
+                s.label(),
+            )))
+            .drawn()?;
     }
-    Some(inline(svg))
+    Ok(())
+}
+
+fn scatter<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    s: Scale,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<(), String> {
+    let all = || {
+        series
+            .iter()
+            .flat_map(|c| c.points.iter().flat_map(|p| [p.0, p.1]))
+    };
+    let range = padded(
+        all().fold(f64::INFINITY, f64::min),
+        all().fold(f64::NEG_INFINITY, f64::max),
+    );
+    let (lo, hi) = (range.start, range.end);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, s.title())
+        .margin(s.px(12))
+        .x_label_area_size(s.px(40))
+        .y_label_area_size(s.px(52))
+        .build_cartesian_2d(range.clone(), range)
+        .drawn()?;
+    chart
+        .configure_mesh()
+        .label_style(s.label())
+        .light_line_style(LIGHT)
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .draw()
+        .drawn()?;
+    chart
+        .draw_series(LineSeries::new(
+            [(lo, lo), (hi, hi)],
+            GRID.stroke_width(s.px(1)),
+        ))
+        .drawn()?;
+    for c in series {
+        let color = color(c.color);
+        let r = s.i(3);
+        chart
+            .draw_series(
+                c.points
+                    .iter()
+                    .map(|&p| Circle::new(p, r, color.mix(0.7).filled())),
+            )
+            .drawn()?
+            .label(c.name.as_str())
+            .legend(move |(x, y)| Circle::new((x + 8, y), r, color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .label_font(s.label())
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .drawn()
+}
+
+fn blob<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    s: Scale,
+    title: &str,
+    names: &[String],
+    colors: &[usize],
+    blobs: &[(usize, usize, f64)],
+    full: &[(usize, usize)],
+) -> Result<(), String> {
+    let k = names.len();
+    let label = category_label(names);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, s.title())
+        .margin(s.px(12))
+        .x_label_area_size(s.px(40))
+        .y_label_area_size(s.px(40))
+        .build_cartesian_2d(-0.5f64..(k as f64 - 0.5), (k as f64 + 0.5)..0.5f64)
+        .drawn()?;
+    chart
+        .configure_mesh()
+        .label_style(s.label())
+        .light_line_style(LIGHT)
+        .x_labels(k.max(1))
+        .x_label_formatter(&label)
+        .y_labels(k.clamp(1, 10))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .y_desc("rank")
+        .disable_x_mesh()
+        .draw()
+        .drawn()?;
+    chart
+        .draw_series(blobs.iter().map(|&(x, rank, share)| {
+            let radius = s.i((share.sqrt() * 16.0).max(2.0) as i32);
+            let c = color(colors.get(x).copied().unwrap_or(x));
+            Circle::new((x as f64, rank as f64), radius, c.mix(0.7).filled())
+        }))
+        .drawn()?;
+    chart
+        .draw_series(full.iter().map(|&(x, rank)| {
+            Cross::new((x as f64, rank as f64), s.i(5), BLACK.stroke_width(s.px(2)))
+        }))
+        .drawn()?;
+    Ok(())
+}
+
+fn significance_map<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    s: Scale,
+    title: &str,
+    names: &[String],
+    wins: &[(usize, usize)],
+) -> Result<(), String> {
+    let k = names.len();
+    let label = category_label(names);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, s.title())
+        .margin(s.px(12))
+        .x_label_area_size(s.px(40))
+        .y_label_area_size(s.px(120))
+        .build_cartesian_2d(-0.5f64..(k as f64 - 0.5), (k as f64 - 0.5)..-0.5f64)
+        .drawn()?;
+    chart
+        .configure_mesh()
+        .label_style(s.label())
+        .light_line_style(LIGHT)
+        .x_labels(k.max(1))
+        .y_labels(k.max(1))
+        .x_label_formatter(&label)
+        .y_label_formatter(&label)
+        .x_desc("opponent")
+        .y_desc("submission")
+        .disable_mesh()
+        .draw()
+        .drawn()?;
+    let win = RGBColor(0, 114, 178);
+    let cells = (0..k).flat_map(|row| (0..k).map(move |col| (row, col)));
+    chart
+        .draw_series(cells.map(|(row, col)| {
+            let fill = if row == col {
+                WHITE.filled()
+            } else if wins.contains(&(row, col)) {
+                win.filled()
+            } else {
+                RGBColor(235, 237, 240).filled()
+            };
+            let (x, y) = (col as f64, row as f64);
+            Rectangle::new([(x - 0.48, y - 0.48), (x + 0.48, y + 0.48)], fill)
+        }))
+        .drawn()?;
+    chart
+        .draw_series((0..k).map(|i| {
+            let d = i as f64;
+            Rectangle::new(
+                [(d - 0.48, d - 0.48), (d + 0.48, d + 0.48)],
+                GRID.stroke_width(s.px(1)),
+            )
+        }))
+        .drawn()?;
+    Ok(())
+}
+
+fn method_ranks<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    s: Scale,
+    title: &str,
+    methods: &[String],
+    ranks: &[(String, usize, Vec<Option<usize>>)],
+) -> Result<(), String> {
+    let k = ranks.len();
+    let m = methods.len();
+    let label = category_label(methods);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, s.title())
+        .margin(s.px(12))
+        .margin_right(s.px(24))
+        .x_label_area_size(s.px(40))
+        .y_label_area_size(s.px(40))
+        .build_cartesian_2d(-0.3f64..(m as f64 + 0.4), (k as f64 + 0.5)..0.5f64)
+        .drawn()?;
+    chart
+        .configure_mesh()
+        .label_style(s.label())
+        .light_line_style(LIGHT)
+        .x_labels(m.max(1))
+        .x_label_formatter(&label)
+        .y_labels(k.clamp(1, 10))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .y_desc("consensus rank")
+        .disable_x_mesh()
+        .draw()
+        .drawn()?;
+    for (name, color_index, per_method) in ranks {
+        let color = color(*color_index);
+        let points: Vec<(f64, f64)> = per_method
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.map(|r| (i as f64, r as f64)))
+            .collect();
+        let width = s.px(2);
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(width),
+            ))
+            .drawn()?
+            .label(name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new([(x, y), (x + 18, y)], color.stroke_width(width))
+            });
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|&p| Circle::new(p, s.i(4), color.filled())),
+            )
+            .drawn()?;
+    }
+    chart
+        .configure_series_labels()
+        .label_font(s.label())
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .drawn()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn box_stats_use_interpolated_quartiles_and_tukey_whiskers() {
+        // numpy.percentile([1, 2, 3, 4, 100], [25, 50, 75]) = 2, 3, 4; 100 lies beyond
+        // 4 + 1.5 * 2, so the upper whisker stops at 4.
+        assert_eq!(
+            box_stats(&[1.0, 2.0, 3.0, 4.0, 100.0]),
+            Some([1.0, 2.0, 3.0, 4.0, 4.0])
+        );
+        assert_eq!(box_stats(&[]), None);
+        assert_eq!(box_stats(&[7.0]), Some([7.0; 5]));
+    }
+
+    #[test]
+    fn a_figure_renders_as_svg_and_png() {
+        let figure = Figure {
+            stem: "roc".into(),
+            caption: String::new(),
+            width: 300,
+            height: 200,
+            chart: Chart::Roc {
+                title: "<b>ROC</b>".into(),
+                curves: vec![Series {
+                    name: "a & b".into(),
+                    color: 0,
+                    points: vec![(0.0, 0.0), (0.2, 0.8), (1.0, 1.0)],
+                }],
+                operating_points: vec![],
+            },
+        };
+        let svg = figure.svg().unwrap();
+        assert!(svg.starts_with("<svg") && !svg.contains("xmlns"));
+        assert!(svg.contains("&lt;b&gt;ROC&lt;/b&gt;") && svg.contains("a &amp; b"));
+        assert!(figure.svg_file().unwrap().contains("xmlns"));
+        let png = figure.png().unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        // IHDR: width and height at twice the SVG's size.
+        assert_eq!(&png[16..24], &[0, 0, 2, 88, 0, 0, 1, 144]);
+    }
 }

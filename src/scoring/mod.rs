@@ -64,6 +64,7 @@ pub fn score_round(
         problems: Vec::new(),
         curves: Vec::new(),
         confusion: Vec::new(),
+        values: Vec::new(),
         ranking: crate::ranking::inputs::RankingInputs {
             cases: truth.cases.clone(),
             values: BTreeMap::new(),
@@ -102,6 +103,7 @@ pub fn score_round(
             aggregates: &mut round.aggregates,
             curves: &mut round.curves,
             confusion: &mut round.confusion,
+            values: &mut round.values,
             problems: &mut problems,
             ranking: &mut round.ranking.values,
         };

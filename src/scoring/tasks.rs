@@ -14,7 +14,9 @@ use crate::metrics::{
     agreement, classification, intervals, ordinal, regression, roc, segmentation,
 };
 use crate::ranking::inputs::{BinaryAuc, LocalStatistic, PrimaryValues};
-use crate::results::{Aggregate, CaseScore, CaseStatus, ConfusionCell, CurvePoint, Problem};
+use crate::results::{
+    Aggregate, CaseScore, CaseStatus, ConfusionCell, CurvePoint, PairedValue, Problem,
+};
 use crate::runner::CaseRecord;
 
 pub(super) struct Context<'a> {
@@ -28,6 +30,7 @@ pub(super) struct Context<'a> {
     pub aggregates: &'a mut Vec<Aggregate>,
     pub curves: &'a mut Vec<CurvePoint>,
     pub confusion: &'a mut Vec<ConfusionCell>,
+    pub values: &'a mut Vec<PairedValue>,
     pub problems: &'a mut Vec<Problem>,
     /// Each task's primary metric as the ranking analysis needs it, by (submission, task).
     pub ranking: &'a mut BTreeMap<(String, String), PrimaryValues>,
@@ -298,7 +301,7 @@ impl Context<'_> {
             ci_lower: ci.map(|c| c.0),
             ci_upper: ci.map(|c| c.1),
             n,
-            ci_method: if ci.is_some() { method } else { "" },
+            ci_method: if ci.is_some() { method } else { "" }.to_string(),
         });
     }
 
@@ -831,6 +834,14 @@ impl Context<'_> {
                 predicted.push(x);
                 kept.push(case_index);
                 abs_errors[case_index] = Some((x - t).abs());
+                self.values.push(PairedValue {
+                    submission: self.submission.to_string(),
+                    task: task.name.clone(),
+                    case_id: case_id.clone(),
+                    truth: t,
+                    predicted: x,
+                    status,
+                });
             }
         }
         if task.primary == Metric::Mae {

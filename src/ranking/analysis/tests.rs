@@ -119,7 +119,7 @@ fn ties_share_the_minimum_rank_under_every_method() {
         .find(|s| s.task == "q" && s.submission == "a" && s.opponent == "c")
         .unwrap();
     assert_eq!(
-        (a_vs_c.test, a_vs_c.statistic, a_vs_c.p_value),
+        (a_vs_c.test.as_str(), a_vs_c.statistic, a_vs_c.p_value),
         ("wilcoxon", 10.0, 1.0 / 16.0)
     );
     assert!(!a_vs_c.significant);

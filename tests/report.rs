@@ -1,0 +1,314 @@
+//! The judges' report (issue 7) as a judge and a team receive it: one self-contained HTML file
+//! with every section, chart and team, hostile names and log lines shown as text, redrawn
+//! identically from the round's folder alone, and a team view that keeps a hidden phase hidden.
+//! tests/browser.rs loads it in a real browser.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use podium::report::{figures, ReportData, ReportOptions, View};
+
+const HOSTILE_TEAM: &str = "<script>alert(1)</script>";
+/// What the failing submission writes to stderr: markup that would run or break out of the
+/// `<pre>` it is quoted in.
+const HOSTILE_LOG: &str =
+    "</pre><img src=x onerror=alert(2)><a href=\"https://evil.example\">x</a>";
+
+/// A round of the two examples (random-guess renamed to a hostile team, no longer a baseline)
+/// and a submission that fails every case with a hostile stderr line, on `phase`.
+fn hostile_round(dir: &Path, phase: &str) -> std::path::PathBuf {
+    let root = dir.join("covid19-ct");
+    podium::demo::init_covid19_ct(
+        &root,
+        &podium::demo::GenerationStamp::new(6, podium::demo::Size::Small, 11),
+        &|_| {},
+    )
+    .unwrap();
+    let challenge = podium::challenge::Challenge::load(&root).unwrap();
+    let subs = dir.join("subs");
+    binary_submission(
+        &subs,
+        "threshold-baseline",
+        &workspace_binary("threshold-baseline"),
+    );
+    let team = binary_submission(&subs, "random-guess", &workspace_binary("random-guess"));
+    make_team_submission(&team);
+    let toml = team.join("submission.toml");
+    let text = std::fs::read_to_string(&toml)
+        .unwrap()
+        .replace("team = \"examples\"", &format!("team = {HOSTILE_TEAM:?}"));
+    std::fs::write(&toml, text).unwrap();
+    script_submission(
+        &subs,
+        "crasher",
+        &format!("echo {:?} >&2\nexit 3", HOSTILE_LOG),
+    );
+    let out = dir.join(format!("round-{phase}"));
+    let options = podium::runner::RoundOptions {
+        jobs: 2,
+        out_dir: out.clone(),
+        resume: false,
+    };
+    let paths = challenge.phase_paths(phase, None).unwrap();
+    let submissions = podium::submission::Submission::discover(&subs).unwrap();
+    podium::pipeline::run_and_score(
+        &challenge,
+        &paths,
+        &submissions,
+        &podium::runner::process::ProcessBackend,
+        &options,
+        &mut |_| {},
+    )
+    .unwrap();
+    out
+}
+
+/// The markup of the page: every tag, without the text between tags (where escaped team text
+/// may say anything).
+fn tags(html: &str) -> Vec<&str> {
+    html.match_indices('<')
+        .map(|(i, _)| &html[i..i + html[i..].find('>').map_or(html.len() - i, |e| e + 1)])
+        .collect()
+}
+
+fn between<'a>(html: &'a str, open: &str, close: &str) -> &'a str {
+    let start = html.find(open).unwrap() + open.len();
+    &html[start..start + html[start..].find(close).unwrap()]
+}
+
+fn assert_self_contained(html: &str) {
+    for tag in tags(html) {
+        let lower = tag.to_ascii_lowercase();
+        assert!(!lower.contains("src="), "a tag loading a file: {tag}");
+        assert!(!lower.contains("url("), "a tag loading a file: {tag}");
+        if let Some(i) = lower.find("href=\"") {
+            assert!(
+                lower[i + 6..].starts_with('#'),
+                "a link out of the page: {tag}"
+            );
+        }
+        for name in ["<link", "<iframe", "<object", "<embed", "<img", "<base"] {
+            assert!(!lower.starts_with(name), "{tag}");
+        }
+    }
+    let style = between(html, "<style>", "</style>");
+    assert!(!style.contains("url(") && !style.contains("@import"));
+    let script = between(html, "<script>", "</script>");
+    for call in ["fetch(", "XMLHttpRequest", "import(", "http"] {
+        assert!(!script.contains(call), "{call}");
+    }
+    assert_eq!(
+        html.matches("<script").count(),
+        1,
+        "only podium's own sorting script"
+    );
+}
+
+#[test]
+fn the_report_holds_every_section_chart_and_team_and_nothing_external() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hostile_round(dir.path(), "test");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for section in [
+        "summary",
+        "leaderboard",
+        "tasks",
+        "ranking",
+        "runs",
+        "receipt",
+    ] {
+        assert!(
+            html.contains(&format!("<h2 id=\"{section}\">")),
+            "{section}"
+        );
+    }
+    assert_self_contained(&html);
+    assert!(html.len() < 2_000_000, "{} bytes", html.len());
+
+    // Every chart of the round is inlined, once.
+    let data = ReportData::read(&out).unwrap();
+    let charts = figures::all(&data.scores, &data.analysis, figures::Detail::PerCase);
+    assert_eq!(html.matches("<svg").count(), charts.len());
+    for title in [
+        "detection: ROC (covid positive)",
+        "differential: ROC, other_pneumonia vs rest",
+        "segmentation: dice per case",
+        "segmentation: nsd per case",
+        "segmentation: hd95 per case",
+        "quantification: predicted vs true",
+        "quantification: Bland-Altman, threshold-baseline",
+        "Bootstrap ranks: consensus",
+        "Significance: staging",
+        "Consensus rank under each method",
+    ] {
+        assert!(html.contains(title), "no chart {title:?}");
+    }
+    // Operating points at the threshold: a disc per submission on the detection ROC.
+    let roc = charts
+        .iter()
+        .find(|f| f.stem == "detection-roc-covid")
+        .unwrap();
+    match &roc.chart {
+        podium::report::plots::Chart::Roc {
+            operating_points, ..
+        } => assert_eq!(operating_points.len(), 3),
+        other => panic!("{other:?}"),
+    }
+    // A confusion matrix per submission for detection, differential and staging.
+    assert_eq!(html.matches("class=\"confusion\"").count(), 3 * 3);
+
+    // Every submission and team; hostile text only as text.
+    for name in ["threshold-baseline", "random-guess", "crasher"] {
+        assert!(html.contains(name), "{name}");
+    }
+    assert!(!html.contains(HOSTILE_TEAM));
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(!html.contains("<img") && !html.contains("onerror=alert(2)>"));
+    assert!(!html.contains("<a href=\"https://evil.example\">"));
+    // The organizers' view quotes the failing program's stderr, escaped.
+    assert!(
+        html.contains("&lt;/pre&gt;&lt;img src=x onerror=alert(2)&gt;"),
+        "the log excerpt of the failed cases"
+    );
+    assert!(html.contains("<h3>Failed cases</h3>"));
+
+    // report.md beside it, the hostile team escaped for Markdown.
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    // The baseline is shown, not ranked: the team beating the crasher wins.
+    assert!(md.contains("Winner: **random-guess**"), "{md}");
+    assert!(!md.contains(HOSTILE_TEAM), "{md}");
+}
+
+#[test]
+fn podium_report_redraws_the_same_report_and_writes_every_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hostile_round(dir.path(), "test");
+    // Nothing but the round's folder is needed: the challenge and its truth are gone.
+    std::fs::remove_dir_all(dir.path().join("covid19-ct")).unwrap();
+    let plots = dir.path().join("plots");
+    let redrawn = dir.path().join("copy/report.html");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
+        .arg("report")
+        .arg(&out)
+        .arg("--out")
+        .arg(&redrawn)
+        .arg("--plots")
+        .arg(&plots)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(stdout.contains("Report for the judges:"), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(&redrawn).unwrap(),
+        std::fs::read_to_string(out.join("report.html")).unwrap(),
+        "the report redrawn from report-data.json is the one the round wrote"
+    );
+    assert!(dir.path().join("copy/report.md").is_file());
+
+    let data = ReportData::read(&out).unwrap();
+    let charts = figures::all(&data.scores, &data.analysis, figures::Detail::PerCase);
+    for chart in &charts {
+        let svg = std::fs::read_to_string(plots.join(format!("{}.svg", chart.stem))).unwrap();
+        assert!(
+            svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""),
+            "{}",
+            chart.stem
+        );
+        let png = std::fs::read(plots.join(format!("{}.png", chart.stem))).unwrap();
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{}", chart.stem);
+        // Twice the SVG's size, and not blank: drawn text and lines compress worse than white.
+        let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+        assert_eq!(width, chart.width * 2, "{}", chart.stem);
+        assert!(png.len() > 8_000, "{}: {} bytes", chart.stem, png.len());
+    }
+    assert_eq!(
+        std::fs::read_dir(&plots).unwrap().count(),
+        2 * charts.len(),
+        "every chart as SVG and PNG, nothing else"
+    );
+    // Stems are unique and file-name safe, even for the hostile team's charts.
+    for chart in &charts {
+        assert!(chart
+            .stem
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+    }
+
+    // A folder without report data gets a message that says what to do.
+    let failed = std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
+        .arg("report")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("report-data.json") && stderr.contains("podium rescore"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_team_view_of_a_hidden_phase_shows_no_program_output_and_no_per_case_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hostile_round(dir.path(), "test");
+    let data = ReportData::read(&out).unwrap();
+    assert!(data.receipt.hidden);
+    let team = dir.path().join("team/report.html");
+    podium::report::write_report(
+        &out,
+        &data.refs(),
+        &ReportOptions {
+            view: View::Team,
+            html: team.clone(),
+            plots: None,
+        },
+    )
+    .unwrap();
+    let html = std::fs::read_to_string(&team).unwrap();
+    assert_self_contained(&html);
+    assert!(html.contains("team view"));
+    // podium's own message for the failed cases, never the program's output.
+    assert!(html.contains("exit code 3"), "team-safe message");
+    assert!(
+        !html.contains("onerror=alert(2)"),
+        "no log line of the program"
+    );
+    assert!(!html.contains("end of stderr"));
+    // No per-case value: no worst cases, no per-case chart; the aggregates stay.
+    assert!(!html.contains("Worst cases"));
+    for per_case in ["dice per case", "predicted vs true", "Bland-Altman"] {
+        assert!(!html.contains(per_case), "{per_case}");
+    }
+    assert!(html.contains("detection: ROC (covid positive)"));
+    assert!(html.contains("Bootstrap ranks: consensus"));
+}
+
+#[test]
+fn the_team_view_of_a_public_phase_quotes_the_program_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hostile_round(dir.path(), "dev");
+    let data = ReportData::read(&out).unwrap();
+    assert!(!data.receipt.hidden);
+    let team = dir.path().join("team/report.html");
+    podium::report::write_report(
+        &out,
+        &data.refs(),
+        &ReportOptions {
+            view: View::Team,
+            html: team.clone(),
+            plots: None,
+        },
+    )
+    .unwrap();
+    let html = std::fs::read_to_string(&team).unwrap();
+    assert!(html.contains("&lt;/pre&gt;&lt;img src=x onerror=alert(2)&gt;"));
+    assert!(html.contains("Worst cases") && html.contains("dice per case"));
+}
