@@ -182,9 +182,10 @@ enum Command {
         /// The folder of a finished round.
         #[arg(value_name = "RUN_DIR")]
         run_dir: PathBuf,
-        /// Where to write the HTML file; report.md goes beside it.
-        #[arg(long, value_name = "FILE", default_value = "RUN_DIR/report.html")]
-        out: PathBuf,
+        /// Where to write the HTML file, with its Markdown summary beside it (same name, .md).
+        /// Default: RUN_DIR/report.html, or RUN_DIR/report-team.html for `--view team`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
         /// Also write every chart into DIR as <name>.svg and <name>.png (for slides).
         #[arg(long, value_name = "DIR")]
         plots: Option<PathBuf>,
@@ -492,11 +493,12 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             view,
         } => {
             let data = podium::report::ReportData::read(&run_dir)?;
-            let html = if out == Path::new("RUN_DIR/report.html") {
-                run_dir.join("report.html")
-            } else {
-                out
-            };
+            let html = out.unwrap_or_else(|| {
+                run_dir.join(match view {
+                    podium::report::View::Organizer => "report.html",
+                    podium::report::View::Team => "report-team.html",
+                })
+            });
             let files = podium::report::write_report(
                 &run_dir,
                 &data.refs(),
@@ -513,7 +515,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             println!("Report for the judges: {}", html.display());
             println!(
                 "Summary for e-mail: {}",
-                html.with_file_name("report.md").display()
+                html.with_extension("md").display()
             );
             Ok(ExitCode::SUCCESS)
         }

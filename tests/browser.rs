@@ -38,6 +38,9 @@ const SETTLE: Duration = Duration::from_millis(1000);
 const SESSION_TIMEOUT: Duration = Duration::from_secs(90);
 const WINDOW: (u32, u32) = (1280, 2400);
 const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+/// Sorts the first per-case runs table by wall time, both ways, and says whether the order is
+/// right: "ok", or what was wrong.
+const SORT_CHECK: &str = "(function(){var t=Array.from(document.querySelectorAll('table.sortable')).find(function(t){return t.tHead.rows[0].cells.length>2&&t.tHead.rows[0].cells[2].textContent==='wall (s)';});if(!t){return 'no per-case runs table';}var th=t.tHead.rows[0].cells[2];var col=function(){return Array.from(t.tBodies[0].rows).map(function(r){return parseFloat(r.cells[2].textContent);});};th.click();var up=col();th.click();var down=col();var sorted=up.slice().sort(function(a,b){return a-b;});if(up.length<10){return 'only '+up.length+' rows';}if(JSON.stringify(up)!==JSON.stringify(sorted)){return 'not ascending: '+up;}if(JSON.stringify(down)!==JSON.stringify(sorted.slice().reverse())){return 'not descending: '+down;}return 'ok';})()";
 /// Clicks every sortable header twice (ascending, then descending) and opens every `<details>`;
 /// evaluates to the number of headers clicked.
 const INTERACT: &str = "(function(){var n=0;document.querySelectorAll('table.sortable th').forEach(function(th){th.click();th.click();n++;});document.querySelectorAll('details').forEach(function(d){d.open=true;});return n;})()";
@@ -56,6 +59,7 @@ fn the_report_loads_in_headless_chromium_without_errors_and_renders() {
         page.problems.join("\n  "),
         page.log
     );
+    assert_eq!(page.sorted, "ok", "sorting by a header");
     assert!(
         page.clicked > 20,
         "only {} sortable headers were clicked",
@@ -228,6 +232,8 @@ struct PageLoad {
     problems: Vec<String>,
     /// `document.title` after the load.
     title: String,
+    /// What sorting a per-case table by wall time gave: "ok", or what was wrong.
+    sorted: String,
     /// Sortable table headers clicked after the screenshot.
     clicked: u64,
     /// The viewport (`WINDOW`) as PNG.
@@ -364,7 +370,16 @@ fn load_headless(chromium: &Path, page: &Path) -> PageLoad {
         .to_owned();
     let shot = browser.call(s, "Page.captureScreenshot", json!({"format": "png"}));
     let screenshot = base64_decode(shot["data"].as_str().unwrap());
-    // Then as a judge would use it: sort every table both ways, open every collapsed section.
+    // Then as a judge would use it: sort a table and check the order, sort every table both
+    // ways, open every collapsed section.
+    let sorted = browser.call(
+        s,
+        "Runtime.evaluate",
+        json!({"expression": SORT_CHECK, "returnByValue": true}),
+    )["result"]["value"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let clicked = browser.call(
         s,
         "Runtime.evaluate",
@@ -380,6 +395,7 @@ fn load_headless(chromium: &Path, page: &Path) -> PageLoad {
     PageLoad {
         problems,
         title,
+        sorted,
         clicked,
         screenshot,
         log: browser.log(),

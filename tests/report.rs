@@ -150,11 +150,28 @@ fn the_report_holds_every_section_chart_and_team_and_nothing_external() {
         .iter()
         .find(|f| f.stem == "detection-roc-covid")
         .unwrap();
-    match &roc.chart {
-        podium::report::plots::Chart::Roc {
-            operating_points, ..
-        } => assert_eq!(operating_points.len(), 3),
-        other => panic!("{other:?}"),
+    let podium::report::plots::Chart::Roc {
+        operating_points, ..
+    } = &roc.chart
+    else {
+        panic!("{:?}", roc.chart)
+    };
+    assert_eq!(operating_points.len(), 3);
+    // Each disc sits at (1 - specificity, sensitivity), the aggregates at the threshold.
+    for point in operating_points {
+        let value = |metric: &str| {
+            data.scores
+                .aggregate(&point.name, "detection", metric)
+                .and_then(|a| a.value)
+                .unwrap()
+        };
+        let (x, y) = point.points[0];
+        assert!(
+            (x - (1.0 - value("specificity"))).abs() < 1e-12,
+            "{}",
+            point.name
+        );
+        assert!((y - value("sensitivity")).abs() < 1e-12, "{}", point.name);
     }
     // A confusion matrix per submission for detection, differential and staging.
     assert_eq!(html.matches("class=\"confusion\"").count(), 3 * 3);
@@ -287,8 +304,14 @@ fn the_team_view_of_a_hidden_phase_shows_no_program_output_and_no_per_case_value
     for per_case in ["dice per case", "predicted vs true", "Bland-Altman"] {
         assert!(!html.contains(per_case), "{per_case}");
     }
-    assert!(html.contains("detection: ROC (covid positive)"));
+    // Not even a ROC curve: read in the order of the team's own scores, each step of it is one
+    // case's hidden label.
+    assert!(!html.contains("ROC ("));
     assert!(html.contains("Bootstrap ranks: consensus"));
+    assert!(
+        html.contains("<table class=\"confusion\">"),
+        "aggregate confusion matrices stay"
+    );
 }
 
 #[test]
@@ -311,4 +334,55 @@ fn the_team_view_of_a_public_phase_quotes_the_program_output() {
     let html = std::fs::read_to_string(&team).unwrap();
     assert!(html.contains("&lt;/pre&gt;&lt;img src=x onerror=alert(2)&gt;"));
     assert!(html.contains("Worst cases") && html.contains("dice per case"));
+}
+
+/// A round with nothing to draw case by case must still get its report: one baseline and a
+/// submission that fails every case, no bootstrap, and failed cases excluded, not scored worst.
+#[test]
+fn a_degenerate_round_still_gets_a_whole_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("covid19-ct");
+    podium::demo::init_covid19_ct(
+        &root,
+        &podium::demo::GenerationStamp::new(3, podium::demo::Size::Small, 11),
+        &|_| {},
+    )
+    .unwrap();
+    let toml = root.join("challenge.toml");
+    let text = std::fs::read_to_string(&toml)
+        .unwrap()
+        .replace("bootstrap_resamples = 1000", "bootstrap_resamples = 0")
+        .replace("missing = \"worst\"", "missing = \"exclude\"");
+    std::fs::write(&toml, text).unwrap();
+    let challenge = podium::challenge::Challenge::load(&root).unwrap();
+    assert_eq!(challenge.ranking.bootstrap_resamples, 0);
+    let subs = dir.path().join("subs");
+    binary_submission(&subs, "random-guess", &workspace_binary("random-guess"));
+    script_submission(&subs, "crasher", "exit 3");
+    let out = dir.path().join("out");
+    process_round(&challenge, &subs, &out);
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert_self_contained(&html);
+    for section in [
+        "summary",
+        "leaderboard",
+        "tasks",
+        "ranking",
+        "runs",
+        "receipt",
+    ] {
+        assert!(
+            html.contains(&format!("<h2 id=\"{section}\">")),
+            "{section}"
+        );
+    }
+    // Only the baseline has values; the crasher, ranked alone, still shows in every table.
+    let data = ReportData::read(&out).unwrap();
+    let charts = figures::all(&data.scores, &data.analysis, figures::Detail::PerCase);
+    assert_eq!(html.matches("<svg").count(), charts.len());
+    assert!(
+        !charts.iter().any(|f| f.stem.starts_with("ranking-blob")),
+        "no bootstrap, no blob"
+    );
+    assert!(html.contains("crasher") && html.contains("Failed cases"));
 }

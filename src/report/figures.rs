@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::plots::{Chart, Figure, Series};
+use super::plots::{category_axis_height, legend_width, Chart, Figure, Series};
 use crate::ranking::analysis::{RankingAnalysis, RankingMethod, CONSENSUS};
 use crate::results::{CurvePoint, RoundScores};
 
@@ -49,8 +49,10 @@ pub fn tasks(scores: &RoundScores) -> Vec<String> {
     tasks
 }
 
-/// What the per-case charts may show: on a hidden phase's team view, none, since per-case
-/// values next to a team's own predictions would give the hidden truth away.
+/// What the charts may show: on a hidden phase's team view, nothing drawn case by case, since
+/// next to a team's own predictions it would give the hidden truth away. That includes ROC
+/// curves: each step of a curve, read in the order of the team's own scores, is one case's
+/// hidden label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Detail {
     PerCase,
@@ -59,11 +61,12 @@ pub enum Detail {
 
 /// The charts of one task.
 pub fn task_figures(scores: &RoundScores, task: &str, detail: Detail) -> Vec<Figure> {
-    let mut figures = roc_figures(scores, task);
-    if detail == Detail::PerCase {
-        figures.extend(distribution_figures(scores, task));
-        figures.extend(agreement_figures(scores, task));
+    if detail == Detail::AggregatesOnly {
+        return Vec::new();
     }
+    let mut figures = roc_figures(scores, task);
+    figures.extend(distribution_figures(scores, task));
+    figures.extend(agreement_figures(scores, task));
     figures
 }
 
@@ -79,7 +82,14 @@ fn roc_figures(scores: &RoundScores, task: &str) -> Vec<Figure> {
             .or_default()
             .push(p);
     }
-    let binary = by_class.len() == 1;
+    // A binary task's matrix holds the positive class and `not <class>`.
+    let binary = |class: &str| {
+        let negative = format!("not {class}");
+        scores
+            .confusion
+            .iter()
+            .any(|c| c.task == task && c.truth == negative)
+    };
     by_class
         .into_iter()
         .map(|(class, by_submission)| {
@@ -102,7 +112,8 @@ fn roc_figures(scores: &RoundScores, task: &str) -> Vec<Figure> {
                     });
                 }
             }
-            let (title, caption) = if binary {
+            let names: Vec<String> = curves.iter().map(|c| c.name.clone()).collect();
+            let (title, caption) = if binary(class) {
                 (
                     format!("{task}: ROC ({class} positive)"),
                     "ROC curve of each submission; a disc marks its sensitivity and specificity at the challenge's declared threshold.".to_string(),
@@ -116,7 +127,7 @@ fn roc_figures(scores: &RoundScores, task: &str) -> Vec<Figure> {
             Figure {
                 stem: format!("{}-roc-{}", slug(task), slug(class)),
                 caption,
-                width: 480,
+                width: 480 + legend_width(&names),
                 height: 420,
                 chart: Chart::Roc {
                     title,
@@ -166,7 +177,7 @@ fn distribution_figures(scores: &RoundScores, task: &str) -> Vec<Figure> {
     }
     metrics
         .into_iter()
-        .map(|metric| {
+        .filter_map(|metric| {
             let mut groups: Vec<Series> = scores
                 .submissions
                 .iter()
@@ -190,24 +201,28 @@ fn distribution_figures(scores: &RoundScores, task: &str) -> Vec<Figure> {
             }
             groups.retain(|g| !g.points.is_empty());
             let k = groups.len() as u32;
+            let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
+            if groups.is_empty() {
+                return None;
+            }
             let better = if metric.starts_with("hd95") {
                 "lower"
             } else {
                 "higher"
             };
-            Figure {
+            Some(Figure {
                 stem: format!("{}-{}", slug(task), slug(metric)),
                 caption: format!(
-                    "Per-case {metric} of each submission ({better} is better): one dot per case, the box spans the quartiles with the median, whiskers reach the farthest case within 1.5 IQR. Missing or invalid masks enter with the worst value under the `worst` policy."
+                    "Per-case {metric} of each submission ({better} is better): one dot per case, the box spans the quartiles with the median, whiskers reach the farthest case within 1.5 IQR. A missing or invalid mask enters with the value it was scored with (the worst one under the `worst` policy)."
                 ),
                 width: (180 + 110 * k).clamp(360, 1000),
-                height: 380,
+                height: 340 + category_axis_height(&names),
                 chart: Chart::DotBox {
                     title: format!("{task}: {metric} per case"),
                     metric: metric.to_string(),
                     groups,
                 },
-            }
+            })
         })
         .collect()
 }
@@ -225,11 +240,12 @@ fn agreement_figures(scores: &RoundScores, task: &str) -> Vec<Figure> {
     if by_submission.is_empty() {
         return Vec::new();
     }
+    let names: Vec<String> = by_submission.keys().map(|s| s.to_string()).collect();
     let mut figures = vec![Figure {
         stem: format!("{}-scatter", slug(task)),
         caption: "Predicted against true value for every case; the grey line is perfect agreement."
             .into(),
-        width: 480,
+        width: 480 + legend_width(&names),
         height: 440,
         chart: Chart::Scatter {
             title: format!("{task}: predicted vs true"),
@@ -309,7 +325,7 @@ pub fn ranking_figures(scores: &RoundScores, analysis: &RankingAnalysis) -> Vec<
                     analysis.resamples
                 ),
                 width: (160 + 90 * k).clamp(360, 1100),
-                height: 360,
+                height: (200 + 28 * k).clamp(360, 900) + category_axis_height(names) - 40,
                 chart: Chart::Blob {
                     title: format!("Bootstrap ranks: {scope}"),
                     submissions: names.clone(),
@@ -352,7 +368,7 @@ pub fn ranking_figures(scores: &RoundScores, analysis: &RankingAnalysis) -> Vec<
                 analysis.alpha
             ),
             width: (240 + 60 * k).clamp(360, 900),
-            height: (120 + 50 * k).clamp(260, 800),
+            height: (120 + 50 * k).clamp(260, 800) + category_axis_height(names) - 40,
             chart: Chart::SignificanceMap {
                 title: format!("Significance: {task}"),
                 submissions: ordered,
@@ -377,7 +393,7 @@ pub fn ranking_figures(scores: &RoundScores, analysis: &RankingAnalysis) -> Vec<
     figures.push(Figure {
         stem: "ranking-methods".into(),
         caption: "The consensus rank of each submission under each ranking method: crossing lines mean the winner depends on the method.".into(),
-        width: 620,
+        width: 620 + legend_width(names),
         height: (160 + 40 * k).clamp(300, 700),
         chart: Chart::MethodRanks {
             title: "Consensus rank under each method".into(),

@@ -84,8 +84,9 @@ ul.caveats li{margin:.2rem 0}table.confusion{display:inline-table;margin-right:1
 .strip{display:flex;flex-wrap:wrap;gap:2px;margin:.2rem 0 .6rem}.strip span{width:10px;height:14px;display:inline-block}
 .st-ok{background:#2da44e}.st-failed{background:#cf222e}.st-timeout{background:#bf8700}.st-oom{background:#8250df}.st-output_limit{background:#fb8f44}.st-invalid{background:#e16f76}.st-missing{background:#afb8c1}
 .legend span{display:inline-block;width:10px;height:10px;margin:0 .25rem 0 .8rem}
+.strip span,.legend span,table.confusion td{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 details>summary{cursor:pointer;margin:.4rem 0}
-@media print{body{margin:0;max-width:none;font-size:11pt}nav{display:none}th{cursor:auto}h2{break-after:avoid}table{break-inside:auto}pre{max-height:none}}
+@media print{body{margin:0;max-width:none;font-size:11pt}nav{display:none}th{cursor:auto}h2{break-after:avoid}table{break-inside:auto}.scroll{overflow:visible}pre,pre.log{max-height:none}details.cases{display:none}}
 ";
 
 /// Sorts a table by the clicked header (numbers numerically, text alphabetically), and opens
@@ -93,10 +94,11 @@ details>summary{cursor:pointer;margin:.4rem 0}
 const SCRIPT: &str = "
 document.querySelectorAll('table.sortable').forEach(function(table){table.querySelectorAll('thead th').forEach(function(th,col){th.addEventListener('click',function(){
 var body=table.tBodies[0];var rows=Array.from(body.rows);var asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';
-rows.sort(function(a,b){var x=a.cells[col].dataset.v||a.cells[col].textContent,y=b.cells[col].dataset.v||b.cells[col].textContent;
+function key(row){var c=row.cells[col];var t=c.dataset.v!==undefined?c.dataset.v:c.textContent;return t.trim()==='–'?'':t;}
+rows.sort(function(a,b){var x=key(a),y=key(b);if(x===''||y===''){return (x==='')-(y==='');}
 var p=parseFloat(x),q=parseFloat(y);var r=(!isNaN(p)&&!isNaN(q))?p-q:x.localeCompare(y);return asc?r:-r;});
 rows.forEach(function(r){body.appendChild(r);});});});});
-window.addEventListener('beforeprint',function(){document.querySelectorAll('details').forEach(function(d){d.open=true;});});
+window.addEventListener('beforeprint',function(){document.querySelectorAll('details:not(.cases)').forEach(function(d){d.open=true;});});
 ";
 
 fn number(v: Option<f64>, digits: usize) -> String {
@@ -289,9 +291,15 @@ fn per_task(html: &mut String, input: &ReportInput) {
         let _ = writeln!(html, "<h3>{}</h3>", escape(&task));
         task_metrics(html, s, &task);
         figures(html, &figures::task_figures(s, &task, input.detail()));
+        operating_points(html, s, &task);
         confusion(html, s, &task);
         if !input.restricted() {
-            worst_cases(html, s, &task);
+            let primary = input
+                .leaderboard
+                .first()
+                .and_then(|r| r.tasks.iter().find(|t| t.task == task))
+                .map_or("", |t| t.metric.as_str());
+            worst_cases(html, s, &task, primary);
         }
     }
 }
@@ -389,37 +397,84 @@ fn confusion(html: &mut String, s: &RoundScores, task: &str) {
     html.push_str("</div>\n");
 }
 
-/// The five worst cases of each submission on the task's first per-case metric, where the
-/// task has one beyond right/wrong.
-fn worst_cases(html: &mut String, s: &RoundScores, task: &str) {
-    let Some(metric) = s
-        .case_scores
-        .iter()
-        .find(|c| c.task == task && c.metric != "correct")
-        .map(|c| c.metric.as_str())
-    else {
+/// Values by (submission, case).
+type CaseValues<'a> = BTreeMap<(&'a str, &'a str), f64>;
+
+/// The per-case values that stand for the task's primary metric: the primary itself when it is
+/// per case (`dice`), its mean over labels (`dice_1`, `dice_2`…), or else the task's per-case
+/// error (`abs_error` for `mae` or `quadratic_kappa`). Classification tasks have none beyond
+/// right or wrong. Returns the metric's name and the values by (submission, case).
+fn primary_per_case<'a>(
+    s: &'a RoundScores,
+    task: &str,
+    primary: &str,
+) -> Option<(String, CaseValues<'a>)> {
+    let of_task = || s.case_scores.iter().filter(move |c| c.task == task);
+    let chosen: Vec<&str> = if of_task().any(|c| c.metric == primary) {
+        vec![primary]
+    } else {
+        let labels: Vec<&str> = {
+            let mut m: Vec<&str> = of_task()
+                .map(|c| c.metric.as_str())
+                .filter(|m| {
+                    m.strip_prefix(primary)
+                        .and_then(|rest| rest.strip_prefix('_'))
+                        .is_some_and(|l| l.parse::<u32>().is_ok())
+                })
+                .collect();
+            m.sort_unstable();
+            m.dedup();
+            m
+        };
+        if labels.is_empty() {
+            of_task()
+                .map(|c| c.metric.as_str())
+                .find(|m| *m != "correct")
+                .into_iter()
+                .collect()
+        } else {
+            labels
+        }
+    };
+    let first = *chosen.first()?;
+    let name = if chosen.len() > 1 {
+        format!("{primary} (mean over labels)")
+    } else {
+        first.to_string()
+    };
+    let mut sums: BTreeMap<(&str, &str), (f64, usize)> = BTreeMap::new();
+    for c in of_task().filter(|c| chosen.contains(&c.metric.as_str())) {
+        if let Some(v) = c.value {
+            let e = sums.entry((&c.submission, &c.case_id)).or_default();
+            e.0 += v;
+            e.1 += 1;
+        }
+    }
+    let values = sums
+        .into_iter()
+        .filter(|(_, (_, n))| *n == chosen.len())
+        .map(|(k, (sum, n))| (k, sum / n as f64))
+        .collect();
+    Some((name, values))
+}
+
+/// The five worst cases of each submission on the values that stand for the task's primary
+/// metric ([`primary_per_case`]).
+fn worst_cases(html: &mut String, s: &RoundScores, task: &str, primary: &str) {
+    let Some((metric, values)) = primary_per_case(s, task, primary) else {
         return;
     };
     let lower_is_better = ["abs_error", "hd95", "assd", "volume_error_ml"]
         .iter()
         .any(|m| metric.starts_with(m));
     let mut by_submission: BTreeMap<&str, Vec<(&str, f64)>> = BTreeMap::new();
-    for c in s
-        .case_scores
-        .iter()
-        .filter(|c| c.task == task && c.metric == metric)
-    {
-        if let Some(v) = c.value {
-            by_submission
-                .entry(&c.submission)
-                .or_default()
-                .push((&c.case_id, v));
-        }
+    for ((submission, case), v) in values {
+        by_submission.entry(submission).or_default().push((case, v));
     }
     let _ = write!(
         html,
         "<table><caption>Worst cases by {} ({} is better)</caption><tr><th>submission</th><th>cases (value)</th></tr>",
-        escape(metric),
+        escape(&metric),
         if lower_is_better { "lower" } else { "higher" }
     );
     for (submission, mut cases) in by_submission {
@@ -444,6 +499,57 @@ fn worst_cases(html: &mut String, s: &RoundScores, task: &str) {
         );
     }
     html.push_str("</table>\n");
+}
+
+/// For a binary task that does not declare them: sensitivity and specificity at the threshold,
+/// with Wilson intervals, from the confusion matrix (the operating points on its ROC chart).
+fn operating_points(html: &mut String, s: &RoundScores, task: &str) {
+    let declared = |m: &str| s.aggregates.iter().any(|a| a.task == task && a.metric == m);
+    if declared("sensitivity") && declared("specificity") {
+        return;
+    }
+    let mut rows = Vec::new();
+    for submission in &s.submissions {
+        let cells: Vec<_> = s
+            .confusion
+            .iter()
+            .filter(|c| c.task == task && c.submission == submission.name)
+            .collect();
+        let Some(negative) = cells
+            .iter()
+            .find(|c| c.truth.starts_with("not "))
+            .map(|c| c.truth.as_str())
+        else {
+            return;
+        };
+        let positive = &negative[4..];
+        let count = |t: &str, p: &str| {
+            cells
+                .iter()
+                .find(|c| c.truth == t && c.predicted == p)
+                .map_or(0, |c| c.count)
+        };
+        let (tp, fn_) = (count(positive, positive), count(positive, negative));
+        let (tn, fp) = (count(negative, negative), count(negative, positive));
+        let cell = |k: u64, n: u64| match (n > 0, crate::metrics::intervals::wilson(k, n)) {
+            (true, Some((lo, hi))) => format!(
+                "{:.3}<br><span class=\"ci\">[{lo:.3}, {hi:.3}]</span>",
+                k as f64 / n as f64
+            ),
+            _ => "–".to_string(),
+        };
+        rows.push(format!(
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            escape(&submission.name),
+            cell(tp, tp + fn_),
+            cell(tn, tn + fp)
+        ));
+    }
+    let _ = writeln!(
+        html,
+        "<table><caption>At the declared threshold (the discs on the ROC chart), with Wilson 95 % CIs</caption><tr><th>submission</th><th>sensitivity</th><th>specificity</th></tr>{}</table>",
+        rows.concat()
+    );
 }
 
 fn ranking(html: &mut String, input: &ReportInput) {
@@ -638,7 +744,7 @@ fn runs(html: &mut String, input: &ReportInput) {
         html.push_str("</div></div>\n");
         let _ = write!(
             html,
-            "<details><summary>{}: every case</summary><table class=\"sortable\"><thead><tr><th>case</th><th>status</th><th>wall (s)</th><th>CPU (s)</th><th>peak memory (MiB)</th><th>message</th></tr></thead><tbody>",
+            "<details class=\"cases\"><summary>{}: every case</summary><table class=\"sortable\"><thead><tr><th>case</th><th>status</th><th>wall (s)</th><th>CPU (s)</th><th>peak memory (MiB)</th><th>message</th></tr></thead><tbody>",
             escape(name)
         );
         for r in &sorted {

@@ -91,7 +91,7 @@ impl ReportData {
 #[derive(Clone, Debug)]
 pub struct ReportOptions {
     pub view: View,
-    /// The HTML file; `report.md` goes beside it.
+    /// The HTML file; its Markdown summary goes beside it, with the extension `.md`.
     pub html: PathBuf,
     /// Also write every chart as SVG and PNG into this folder.
     pub plots: Option<PathBuf>,
@@ -113,7 +113,11 @@ fn log_excerpts(run_dir: &Path, runs: &[CaseRecord]) -> BTreeMap<(String, String
             continue;
         };
         let tail = &bytes[bytes.len().saturating_sub(LOG_EXCERPT_BYTES)..];
-        let text = String::from_utf8_lossy(tail);
+        // Terminal colours and other control characters would only garble the page.
+        let text: String = String::from_utf8_lossy(tail)
+            .chars()
+            .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+            .collect();
         let lines: Vec<&str> = text.lines().collect();
         let excerpt = lines[lines.len().saturating_sub(LOG_EXCERPT_LINES)..].join("\n");
         if !excerpt.trim().is_empty() {
@@ -153,7 +157,7 @@ pub fn write_report(
     std::fs::write(&options.html, html::render(&input))
         .map_err(|e| Error::io("write", &options.html, e))?;
     files.push(options.html.clone());
-    let md_path = options.html.with_file_name("report.md");
+    let md_path = options.html.with_extension("md");
     let html_name = options
         .html
         .file_name()
@@ -265,7 +269,8 @@ pub fn markdown_summary(data: &ReportDataRefs, html_name: &str) -> String {
     }
     let _ = writeln!(
         md,
-        "\nPrimary metric per task with its 95 % CI in brackets. The charts, per-task metrics, ranking analysis, runs and reproducibility receipt are in {html_name}."
+        "\nPrimary metric per task with its 95 % CI in brackets. The charts, per-task metrics, ranking analysis, runs and reproducibility receipt are in {}.",
+        escape_markdown(html_name)
     );
     md
 }

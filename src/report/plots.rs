@@ -5,8 +5,13 @@
 //! Text is laid out with DejaVu Sans, bundled in the binary, so that a PNG looks the same on
 //! every machine and no font is looked up on the host.
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::FontTransform;
+
+type Plane<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 const PALETTE: [RGBColor; 8] = [
     RGBColor(0, 114, 178),
@@ -20,13 +25,46 @@ const PALETTE: [RGBColor; 8] = [
 ];
 
 const GRID: RGBColor = RGBColor(200, 200, 200);
-/// The fine mesh: barely there, so that data stays in front.
-const LIGHT: RGBColor = RGBColor(245, 246, 248);
 const FONT: &str = "sans-serif";
 
 /// The colour of the i-th submission, the same in every chart.
 pub fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
+}
+
+/// Beyond the palette's eight colours, the line style and the marker tell submissions apart:
+/// solid lines and discs, then dashed lines and triangles, then dotted lines and crosses.
+fn variant(i: usize) -> usize {
+    (i / PALETTE.len()) % 3
+}
+
+/// Up to this many series the legend sits inside the plot; beyond, in a column on its right.
+pub const LEGEND_INSIDE: usize = 6;
+
+fn longest(names: &[String]) -> u32 {
+    names.iter().map(|n| n.chars().count()).max().unwrap_or(0) as u32
+}
+
+/// The width (SVG pixels) of the legend column that a chart of these series needs; 0 when the
+/// legend fits inside the plot.
+pub fn legend_width(names: &[String]) -> u32 {
+    if names.len() <= LEGEND_INSIDE {
+        0
+    } else {
+        (48 + 7 * longest(names)).min(300)
+    }
+}
+
+/// More than this many categories on an x axis are labelled vertically.
+const HORIZONTAL_LABELS: usize = 4;
+
+/// The height (SVG pixels) of a categorical x axis' label area.
+pub fn category_axis_height(names: &[String]) -> u32 {
+    if names.len() <= HORIZONTAL_LABELS {
+        40
+    } else {
+        (24 + 7 * longest(names)).clamp(40, 220)
+    }
 }
 
 /// Registers the bundled font once; plotters needs it to measure and draw text.
@@ -254,6 +292,168 @@ impl Scale {
     }
 }
 
+/// The labels of a categorical x axis, one under each category, drawn here rather than by the
+/// mesh: plotters picks "nice" tick values that need not land on every category, and centres
+/// a vertical label on its tick, half of it above the axis. Many names are written downwards
+/// from just under the axis at `bottom` (the lowest y value of the plot).
+fn category_labels<'a, DB: DrawingBackend + 'a>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &Plane<'a, DB>,
+    s: Scale,
+    names: &[String],
+    bottom: f64,
+) -> Result<(), String> {
+    let style = if names.len() <= HORIZONTAL_LABELS {
+        s.label().pos(Pos::new(HPos::Center, VPos::Top))
+    } else {
+        s.label()
+            .transform(FontTransform::Rotate90)
+            .pos(Pos::new(HPos::Left, VPos::Center))
+    };
+    let (bx, by) = root.get_base_pixel();
+    for (i, name) in names.iter().enumerate() {
+        let (px, py) = chart.backend_coord(&(i as f64, bottom));
+        root.draw_text(name, &style, (px - bx, py - by + s.i(8)))
+            .drawn()?;
+    }
+    Ok(())
+}
+
+/// The name at an integer coordinate; nothing between them.
+fn name_at(names: &[String], x: f64) -> String {
+    let i = x.round();
+    if (x - i).abs() < 1e-9 && i >= 0.0 && (i as usize) < names.len() {
+        names[i as usize].clone()
+    } else {
+        String::new()
+    }
+}
+
+/// One submission's line, in its colour and line style.
+fn line<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Plane<'a, DB>,
+    s: Scale,
+    series: &Series,
+) -> Result<(), String> {
+    let style = color(series.color).stroke_width(s.px(2));
+    let points = series.points.iter().copied();
+    let anno = match variant(series.color) {
+        0 => chart.draw_series(LineSeries::new(points, style)).drawn()?,
+        1 => chart
+            .draw_series(DashedLineSeries::new(points, s.i(9), s.i(5), style))
+            .drawn()?,
+        _ => chart
+            .draw_series(DashedLineSeries::new(points, s.i(2), s.i(4), style))
+            .drawn()?,
+    };
+    anno.label(series.name.as_str())
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], style));
+    Ok(())
+}
+
+/// One submission's points, in its colour and marker.
+fn markers<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Plane<'a, DB>,
+    s: Scale,
+    series: &Series,
+    radius: i32,
+    opacity: f64,
+) -> Result<(), String> {
+    let fill = color(series.color).mix(opacity).filled();
+    let points = series.points.iter().copied();
+    let anno = match variant(series.color) {
+        0 => chart
+            .draw_series(points.map(|p| Circle::new(p, radius, fill)))
+            .drawn()?,
+        1 => chart
+            .draw_series(points.map(|p| TriangleMarker::new(p, radius + 1, fill)))
+            .drawn()?,
+        _ => chart
+            .draw_series(points.map(|p| Cross::new(p, radius, fill.stroke_width(s.px(2)))))
+            .drawn()?,
+    };
+    anno.label(series.name.as_str())
+        .legend(move |(x, y)| Circle::new((x + 8, y), radius, fill));
+    Ok(())
+}
+
+/// The legend inside the plot, when the series are few enough ([`LEGEND_INSIDE`]).
+fn inside_legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Plane<'a, DB>,
+    s: Scale,
+    count: usize,
+    position: SeriesLabelPosition,
+) -> Result<(), String> {
+    if count > LEGEND_INSIDE {
+        return Ok(());
+    }
+    chart
+        .configure_series_labels()
+        .label_font(s.label())
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .drawn()
+}
+
+/// For many series, splits a legend column off the right of `root` and draws it there; returns
+/// the area left for the plot.
+fn legend_column<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    s: Scale,
+    series: &[Series],
+    lines: bool,
+) -> Result<DrawingArea<DB, Shift>, String> {
+    let names: Vec<String> = series.iter().map(|x| x.name.clone()).collect();
+    let width = legend_width(&names);
+    if width == 0 {
+        return Ok(root.clone());
+    }
+    let (total, _) = root.dim_in_pixel();
+    let (plot, legend) = root.split_horizontally(total.saturating_sub(s.px(width)));
+    for (j, x) in series.iter().enumerate() {
+        let y = s.i(48 + 18 * j as i32);
+        let x0 = s.i(4);
+        let c = color(x.color);
+        let style = c.stroke_width(s.px(2));
+        let segments: Vec<(i32, i32)> = match (lines, variant(x.color)) {
+            (true, 0) => vec![(0, 22)],
+            (true, 1) => vec![(0, 9), (13, 22)],
+            (true, _) => vec![(0, 2), (6, 8), (12, 14), (18, 20)],
+            (false, _) => Vec::new(),
+        };
+        for (a, b) in segments {
+            legend
+                .draw(&PathElement::new(
+                    [(x0 + s.i(a), y), (x0 + s.i(b), y)],
+                    style,
+                ))
+                .drawn()?;
+        }
+        if !lines {
+            let at = (x0 + s.i(10), y);
+            match variant(x.color) {
+                0 => legend.draw(&Circle::new(at, s.i(4), c.filled())).drawn()?,
+                1 => legend
+                    .draw(&TriangleMarker::new(at, s.i(5), c.filled()))
+                    .drawn()?,
+                _ => legend
+                    .draw(&Cross::new(at, s.i(4), c.stroke_width(s.px(2))))
+                    .drawn()?,
+            }
+        }
+        legend
+            .draw(&Text::new(
+                x.name.clone(),
+                (x0 + s.i(28), y),
+                s.label().pos(Pos::new(HPos::Left, VPos::Center)),
+            ))
+            .drawn()?;
+    }
+    Ok(plot)
+}
+
 fn padded(lo: f64, hi: f64) -> std::ops::Range<f64> {
     let (lo, hi) = if lo.is_finite() && hi.is_finite() && hi > lo {
         (lo, hi)
@@ -273,6 +473,7 @@ fn roc<DB: DrawingBackend>(
     curves: &[Series],
     operating_points: &[Series],
 ) -> Result<(), String> {
+    let root = &legend_column(root, s, curves, true)?;
     let mut chart = ChartBuilder::on(root)
         .caption(title, s.title())
         .margin(s.px(12))
@@ -283,7 +484,7 @@ fn roc<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .label_style(s.label())
-        .light_line_style(LIGHT)
+        .max_light_lines(0)
         .x_desc("1 - specificity")
         .y_desc("sensitivity")
         .draw()
@@ -292,18 +493,7 @@ fn roc<DB: DrawingBackend>(
         .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], GRID))
         .drawn()?;
     for c in curves {
-        let color = color(c.color);
-        let width = s.px(2);
-        chart
-            .draw_series(LineSeries::new(
-                c.points.iter().copied(),
-                color.stroke_width(width),
-            ))
-            .drawn()?
-            .label(c.name.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new([(x, y), (x + 18, y)], color.stroke_width(width))
-            });
+        line(&mut chart, s, c)?;
     }
     for p in operating_points {
         let color = color(p.color);
@@ -315,14 +505,7 @@ fn roc<DB: DrawingBackend>(
             }))
             .drawn()?;
     }
-    chart
-        .configure_series_labels()
-        .label_font(s.label())
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .drawn()
+    inside_legend(&mut chart, s, curves.len(), SeriesLabelPosition::LowerRight)
 }
 
 /// Tukey's box: quartiles by linear interpolation, whiskers to the farthest values within
@@ -352,17 +535,6 @@ fn box_stats(sorted: &[f64]) -> Option<[f64; 5]> {
     Some([low, q1, median, q3, high])
 }
 
-fn category_label(names: &[String]) -> impl Fn(&f64) -> String + '_ {
-    move |x: &f64| {
-        let i = x.round();
-        if (x - i).abs() < 1e-9 && i >= 0.0 && (i as usize) < names.len() {
-            names[i as usize].clone()
-        } else {
-            String::new()
-        }
-    }
-}
-
 fn dot_box<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     s: Scale,
@@ -375,24 +547,24 @@ fn dot_box<DB: DrawingBackend>(
     let hi = values().fold(f64::NEG_INFINITY, f64::max);
     let k = groups.len();
     let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
-    let label = category_label(&names);
     let mut chart = ChartBuilder::on(root)
         .caption(title, s.title())
         .margin(s.px(12))
-        .x_label_area_size(s.px(40))
+        .x_label_area_size(s.px(category_axis_height(&names)))
         .y_label_area_size(s.px(56))
         .build_cartesian_2d(-0.5f64..(k as f64 - 0.5), padded(lo, hi))
         .drawn()?;
+    let bottom = padded(lo, hi).start;
     chart
         .configure_mesh()
         .label_style(s.label())
-        .light_line_style(LIGHT)
-        .x_labels(k.max(1))
-        .x_label_formatter(&label)
+        .max_light_lines(0)
+        .x_labels(0)
         .disable_x_mesh()
         .y_desc(metric)
         .draw()
         .drawn()?;
+    category_labels(root, &chart, s, &names, bottom)?;
     for (i, g) in groups.iter().enumerate() {
         let color = color(g.color);
         let x = i as f64;
@@ -462,20 +634,12 @@ fn bland_altman<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .label_style(s.label())
-        .light_line_style(LIGHT)
+        .max_light_lines(0)
         .x_desc("mean of predicted and true")
         .y_desc("predicted - true")
         .draw()
         .drawn()?;
-    let color = color(points.color);
-    chart
-        .draw_series(
-            points
-                .points
-                .iter()
-                .map(|&p| Circle::new(p, s.i(3), color.mix(0.7).filled())),
-        )
-        .drawn()?;
+    markers(&mut chart, s, points, s.i(3), 0.7)?;
     chart
         .draw_series(LineSeries::new(
             [(x0, 0.0), (x1, 0.0)],
@@ -514,6 +678,7 @@ fn scatter<DB: DrawingBackend>(
     y_label: &str,
     series: &[Series],
 ) -> Result<(), String> {
+    let root = &legend_column(root, s, series, false)?;
     let all = || {
         series
             .iter()
@@ -534,7 +699,7 @@ fn scatter<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .label_style(s.label())
-        .light_line_style(LIGHT)
+        .max_light_lines(0)
         .x_desc(x_label)
         .y_desc(y_label)
         .draw()
@@ -546,26 +711,9 @@ fn scatter<DB: DrawingBackend>(
         ))
         .drawn()?;
     for c in series {
-        let color = color(c.color);
-        let r = s.i(3);
-        chart
-            .draw_series(
-                c.points
-                    .iter()
-                    .map(|&p| Circle::new(p, r, color.mix(0.7).filled())),
-            )
-            .drawn()?
-            .label(c.name.as_str())
-            .legend(move |(x, y)| Circle::new((x + 8, y), r, color.filled()));
+        markers(&mut chart, s, c, s.i(3), 0.7)?;
     }
-    chart
-        .configure_series_labels()
-        .label_font(s.label())
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .drawn()
+    inside_legend(&mut chart, s, series.len(), SeriesLabelPosition::UpperLeft)
 }
 
 fn blob<DB: DrawingBackend>(
@@ -578,29 +726,34 @@ fn blob<DB: DrawingBackend>(
     full: &[(usize, usize)],
 ) -> Result<(), String> {
     let k = names.len();
-    let label = category_label(names);
+    let axis = category_axis_height(names);
+    // A disc never reaches the next rank's: its radius stays under half the row pitch.
+    let (_, height) = root.dim_in_pixel();
+    let pitch = (f64::from(height) - f64::from(s.px(axis + 60))) / k.max(1) as f64;
+    let max_radius = (0.45 * pitch).max(2.0);
     let mut chart = ChartBuilder::on(root)
         .caption(title, s.title())
         .margin(s.px(12))
-        .x_label_area_size(s.px(40))
+        .x_label_area_size(s.px(axis))
         .y_label_area_size(s.px(40))
         .build_cartesian_2d(-0.5f64..(k as f64 - 0.5), (k as f64 + 0.5)..0.5f64)
         .drawn()?;
     chart
         .configure_mesh()
         .label_style(s.label())
-        .light_line_style(LIGHT)
-        .x_labels(k.max(1))
-        .x_label_formatter(&label)
+        .max_light_lines(0)
+        .x_labels(0)
         .y_labels(k.clamp(1, 10))
         .y_label_formatter(&|y| format!("{y:.0}"))
         .y_desc("rank")
         .disable_x_mesh()
         .draw()
         .drawn()?;
+    category_labels(root, &chart, s, names, k as f64 + 0.5)?;
     chart
         .draw_series(blobs.iter().map(|&(x, rank, share)| {
-            let radius = s.i((share.sqrt() * 16.0).max(2.0) as i32);
+            let radius =
+                (share.sqrt() * f64::from(s.i(16))).clamp(f64::from(s.i(2)), max_radius) as i32;
             let c = color(colors.get(x).copied().unwrap_or(x));
             Circle::new((x as f64, rank as f64), radius, c.mix(0.7).filled())
         }))
@@ -621,27 +774,26 @@ fn significance_map<DB: DrawingBackend>(
     wins: &[(usize, usize)],
 ) -> Result<(), String> {
     let k = names.len();
-    let label = category_label(names);
     let mut chart = ChartBuilder::on(root)
         .caption(title, s.title())
         .margin(s.px(12))
-        .x_label_area_size(s.px(40))
-        .y_label_area_size(s.px(120))
+        .x_label_area_size(s.px(category_axis_height(names)))
+        .y_label_area_size(s.px((30 + 7 * longest(names)).min(240)))
         .build_cartesian_2d(-0.5f64..(k as f64 - 0.5), (k as f64 - 0.5)..-0.5f64)
         .drawn()?;
     chart
         .configure_mesh()
         .label_style(s.label())
-        .light_line_style(LIGHT)
-        .x_labels(k.max(1))
+        .max_light_lines(0)
+        .x_labels(0)
         .y_labels(k.max(1))
-        .x_label_formatter(&label)
-        .y_label_formatter(&label)
+        .y_label_formatter(&|y| name_at(names, *y))
         .x_desc("opponent")
         .y_desc("submission")
         .disable_mesh()
         .draw()
         .drawn()?;
+    category_labels(root, &chart, s, names, k as f64 - 0.5)?;
     let win = RGBColor(0, 114, 178);
     let cells = (0..k).flat_map(|row| (0..k).map(move |col| (row, col)));
     chart
@@ -678,61 +830,51 @@ fn method_ranks<DB: DrawingBackend>(
 ) -> Result<(), String> {
     let k = ranks.len();
     let m = methods.len();
-    let label = category_label(methods);
+    let series: Vec<Series> = ranks
+        .iter()
+        .map(|(name, color_index, per_method)| Series {
+            name: name.clone(),
+            color: *color_index,
+            points: per_method
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| r.map(|r| (i as f64, r as f64)))
+                .collect(),
+        })
+        .collect();
+    let root = &legend_column(root, s, &series, true)?;
+    // Room on the right for a legend inside the plot.
+    let right = m as f64 - 0.6
+        + if series.len() <= LEGEND_INSIDE {
+            1.0
+        } else {
+            0.0
+        };
     let mut chart = ChartBuilder::on(root)
         .caption(title, s.title())
         .margin(s.px(12))
         .margin_right(s.px(24))
         .x_label_area_size(s.px(40))
         .y_label_area_size(s.px(40))
-        .build_cartesian_2d(-0.3f64..(m as f64 + 0.4), (k as f64 + 0.5)..0.5f64)
+        .build_cartesian_2d(-0.4f64..right, (k as f64 + 0.5)..0.5f64)
         .drawn()?;
     chart
         .configure_mesh()
         .label_style(s.label())
-        .light_line_style(LIGHT)
-        .x_labels(m.max(1))
-        .x_label_formatter(&label)
+        .max_light_lines(0)
+        .x_labels(0)
         .y_labels(k.clamp(1, 10))
         .y_label_formatter(&|y| format!("{y:.0}"))
         .y_desc("consensus rank")
         .disable_x_mesh()
         .draw()
         .drawn()?;
-    for (name, color_index, per_method) in ranks {
-        let color = color(*color_index);
-        let points: Vec<(f64, f64)> = per_method
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| r.map(|r| (i as f64, r as f64)))
-            .collect();
-        let width = s.px(2);
-        chart
-            .draw_series(LineSeries::new(
-                points.iter().copied(),
-                color.stroke_width(width),
-            ))
-            .drawn()?
-            .label(name.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new([(x, y), (x + 18, y)], color.stroke_width(width))
-            });
-        chart
-            .draw_series(
-                points
-                    .iter()
-                    .map(|&p| Circle::new(p, s.i(4), color.filled())),
-            )
-            .drawn()?;
+    category_labels(root, &chart, s, methods, k as f64 + 0.5)?;
+    for x in &series {
+        line(&mut chart, s, x)?;
+        markers(&mut chart, s, x, s.i(4), 1.0)?;
     }
-    chart
-        .configure_series_labels()
-        .label_font(s.label())
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .drawn()
+    inside_legend(&mut chart, s, series.len(), SeriesLabelPosition::UpperRight)
 }
 
 #[cfg(test)]
