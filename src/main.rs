@@ -152,8 +152,9 @@ enum Command {
         /// others run, and everything is scored as if the round had never stopped.
         #[arg(long, value_name = "DIR", conflicts_with_all = ["challenge", "phase", "submissions", "truth", "out"])]
         resume: Option<PathBuf>,
-        /// How submissions are executed: `auto` (the sandbox when bubblewrap works here),
-        /// `sandbox` or `process` (no isolation).
+        /// How submissions are executed: `auto` (the challenge's `[cluster]` when it has one,
+        /// else the sandbox when bubblewrap works here), `sandbox`, `process` (no isolation) or
+        /// `slurm` (each case a Slurm job on the cluster, in the node's sandbox: docs/slurm.md).
         #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
         backend: BackendKind,
         /// Run a hidden phase even when the submissions cannot be isolated (rlimits only).
@@ -170,6 +171,14 @@ enum Command {
     Rescore {
         #[arg(value_name = "RUN_DIR")]
         run_dir: PathBuf,
+    },
+    /// Run a batch of cases on a cluster node (what a Slurm job of `podium run --backend slurm`
+    /// runs; not for direct use).
+    #[command(hide = true)]
+    ExecCase {
+        /// The batch file the organizer's podium wrote.
+        #[arg(value_name = "BATCH_JSON")]
+        batch: PathBuf,
     },
     /// Write a finished round's report again: report.html, report.md and, with --plots, every
     /// chart as SVG and PNG.
@@ -323,6 +332,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 verbose: false,
                 backend,
                 allow_unisolated: true,
+                cluster_default: false,
             };
             run_command(&data, "test", submissions, None, round)
         }
@@ -373,17 +383,21 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             let (challenge, _, submissions) = plan.load()?;
             let hidden = challenge.phase(&plan.phase)?.visibility == Visibility::Hidden;
             // The same kind of backend as the interrupted round, which was allowed then.
-            let kind = if plan.backend.starts_with("process") {
-                BackendKind::Process
+            let selected = if plan.backend == "slurm" {
+                podium::runner::select_slurm(challenge.cluster.as_ref(), hidden, allow_unisolated)?
             } else {
-                BackendKind::Sandbox
+                let kind = if plan.backend.starts_with("process") {
+                    BackendKind::Process
+                } else {
+                    BackendKind::Sandbox
+                };
+                select_backend(
+                    kind,
+                    hidden,
+                    allow_unisolated || plan.backend.starts_with("process"),
+                    &submissions,
+                )?
             };
-            let selected = select_backend(
-                kind,
-                hidden,
-                allow_unisolated || plan.backend.starts_with("process"),
-                &submissions,
-            )?;
             warn(&selected.warning);
             let mut reporter = TerminalReporter::new(verbose);
             let outcome = pipeline::resume(
@@ -426,6 +440,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 verbose,
                 backend,
                 allow_unisolated,
+                cluster_default: true,
             };
             run_command(&challenge, &phase, submissions, truth.as_deref(), round)
         }
@@ -484,6 +499,10 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 "{}",
                 podium::report::leaderboard::render(&run_dir, &rows, format)?
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ExecCase { batch } => {
+            podium::runner::node::exec_batch(&batch)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Report {
@@ -563,7 +582,12 @@ struct RoundArgs {
     verbose: bool,
     backend: BackendKind,
     allow_unisolated: bool,
+    /// `--backend auto` means the challenge's cluster when it has one (`podium run` only).
+    cluster_default: bool,
 }
+
+/// Cases collected at once from a cluster: each slot waits for one case's job.
+const SLURM_SLOTS: usize = 64;
 
 fn run_command(
     challenge_dir: &Path,
@@ -575,11 +599,23 @@ fn run_command(
     let challenge = load_challenge(challenge_dir)?;
     let paths = challenge.phase_paths(phase, truth)?;
     let hidden = challenge.phase(phase)?.visibility == Visibility::Hidden;
-    let selected = select_backend(round.backend, hidden, round.allow_unisolated, &submissions)?;
+    // A challenge with a [cluster] table runs its rounds there unless told otherwise.
+    let slurm = round.backend == BackendKind::Slurm
+        || (round.backend == BackendKind::Auto
+            && challenge.cluster.is_some()
+            && round.cluster_default);
+    let selected = if slurm {
+        podium::runner::select_slurm(challenge.cluster.as_ref(), hidden, round.allow_unisolated)?
+    } else {
+        select_backend(round.backend, hidden, round.allow_unisolated, &submissions)?
+    };
     warn(&selected.warning);
     let options = RoundOptions {
         resume: false,
-        jobs: round.jobs.unwrap_or_else(default_jobs),
+        // With Slurm a slot only waits for its case, while the cluster runs them all.
+        jobs: round
+            .jobs
+            .unwrap_or_else(|| if slurm { SLURM_SLOTS } else { default_jobs() }),
         out_dir: round
             .out
             .unwrap_or_else(|| pipeline::default_out_dir(&challenge.name, phase)),

@@ -19,6 +19,7 @@ pub(super) struct ChallengeFile {
     pub ranking: RankingSettings,
     #[serde(default)]
     pub leaderboard: LeaderboardSettings,
+    pub cluster: Option<ClusterSettings>,
     #[serde(default)]
     pub phases: Vec<PhaseDef>,
     #[serde(default)]
@@ -135,6 +136,83 @@ impl RankingSettings {
         }
         problems
     }
+}
+
+/// `[cluster]`: run the rounds on a cluster's scheduler (docs/slurm.md). With this table,
+/// `podium run` hands every case to Slurm unless `--backend` says otherwise.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSettings {
+    /// The scheduler; only `slurm` for now.
+    pub scheduler: Scheduler,
+    /// `sbatch --partition`, when the cluster's default partition is not the one.
+    pub partition: Option<String>,
+    /// `sbatch --account`.
+    pub account: Option<String>,
+    /// More `sbatch` arguments, as given (for example `["--qos=hackathon"]`).
+    pub sbatch_args: Vec<String>,
+    /// Cases per Slurm job: each submission's cases become one job array of
+    /// ceil(cases / cases_per_job) tasks.
+    pub cases_per_job: usize,
+    /// `sbatch --mem`, in MB. Default: `[limits] memory_mb` plus 256 for podium and the
+    /// sandbox on the node, so that podium's own limit, not Slurm's, ends a case that takes
+    /// too much and says so precisely.
+    pub job_memory_mb: Option<u64>,
+    /// How cases run inside a job on the node: `auto` (the sandbox when bubblewrap works there),
+    /// `sandbox` or `process`. Docker submissions use the node's Docker engine.
+    pub node_backend: crate::runner::BackendKind,
+    /// Times a job lost to the infrastructure (NODE_FAIL, BOOT_FAIL, PREEMPTED) is submitted
+    /// again before its cases count as failed.
+    pub resubmissions: u32,
+    /// Seconds between two looks at the queue.
+    pub poll_interval_s: f64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            scheduler: Scheduler::Slurm,
+            partition: None,
+            account: None,
+            sbatch_args: Vec::new(),
+            cases_per_job: 1,
+            job_memory_mb: None,
+            node_backend: crate::runner::BackendKind::Auto,
+            resubmissions: 3,
+            poll_interval_s: 1.0,
+        }
+    }
+}
+
+impl ClusterSettings {
+    pub(super) fn check(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.cases_per_job == 0 {
+            problems.push("[cluster] cases_per_job = 0: a job needs at least one case".into());
+        }
+        if !(self.poll_interval_s.is_finite() && self.poll_interval_s > 0.0) {
+            problems.push(format!(
+                "[cluster] poll_interval_s = {} must be a positive number of seconds",
+                self.poll_interval_s
+            ));
+        }
+        if self.node_backend == crate::runner::BackendKind::Slurm {
+            problems.push(
+                "[cluster] node_backend = \"slurm\": the nodes run cases locally; use auto, sandbox or process".into(),
+            );
+        }
+        if self.job_memory_mb == Some(0) {
+            problems.push("[cluster] job_memory_mb = 0 leaves a job no memory".into());
+        }
+        problems
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scheduler {
+    #[default]
+    Slurm,
 }
 
 /// Which of a team's submissions count on a phase's leaderboard, and how many it may send.

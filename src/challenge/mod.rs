@@ -12,8 +12,8 @@ pub mod validate;
 use std::path::{Path, PathBuf};
 
 pub use definition::{
-    LeaderboardSettings, Limits, MissingPolicy, PhaseDef, QuotaPeriod, RankingSettings,
-    ScoringSettings, SubmissionChoice, Visibility,
+    ClusterSettings, LeaderboardSettings, Limits, MissingPolicy, PhaseDef, QuotaPeriod,
+    RankingSettings, Scheduler, ScoringSettings, SubmissionChoice, Visibility,
 };
 pub use metric::Metric;
 
@@ -99,6 +99,8 @@ pub struct Challenge {
     pub limits: Limits,
     pub ranking: RankingSettings,
     pub leaderboard: LeaderboardSettings,
+    /// `[cluster]`: where rounds run when not on this machine.
+    pub cluster: Option<ClusterSettings>,
     pub phases: Vec<PhaseDef>,
     pub tasks: Vec<Task>,
 }
@@ -198,6 +200,9 @@ impl Challenge {
         }
         problems.extend(def.scoring.check().into_iter().map(&at));
         problems.extend(def.limits.check().into_iter().map(&at));
+        if let Some(cluster) = &def.cluster {
+            problems.extend(cluster.check().into_iter().map(&at));
+        }
         if def.tasks.is_empty() {
             problems.push(at("no [[tasks]] declared".into()));
         }
@@ -231,6 +236,7 @@ impl Challenge {
             limits: def.limits,
             ranking: def.ranking,
             leaderboard: def.leaderboard,
+            cluster: def.cluster,
             phases: def.phases,
             tasks,
         })

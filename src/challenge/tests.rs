@@ -164,3 +164,29 @@ fn a_split_needs_a_hidden_phase_and_a_fraction_between_0_and_1() {
     );
     assert!(err.contains("phase \"dev\" is public"), "{err}");
 }
+
+#[test]
+fn a_cluster_table_configures_slurm_and_is_checked() {
+    assert!(parse(MINIMAL).unwrap().cluster.is_none());
+    let c = parse(&format!(
+        "{MINIMAL}\n[cluster]\npartition = \"gpu\"\ncases_per_job = 4\nsbatch_args = [\"--qos=hackathon\"]\n"
+    ))
+    .unwrap();
+    let cluster = c.cluster.unwrap();
+    assert_eq!(cluster.scheduler, Scheduler::Slurm);
+    assert_eq!(cluster.partition.as_deref(), Some("gpu"));
+    assert_eq!((cluster.cases_per_job, cluster.resubmissions), (4, 3));
+    let err = parse(&format!(
+        "{MINIMAL}\n[cluster]\ncases_per_job = 0\nnode_backend = \"slurm\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("cases_per_job = 0") && err.contains("node_backend = \"slurm\""),
+        "{err}"
+    );
+    let err = parse(&format!("{MINIMAL}\n[cluster]\nscheduler = \"pbs\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("pbs"), "{err}");
+}

@@ -485,7 +485,7 @@ impl Backend for DockerBackend {
         )
     }
 
-    fn start_round(&self, run_id: &str) -> Result<(), String> {
+    fn start_round(&self, run_id: &str, _out: &Path) -> Result<(), String> {
         *self.round.run_id.lock().unwrap() = run_id.to_string();
         // Leftovers of an interrupted podium of this round (a `kill -9` cannot clean up).
         self.runtime

@@ -8,9 +8,11 @@
 mod cgroup;
 pub mod docker;
 pub mod events;
+pub mod node;
 pub mod process;
 pub mod sandbox;
 mod select;
+pub mod slurm;
 mod staging;
 
 use std::collections::BTreeMap;
@@ -19,10 +21,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use events::{RunEvent, TerminalReporter};
-pub use select::{select_backend, BackendKind, RoundBackends, SelectedBackend};
+pub use select::{select_backend, select_slurm, BackendKind, RoundBackends, SelectedBackend};
 
 use crate::challenge::{Challenge, Limits, PhasePaths};
 use crate::error::{Error, Result};
@@ -30,7 +32,7 @@ pub use crate::results::CaseStatus;
 use crate::submission::Submission;
 
 /// How one execution ended, as the backend saw it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExecStatus {
     Ok,
@@ -40,7 +42,7 @@ pub enum ExecStatus {
     OutputLimit,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Execution {
     pub status: ExecStatus,
     pub exit_code: Option<i32>,
@@ -114,7 +116,13 @@ pub trait Backend: Sync {
     /// Once when a round starts (or resumes), with an id stable across its resumptions (a
     /// hash of its folder): a backend that leaves things outside podium's process tree
     /// (containers) tags them with it and removes what an interrupted run left.
-    fn start_round(&self, _run_id: &str) -> Result<(), String> {
+    fn start_round(&self, _run_id: &str, _out_dir: &Path) -> Result<(), String> {
+        Ok(())
+    }
+    /// Once per round (and per resumption) after every submission is prepared, with each
+    /// pending case: a backend that hands cases to a scheduler submits them all here, and
+    /// `run_case` then waits for each. An error stops the round before any case runs.
+    fn enqueue(&self, _jobs: &[CaseJob], _limits: &Limits) -> Result<(), String> {
         Ok(())
     }
     /// What the receipt records about how a prepared submission ran (the resolved image).
@@ -257,7 +265,7 @@ pub fn run_round(
     });
 
     backend
-        .start_round(&run_id(out))
+        .start_round(&run_id(out), out)
         .map_err(|e| Error::msg(format!("cannot start the round: {e}")))?;
 
     // Phase 1: prepare every submission that has cases left (builds may be long; one at a time).
@@ -306,6 +314,30 @@ pub fn run_round(
             used_ms: AtomicU64::new(0),
         });
     }
+
+    // A scheduler gets every pending case of every prepared submission at once.
+    let pending_jobs: Vec<CaseJob> = lanes
+        .iter()
+        .filter(|lane| lane.prepared.is_ok())
+        .flat_map(|lane| {
+            lane.pending.iter().map(|case_id| CaseJob {
+                submission: lane.submission,
+                case_id: case_id.clone(),
+                input_dir: staged.dir_of(case_id),
+                output_dir: lane.work.join(case_id),
+                stdout_log: lane.logs.join(format!("{case_id}.stdout.log")),
+                stderr_log: lane.logs.join(format!("{case_id}.stderr.log")),
+                remaining_budget_s: limits.wall_time_per_submission_s,
+                slot: 0,
+            })
+        })
+        .collect();
+    if !pending_jobs.is_empty() {
+        backend
+            .enqueue(&pending_jobs, limits)
+            .map_err(|e| Error::msg(format!("cannot hand the cases to {}: {e}", backend.name())))?;
+    }
+    drop(pending_jobs);
 
     // Phase 2: one pool of `jobs` slots over the cases of every submission, interleaved, so
     // that submissions progress together and one slow submission does not hold the others.

@@ -27,6 +27,9 @@ pub enum BackendKind {
     Sandbox,
     /// Plain child processes with rlimits only: no isolation.
     Process,
+    /// Slurm jobs on a cluster, each case in the node's sandbox (docs/slurm.md); the
+    /// challenge's `[cluster]` table configures it, and makes it the default of `podium run`.
+    Slurm,
 }
 
 pub struct SelectedBackend {
@@ -129,8 +132,8 @@ impl Backend for RoundBackends {
             .join("; ")
     }
 
-    fn start_round(&self, run_id: &str) -> std::result::Result<(), String> {
-        self.each().try_for_each(|b| b.start_round(run_id))
+    fn start_round(&self, run_id: &str, out: &Path) -> std::result::Result<(), String> {
+        self.each().try_for_each(|b| b.start_round(run_id, out))
     }
 
     fn prepare(
@@ -157,6 +160,25 @@ impl Backend for RoundBackends {
     }
 }
 
+/// The Slurm backend, with the challenge's `[cluster]` settings or Slurm's defaults.
+pub fn select_slurm(
+    settings: Option<&crate::challenge::ClusterSettings>,
+    hidden_phase: bool,
+    allow_unisolated: bool,
+) -> Result<SelectedBackend> {
+    let settings = settings.cloned().unwrap_or_default();
+    // The nodes run this very binary, so it must sit on a path they share.
+    let podium = std::env::current_exe()
+        .map_err(|e| Error::msg(format!("cannot find podium's own binary: {e}")))?;
+    let backend =
+        super::slurm::SlurmBackend::connect(settings, hidden_phase, allow_unisolated, &podium)
+            .map_err(|e| Error::msg(format!("--backend slurm: {e}")))?;
+    Ok(SelectedBackend {
+        backend: Box::new(backend),
+        warning: None,
+    })
+}
+
 /// The backend for native programs.
 fn select_native(
     kind: BackendKind,
@@ -177,6 +199,9 @@ fn select_native(
         })
     };
     match kind {
+        BackendKind::Slurm => Err(Error::msg(
+            "--backend slurm hands a round to a cluster: use it with `podium run`",
+        )),
         BackendKind::Process => unisolated("--backend process was chosen".into()),
         BackendKind::Sandbox | BackendKind::Auto => match SandboxBackend::probe_isolation_only() {
             Ok(sandbox) => {

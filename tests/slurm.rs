@@ -1,0 +1,269 @@
+//! The Slurm backend against a real Slurm (issue 8): `.ci/slurm-cluster.sh start DIR` runs a
+//! single-node cluster on localhost (munged, slurmctld, slurmd), and `.ci/run` starts it before
+//! the tests with `SLURM_CONF` exported. Under `CI=true` a cluster that does not answer fails
+//! these tests; elsewhere they print a visible SKIPPED line.
+//!
+//! Every round goes through the `podium` binary, as an organizer runs it: the nodes run that same
+//! binary (`podium exec-case`), which they find at the path it has here.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Whether the test can go on: `sinfo` answers. Under `CI=true` a missing cluster is a failure.
+fn require_slurm() -> bool {
+    let answer = Command::new("sinfo").args(["-h", "-o", "%T"]).output();
+    let problem = match &answer {
+        Ok(o) if o.status.success() && !o.stdout.is_empty() => return true,
+        Ok(o) => format!(
+            "`sinfo` failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => format!("cannot run `sinfo`: {e}"),
+    };
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true and no Slurm cluster answers, which CI must provide (.ci/slurm-cluster.sh): {problem}");
+    }
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "SKIPPED: no Slurm cluster: {problem} (start one with `.ci/slurm-cluster.sh start DIR`)"
+    );
+    false
+}
+
+/// A small demo challenge whose rounds go to the cluster (`[cluster]`), polling fast.
+fn cluster_challenge(cases: usize, cluster: &str) -> (tempfile::TempDir, PathBuf) {
+    let (dir, challenge) = small_challenge(cases);
+    let toml = challenge.root.join("challenge.toml");
+    let mut text = std::fs::read_to_string(&toml).unwrap();
+    text.push_str(&format!("\n[cluster]\npoll_interval_s = 0.2\n{cluster}\n"));
+    std::fs::write(&toml, text).unwrap();
+    (dir, challenge.root.clone())
+}
+
+fn podium(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_podium"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "podium failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn run(challenge: &Path, subs: &Path, out: &Path, backend: &str) -> Output {
+    podium(&[
+        "run",
+        "--challenge",
+        challenge.to_str().unwrap(),
+        "--phase",
+        "test",
+        "--submissions",
+        subs.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--backend",
+        backend,
+    ])
+}
+
+#[test]
+fn a_round_through_slurm_scores_exactly_as_a_local_round() {
+    if !require_slurm() {
+        return;
+    }
+    let (dir, challenge) = cluster_challenge(6, "");
+    let subs = dir.path().join("subs");
+    binary_submission(
+        &subs,
+        "threshold-baseline",
+        &workspace_binary("threshold-baseline"),
+    );
+    binary_submission(&subs, "random-guess", &workspace_binary("random-guess"));
+    let local = dir.path().join("local");
+    assert_success(&run(&challenge, &subs, &local, "sandbox"));
+    // `auto` takes the challenge's [cluster].
+    let cluster = dir.path().join("cluster");
+    let out = run(&challenge, &subs, &cluster, "auto");
+    assert_success(&out);
+    let receipt = std::fs::read_to_string(cluster.join("run.json")).unwrap();
+    assert!(receipt.contains("\"backend\": \"slurm\""), "{receipt}");
+    for file in [
+        "scores.csv",
+        "metrics.csv",
+        "leaderboard.csv",
+        "problems.csv",
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(local.join(file)).unwrap(),
+            std::fs::read_to_string(cluster.join(file)).unwrap(),
+            "{file}: the cluster's round differs from the local one"
+        );
+    }
+    // Each submission went to the cluster as one job array of six tasks.
+    let jobs = read_lines(&cluster.join("slurm/jobs.csv"));
+    assert_eq!(jobs.len(), 12, "{jobs:?}");
+    for submission in ["threshold-baseline", "random-guess"] {
+        let arrays: std::collections::BTreeSet<&str> = jobs
+            .iter()
+            .filter(|l| l.starts_with(&format!("{submission},")))
+            .map(|l| l.split(',').nth(2).unwrap().split('_').next().unwrap())
+            .collect();
+        assert_eq!(arrays.len(), 1, "one array for {submission}: {jobs:?}");
+    }
+    let runs = read_csv(&cluster.join("runs.csv"));
+    assert!(runs.iter().all(|r| r["status"] == "ok"), "{runs:?}");
+    assert!(
+        runs.iter().all(|r| !r["peak_memory_mib"].is_empty()),
+        "measured on the node"
+    );
+}
+
+#[test]
+fn a_job_killed_by_slurm_for_memory_is_oom() {
+    if !require_slurm() {
+        return;
+    }
+    // podium's own limit (1024 MB) is above the job's (--mem=100M), so Slurm's limit is the
+    // one a case taking 300 MB hits.
+    for (node_backend, extra) in [("sandbox", None), ("process", Some("--allow-unisolated"))] {
+        let (dir, challenge) = cluster_challenge(
+            3,
+            &format!("job_memory_mb = 100\nnode_backend = \"{node_backend}\""),
+        );
+        let toml = challenge.join("challenge.toml");
+        let text = std::fs::read_to_string(&toml)
+            .unwrap()
+            .replace("memory_mb = 4096", "memory_mb = 1024");
+        std::fs::write(&toml, text).unwrap();
+        let subs = dir.path().join("subs");
+        // tail holds the 300 MB line (no newline ends it) in memory.
+        script_submission(
+            &subs,
+            "hog",
+            "head -c 300000000 /dev/zero | tail -n 1 > /dev/null\n",
+        );
+        let out = dir.path().join("out");
+        let mut args = vec![
+            "run",
+            "--challenge",
+            challenge.to_str().unwrap(),
+            "--phase",
+            "test",
+            "--submissions",
+            subs.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        assert_success(&podium(&args));
+        let runs = read_csv(&out.join("runs.csv"));
+        assert_eq!(runs.len(), 3);
+        for r in &runs {
+            assert_eq!(r["status"], "oom", "{node_backend}: {runs:?}");
+            assert_eq!(
+                r["message"], "killed by Slurm for exceeding the job's memory (100 MB)",
+                "{node_backend}: {runs:?}"
+            );
+        }
+        if node_backend == "process" {
+            // Without the sandbox's group in between, Slurm saw the kill itself.
+            let task = read_lines(&out.join("slurm/jobs.csv"))[0]
+                .split(',')
+                .nth(2)
+                .unwrap()
+                .to_string();
+            let shown = Command::new("scontrol")
+                .args(["show", "job", "-o", &task])
+                .output()
+                .unwrap();
+            let shown = String::from_utf8_lossy(&shown.stdout);
+            assert!(shown.contains("JobState=OUT_OF_MEMORY"), "{shown}");
+        }
+    }
+}
+
+#[test]
+fn a_round_resumes_after_the_organizers_podium_is_killed() {
+    if !require_slurm() {
+        return;
+    }
+    let (dir, challenge) = cluster_challenge(6, "");
+    let subs = dir.path().join("subs");
+    let slow = script_submission(
+        &subs,
+        "slow",
+        "sleep 2\nexec ./threshold-baseline \"$IN\" \"$OUT\"\n",
+    );
+    std::fs::copy(
+        workspace_binary("threshold-baseline"),
+        slow.join("threshold-baseline"),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let mut first = Command::new(env!("CARGO_BIN_EXE_podium"))
+        .args([
+            "run",
+            "--challenge",
+            challenge.to_str().unwrap(),
+            "--phase",
+            "test",
+            "--submissions",
+            subs.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--backend",
+            "slurm",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed (SIGKILL, no clean-up) once the first case is in the journal.
+    let started = Instant::now();
+    while read_lines(&out.join("runs.csv")).len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no case finished"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let done_before = read_lines(&out.join("runs.csv")).len() - 1;
+    assert!(
+        done_before < 6,
+        "the round finished before it could be killed"
+    );
+
+    let resumed = podium(&["run", "--resume", out.to_str().unwrap()]);
+    assert_success(&resumed);
+    let runs = read_csv(&out.join("runs.csv"));
+    let cases: std::collections::BTreeSet<&str> =
+        runs.iter().map(|r| r["case_id"].as_str()).collect();
+    assert_eq!((runs.len(), cases.len()), (6, 6), "{runs:?}");
+    assert!(runs.iter().all(|r| r["status"] == "ok"), "{runs:?}");
+    // The jobs went on without podium: no case was submitted twice.
+    let jobs = read_lines(&out.join("slurm/jobs.csv"));
+    assert_eq!(jobs.len(), 6, "{jobs:?}");
+    assert!(out.join("report.html").is_file() && out.join("scores.csv").is_file());
+}
+
+fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
