@@ -61,7 +61,7 @@ fn main() {
         "team = \"bench\"\nname = \"idle\"\n[run]\nkind = \"process\"\ncommand = [\"/bin/sh\", \"-c\", \"echo case_id > \\\"$1/predictions.csv\\\"\", \"sh\", \"{output}\"]\n",
     )
     .unwrap();
-    let round = |backend: &str, out: &Path, jobs: Option<&str>| {
+    let round = |backend: &str, out: &Path, jobs: Option<&str>| -> f64 {
         let mut args = vec![
             "run",
             "--challenge",
@@ -78,8 +78,12 @@ fn main() {
         if let Some(j) = jobs {
             args.extend(["--jobs", j]);
         }
+        if backend == "process" {
+            args.push("--allow-unisolated");
+        }
         podium(&args)
     };
+    let process = round("process", &root.join("process"), Some("2"));
     let local = round("sandbox", &root.join("local"), Some("2"));
     let slurm = round("slurm", &root.join("slurm"), None);
     std::fs::write(
@@ -90,10 +94,25 @@ fn main() {
     let batched = round("slurm", &root.join("batched"), None);
     let scores = |d: &str| std::fs::read_to_string(root.join(d).join("scores.csv")).unwrap();
     assert_eq!(scores("local"), scores("slurm"), "the rounds scored alike");
-    assert_eq!(scores("local"), scores("batched"), "the rounds scored alike");
+    assert_eq!(
+        scores("local"),
+        scores("process"),
+        "the rounds scored alike"
+    );
+    assert_eq!(
+        scores("local"),
+        scores("batched"),
+        "the rounds scored alike"
+    );
     let (n, cpus) = nodes.split_once(' ').unwrap_or((&nodes, "?"));
-    println!("| 200-case round, one idle submission (Slurm: {n} node, {cpus} CPUs) | wall | per case |");
+    println!(
+        "| 200-case round, one idle submission (Slurm: {n} node, {cpus} CPUs) | wall | per case |"
+    );
     println!("|---|---|---|");
+    println!(
+        "| local process backend, 2 slots | {process:.1} s | {:.0} ms |",
+        process * 1000.0 / 200.0
+    );
     println!(
         "| local sandbox backend, 2 slots | {local:.1} s | {:.0} ms |",
         local * 1000.0 / 200.0

@@ -14,6 +14,13 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// The tests share one cluster, and one of them takes its node down: one test at a time.
+static CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    CLUSTER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Whether the test can go on: `sinfo` answers. Under `CI=true` a missing cluster is a failure.
 fn require_slurm() -> bool {
     let answer = Command::new("sinfo").args(["-h", "-o", "%T"]).output();
@@ -80,6 +87,7 @@ fn run(challenge: &Path, subs: &Path, out: &Path, backend: &str) -> Output {
 
 #[test]
 fn a_round_through_slurm_scores_exactly_as_a_local_round() {
+    let _cluster = one_at_a_time();
     if !require_slurm() {
         return;
     }
@@ -132,6 +140,7 @@ fn a_round_through_slurm_scores_exactly_as_a_local_round() {
 
 #[test]
 fn a_job_killed_by_slurm_for_memory_is_oom() {
+    let _cluster = one_at_a_time();
     if !require_slurm() {
         return;
     }
@@ -196,6 +205,7 @@ fn a_job_killed_by_slurm_for_memory_is_oom() {
 
 #[test]
 fn a_round_resumes_after_the_organizers_podium_is_killed() {
+    let _cluster = one_at_a_time();
     if !require_slurm() {
         return;
     }
@@ -258,6 +268,126 @@ fn a_round_resumes_after_the_organizers_podium_is_killed() {
     let jobs = read_lines(&out.join("slurm/jobs.csv"));
     assert_eq!(jobs.len(), 6, "{jobs:?}");
     assert!(out.join("report.html").is_file() && out.join("scores.csv").is_file());
+}
+
+#[test]
+fn jobs_lost_with_their_node_are_submitted_again_without_counting_against_the_team() {
+    let _cluster = one_at_a_time();
+    if !require_slurm() {
+        return;
+    }
+    let (dir, challenge) = cluster_challenge(3, "");
+    let subs = dir.path().join("subs");
+    let slow = script_submission(
+        &subs,
+        "slow",
+        "sleep 4\nexec ./threshold-baseline \"$IN\" \"$OUT\"\n",
+    );
+    std::fs::copy(
+        workspace_binary("threshold-baseline"),
+        slow.join("threshold-baseline"),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let round = Command::new(env!("CARGO_BIN_EXE_podium"))
+        .args([
+            "run",
+            "--challenge",
+            challenge.to_str().unwrap(),
+            "--phase",
+            "test",
+            "--submissions",
+            subs.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--backend",
+            "slurm",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once two tasks run (the node's two CPUs; the third waits), the node goes down under
+    // them (NODE_FAIL), then comes back.
+    let started = Instant::now();
+    loop {
+        let queue = Command::new("squeue")
+            .args(["-h", "-r", "-t", "RUNNING", "-o", "%j"])
+            .output()
+            .unwrap();
+        let running = String::from_utf8_lossy(&queue.stdout)
+            .lines()
+            .filter(|l| l.ends_with("-slow"))
+            .count();
+        if running == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the tasks never ran"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let down = Command::new("scontrol")
+        .args([
+            "update",
+            "NodeName=localhost",
+            "State=DOWN",
+            "Reason=podium-test",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    // The test cluster returns a node to service when its slurmd answers (ReturnToService=2);
+    // elsewhere it takes an explicit RESUME.
+    let started = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let state = Command::new("sinfo")
+            .args(["-h", "-o", "%T"])
+            .output()
+            .unwrap();
+        if !String::from_utf8_lossy(&state.stdout).contains("down") {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(3) {
+            let _ = Command::new("scontrol")
+                .args(["update", "NodeName=localhost", "State=RESUME"])
+                .output();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the node stayed down"
+        );
+    }
+    let finished = round.wait_with_output().unwrap();
+    assert_success(&finished);
+    let runs = read_csv(&out.join("runs.csv"));
+    assert_eq!(runs.len(), 3);
+    assert!(runs.iter().all(|r| r["status"] == "ok"), "{runs:?}");
+    // The two running cases were submitted twice: attempt 0 lost with the node, attempt 1
+    // ran. The waiting one ran once the node was back.
+    let jobs = read_lines(&out.join("slurm/jobs.csv"));
+    let attempts: Vec<&str> = jobs.iter().map(|l| l.split(',').nth(3).unwrap()).collect();
+    assert_eq!(
+        attempts.iter().filter(|a| **a == "1").count(),
+        2,
+        "{jobs:?}"
+    );
+    let first = jobs[0].split(',').nth(2).unwrap().to_string();
+    let shown = Command::new("scontrol")
+        .args(["show", "job", "-o", &first])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains("JobState=NODE_FAIL"),
+        "{}",
+        String::from_utf8_lossy(&shown.stdout)
+    );
 }
 
 fn read_lines(path: &Path) -> Vec<String> {
