@@ -188,19 +188,164 @@ fn a_job_killed_by_slurm_for_memory_is_oom() {
         }
         if node_backend == "process" {
             // Without the sandbox's group in between, Slurm saw the kill itself.
-            let task = read_lines(&out.join("slurm/jobs.csv"))[0]
-                .split(',')
-                .nth(2)
-                .unwrap()
-                .to_string();
-            let shown = Command::new("scontrol")
-                .args(["show", "job", "-o", &task])
-                .output()
-                .unwrap();
-            let shown = String::from_utf8_lossy(&shown.stdout);
+            let shown = first_task(&out);
             assert!(shown.contains("JobState=OUT_OF_MEMORY"), "{shown}");
         }
     }
+}
+
+/// A Docker submission runs in the node's engine, and scores as it does on one machine.
+#[test]
+fn a_docker_submission_runs_in_the_nodes_engine() {
+    let _cluster = one_at_a_time();
+    if !require_slurm() || !common::docker_images::require_docker() {
+        return;
+    }
+    let (dir, challenge) = cluster_challenge(3, "");
+    let subs = dir.path().join("subs");
+    let image = "podium-test/slurm-baseline:1";
+    common::docker_images::build_baseline_image(image);
+    let docker = subs.join("docker-baseline");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::write(
+        docker.join("submission.toml"),
+        format!("team = \"examples\"\nname = \"docker-baseline\"\n[run]\nkind = \"docker\"\nimage = \"{image}\"\n"),
+    )
+    .unwrap();
+    binary_submission(
+        &subs,
+        "threshold-baseline",
+        &workspace_binary("threshold-baseline"),
+    );
+    let local = dir.path().join("local");
+    assert_success(&run(&challenge, &subs, &local, "sandbox"));
+    let cluster = dir.path().join("cluster");
+    assert_success(&run(&challenge, &subs, &cluster, "slurm"));
+    assert_eq!(
+        std::fs::read_to_string(local.join("scores.csv")).unwrap(),
+        std::fs::read_to_string(cluster.join("scores.csv")).unwrap()
+    );
+    let runs = read_csv(&cluster.join("runs.csv"));
+    assert!(runs.iter().all(|r| r["status"] == "ok"), "{runs:?}");
+    let result =
+        std::fs::read_to_string(cluster.join("slurm/docker-baseline/results/test-0001.json"))
+            .unwrap();
+    assert!(result.contains("\"backend\": \"docker\""), "{result}");
+    assert!(
+        common::docker_images::podium_containers().is_empty(),
+        "no container left"
+    );
+}
+
+/// An organizer's `scancel` ends the case as failed, saying so, and the round goes on.
+#[test]
+fn a_cancelled_job_fails_its_case_and_the_round_goes_on() {
+    let _cluster = one_at_a_time();
+    if !require_slurm() {
+        return;
+    }
+    let (dir, challenge) = cluster_challenge(3, "");
+    let subs = dir.path().join("subs");
+    script_submission(&subs, "sleeper", "sleep 600\n");
+    let out = dir.path().join("out");
+    let round = Command::new(env!("CARGO_BIN_EXE_podium"))
+        .args([
+            "run",
+            "--challenge",
+            challenge.to_str().unwrap(),
+            "--phase",
+            "test",
+            "--submissions",
+            subs.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--backend",
+            "slurm",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while read_lines(&out.join("slurm/jobs.csv")).len() < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "nothing submitted"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Every task of the round's array, running or waiting.
+    let jobs = read_lines(&out.join("slurm/jobs.csv"));
+    let array = jobs[0]
+        .split(',')
+        .nth(2)
+        .unwrap()
+        .split('_')
+        .next()
+        .unwrap()
+        .to_string();
+    let cancel = Command::new("scancel").arg(&array).output().unwrap();
+    assert!(
+        cancel.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cancel.stderr)
+    );
+    let finished = round.wait_with_output().unwrap();
+    assert_success(&finished);
+    let runs = read_csv(&out.join("runs.csv"));
+    assert_eq!(runs.len(), 3);
+    for r in &runs {
+        assert_eq!(r["status"], "failed", "{runs:?}");
+        assert!(
+            r["message"].starts_with("the Slurm job ") && r["message"].ends_with(" was cancelled"),
+            "{runs:?}"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// Slurm's `--time` counts minutes; the per-case limit in seconds is podium's, inside the job.
+#[test]
+fn the_per_case_wall_limit_in_seconds_holds_inside_a_job_of_whole_minutes() {
+    let _cluster = one_at_a_time();
+    if !require_slurm() {
+        return;
+    }
+    let (dir, challenge) = cluster_challenge(3, "");
+    let toml = challenge.join("challenge.toml");
+    let text = std::fs::read_to_string(&toml).unwrap().replace(
+        "wall_time_per_case_s = 120",
+        "wall_time_per_case_s = 2\ngrace_period_s = 1",
+    );
+    std::fs::write(&toml, text).unwrap();
+    let subs = dir.path().join("subs");
+    script_submission(&subs, "sleeper", "sleep 60\n");
+    let out = dir.path().join("out");
+    let started = Instant::now();
+    assert_success(&run(&challenge, &subs, &out, "slurm"));
+    let runs = read_csv(&out.join("runs.csv"));
+    assert_eq!(runs.len(), 3);
+    for r in &runs {
+        assert_eq!(r["status"], "timeout", "{runs:?}");
+        let wall: f64 = r["wall_s"].parse().unwrap();
+        assert!(
+            (2.0..4.5).contains(&wall),
+            "stopped at 2 s (+1 s grace): {runs:?}"
+        );
+    }
+    // Three cases on two CPUs, each stopped after 2-3 s: far below Slurm's minute.
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "{:?}",
+        started.elapsed()
+    );
+    // The job asked Slurm for whole minutes: (2 + 1) s + 120 s of margin, 3 minutes.
+    let shown = first_task(&out);
+    assert!(shown.contains("TimeLimit=00:03:00"), "{shown}");
 }
 
 #[test]
@@ -378,16 +523,19 @@ fn jobs_lost_with_their_node_are_submitted_again_without_counting_against_the_te
         2,
         "{jobs:?}"
     );
-    let first = jobs[0].split(',').nth(2).unwrap().to_string();
+    let shown = first_task(&out);
+    assert!(shown.contains("JobState=NODE_FAIL"), "{shown}");
+}
+
+/// What `scontrol show job` says of the round's first submitted task.
+fn first_task(out: &Path) -> String {
+    let jobs = read_lines(&out.join("slurm/jobs.csv"));
+    let task = jobs[0].split(',').nth(2).unwrap();
     let shown = Command::new("scontrol")
-        .args(["show", "job", "-o", &first])
+        .args(["show", "job", "-o", task])
         .output()
         .unwrap();
-    assert!(
-        String::from_utf8_lossy(&shown.stdout).contains("JobState=NODE_FAIL"),
-        "{}",
-        String::from_utf8_lossy(&shown.stdout)
-    );
+    String::from_utf8_lossy(&shown.stdout).into_owned()
 }
 
 fn read_lines(path: &Path) -> Vec<String> {

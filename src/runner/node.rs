@@ -20,6 +20,10 @@ use crate::submission::{RunSpec, Submission};
 /// One job's work: some cases of one submission.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BatchSpec {
+    /// The round's id: with the Slurm job's, it labels what the job leaves outside its own
+    /// processes (containers), so that a cancelled job removes exactly its own.
+    #[serde(default)]
+    pub run_id: String,
     pub submission_dir: PathBuf,
     pub limits: Limits,
     pub hidden_phase: bool,
@@ -112,6 +116,11 @@ pub fn exec_batch(batch_file: &Path) -> Result<()> {
         Err(e) => return fail_all(format!("no backend on node {host}: {e}")),
     };
     let backend = selected.backend;
+    let job = std::env::var("SLURM_JOB_ID").unwrap_or_else(|_| std::process::id().to_string());
+    let batch_dir = batch_file.parent().unwrap_or(Path::new("."));
+    if let Err(e) = backend.start_round(&format!("{}-{job}", spec.run_id), batch_dir) {
+        return fail_all(format!("no backend on node {host}: {e}"));
+    }
     // A native submission was built once, by the organizer's podium, into the shared folder.
     // An image has to be on this node's engine.
     if matches!(submission.run, RunSpec::Docker { .. }) {

@@ -283,6 +283,7 @@ impl SlurmBackend {
             let index = first + k;
             let file = dir.join("batches").join(format!("batch-{index}.json"));
             let spec = BatchSpec {
+                run_id: state.run_id.clone(),
                 submission_dir: submission.dir.clone(),
                 limits: limits.clone(),
                 hidden_phase: self.hidden_phase,
