@@ -642,10 +642,18 @@ impl Backend for SlurmBackend {
             }
             let spec = Self::case_spec(&out, job);
             // The case's own copy of its input: the round's staging folder does not outlive
-            // the organizer's podium, and the job may start after it is gone.
-            let _ = std::fs::remove_dir_all(&spec.input_dir);
-            copy_tree(&job.input_dir, &spec.input_dir, Links::Follow)
-                .map_err(|e| format!("cannot stage {} for the cluster: {e}", job.case_id))?;
+            // the organizer's podium, and the job may start after it is gone. Every submission
+            // shares it, and a running job may be reading it, so an existing copy is kept;
+            // a new one appears whole, by a rename.
+            if !spec.input_dir.exists() {
+                let partial = spec
+                    .input_dir
+                    .with_file_name(format!(".partial-{}", job.case_id));
+                let _ = std::fs::remove_dir_all(&partial);
+                copy_tree(&job.input_dir, &partial, Links::Follow)
+                    .and_then(|()| std::fs::rename(&partial, &spec.input_dir))
+                    .map_err(|e| format!("cannot stage {} for the cluster: {e}", job.case_id))?;
+            }
             let _ = std::fs::remove_file(&spec.result);
             to_submit
                 .entry(job.submission.name.clone())
