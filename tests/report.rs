@@ -272,24 +272,29 @@ fn podium_report_redraws_the_same_report_and_writes_every_chart() {
     );
 }
 
-#[test]
-fn the_team_view_of_a_hidden_phase_shows_no_program_output_and_no_per_case_value() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = hostile_round(dir.path(), "test");
-    let data = ReportData::read(&out).unwrap();
-    assert!(data.receipt.hidden);
-    let team = dir.path().join("team/report.html");
+/// The team view of the round in `out`, written beside it; `hidden` is what its phase must be.
+fn team_view(out: &Path, hidden: bool) -> String {
+    let data = ReportData::read(out).unwrap();
+    assert_eq!(data.receipt.hidden, hidden);
+    let html = out.with_file_name("team").join("report.html");
     podium::report::write_report(
-        &out,
+        out,
         &data.refs(),
         &ReportOptions {
             view: View::Team,
-            html: team.clone(),
+            html: html.clone(),
             plots: None,
         },
     )
     .unwrap();
-    let html = std::fs::read_to_string(&team).unwrap();
+    std::fs::read_to_string(&html).unwrap()
+}
+
+#[test]
+fn the_team_view_of_a_hidden_phase_shows_no_program_output_and_no_per_case_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hostile_round(dir.path(), "test");
+    let html = team_view(&out, true);
     assert_self_contained(&html);
     assert!(html.contains("team view"));
     // podium's own message for the failed cases, never the program's output.
@@ -318,20 +323,7 @@ fn the_team_view_of_a_hidden_phase_shows_no_program_output_and_no_per_case_value
 fn the_team_view_of_a_public_phase_quotes_the_program_output() {
     let dir = tempfile::tempdir().unwrap();
     let out = hostile_round(dir.path(), "dev");
-    let data = ReportData::read(&out).unwrap();
-    assert!(!data.receipt.hidden);
-    let team = dir.path().join("team/report.html");
-    podium::report::write_report(
-        &out,
-        &data.refs(),
-        &ReportOptions {
-            view: View::Team,
-            html: team.clone(),
-            plots: None,
-        },
-    )
-    .unwrap();
-    let html = std::fs::read_to_string(&team).unwrap();
+    let html = team_view(&out, false);
     assert!(html.contains("&lt;/pre&gt;&lt;img src=x onerror=alert(2)&gt;"));
     assert!(html.contains("Worst cases") && html.contains("dice per case"));
 }

@@ -69,20 +69,23 @@ fn assert_success(out: &Output) {
     );
 }
 
+/// `podium run` of the test phase into `out`.
+fn round(challenge: &Path, subs: &Path, out: &Path, backend: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_podium"));
+    command
+        .arg("run")
+        .arg("--challenge")
+        .arg(challenge)
+        .args(["--phase", "test", "--submissions"])
+        .arg(subs)
+        .arg("--out")
+        .arg(out)
+        .args(["--backend", backend]);
+    command
+}
+
 fn run(challenge: &Path, subs: &Path, out: &Path, backend: &str) -> Output {
-    podium(&[
-        "run",
-        "--challenge",
-        challenge.to_str().unwrap(),
-        "--phase",
-        "test",
-        "--submissions",
-        subs.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--backend",
-        backend,
-    ])
+    round(challenge, subs, out, backend).output().unwrap()
 }
 
 #[test]
@@ -164,19 +167,10 @@ fn a_job_killed_by_slurm_for_memory_is_oom() {
             "head -c 300000000 /dev/zero | tail -n 1 > /dev/null\n",
         );
         let out = dir.path().join("out");
-        let mut args = vec![
-            "run",
-            "--challenge",
-            challenge.to_str().unwrap(),
-            "--phase",
-            "test",
-            "--submissions",
-            subs.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ];
-        args.extend(extra);
-        assert_success(&podium(&args));
+        // `auto`: the challenge's [cluster].
+        let mut command = round(&challenge, &subs, &out, "auto");
+        command.args(extra);
+        assert_success(&command.output().unwrap());
         let runs = read_csv(&out.join("runs.csv"));
         assert_eq!(runs.len(), 3);
         for r in &runs {
@@ -248,20 +242,7 @@ fn a_cancelled_job_fails_its_case_and_the_round_goes_on() {
     let subs = dir.path().join("subs");
     script_submission(&subs, "sleeper", "sleep 600\n");
     let out = dir.path().join("out");
-    let round = Command::new(env!("CARGO_BIN_EXE_podium"))
-        .args([
-            "run",
-            "--challenge",
-            challenge.to_str().unwrap(),
-            "--phase",
-            "test",
-            "--submissions",
-            subs.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--backend",
-            "slurm",
-        ])
+    let running = round(&challenge, &subs, &out, "slurm")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -290,7 +271,7 @@ fn a_cancelled_job_fails_its_case_and_the_round_goes_on() {
         "{}",
         String::from_utf8_lossy(&cancel.stderr)
     );
-    let finished = round.wait_with_output().unwrap();
+    let finished = running.wait_with_output().unwrap();
     assert_success(&finished);
     let runs = read_csv(&out.join("runs.csv"));
     assert_eq!(runs.len(), 3);
@@ -367,20 +348,7 @@ fn a_round_resumes_after_the_organizers_podium_is_killed() {
     )
     .unwrap();
     let out = dir.path().join("out");
-    let mut first = Command::new(env!("CARGO_BIN_EXE_podium"))
-        .args([
-            "run",
-            "--challenge",
-            challenge.to_str().unwrap(),
-            "--phase",
-            "test",
-            "--submissions",
-            subs.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--backend",
-            "slurm",
-        ])
+    let mut first = round(&challenge, &subs, &out, "slurm")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -434,20 +402,7 @@ fn jobs_lost_with_their_node_are_submitted_again_without_counting_against_the_te
     )
     .unwrap();
     let out = dir.path().join("out");
-    let round = Command::new(env!("CARGO_BIN_EXE_podium"))
-        .args([
-            "run",
-            "--challenge",
-            challenge.to_str().unwrap(),
-            "--phase",
-            "test",
-            "--submissions",
-            subs.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--backend",
-            "slurm",
-        ])
+    let running = round(&challenge, &subs, &out, "slurm")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -460,11 +415,11 @@ fn jobs_lost_with_their_node_are_submitted_again_without_counting_against_the_te
             .args(["-h", "-r", "-t", "RUNNING", "-o", "%j"])
             .output()
             .unwrap();
-        let running = String::from_utf8_lossy(&queue.stdout)
+        let busy = String::from_utf8_lossy(&queue.stdout)
             .lines()
             .filter(|l| l.ends_with("-slow"))
             .count();
-        if running == 2 {
+        if busy == 2 {
             break;
         }
         assert!(
@@ -509,7 +464,7 @@ fn jobs_lost_with_their_node_are_submitted_again_without_counting_against_the_te
             "the node stayed down"
         );
     }
-    let finished = round.wait_with_output().unwrap();
+    let finished = running.wait_with_output().unwrap();
     assert_success(&finished);
     let runs = read_csv(&out.join("runs.csv"));
     assert_eq!(runs.len(), 3);

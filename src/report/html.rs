@@ -165,36 +165,20 @@ pub fn render(input: &ReportInput) -> String {
 }
 
 fn summary(html: &mut String, input: &ReportInput) {
-    let ranked: Vec<&LeaderboardRow> = input
-        .leaderboard
-        .iter()
-        .filter(|r| r.rank.is_some())
-        .collect();
     let method = input
         .analysis
         .method
         .map_or("mean-then-rank", RankingMethod::name);
     html.push_str("<h2 id=\"summary\">Summary</h2>\n");
-    let name = |r: &LeaderboardRow| {
-        format!(
+    let _ = write!(
+        html,
+        "<p class=\"winner\">Ranked by <code>{method}</code> per task, then the weighted mean of task ranks. {}",
+        super::winner_sentence(input.leaderboard, |r| format!(
             "<strong>{}</strong> ({})",
             escape(&r.submission),
             escape(&r.team)
-        )
-    };
-    let winners: Vec<String> = ranked
-        .iter()
-        .filter(|r| r.rank == Some(1))
-        .map(|r| name(r))
-        .collect();
-    let _ = write!(
-        html,
-        "<p class=\"winner\">Ranked by <code>{method}</code> per task, then the weighted mean of task ranks. Winner: {}.",
-        if winners.is_empty() { "none".to_string() } else { winners.join(", ") }
+        ))
     );
-    if let Some(second) = ranked.iter().find(|r| r.rank.is_some_and(|k| k > 1)) {
-        let _ = write!(html, " Runner-up: {}.", name(second));
-    }
     html.push_str("</p>\n");
     let s = input.scores;
     let scope = match s.selection {

@@ -216,6 +216,28 @@ fn write_plots(
     Ok(files)
 }
 
+/// "Winner: A. Runner-up: B." over the ranked rows (baselines are shown, not ranked), each
+/// submission written by `name` in the reporter's own escaping.
+fn winner_sentence(
+    leaderboard: &[LeaderboardRow],
+    name: impl Fn(&LeaderboardRow) -> String,
+) -> String {
+    let ranked = || leaderboard.iter().filter(|r| r.rank.is_some());
+    let winners: Vec<String> = ranked().filter(|r| r.rank == Some(1)).map(&name).collect();
+    let mut sentence = format!(
+        "Winner: {}.",
+        if winners.is_empty() {
+            "none".to_string()
+        } else {
+            winners.join(", ")
+        }
+    );
+    if let Some(second) = ranked().find(|r| r.rank.is_some_and(|k| k > 1)) {
+        let _ = write!(sentence, " Runner-up: {}.", name(second));
+    }
+    sentence
+}
+
 /// A short Markdown summary for e-mails and issues: the winner, the leaderboard and the
 /// caveats, pointing at the HTML report for the rest.
 pub fn markdown_summary(data: &ReportDataRefs, html_name: &str) -> String {
@@ -232,35 +254,13 @@ pub fn markdown_summary(data: &ReportDataRefs, html_name: &str) -> String {
         s.cases,
         s.submissions.len()
     );
-    let ranked: Vec<&LeaderboardRow> = data
-        .leaderboard
-        .iter()
-        .filter(|r| r.rank.is_some())
-        .collect();
-    let name = |r: &LeaderboardRow| {
+    md.push_str(&winner_sentence(data.leaderboard, |r| {
         format!(
             "**{}** ({})",
             escape_markdown(&r.submission),
             escape_markdown(&r.team)
         )
-    };
-    let winners: Vec<String> = ranked
-        .iter()
-        .filter(|r| r.rank == Some(1))
-        .map(|r| name(r))
-        .collect();
-    let _ = write!(
-        md,
-        "Winner: {}.",
-        if winners.is_empty() {
-            "none".to_string()
-        } else {
-            winners.join(", ")
-        }
-    );
-    if let Some(second) = ranked.iter().find(|r| r.rank.is_some_and(|k| k > 1)) {
-        let _ = write!(md, " Runner-up: {}.", name(second));
-    }
+    }));
     md.push_str("\n\n");
     md.push_str(&leaderboard::markdown(data.leaderboard));
     md.push('\n');

@@ -618,18 +618,10 @@ impl Backend for SlurmBackend {
     }
 
     fn enqueue(&self, jobs: &[CaseJob], limits: &Limits) -> Result<(), String> {
-        let out = self
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .out
-            .clone();
-        let run_id = self
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .run_id
-            .clone();
+        let (out, run_id) = {
+            let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            (state.out.clone(), state.run_id.clone())
+        };
         let alive = squeue(&job_name_prefix(&run_id))?;
         let mut to_submit: BTreeMap<String, (&Submission, Vec<CaseSpec>)> = BTreeMap::new();
         for job in jobs {
