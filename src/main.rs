@@ -130,9 +130,17 @@ enum Command {
         /// The phase to run on, for example `dev` (public) or `test` (hidden).
         #[arg(long, required_unless_present = "resume")]
         phase: Option<String>,
-        /// One submission folder (holding submission.toml) or a folder of them.
+        /// One submission folder (holding submission.toml) or a folder of them. A folder whose
+        /// submission.toml is invalid, or whose name an earlier folder took, is refused alone
+        /// (listed in the round's refused.csv); the others run.
         #[arg(long, value_name = "DIR", required_unless_present = "resume")]
         submissions: Option<PathBuf>,
+        /// The organizer's registry of who sent what (default: teams.toml beside
+        /// challenge.toml). It maps each submission folder to its team and lists the baselines;
+        /// a folder it does not list is its own team, named after the folder. A team's own
+        /// submission.toml never decides its team or makes it a baseline.
+        #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+        teams: Option<PathBuf>,
         /// Truth folder to use instead of phases/<phase>/truth.
         #[arg(long, value_name = "DIR")]
         truth: Option<PathBuf>,
@@ -333,6 +341,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 backend,
                 allow_unisolated: true,
                 cluster_default: false,
+                refused: Vec::new(),
             };
             run_command(&data, "test", submissions, None, round)
         }
@@ -421,6 +430,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             backend,
             allow_unisolated,
             rounds,
+            teams,
             resume: None,
         } => {
             let (Some(challenge), Some(phase), Some(submissions)) = (challenge, phase, submissions)
@@ -429,7 +439,23 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                     "run needs --challenge, --phase and --submissions (or --resume DIR)",
                 ));
             };
-            let submissions = Submission::discover(&submissions)?;
+            let (mut submissions, refused) = Submission::discover_each(&submissions)?;
+            for r in &refused {
+                eprintln!(
+                    "{:>10} {}",
+                    "REFUSED",
+                    podium::runner::events::clean(&r.to_string())
+                );
+            }
+            let registry = podium::submission::Registry::find(teams.as_deref(), &challenge)?;
+            for note in registry.assign(&mut submissions) {
+                eprintln!("{:>10} {}", "NOTE", podium::runner::events::clean(&note));
+            }
+            if submissions.is_empty() {
+                return Err(Error::msg(
+                    "every submission folder was refused (see the REFUSED lines); nothing to run",
+                ));
+            }
             let (submissions, out) = match &rounds {
                 Some(dir) => admit(dir, &challenge, &phase, submissions)?,
                 None => (submissions, out),
@@ -441,6 +467,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 backend,
                 allow_unisolated,
                 cluster_default: true,
+                refused,
             };
             run_command(&challenge, &phase, submissions, truth.as_deref(), round)
         }
@@ -584,6 +611,8 @@ struct RoundArgs {
     allow_unisolated: bool,
     /// `--backend auto` means the challenge's cluster when it has one (`podium run` only).
     cluster_default: bool,
+    /// Submission folders left out, with why: written to the round's refused.csv.
+    refused: Vec<podium::submission::Refused>,
 }
 
 /// Cases collected at once from a cluster: each slot waits for one case's job.
@@ -629,6 +658,9 @@ fn run_command(
         &options,
         &mut |e| reporter.report(e),
     )?;
+    if !round.refused.is_empty() {
+        pipeline::write_refused(&outcome.out_dir, &round.refused)?;
+    }
     print_outcome(&outcome);
     warn(&selected.warning);
     Ok(ExitCode::SUCCESS)

@@ -68,6 +68,10 @@ pub struct RoundPlan {
     pub phase: String,
     pub truth_dir: PathBuf,
     pub submission_dirs: Vec<PathBuf>,
+    /// Who each submission of `submission_dirs` belongs to, as the organizer decided when the
+    /// round started: a resumed round keeps it, whatever the folders claim.
+    #[serde(default)]
+    pub identities: Vec<crate::submission::Identity>,
     pub backend: String,
     pub jobs: usize,
 }
@@ -86,6 +90,7 @@ impl RoundPlan {
             phase: phase.name.clone(),
             truth_dir: absolute(&phase.truth).unwrap_or_else(|_| phase.truth.clone()),
             submission_dirs: submissions.iter().map(|s| s.dir.clone()).collect(),
+            identities: submissions.iter().map(Submission::identity).collect(),
             backend: backend.name().to_string(),
             jobs: options.jobs,
         })
@@ -119,11 +124,14 @@ impl RoundPlan {
     /// The challenge, phase and submissions of the plan, loaded anew.
     pub fn load(&self) -> Result<(Challenge, PhasePaths, Vec<Submission>)> {
         let (challenge, phase) = self.load_challenge()?;
-        let submissions = self
+        let mut submissions = self
             .submission_dirs
             .iter()
             .map(|d| Submission::load(d))
             .collect::<Result<Vec<_>>>()?;
+        for (submission, identity) in submissions.iter_mut().zip(&self.identities) {
+            submission.apply(identity);
+        }
         Ok((challenge, phase, submissions))
     }
 }
@@ -453,6 +461,24 @@ impl Receipt {
             },
         }
     }
+}
+
+/// `refused.csv` of a round: the submission folders left out of it, and why.
+pub fn write_refused(out_dir: &Path, refused: &[crate::submission::Refused]) -> Result<()> {
+    let path = out_dir.join("refused.csv");
+    let err = |e: csv::Error| Error::io("write", &path, e);
+    let mut writer = csv::Writer::from_path(&path).map_err(err)?;
+    writer.write_record(["folder", "reason"]).map_err(err)?;
+    for r in refused {
+        let folder = r.dir.to_string_lossy();
+        writer
+            .write_record([
+                crate::runner::events::clean(&folder),
+                crate::runner::events::clean(&r.reason),
+            ])
+            .map_err(err)?;
+    }
+    writer.flush().map_err(|e| Error::io("write", &path, e))
 }
 
 /// Seconds since the Unix epoch, now.

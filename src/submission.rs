@@ -1,9 +1,8 @@
 //! A team's submission: a folder holding `submission.toml`.
 //!
 //! ```toml
-//! team = "Radiology AI Lab"
 //! name = "threshold-baseline"          # letters, digits, '-', '_', '.'
-//! baseline = true                      # flagged on leaderboards
+//! final = true                         # optional: the team's final selection
 //!
 //! [run]
 //! kind = "process"
@@ -20,19 +19,26 @@
 //! command = ["/input", "/output"]      # optional: replaces the image's CMD
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SubmissionFile {
-    team: String,
+    /// What the team says it is called. Shown when the organizer's registry has no entry for
+    /// the folder in a trusted run (the demo, a test); never used to decide who a submission
+    /// belongs to in `podium run` ([`Registry`]).
+    #[serde(default)]
+    team: Option<String>,
     name: String,
     #[serde(default)]
     description: String,
+    /// Only honoured for podium's own examples and in trusted library use: in `podium run`
+    /// the organizer's registry decides what is a baseline.
     #[serde(default)]
     baseline: bool,
     /// The team's final selection, Kaggle style: the phase leaderboard counts the team's
@@ -85,9 +91,12 @@ impl RunSpec {
 #[derive(Clone, Debug)]
 pub struct Submission {
     pub dir: PathBuf,
+    /// The team it belongs to. [`Submission::load`] fills in what the folder claims (or the
+    /// folder's name); an organizer's round replaces it through [`Registry::assign`].
     pub team: String,
     pub name: String,
     pub description: String,
+    /// Shown beside the teams but not ranked, and outside every quota; decided like `team`.
     pub baseline: bool,
     /// `final = true`: the team's final selection (docs/ranking.md, "Rounds").
     pub final_selection: bool,
@@ -138,10 +147,36 @@ impl Submission {
             },
             _ => {}
         }
+        if let RunSpec::Docker {
+            image_archive: Some(archive),
+            ..
+        } = &def.run
+        {
+            // The archive must be the submission's own file: an absolute path or `..` could
+            // load another team's image, or any file of the machine.
+            let inside = archive
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            let canonical_inside = std::fs::canonicalize(dir.join(archive))
+                .ok()
+                .zip(std::fs::canonicalize(dir).ok())
+                .is_some_and(|(a, d)| a.starts_with(d));
+            if !inside || !canonical_inside {
+                return Err(Error::msg(format!(
+                    "{}: [run] image_archive = {:?} must name a file inside the submission folder (a relative path without `..` or links out of it)",
+                    file.display(),
+                    archive
+                )));
+            }
+        }
         let dir = std::fs::canonicalize(dir).map_err(|e| Error::io("resolve", dir, e))?;
+        let folder = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         Ok(Submission {
             dir,
-            team: def.team,
+            team: def.team.unwrap_or(folder),
             name: def.name,
             description: def.description,
             baseline: def.baseline,
@@ -151,47 +186,194 @@ impl Submission {
     }
 
     /// `dir` is one submission (it holds submission.toml) or a folder of submissions, one per
-    /// subfolder. Submissions come back sorted by name; two with one name are an error.
+    /// subfolder. Submissions come back sorted by name; a folder that cannot be loaded, or
+    /// whose name another folder took first, is an error.
     pub fn discover(dir: &Path) -> Result<Vec<Submission>> {
+        let (found, refused) = Submission::discover_each(dir)?;
+        if !refused.is_empty() {
+            return Err(Error::List(
+                refused.into_iter().map(|r| r.to_string()).collect(),
+            ));
+        }
+        Ok(found)
+    }
+
+    /// Like [`Submission::discover`], but one submission's problem refuses that submission
+    /// alone: the others come back with the list of refusals. A name used by several folders
+    /// stays with the first folder (in path order); the later ones are refused. Fails only
+    /// when the folder cannot be listed or holds no submission at all.
+    pub fn discover_each(dir: &Path) -> Result<(Vec<Submission>, Vec<Refused>)> {
         if dir.join("submission.toml").is_file() {
-            return Ok(vec![Submission::load(dir)?]);
+            return Ok((vec![Submission::load(dir)?], Vec::new()));
         }
         let entries =
             std::fs::read_dir(dir).map_err(|e| Error::io("list the submissions folder", dir, e))?;
-        let mut found = Vec::new();
-        let mut problems = Vec::new();
         let mut dirs: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.join("submission.toml").is_file())
             .collect();
         dirs.sort();
-        for sub_dir in dirs {
-            match Submission::load(&sub_dir) {
-                Ok(s) => found.push(s),
-                Err(e) => problems.push(e.to_string()),
-            }
-        }
-        if !problems.is_empty() {
-            return Err(Error::List(problems));
-        }
-        if found.is_empty() {
+        if dirs.is_empty() {
             return Err(Error::msg(format!(
                 "{} holds no submission: expected submission.toml in it or in its subfolders",
                 dir.display()
             )));
         }
-        found.sort_by(|a, b| a.name.cmp(&b.name));
-        for pair in found.windows(2) {
-            if pair[0].name == pair[1].name {
-                return Err(Error::msg(format!(
-                    "two submissions are named {:?}: {} and {}; names must be unique",
-                    pair[0].name,
-                    pair[0].dir.display(),
-                    pair[1].dir.display()
-                )));
+        let mut found: Vec<Submission> = Vec::new();
+        let mut refused = Vec::new();
+        for sub_dir in dirs {
+            match Submission::load(&sub_dir) {
+                Ok(s) => match found.iter().find(|f| f.name == s.name) {
+                    Some(first) => refused.push(Refused {
+                        dir: sub_dir,
+                        reason: format!(
+                            "its name {:?} is already taken by {}; names must be unique",
+                            s.name,
+                            first.dir.display()
+                        ),
+                    }),
+                    None => found.push(s),
+                },
+                Err(e) => refused.push(Refused {
+                    dir: sub_dir,
+                    reason: e.to_string(),
+                }),
             }
         }
-        Ok(found)
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok((found, refused))
+    }
+
+    /// The name of the submission's folder: chosen by the organizer, unlike `name`.
+    pub fn folder_name(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+}
+
+/// A submission folder left out of a round, and why.
+#[derive(Clone, Debug)]
+pub struct Refused {
+    pub dir: PathBuf,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "{}: {}", self.dir.display(), self.reason)
+    }
+}
+
+/// Who a submission belongs to, as the organizer decided it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub team: String,
+    pub baseline: bool,
+}
+
+/// The organizer's registry of who sent what: `teams.toml` beside `challenge.toml` (or
+/// `podium run --teams FILE`). podium never takes a team or a baseline flag from a team's own
+/// `submission.toml`, which could name another team (to spend its quota or replace its final
+/// selection) or claim to be a baseline (outside every quota).
+///
+/// ```toml
+/// baselines = ["threshold-baseline"]   # submission folders that are the organizers' baselines
+///
+/// [teams]                              # submission folder = team
+/// rai-unet-0412 = "Radiology AI Lab"
+/// ctv-v3 = "CT Vision"
+/// ```
+///
+/// Keys are the names of the submission folders, which the organizer chooses when it stores an
+/// upload. A folder the registry does not list is its own team, named after the folder.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registry {
+    #[serde(default)]
+    baselines: Vec<String>,
+    #[serde(default)]
+    teams: BTreeMap<String, String>,
+    /// Where it was read from, for messages.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+impl Registry {
+    pub fn load(path: &Path) -> Result<Registry> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
+        let mut registry: Registry = toml::from_str(&text).map_err(|e| {
+            Error::msg(format!(
+                "{}: {} (expected `baselines = [\"folder\", ...]` and a [teams] table of folder = \"team\")",
+                path.display(),
+                e.to_string().trim_end()
+            ))
+        })?;
+        registry.source = Some(path.to_path_buf());
+        Ok(registry)
+    }
+
+    /// `explicit` (`--teams`), else `teams.toml` in the challenge folder, else an empty registry.
+    pub fn find(explicit: Option<&Path>, challenge_dir: &Path) -> Result<Registry> {
+        match explicit {
+            Some(path) => Registry::load(path),
+            None => {
+                let beside = challenge_dir.join("teams.toml");
+                if beside.is_file() {
+                    Registry::load(&beside)
+                } else {
+                    Ok(Registry::default())
+                }
+            }
+        }
+    }
+
+    /// The identity of the submission held in `folder`.
+    pub fn identity_of(&self, folder: &str) -> Identity {
+        Identity {
+            team: self
+                .teams
+                .get(folder)
+                .cloned()
+                .unwrap_or_else(|| folder.to_string()),
+            baseline: self.baselines.iter().any(|b| b == folder),
+        }
+    }
+
+    /// Gives each submission the identity the registry decides, whatever its file claims.
+    /// Returns a note per submission whose claim was overruled, for the organizer.
+    pub fn assign(&self, submissions: &mut [Submission]) -> Vec<String> {
+        let mut notes = Vec::new();
+        for s in submissions {
+            let identity = self.identity_of(&s.folder_name());
+            if s.team != identity.team || s.baseline != identity.baseline {
+                notes.push(format!(
+                    "{}: submission.toml claims team {:?}{}; podium uses the organizer's: team {:?}{}",
+                    s.name,
+                    s.team,
+                    if s.baseline { " and baseline" } else { "" },
+                    identity.team,
+                    if identity.baseline { ", baseline" } else { "" }
+                ));
+            }
+            s.apply(&identity);
+        }
+        notes
+    }
+}
+
+impl Submission {
+    pub fn identity(&self) -> Identity {
+        Identity {
+            team: self.team.clone(),
+            baseline: self.baseline,
+        }
+    }
+
+    pub fn apply(&mut self, identity: &Identity) {
+        self.team = identity.team.clone();
+        self.baseline = identity.baseline;
     }
 }
 

@@ -254,6 +254,9 @@ pub enum QuotaPeriod {
 pub struct Limits {
     pub wall_time_per_case_s: f64,
     pub wall_time_per_submission_s: f64,
+    /// Wall-clock limit of a submission's `build` command (run once, before its cases, with
+    /// a case's other limits).
+    pub build_time_s: f64,
     /// Seconds between SIGTERM and SIGKILL when a limit is hit.
     pub grace_period_s: f64,
     pub memory_mb: u64,
@@ -276,6 +279,7 @@ impl Default for Limits {
         Limits {
             wall_time_per_case_s: 300.0,
             wall_time_per_submission_s: 3600.0,
+            build_time_s: 900.0,
             grace_period_s: 5.0,
             memory_mb: 4096,
             cpus: 1,
@@ -297,6 +301,7 @@ impl Limits {
                 "wall_time_per_submission_s",
                 self.wall_time_per_submission_s,
             ),
+            ("build_time_s", self.build_time_s),
         ] {
             if !(value.is_finite() && value > 0.0) {
                 problems.push(format!(

@@ -41,9 +41,10 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use super::case_mounts::{unmount, CaseFolders};
 use super::process::{describe_exit, CappedLog, ExitContext};
 use super::sandbox::{MAX_PROCESSES, SLOT_ID_BASE};
-use super::{wrong_kind, Backend, CaseJob, ExecStatus, Execution};
+use super::{wrong_kind, Backend, CaseJob, Execution};
 use crate::challenge::Limits;
 use crate::submission::{RunSpec, Submission};
 
@@ -62,6 +63,10 @@ pub struct ImageRecord {
     pub repo_digests: Vec<String>,
     /// The `image_archive` it was loaded from, if any.
     pub archive: Option<PathBuf>,
+    /// The image's `VOLUME`s: each becomes a tmpfs bounded by `memory_mb` (and counted in it),
+    /// never an anonymous volume on the host's disk.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
 }
 
 pub struct DockerBackend {
@@ -71,6 +76,9 @@ pub struct DockerBackend {
     images: Mutex<BTreeMap<String, ImageRecord>>,
     round: Arc<RoundState>,
     as_root: bool,
+    /// Images this podium loaded from archives and the engine did not have before: removed
+    /// when the round ends.
+    loaded: Mutex<Vec<String>>,
 }
 
 /// What an interrupt handler needs to clean up after the round.
@@ -118,6 +126,7 @@ impl DockerBackend {
             images: Mutex::new(BTreeMap::new()),
             round: Arc::new(RoundState::default()),
             as_root: unsafe { libc::geteuid() } == 0,
+            loaded: Mutex::new(Vec::new()),
         })
     }
 
@@ -193,17 +202,18 @@ impl DockerBackend {
             while let Some(step) = build.next().await {
                 step.map_err(|e| format!("building image {tag} failed: {e}"))?;
             }
-            self.resolve(tag).await.map(|(id, _)| id)
+            self.resolve(tag).await.map(|(id, _, _)| id)
         })
     }
 
-    /// Loads `archive` (the output of `docker save`, gzipped or not) and returns the reference
-    /// the engine reported for it.
-    async fn load_archive(&self, archive: &Path) -> Result<String, String> {
-        let mut file = std::fs::File::open(archive)
-            .map_err(|e| format!("cannot open the image archive {}: {e}", archive.display()))?;
-        // A blocking read per chunk on the client's one worker thread: the engine is the
-        // bottleneck, and the archive may be larger than memory.
+    /// Loads `archive` (the output of `docker save`, gzipped or not) without any of its names
+    /// ([`super::image_archive`]), and returns the image id its manifest names and the name
+    /// it claimed.
+    async fn load_archive(&self, archive: &Path) -> Result<(String, Option<String>), String> {
+        let untagged = super::image_archive::untag(archive)?;
+        let known_before = self.docker.inspect_image(&untagged.image_id).await.is_ok();
+        let mut file = untagged.tar; // A blocking read per chunk on the client's one worker thread: the engine is the
+                                     // bottleneck, and the archive may be larger than memory.
         let chunks = std::iter::from_fn(move || {
             let mut buf = vec![0u8; 1 << 20];
             match file.read(&mut buf) {
@@ -223,7 +233,6 @@ impl DockerBackend {
             futures_util::stream::iter(chunks),
             None,
         );
-        let mut loaded = None;
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| {
                 format!(
@@ -231,25 +240,32 @@ impl DockerBackend {
                     archive.display()
                 )
             })?;
-            for line in info.stream.unwrap_or_default().lines() {
-                if let Some(r) = line
-                    .strip_prefix("Loaded image: ")
-                    .or_else(|| line.strip_prefix("Loaded image ID: "))
-                {
-                    loaded = Some(r.trim().to_string());
-                }
+            if let Some(error) = info.error_detail.and_then(|d| d.message) {
+                return Err(format!(
+                    "the engine could not load {}: {error}",
+                    archive.display()
+                ));
             }
         }
-        loaded.ok_or_else(|| {
-            format!(
-                "loading {} named no image; it must be the output of `docker save <image>`",
-                archive.display()
-            )
-        })
+        self.docker
+            .inspect_image(&untagged.image_id)
+            .await
+            .map_err(|e| {
+                format!(
+                    "{} loaded, but the engine has no image {} (the id its manifest names): {e}",
+                    archive.display(),
+                    untagged.image_id
+                )
+            })?;
+        if !known_before {
+            self.loaded.lock().unwrap().push(untagged.image_id.clone());
+        }
+        Ok((untagged.image_id, untagged.claimed_name))
     }
 
-    /// The engine's id and digests of `reference`, pulling it only when the engine lacks it.
-    async fn resolve(&self, reference: &str) -> Result<(String, Vec<String>), String> {
+    /// The engine's id, digests and declared volumes of `reference`, pulling it only when the
+    /// engine lacks it.
+    async fn resolve(&self, reference: &str) -> Result<(String, Vec<String>, Vec<String>), String> {
         let inspect = match self.docker.inspect_image(reference).await {
             Ok(i) => i,
             Err(local) => {
@@ -277,7 +293,8 @@ impl DockerBackend {
         let id = inspect
             .id
             .ok_or_else(|| format!("the engine reported no id for image {reference:?}"))?;
-        Ok((id, inspect.repo_digests.unwrap_or_default()))
+        let volumes = inspect.config.and_then(|c| c.volumes).unwrap_or_default();
+        Ok((id, inspect.repo_digests.unwrap_or_default(), volumes))
     }
 
     // The interrupt lock is held across the create call on purpose (see there).
@@ -294,15 +311,17 @@ impl DockerBackend {
         } else {
             unsafe { libc::getuid() }
         };
-        let output = match CaseOutputMount::create(job, limits, uid, self.as_root) {
+        let folders = match CaseFolders::create(job, limits, uid, self.as_root) {
             Ok(m) => m,
             Err(e) => return Execution::not_started(e),
         };
-        if let Some(mount) = output.mount_point() {
-            self.round.mounts.lock().unwrap().push(mount.to_path_buf());
-        }
+        self.round
+            .mounts
+            .lock()
+            .unwrap()
+            .extend(folders.mount_points().iter().cloned());
         let run_id = self.round.run_id.lock().unwrap().clone();
-        let config = container_config(job, limits, image, command, uid, &output.source, &run_id);
+        let config = container_config(job, limits, image, command, uid, &folders, &run_id);
         let created = {
             // Held while creating, so the interrupt handler, which sets the flag under this
             // lock before it lists the round's containers, cannot miss one being created. It
@@ -331,11 +350,13 @@ impl DockerBackend {
                 image.reference, image.id
             )),
         };
-        let execution = output.finish(job, limits, execution);
-        if let Some(mount) = output.mount_point() {
-            self.round.mounts.lock().unwrap().retain(|m| m != mount);
-        }
-        output.release();
+        let execution = folders.collect(job, limits, execution);
+        self.round
+            .mounts
+            .lock()
+            .unwrap()
+            .retain(|m| !folders.mount_points().contains(m));
+        drop(folders);
         self.stop_here_if_interrupted();
         execution
     }
@@ -485,6 +506,25 @@ impl Backend for DockerBackend {
         )
     }
 
+    fn finish_round(&self) {
+        let loaded: Vec<String> = self.loaded.lock().unwrap().drain(..).collect();
+        self.runtime.block_on(async {
+            for id in loaded {
+                let _ = self
+                    .docker
+                    .remove_image(
+                        &id,
+                        Some(bollard::query_parameters::RemoveImageOptions {
+                            force: true,
+                            ..Default::default()
+                        }),
+                        None,
+                    )
+                    .await;
+            }
+        });
+    }
+
     fn start_round(&self, run_id: &str, _out: &Path) -> Result<(), String> {
         *self.round.run_id.lock().unwrap() = run_id.to_string();
         // Leftovers of an interrupted podium of this round (a `kill -9` cannot clean up).
@@ -504,17 +544,24 @@ impl Backend for DockerBackend {
         };
         let archive = image_archive.as_ref().map(|a| submission.dir.join(a));
         let record = self.runtime.block_on(async {
-            let reference = match (&archive, image) {
-                (Some(archive), _) => self.load_archive(archive).await?,
-                (None, Some(image)) => image.clone(),
+            // An archive's image is named by its id alone: a tag could be moved by another
+            // team's archive loaded into the same engine.
+            let (lookup, reference) = match (&archive, image) {
+                (Some(archive), _) => {
+                    let (id, claimed) = self.load_archive(archive).await?;
+                    let reference = claimed.unwrap_or_else(|| id.clone());
+                    (id, reference)
+                }
+                (None, Some(image)) => (image.clone(), image.clone()),
                 (None, None) => return Err(wrong_kind(submission)),
             };
-            let (id, repo_digests) = self.resolve(&reference).await?;
+            let (id, repo_digests, volumes) = self.resolve(&lookup).await?;
             Ok(ImageRecord {
                 reference,
                 id,
                 repo_digests,
                 archive: archive.clone(),
+                volumes,
             })
         });
         let text = match &record {
@@ -573,7 +620,7 @@ fn container_config(
     image: &ImageRecord,
     command: &[String],
     uid: u32,
-    output_source: &Path,
+    folders: &CaseFolders,
     run_id: &str,
 ) -> ContainerCreateBody {
     const MIB: i64 = 1 << 20;
@@ -612,8 +659,8 @@ fn container_config(
         network_disabled: Some(!limits.network),
         host_config: Some(HostConfig {
             binds: Some(vec![
-                format!("{}:/input:ro", job.input_dir.display()),
-                format!("{}:/output:rw", output_source.display()),
+                format!("{}:/input:ro", folders.input.display()),
+                format!("{}:/output:rw", folders.output.display()),
             ]),
             network_mode: (!limits.network).then(|| "none".to_string()),
             memory: Some(memory),
@@ -623,10 +670,7 @@ fn container_config(
             readonly_rootfs: Some(true),
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec!["no-new-privileges".into()]),
-            tmpfs: Some(HashMap::from([(
-                "/tmp".to_string(),
-                format!("rw,nosuid,nodev,size={}m,mode=1777", limits.memory_mb),
-            )])),
+            tmpfs: Some(tmpfs_mounts(image, limits)),
             shm_size: Some((limits.shm_mb as i64).saturating_mul(MIB)),
             ulimits: Some(vec![ulimit("fsize", output_bytes), ulimit("core", 0)]),
             log_config: Some(HostConfigLogConfig {
@@ -649,6 +693,24 @@ fn container_config(
         }),
         ..Default::default()
     }
+}
+
+/// The container's tmpfs mounts: a private `/tmp`, and one in place of each `VOLUME` of the
+/// image (which the engine would otherwise create on the host's disk, outside every limit).
+/// Each holds at most `memory_mb`, and what it holds counts in the container's memory.
+fn tmpfs_mounts(image: &ImageRecord, limits: &Limits) -> HashMap<String, String> {
+    let options = format!("rw,nosuid,nodev,size={}m,mode=1777", limits.memory_mb);
+    let mut mounts = HashMap::from([("/tmp".to_string(), options.clone())]);
+    for volume in &image.volumes {
+        let path = volume.trim_end_matches('/');
+        let contract = ["/input", "/output"]
+            .iter()
+            .any(|c| path == *c || path.starts_with(&format!("{c}/")));
+        if path.starts_with('/') && path.len() > 1 && !contract {
+            mounts.insert(path.to_string(), options.clone());
+        }
+    }
+    mounts
 }
 
 /// Removes a container even if it runs, with its anonymous volumes.
@@ -686,138 +748,6 @@ async fn remove_round_containers(docker: &Docker, run_id: &str) -> Result<usize,
         removed += 1;
     }
     Ok(removed)
-}
-
-/// Where a case's `/output` lives on the host. As root, a tmpfs of `output_mb`, so the kernel
-/// caps the whole folder (not only each file); its content is copied to the case's output
-/// folder afterwards. Otherwise the output folder itself, checked after the case.
-struct CaseOutputMount {
-    source: PathBuf,
-    mounted: bool,
-}
-
-impl CaseOutputMount {
-    fn create(job: &CaseJob, limits: &Limits, uid: u32, as_root: bool) -> Result<Self, String> {
-        if !as_root {
-            return Ok(CaseOutputMount {
-                source: job.output_dir.clone(),
-                mounted: false,
-            });
-        }
-        let mut name = job.output_dir.as_os_str().to_owned();
-        name.push(".tmpfs");
-        let source = PathBuf::from(name);
-        std::fs::create_dir_all(&source)
-            .map_err(|e| format!("cannot create {}: {e}", source.display()))?;
-        let options = format!(
-            "size={}m,mode=0700,uid={uid},gid={uid}",
-            limits.output_mb.max(1)
-        );
-        mount_tmpfs(&source, &options).map_err(|e| {
-            format!(
-                "cannot mount a tmpfs for /output at {}: {e}",
-                source.display()
-            )
-        })?;
-        Ok(CaseOutputMount {
-            source,
-            mounted: true,
-        })
-    }
-
-    fn mount_point(&self) -> Option<&Path> {
-        self.mounted.then_some(self.source.as_path())
-    }
-
-    /// Moves what the program wrote into the case's output folder (symlinks stay symlinks, so
-    /// the output check refuses them), and names a full tmpfs as the output limit.
-    fn finish(&self, job: &CaseJob, limits: &Limits, mut execution: Execution) -> Execution {
-        if !self.mounted {
-            return execution;
-        }
-        if let Err(e) = copy_tree(&self.source, &job.output_dir) {
-            execution.status = ExecStatus::Failed;
-            execution.message = format!("cannot collect /output: {e}");
-            return execution;
-        }
-        let full = tmpfs_is_full(&self.source);
-        if full && matches!(execution.status, ExecStatus::Ok | ExecStatus::Failed) {
-            execution.status = ExecStatus::OutputLimit;
-            execution.message = format!(
-                "filled /output, which holds at most the output limit of {} MB",
-                limits.output_mb
-            );
-        }
-        execution
-    }
-
-    fn release(self) {
-        if self.mounted {
-            unmount(&self.source);
-            let _ = std::fs::remove_dir(&self.source);
-        }
-    }
-}
-
-fn mount_tmpfs(target: &Path, options: &str) -> std::io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let target = CString::new(target.as_os_str().as_bytes())?;
-    let options = CString::new(options)?;
-    let fs = c"tmpfs";
-    let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    let rc = unsafe {
-        libc::mount(
-            fs.as_ptr(),
-            target.as_ptr(),
-            fs.as_ptr(),
-            flags,
-            options.as_ptr().cast(),
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn unmount(target: &Path) {
-    use std::os::unix::ffi::OsStrExt;
-    if let Ok(target) = std::ffi::CString::new(target.as_os_str().as_bytes()) {
-        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-    }
-}
-
-/// Whether less than a page is left on the filesystem of `path`.
-fn tmpfs_is_full(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut stat) } != 0 {
-        return false;
-    }
-    stat.f_bavail == 0
-}
-
-/// Copies `from` into `to` without following symlinks: files are copied, folders recreated,
-/// symlinks recreated as symlinks with the same target.
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let target = to.join(entry.file_name());
-        if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
-        } else if kind.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else if kind.is_file() {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -859,6 +789,7 @@ mod tests {
             id: "sha256:abc".into(),
             repo_digests: vec![],
             archive: None,
+            volumes: vec!["/data".into(), "/output".into()],
         }
     }
 
@@ -873,15 +804,9 @@ mod tests {
             ..Limits::default()
         };
         let s = submission();
-        let c = container_config(
-            &job(&s),
-            &limits,
-            &image(),
-            &[],
-            64001,
-            Path::new("/run/out.tmpfs"),
-            "r1",
-        );
+        let job = job(&s);
+        let folders = CaseFolders::create(&job, &limits, 64001, false).unwrap();
+        let c = container_config(&job, &limits, &image(), &[], 64001, &folders, "r1");
         let h = c.host_config.unwrap();
         assert_eq!(
             c.image.as_deref(),
@@ -907,10 +832,16 @@ mod tests {
             h.binds.unwrap(),
             vec![
                 "/run/in:/input:ro".to_string(),
-                "/run/out.tmpfs:/output:rw".to_string()
+                "/run/out:/output:rw".to_string()
             ]
         );
-        assert!(h.tmpfs.unwrap()["/tmp"].contains("size=512m"));
+        let tmpfs = h.tmpfs.unwrap();
+        assert!(tmpfs["/tmp"].contains("size=512m"));
+        assert!(
+            tmpfs["/data"].contains("size=512m"),
+            "a VOLUME is a bounded tmpfs"
+        );
+        assert!(!tmpfs.contains_key("/output"), "the contract's mounts stay");
         let ulimits = h.ulimits.unwrap();
         assert!(ulimits
             .iter()
@@ -932,15 +863,9 @@ mod tests {
         };
         let s = submission();
         let command = vec!["--in".to_string(), "/input".to_string()];
-        let c = container_config(
-            &job(&s),
-            &limits,
-            &image(),
-            &command,
-            1000,
-            Path::new("/o"),
-            "r",
-        );
+        let job = job(&s);
+        let folders = CaseFolders::create(&job, &limits, 1000, false).unwrap();
+        let c = container_config(&job, &limits, &image(), &command, 1000, &folders, "r");
         let h = c.host_config.unwrap();
         let request = &h.device_requests.unwrap()[0];
         assert_eq!(request.count, Some(1));
@@ -952,23 +877,5 @@ mod tests {
         assert_eq!(h.network_mode, None);
         assert_eq!(c.network_disabled, Some(false));
         assert_eq!(c.cmd, Some(command));
-    }
-
-    #[test]
-    fn copy_tree_keeps_symlinks_as_symlinks() {
-        let dir = tempfile::tempdir().unwrap();
-        let from = dir.path().join("from");
-        std::fs::create_dir_all(from.join("masks")).unwrap();
-        std::fs::write(from.join("predictions.csv"), "x").unwrap();
-        std::os::unix::fs::symlink("/etc/passwd", from.join("masks/a.nii.gz")).unwrap();
-        let to = dir.path().join("to");
-        copy_tree(&from, &to).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(to.join("predictions.csv")).unwrap(),
-            "x"
-        );
-        let link = to.join("masks/a.nii.gz");
-        assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
-        assert_eq!(std::fs::read_link(link).unwrap(), Path::new("/etc/passwd"));
     }
 }

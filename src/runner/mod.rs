@@ -5,10 +5,13 @@
 //! checks the outputs, and turns everything into [`RunEvent`]s for reporters. A failed case is
 //! recorded and the round goes on. Backends (one per file) only know how to execute one case.
 
+mod case_mounts;
 mod cgroup;
 pub mod docker;
 pub mod events;
+mod image_archive;
 pub mod node;
+mod nofollow;
 pub mod process;
 pub mod sandbox;
 mod select;
@@ -119,6 +122,9 @@ pub trait Backend: Sync {
     fn start_round(&self, _run_id: &str, _out_dir: &Path) -> Result<(), String> {
         Ok(())
     }
+    /// Once when the round's cases are all done: a backend removes what it brought into a
+    /// shared place for the round (the images it loaded into the engine).
+    fn finish_round(&self) {}
     /// Once per round (and per resumption) after every submission is prepared, with each
     /// pending case: a backend that hands cases to a scheduler submits them all here, and
     /// `run_case` then waits for each. An error stops the round before any case runs.
@@ -442,6 +448,7 @@ pub fn run_round(
         Ok(())
     })?;
 
+    backend.finish_round();
     Ok(lanes
         .into_iter()
         .map(|lane| {

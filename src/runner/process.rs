@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use wait_timeout::ChildExt;
 
+use super::case_mounts::OutputWatch;
 use super::{Backend, CaseJob, ExecStatus, Execution};
 use crate::challenge::Limits;
 use crate::submission::{RunSpec, Submission};
@@ -47,13 +48,8 @@ impl Backend for ProcessBackend {
             cmd.args(&build[1..]).current_dir(&submission.dir);
             // A build may take longer than a case; give it the whole-submission budget.
             let budget = Duration::from_secs_f64(limits.wall_time_per_submission_s);
-            let outcome = execute(
-                cmd,
-                budget,
-                limits,
-                log,
-                log.with_extension("err.log").as_path(),
-            );
+            let err_log = log.with_extension("err.log");
+            let outcome = execute(cmd, budget, limits, (log, &err_log), None);
             let outcome = outcome
                 .map_err(|e| format!("cannot start the build command {:?}: {e}", build[0]))?;
             if outcome.status != ExecStatus::Ok {
@@ -102,7 +98,8 @@ impl Backend for ProcessBackend {
                 .wall_time_per_case_s
                 .min(job.remaining_budget_s.max(0.0)),
         );
-        match execute(cmd, wall, limits, &job.stdout_log, &job.stderr_log) {
+        let logs = (job.stdout_log.as_path(), job.stderr_log.as_path());
+        match execute(cmd, wall, limits, logs, Some(&job.output_dir)) {
             Ok(e) => e,
             Err(e) => Execution {
                 status: ExecStatus::Failed,
@@ -126,13 +123,14 @@ fn resolve_program(submission: &Submission, program: &str) -> PathBuf {
     }
 }
 
-/// Starts `cmd` with the limits, waits at most `wall`, and captures capped logs.
+/// Starts `cmd` with the limits, waits at most `wall` (watching the size of the folder `watch`
+/// meanwhile), and captures capped logs.
 fn execute(
     mut cmd: Command,
     wall: Duration,
     limits: &Limits,
-    stdout_log: &Path,
-    stderr_log: &Path,
+    (stdout_log, stderr_log): (&Path, &Path),
+    watch: Option<&Path>,
 ) -> std::io::Result<Execution> {
     let output_bytes = limits.output_mb.saturating_mul(1 << 20);
     cmd.stdin(Stdio::null())
@@ -144,7 +142,7 @@ fn execute(
         cmd.pre_exec(move || {
             set_rlimit(libc::RLIMIT_CORE, 0)?;
             set_rlimit(libc::RLIMIT_FSIZE, output_bytes)?;
-            Ok(())
+            close_inherited_descriptors()
         });
     }
     let started = Instant::now();
@@ -153,23 +151,29 @@ fn execute(
     let out_reader = capture(child.stdout.take(), stdout_log.to_path_buf(), log_cap);
     let err_reader = capture(child.stderr.take(), stderr_log.to_path_buf(), log_cap);
 
-    let (exit, timed_out) = wait_with_deadline(&mut child, wall, limits.grace_period_s)?;
+    let watch = watch.and_then(|dir| OutputWatch::new(dir, limits));
+    let (exit, timed_out, full) =
+        wait_with_deadline(&mut child, wall, limits.grace_period_s, watch.as_ref())?;
     let wall_s = started.elapsed().as_secs_f64();
     // Whatever the program left behind in its group goes too.
     kill_group(child.id(), libc::SIGKILL);
     let _ = out_reader.join();
     let stderr_tail = err_reader.join().unwrap_or_default();
 
-    let (status, message) = describe_exit(
-        exit,
-        ExitContext {
-            timed_out,
-            killed_after_grace: false,
-            oom_kills: 0,
-            wall,
-            limits,
-        },
-    );
+    let (status, message) = if full {
+        output_full(limits)
+    } else {
+        describe_exit(
+            exit,
+            ExitContext {
+                timed_out,
+                killed_after_grace: false,
+                oom_kills: 0,
+                wall,
+                limits,
+            },
+        )
+    };
     Ok(Execution {
         status,
         exit_code: exit.code(),
@@ -245,22 +249,75 @@ pub(super) fn describe_exit(
     }
 }
 
+/// How waiting for a case's program ended.
+pub(super) enum Waited {
+    Exited(std::process::ExitStatus),
+    /// The wall-time limit passed first.
+    Deadline,
+    /// The output folder reached the output limit while the program ran.
+    OutputFull,
+}
+
+/// Waits for `child` at most `wall`; with a watch, checks the output folder's size meanwhile.
+pub(super) fn wait_watching(
+    child: &mut Child,
+    wall: Duration,
+    watch: Option<&OutputWatch>,
+) -> std::io::Result<Waited> {
+    let Some(watch) = watch else {
+        return Ok(match child.wait_timeout(wall)? {
+            Some(status) => Waited::Exited(status),
+            None => Waited::Deadline,
+        });
+    };
+    let deadline = Instant::now() + wall;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(Waited::Deadline);
+        }
+        if let Some(status) = child.wait_timeout((deadline - now).min(OutputWatch::INTERVAL))? {
+            return Ok(Waited::Exited(status));
+        }
+        if watch.exceeded() {
+            return Ok(Waited::OutputFull);
+        }
+    }
+}
+
+/// The ending of a program stopped because its output folder reached the limit.
+pub(super) fn output_full(limits: &Limits) -> (ExecStatus, String) {
+    (
+        ExecStatus::OutputLimit,
+        format!(
+            "wrote the output limit of {} MB to its output folder while running; stopped",
+            limits.output_mb
+        ),
+    )
+}
+
 /// Waits for the child; past the deadline sends SIGTERM to its group, then SIGKILL after the
 /// grace period. Returns the exit status and whether the deadline was hit.
 fn wait_with_deadline(
     child: &mut Child,
     wall: Duration,
     grace_s: f64,
-) -> std::io::Result<(std::process::ExitStatus, bool)> {
-    if let Some(status) = child.wait_timeout(wall)? {
-        return Ok((status, false));
+    watch: Option<&OutputWatch>,
+) -> std::io::Result<(std::process::ExitStatus, bool, bool)> {
+    match wait_watching(child, wall, watch)? {
+        Waited::Exited(status) => return Ok((status, false, false)),
+        Waited::OutputFull => {
+            kill_group(child.id(), libc::SIGKILL);
+            return Ok((child.wait()?, false, true));
+        }
+        Waited::Deadline => {}
     }
     kill_group(child.id(), libc::SIGTERM);
     if let Some(status) = child.wait_timeout(Duration::from_secs_f64(grace_s))? {
-        return Ok((status, true));
+        return Ok((status, true, false));
     }
     kill_group(child.id(), libc::SIGKILL);
-    Ok((child.wait()?, true))
+    Ok((child.wait()?, true, false))
 }
 
 fn kill_group(pid: u32, signal: libc::c_int) {
@@ -269,6 +326,40 @@ fn kill_group(pid: u32, signal: libc::c_int) {
     unsafe {
         libc::kill(-(pid as libc::pid_t), signal);
     }
+}
+
+/// Between fork and exec: every descriptor above stderr closes at exec. podium may have been
+/// started with open descriptors (a wrapper's, or a shell's `40<truth/labels.csv`); without
+/// this a case would inherit them and read or write through them whatever the sandbox hides.
+/// A backend that hands descriptors on on purpose clears the flag on those afterwards.
+/// Async-signal-safe: two system calls, no allocation.
+pub(super) fn close_inherited_descriptors() -> std::io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    // Kernels before 5.11: one fcntl per possible descriptor.
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        (limit.rlim_cur as u64).min(1 << 20) as libc::c_int
+    } else {
+        1 << 16
+    };
+    for fd in 3..max {
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
 }
 
 pub(super) fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {

@@ -44,8 +44,12 @@ use std::time::{Duration, Instant};
 
 use wait_timeout::ChildExt;
 
+use super::case_mounts::{CaseFolders, OutputWatch};
 use super::cgroup::{join_self, CaseGroup, Hierarchy};
-use super::process::{capture, describe_exit, set_rlimit, ExitContext};
+use super::process::{
+    capture, close_inherited_descriptors, describe_exit, output_full, set_rlimit, wait_watching,
+    ExitContext, Waited,
+};
 use super::{wrong_kind, Backend, CaseJob, ExecStatus, Execution};
 use crate::challenge::Limits;
 use crate::submission::{RunSpec, Submission};
@@ -208,6 +212,7 @@ impl SandboxBackend {
         logs: (&Path, &Path),
         cpus: Option<&str>,
         identity: Option<(u32, Vec<RawFd>)>,
+        watch: Option<&OutputWatch>,
     ) -> Result<Execution, String> {
         let (stdout_log, stderr_log) = logs;
         let group = match &self.cgroups {
@@ -229,6 +234,9 @@ impl SandboxBackend {
                 join_self(&fds)?;
                 set_rlimit(libc::RLIMIT_CORE, 0)?;
                 set_rlimit(libc::RLIMIT_FSIZE, output_bytes)?;
+                // bwrap passes every open descriptor on to the program: only the bind
+                // descriptors below may stay open.
+                close_inherited_descriptors()?;
                 if let Some((id, bind_fds)) = &identity {
                     become_slot_user(*id, bind_fds)?;
                 }
@@ -246,9 +254,15 @@ impl SandboxBackend {
 
         let mut timed_out = false;
         let mut killed_after_grace = false;
-        let exit = match child.wait_timeout(wall).map_err(|e| e.to_string())? {
-            Some(status) => status,
-            None => {
+        let mut output_was_full = false;
+        let exit = match wait_watching(&mut child, wall, watch).map_err(|e| e.to_string())? {
+            Waited::Exited(status) => status,
+            Waited::OutputFull => {
+                output_was_full = true;
+                kill_everything(group.as_ref(), supervisor);
+                child.wait().map_err(|e| e.to_string())?
+            }
+            Waited::Deadline => {
                 timed_out = true;
                 // SIGTERM to the program's processes, not to bwrap's supervisor, whose death
                 // would take the sandbox down at once, with no grace period.
@@ -286,16 +300,20 @@ impl SandboxBackend {
         let _ = out_reader.join();
         let stderr_tail = err_reader.join().unwrap_or_default();
 
-        let (status, message) = describe_exit(
-            exit,
-            ExitContext {
-                timed_out,
-                killed_after_grace,
-                oom_kills,
-                wall,
-                limits,
-            },
-        );
+        let (status, message) = if output_was_full {
+            output_full(limits)
+        } else {
+            describe_exit(
+                exit,
+                ExitContext {
+                    timed_out,
+                    killed_after_grace,
+                    oom_kills,
+                    wall,
+                    limits,
+                },
+            )
+        };
         Ok(Execution {
             status,
             exit_code: exit.code(),
@@ -307,6 +325,157 @@ impl SandboxBackend {
             program_said: stderr_tail,
         })
     }
+}
+
+impl SandboxBackend {
+    /// Runs the submission's `build` in the sandbox with a case's limits and `build_time_s`,
+    /// the submission folder writable. As root it runs as the build's own unprivileged host
+    /// user, who owns the folder for the build's time only: whatever the build leaves is then
+    /// given back to the folder's owner, and a setuid or setgid file or a special file it made
+    /// fails the submission.
+    fn build(
+        &self,
+        submission: &Submission,
+        build: &[String],
+        log: &Path,
+        limits: &Limits,
+    ) -> Result<(), String> {
+        let identity = slot_identity(0);
+        let owner = std::fs::symlink_metadata(&submission.dir)
+            .map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                (m.uid(), m.gid())
+            })
+            .map_err(|e| format!("cannot read {}: {e}", submission.dir.display()))?;
+        let mut held = None;
+        let binds = match identity {
+            Some(id) => {
+                chown_tree(&submission.dir, id, id).map_err(|e| {
+                    format!("cannot hand the submission folder to the build's user: {e}")
+                })?;
+                let dir = std::fs::File::open(&submission.dir)
+                    .map_err(|e| format!("cannot open {}: {e}", submission.dir.display()))?;
+                let args = vec![
+                    OsString::from("--bind-fd"),
+                    OsString::from(dir.as_raw_fd().to_string()),
+                    OsString::from("/submission"),
+                ];
+                held = Some(dir);
+                args
+            }
+            None => bind_args(&[("--bind", submission.dir.as_os_str(), "/submission")]),
+        };
+        let mut cmd = self.command(
+            &binds,
+            limits.network,
+            &inside_program(&build[0]),
+            build[1..].iter().cloned(),
+        );
+        cmd.env("HOME", "/tmp");
+        let budget = Duration::from_secs_f64(limits.build_time_s);
+        let err_log = log.with_extension("err.log");
+        let fds = held.iter().map(|f| f.as_raw_fd()).collect();
+        let outcome = self.execute(
+            cmd,
+            budget,
+            limits,
+            (log, &err_log),
+            None,
+            identity.map(|id| (id, fds)),
+            None,
+        );
+        drop(held);
+        // The folder goes back to its owner whatever happened, before anything else reads it.
+        let given_back = if identity.is_some() {
+            chown_tree(&submission.dir, owner.0, owner.1)
+                .map_err(|e| format!("cannot give the submission folder back to its owner: {e}"))
+        } else {
+            Ok(())
+        };
+        let outcome = outcome?;
+        given_back?;
+        check_submission_tree(&submission.dir)?;
+        if outcome.status != ExecStatus::Ok {
+            return Err(format!(
+                "build command `{}` (run in the sandbox, offline unless the challenge allows the network, within build_time_s = {} s) {}; see {}",
+                build.join(" "),
+                limits.build_time_s,
+                outcome.message,
+                log.display()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a submission folder holding a setuid or setgid file, or anything but files,
+/// folders and symbolic links: such a file could give whoever runs it another identity, or
+/// reach a device. The offending bits are cleared, so nothing usable is left behind.
+fn check_submission_tree(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        let entries = std::fs::read_dir(&folder)
+            .map_err(|e| format!("cannot list {}: {e}", folder.display()))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let kind = meta.file_type();
+            let shown = path
+                .strip_prefix(dir)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            if kind.is_symlink() {
+                continue;
+            }
+            if kind.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if !kind.is_file() {
+                found.push(format!(
+                    "{shown} is not a regular file (a FIFO, socket or device)"
+                ));
+                continue;
+            }
+            if meta.mode() & 0o6000 != 0 {
+                let cleared = meta.mode() & 0o777;
+                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(cleared));
+                found.push(format!(
+                    "{shown} is setuid or setgid (mode {:o})",
+                    meta.mode() & 0o7777
+                ));
+            }
+        }
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    found.sort();
+    Err(format!(
+        "the submission folder holds files podium does not run: {}. Ship plain files and folders",
+        found.join("; ")
+    ))
+}
+
+/// Gives every file and folder under `dir` (links themselves, never what they point to) to
+/// `uid:gid`.
+fn chown_tree(dir: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(dir, Some(uid), Some(gid))?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            chown_tree(&path, uid, gid)?;
+        } else {
+            std::os::unix::fs::lchown(&path, Some(uid), Some(gid))?;
+        }
+    }
+    Ok(())
 }
 
 impl Backend for SandboxBackend {
@@ -355,26 +524,11 @@ impl Backend for SandboxBackend {
         let RunSpec::Process { build, command } = &submission.run else {
             return Err(wrong_kind(submission));
         };
+        // A team's upload may already hold a setuid file or a device node (an archive unpacked
+        // by root keeps them): refused before anything of the submission runs.
+        check_submission_tree(&submission.dir)?;
         if !build.is_empty() {
-            let binds = bind_args(&[("--bind", submission.dir.as_os_str(), "/submission")]);
-            let mut cmd = self.command(
-                &binds,
-                limits.network,
-                &inside_program(&build[0]),
-                build[1..].iter().cloned(),
-            );
-            cmd.env("HOME", "/tmp");
-            let budget = Duration::from_secs_f64(limits.wall_time_per_submission_s);
-            let err_log = log.with_extension("err.log");
-            let outcome = self.execute(cmd, budget, limits, (log, &err_log), None, None)?;
-            if outcome.status != ExecStatus::Ok {
-                return Err(format!(
-                    "build command `{}` (run in the sandbox, offline unless the challenge allows the network) {}; see {}",
-                    build.join(" "),
-                    outcome.message,
-                    log.display()
-                ));
-            }
+            self.build(submission, build, log, limits)?;
         }
         let program = &command[0];
         let toml = submission.dir.join("submission.toml");
@@ -403,23 +557,24 @@ impl Backend for SandboxBackend {
             arg.replace("{input}", "/input")
                 .replace("{output}", "/output")
         };
-        // As root, each slot runs as its own unprivileged host uid. Its bwrap then cannot be
+        // As root, each slot runs as its own unprivileged host uid, and the case's folders are
+        // fresh tmpfs mounts (the output one of `output_mb`). The slot's bwrap then cannot be
         // trusted to reach the folders by path (an ancestor may be private to root), so podium
         // opens them and hands bwrap the descriptors.
         let slot_id = slot_identity(job.slot);
+        let case_folders =
+            match CaseFolders::create(job, limits, slot_id.unwrap_or(0), slot_id.is_some()) {
+                Ok(f) => f,
+                Err(e) => return Execution::not_started(format!("podium {e}")),
+            };
         let folders = [
-            (job.input_dir.as_path(), "/input", false),
-            (job.output_dir.as_path(), "/output", true),
+            (case_folders.input.as_path(), "/input", false),
+            (case_folders.output.as_path(), "/output", true),
             (job.submission.dir.as_path(), "/submission", false),
         ];
         let mut held = Vec::new();
         let binds = match slot_id {
-            Some(id) => {
-                if let Err(e) = give_output_to(&job.output_dir, id) {
-                    return Execution::not_started(format!(
-                        "podium could not hand the output folder to the slot's user: {e}"
-                    ));
-                }
+            Some(_) => {
                 let mut args = Vec::new();
                 for (dir, inside, writable) in folders {
                     match std::fs::File::open(dir) {
@@ -477,6 +632,11 @@ impl Backend for SandboxBackend {
             .as_ref()
             .and_then(|h| h.cpus_for_slot(job.slot, limits.cpus));
         let identity = slot_id.map(|id| (id, fds));
+        // Without a size-capped tmpfs, the output folder is watched while the case runs.
+        let watch = slot_id
+            .is_none()
+            .then(|| OutputWatch::new(&job.output_dir, limits))
+            .flatten();
         let result = self.execute(
             cmd,
             wall,
@@ -484,9 +644,11 @@ impl Backend for SandboxBackend {
             (&job.stdout_log, &job.stderr_log),
             cpus.as_deref(),
             identity,
+            watch.as_ref(),
         );
         drop(held);
-        result.unwrap_or_else(Execution::not_started)
+        let execution = result.unwrap_or_else(Execution::not_started);
+        case_folders.collect(job, limits, execution)
     }
 }
 
@@ -498,11 +660,6 @@ pub const SLOT_ID_BASE: u32 = 64000;
 /// The host uid of a slot, when podium can switch to it (it runs as root).
 fn slot_identity(slot: usize) -> Option<u32> {
     (unsafe { libc::geteuid() } == 0).then(|| SLOT_ID_BASE + slot as u32)
-}
-
-/// Lets the slot's user write the case's output folder.
-fn give_output_to(dir: &Path, id: u32) -> std::io::Result<()> {
-    std::os::unix::fs::chown(dir, Some(id), Some(id))
 }
 
 /// Between fork and exec: keep the bind descriptors open across exec, drop every group, and

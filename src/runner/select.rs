@@ -132,6 +132,10 @@ impl Backend for RoundBackends {
             .join("; ")
     }
 
+    fn finish_round(&self) {
+        self.each().for_each(|b| b.finish_round());
+    }
+
     fn start_round(&self, run_id: &str, out: &Path) -> std::result::Result<(), String> {
         self.each().try_for_each(|b| b.start_round(run_id, out))
     }

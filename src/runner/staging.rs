@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use super::nofollow;
 use super::CaseStatus;
 use crate::challenge::{Challenge, Limits, PhasePaths};
 use crate::error::{Error, Result};
@@ -63,13 +64,20 @@ impl StagedInputs {
 pub(super) struct CaseOutput {
     /// The case's row of `predictions.csv`, by column name.
     pub row: Option<BTreeMap<String, String>>,
-    /// `(mask folder, file)` for each mask the case wrote.
-    pub masks: Vec<(String, PathBuf)>,
+    /// `(mask folder, opened file)` for each mask the case wrote: the descriptor, never a
+    /// path, is what gets collected.
+    pub masks: Vec<(String, std::fs::File)>,
 }
+
+/// Entries an output folder may hold before podium stops counting and calls it a flood: the
+/// contract asks for one CSV and a mask per folder, and even a program that keeps its caches
+/// in `$HOME` (`/output`) stays far below.
+const MAX_OUTPUT_ENTRIES: usize = 100_000;
 
 /// Checks a finished case's output folder. Returns what can be used, and the worst finding as
 /// the case's status with a message; partial output is kept so that, for example, a good
-/// predictions row still counts when the mask is missing.
+/// predictions row still counts when the mask is missing. Names are opened below the folder's
+/// descriptor without following links ([`super::nofollow`]).
 pub(super) fn check_case_output(
     output_dir: &Path,
     case_id: &str,
@@ -78,68 +86,112 @@ pub(super) fn check_case_output(
 ) -> (CaseOutput, CaseStatus, String) {
     let mut output = CaseOutput::default();
     let mut findings: Vec<(CaseStatus, String)> = Vec::new();
+    let root = match nofollow::open_root(output_dir) {
+        Ok(root) => root,
+        Err(refusal) => {
+            findings.push((CaseStatus::Invalid, refusal.describe("the output folder")));
+            return finish(output, findings);
+        }
+    };
 
-    // RLIMIT_FSIZE stops any one file at the limit; a file that reached it, or several that
-    // add up to it, mean the output was cut short.
-    let total = folder_size(output_dir);
+    // RLIMIT_FSIZE stops any one file at the limit, and a size-capped /output or the watchdog
+    // the whole folder; a folder at the limit means the output was cut short.
+    let (total, entries) = nofollow::tree_size(&root, MAX_OUTPUT_ENTRIES);
     let limit = limits.output_mb.saturating_mul(1 << 20);
-    if total >= limit {
+    if total >= limit || entries > MAX_OUTPUT_ENTRIES {
+        let what = if entries > MAX_OUTPUT_ENTRIES {
+            format!("wrote more than {MAX_OUTPUT_ENTRIES} files and folders")
+        } else {
+            format!("wrote {total} bytes")
+        };
         findings.push((
             CaseStatus::OutputLimit,
             format!(
-                "wrote {total} bytes, reaching the output limit of {} MB",
+                "{what}, reaching the output limit of {} MB",
                 limits.output_mb
             ),
         ));
         return finish(output, findings);
     }
 
-    let csv = output_dir.join("predictions.csv");
-    let wants_csv = !challenge.prediction_columns().is_empty();
-    if wants_csv {
-        match regular_file(&csv) {
-            Err(problem) => findings.push((CaseStatus::Missing, problem)),
-            Ok(()) => {
-                match Table::read(&csv) {
-                    Err(e) => {
-                        findings.push((CaseStatus::Invalid, short(&e.to_string(), output_dir)))
-                    }
-                    Ok(table) => {
-                        match table.column("case_id") {
-                            None => findings.push((
-                                CaseStatus::Invalid,
-                                "predictions.csv has no `case_id` column".into(),
-                            )),
-                            Some(id_col) => {
-                                let rows: Vec<_> = table
-                                    .rows
+    if !challenge.prediction_columns().is_empty() {
+        match read_predictions(&root, limit) {
+            Err(problem) => findings.push(problem),
+            Ok(table) => match table.column("case_id") {
+                None => findings.push((
+                    CaseStatus::Invalid,
+                    "predictions.csv has no `case_id` column".into(),
+                )),
+                Some(id_col) => {
+                    let rows: Vec<_> = table
+                        .rows
+                        .iter()
+                        .filter(|r| r.fields[id_col] == case_id)
+                        .collect();
+                    match rows.as_slice() {
+                        [] => findings.push((
+                            CaseStatus::Missing,
+                            format!("predictions.csv has no row for case {case_id}"),
+                        )),
+                        [row] => {
+                            output.row = Some(
+                                table
+                                    .headers
                                     .iter()
-                                    .filter(|r| r.fields[id_col] == case_id)
-                                    .collect();
-                                match rows.as_slice() {
-                            [] => findings.push((CaseStatus::Missing, format!("predictions.csv has no row for case {case_id}"))),
-                            [row] => {
-                                output.row = Some(
-                                    table.headers.iter().cloned().zip(row.fields.iter().cloned()).collect(),
-                                )
-                            }
-                            _ => findings.push((CaseStatus::Invalid, format!("predictions.csv has {} rows for case {case_id}; write one", rows.len()))),
+                                    .cloned()
+                                    .zip(row.fields.iter().cloned())
+                                    .collect(),
+                            )
                         }
-                            }
-                        }
+                        _ => findings.push((
+                            CaseStatus::Invalid,
+                            format!(
+                                "predictions.csv has {} rows for case {case_id}; write one",
+                                rows.len()
+                            ),
+                        )),
                     }
                 }
-            }
+            },
         }
     }
+    let file_name = format!("{case_id}.nii.gz");
     for dir in challenge.prediction_mask_dirs() {
-        let mask = output_dir.join(&dir).join(format!("{case_id}.nii.gz"));
-        match regular_file(&mask) {
-            Ok(()) => output.masks.push((dir, mask)),
-            Err(problem) => findings.push((CaseStatus::Missing, problem)),
+        let opened = nofollow::open_dir(&root, &dir)
+            .map_err(|r| (r, dir.clone()))
+            .and_then(|d| {
+                nofollow::open_file(&d, &file_name).map_err(|r| (r, format!("{dir}/{file_name}")))
+            });
+        match opened {
+            Ok(file) => output.masks.push((dir, file)),
+            Err((nofollow::Refusal::Absent, _)) => {
+                findings.push((CaseStatus::Missing, format!("wrote no {dir}/{file_name}")))
+            }
+            Err((refusal, shown)) => findings.push((CaseStatus::Invalid, refusal.describe(&shown))),
         }
     }
     finish(output, findings)
+}
+
+/// `predictions.csv` of the output folder, read through its descriptor.
+fn read_predictions(root: &std::fs::File, limit: u64) -> Result<Table, (CaseStatus, String)> {
+    use std::io::Read;
+    let shown = "predictions.csv";
+    let file = nofollow::open_file(root, shown).map_err(|refusal| {
+        let status = match refusal {
+            nofollow::Refusal::Absent => CaseStatus::Missing,
+            _ => CaseStatus::Invalid,
+        };
+        (status, refusal.describe(shown))
+    })?;
+    let mut bytes = Vec::new();
+    file.take(limit).read_to_end(&mut bytes).map_err(|e| {
+        (
+            CaseStatus::Invalid,
+            format!("podium could not read {shown}: {e}"),
+        )
+    })?;
+    Table::parse(&bytes, Path::new(shown)).map_err(|e| (CaseStatus::Invalid, e.to_string()))
 }
 
 fn finish(
@@ -159,54 +211,6 @@ fn finish(
         .collect::<Vec<_>>()
         .join("; ");
     (output, status, message)
-}
-
-/// A regular file, not a symbolic or hard link (either could point at anything on the host).
-/// Only the expected names are ever read: anything else in the output folder is ignored.
-fn regular_file(path: &Path) -> Result<(), String> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let shown = match path.parent().and_then(Path::file_name) {
-        Some(parent) if name != "predictions.csv" => format!("{}/{name}", parent.to_string_lossy()),
-        _ => name,
-    };
-    match std::fs::symlink_metadata(path) {
-        Err(_) => Err(format!("wrote no {shown}")),
-        Ok(m) if m.file_type().is_symlink() => {
-            Err(format!("{shown} is a symbolic link; write a regular file"))
-        }
-        Ok(m) if !m.is_file() => Err(format!("{shown} is not a regular file")),
-        // A hard link could make podium read (and keep) a file from outside the output folder.
-        Ok(m) if std::os::unix::fs::MetadataExt::nlink(&m) > 1 => {
-            Err(format!("{shown} is a hard link; write a regular file"))
-        }
-        Ok(_) => Ok(()),
-    }
-}
-
-fn folder_size(dir: &Path) -> u64 {
-    let mut total = 0;
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    for entry in entries.flatten() {
-        let Ok(meta) = entry.path().symlink_metadata() else {
-            continue;
-        };
-        if meta.is_dir() {
-            total += folder_size(&entry.path());
-        } else {
-            total += meta.len();
-        }
-    }
-    total
-}
-
-fn short(message: &str, output_dir: &Path) -> String {
-    // Messages go to teams: show paths relative to their own output folder.
-    message.replace(&format!("{}/", output_dir.display()), "")
 }
 
 /// Gathers the per-case outputs of one submission into `<predictions_dir>/predictions.csv` and
@@ -257,14 +261,18 @@ impl Collector {
     }
 
     pub fn add(&mut self, case_id: &str, output: CaseOutput) -> Result<()> {
-        for (dir, file) in output.masks {
+        for (dir, mut file) in output.masks {
             let target_dir = self.dir.join(&dir);
             std::fs::create_dir_all(&target_dir)
                 .map_err(|e| Error::io("create", &target_dir, e))?;
             let target = target_dir.join(format!("{case_id}.nii.gz"));
-            std::fs::rename(&file, &target)
-                .or_else(|_| std::fs::copy(&file, &target).map(|_| ()))
-                .map_err(|e| Error::io("collect the mask", &file, e))?;
+            // A copy from the descriptor the output check opened: never a rename, which would
+            // move whatever the team's path leads to.
+            let partial = target_dir.join(format!(".{case_id}.nii.gz.partial"));
+            let copied = std::fs::File::create(&partial)
+                .and_then(|mut to| std::io::copy(&mut file, &mut to))
+                .and_then(|_| std::fs::rename(&partial, &target));
+            copied.map_err(|e| Error::io("collect the mask into", &target, e))?;
         }
         if let Some(row) = output.row {
             let mut record = vec![case_id.to_string()];
