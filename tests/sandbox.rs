@@ -186,20 +186,34 @@ fn each_faulty_submission_gets_its_status_and_the_good_one_is_unaffected() {
         "symlinker",
         "crasher",
         "garbage-csv",
+        "output-linker",
+        "team-linker",
+        "output-flood",
+        "mount-reader",
     ];
     copy_fixtures(&names, &subs);
     perfect_predictions(&challenge, "test", &subs.join("good/answers"));
+    for fixture in ["truth-reader", "output-linker"] {
+        std::fs::write(
+            subs.join(fixture).join("truth_path.txt"),
+            phase.truth.display().to_string(),
+        )
+        .unwrap();
+    }
+    let out = dir.path().join("out");
+    // As if it had read the round's host path somewhere: the good team's collected masks.
     std::fs::write(
-        subs.join("truth-reader/truth_path.txt"),
-        phase.truth.display().to_string(),
+        subs.join("team-linker/victim_path.txt"),
+        out.join("predictions/good/masks").display().to_string(),
     )
     .unwrap();
+    let truth_masks_before = all_files(&phase.truth.join("masks"));
+    assert!(!truth_masks_before.is_empty());
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
     std::fs::write(subs.join("net-client/port.txt"), port.to_string()).unwrap();
 
-    let out = dir.path().join("out");
     let options = RoundOptions {
         jobs: 2,
         out_dir: out.clone(),
@@ -208,7 +222,7 @@ fn each_faulty_submission_gets_its_status_and_the_good_one_is_unaffected() {
     let submissions = Submission::discover(&subs).unwrap();
     assert_eq!(submissions.len(), names.len());
     let started = Instant::now();
-    run_and_score(
+    let outcome = run_and_score(
         &challenge,
         &phase,
         &submissions,
@@ -398,6 +412,72 @@ fn each_faulty_submission_gets_its_status_and_the_good_one_is_unaffected() {
 
     for r in cases("garbage-csv") {
         assert_eq!(r["status"], "invalid", "{report}");
+    }
+
+    // A masks folder linked to the truth or to another team's masks: refused, never followed;
+    // the truth and the victim's masks are untouched, and nothing of them was scored.
+    for name in ["output-linker", "team-linker"] {
+        for r in cases(name) {
+            assert_eq!(r["status"], "missing", "{report}");
+            assert!(
+                r["message"].contains("masks is a symbolic link"),
+                "{report}"
+            );
+        }
+        let dice = common::metric(&outcome.scores, name, "segmentation", "dice");
+        assert!(dice.is_some_and(|d| d < 0.5), "{name} scored {dice:?}");
+        assert!(!out.join("predictions").join(name).join("masks").exists());
+    }
+    assert_eq!(
+        all_files(&phase.truth.join("masks")),
+        truth_masks_before,
+        "the truth's masks are unchanged"
+    );
+    assert_eq!(
+        std::fs::read_dir(out.join("predictions/good/masks"))
+            .unwrap()
+            .count(),
+        n_cases,
+        "the good team's masks are still there"
+    );
+
+    // Many files each under the per-file limit: the folder's total is capped while it runs.
+    for r in cases("output-flood") {
+        assert_eq!(r["status"], "output_limit", "{report}");
+    }
+    for line in stderr_of("output-flood")
+        .lines()
+        .filter(|l| l.starts_with("output holds"))
+    {
+        let bytes: u64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+        assert!(bytes <= 1 << 20, "the output folder reached {bytes} bytes");
+    }
+
+    // The mount table names no folder of the round or of the challenge, and the program holds
+    // no descriptor beyond its standard streams (and the one `ls` opens to list them).
+    let mounts = stderr_of("mount-reader");
+    assert!(mounts.contains(" /input "), "{mounts}");
+    for host in [&out, &challenge.root] {
+        let host = std::fs::canonicalize(host).unwrap().display().to_string();
+        assert!(!mounts.contains(&host), "{host} shows inside: {mounts}");
+    }
+    let fds: Vec<&str> = mounts
+        .lines()
+        .filter(|l| l.contains(" -> "))
+        .filter_map(|l| l.split(" -> ").next()?.split_whitespace().last())
+        .collect();
+    assert!(
+        fds.iter().all(|fd| ["0", "1", "2", "3"].contains(fd)),
+        "descriptors beyond the standard streams: {fds:?}\n{mounts}"
+    );
+
+    // The good submission's scores are those of a perfect submission, whatever ran beside it.
+    for (task, metric) in [("detection", "auc"), ("segmentation", "dice")] {
+        assert_eq!(
+            common::metric(&outcome.scores, "good", task, metric),
+            Some(1.0),
+            "{task} {metric}"
+        );
     }
 
     let left = leftover_cgroups();
@@ -603,7 +683,8 @@ fn each_slot_is_pinned_to_its_own_cpus() {
 }
 
 /// Run as root (as here and in CI), podium gives each slot its own unprivileged host user:
-/// what a case writes belongs to `SLOT_ID_BASE + slot`, never to root.
+/// the program's uid 65534 maps to `SLOT_ID_BASE + slot` outside, never to root (its own
+/// `/proc/self/uid_map` says so).
 #[test]
 fn each_slot_runs_as_its_own_unprivileged_host_user() {
     let backend = backend();
@@ -614,25 +695,171 @@ fn each_slot_runs_as_its_own_unprivileged_host_user() {
     );
     let (dir, challenge) = small_challenge(4);
     let subs = dir.path().join("subs");
-    copy_fixtures(&["good"], &subs);
-    perfect_predictions(&challenge, "test", &subs.join("good/answers"));
+    write_submission(
+        &subs,
+        "whoami",
+        r#"command = ["/bin/bash", "./predict.sh", "{input}", "{output}"]"#,
+        "tr -s ' ' < /proc/self/uid_map | tr '\\n' ' ' >&2\nexit 1",
+    );
     let out = dir.path().join("out");
-    let outcome = sandboxed_round(&backend, &challenge, &subs, &out, 2);
-    assert!(outcome
-        .scores
-        .case_scores
-        .iter()
-        .all(|c| c.status == podium::results::CaseStatus::Ok));
+    sandboxed_round(&backend, &challenge, &subs, &out, 2);
     let slots = podium::runner::sandbox::SLOT_ID_BASE..podium::runner::sandbox::SLOT_ID_BASE + 2;
-    let masks = std::fs::read_dir(out.join("predictions/good/masks")).unwrap();
     let mut owners = std::collections::BTreeSet::new();
-    for mask in masks {
-        let uid = std::os::unix::fs::MetadataExt::uid(&mask.unwrap().metadata().unwrap());
+    for r in read_csv(&out.join("runs.csv")) {
+        let map: Vec<u32> = r["message"]
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        assert_eq!(map.len(), 3, "{r:?}");
+        assert_eq!(map[0], podium::runner::sandbox::SANDBOX_ID);
         assert!(
-            slots.contains(&uid),
-            "a mask belongs to uid {uid}, not to a slot user"
+            slots.contains(&map[1]),
+            "the program runs as host uid {}, not a slot user",
+            map[1]
         );
-        owners.insert(uid);
+        owners.insert(map[1]);
     }
     assert!(!owners.is_empty());
+}
+
+/// A build that leaves a setuid copy of bash behind: it ran as an unprivileged user (so the
+/// copy was never root's), the submission is refused with the file named, the bit is cleared,
+/// and the folder is given back to its owner. A build's own time limit stops a hanging one.
+#[test]
+fn a_build_runs_unprivileged_and_setuid_files_are_refused() {
+    use std::os::unix::fs::MetadataExt;
+    let backend = backend();
+    let (dir, challenge) = small_challenge(3);
+    let challenge = with_limits(&challenge, "build_time_s = 2\ngrace_period_s = 1\n");
+    let subs = dir.path().join("subs");
+    write_submission(
+        &subs,
+        "setuid-builder",
+        r#"command = ["/bin/bash", "./predict.sh", "{input}", "{output}"]
+build = ["/bin/bash", "-c", "cp /bin/bash rootshell && chmod 4755 rootshell && mkdir -p lib && cp rootshell lib/again && chmod 6755 lib/again"]"#,
+        "exit 0",
+    );
+    write_submission(
+        &subs,
+        "slow-builder",
+        r#"command = ["/bin/bash", "./predict.sh", "{input}", "{output}"]
+build = ["/bin/bash", "-c", "sleep 60"]"#,
+        "exit 0",
+    );
+    let owner = std::fs::metadata(subs.join("setuid-builder"))
+        .unwrap()
+        .uid();
+    let out = dir.path().join("out");
+    let started = Instant::now();
+    sandboxed_round(&backend, &challenge, &subs, &out, 1);
+    assert!(started.elapsed().as_secs_f64() < 30.0);
+    let runs = read_csv(&out.join("runs.csv"));
+    for r in runs.iter().filter(|r| r["submission"] == "setuid-builder") {
+        assert_eq!(r["status"], "failed", "{r:?}");
+        assert!(
+            r["message"].contains("rootshell is setuid")
+                && r["message"].contains("lib/again is setuid"),
+            "{r:?}"
+        );
+    }
+    for r in runs.iter().filter(|r| r["submission"] == "slow-builder") {
+        assert_eq!(r["status"], "failed", "{r:?}");
+        assert!(r["message"].contains("build_time_s = 2"), "{r:?}");
+    }
+    for file in ["rootshell", "lib/again", "predict.sh"] {
+        let meta = std::fs::metadata(subs.join("setuid-builder").join(file)).unwrap();
+        assert_eq!(meta.mode() & 0o6000, 0, "{file} keeps no setuid/setgid bit");
+        assert_eq!(
+            meta.uid(),
+            owner,
+            "{file} is given back to the folder's owner"
+        );
+    }
+}
+
+/// podium started with open descriptors (a wrapper's, or `40<truth/labels.csv 41<truth/
+/// 45>>organizer-file` in a shell): no case reads or writes through them, in the sandbox or
+/// the process backend.
+#[test]
+fn descriptors_podium_inherits_never_reach_a_case() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    backend();
+    let (dir, challenge) = small_challenge(3);
+    let phase = challenge.phase_paths("test", None).unwrap();
+    let subs = dir.path().join("subs");
+    write_submission(
+        &subs,
+        "fd-reader",
+        r#"command = ["/bin/bash", "./predict.sh", "{input}", "{output}"]"#,
+        "for fd in 40 41 45; do\n  if { true <&$fd; } 2>/dev/null || { true >&$fd; } 2>/dev/null; then echo \"fd $fd OPEN\" >&2; fi\ndone\ncat <&40 >&2 2>/dev/null\necho pwned >&45 2>/dev/null\nls /proc/self/fd | tr '\\n' ' ' >&2\nexit 1",
+    );
+    let organizer_file = dir.path().join("organizer.log");
+    std::fs::write(&organizer_file, "organizer\n").unwrap();
+    let labels = std::fs::File::open(phase.labels_csv()).unwrap();
+    let truth = std::fs::File::open(&phase.truth).unwrap();
+    let writable = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&organizer_file)
+        .unwrap();
+    let fds = [
+        (labels.as_raw_fd(), 40),
+        (truth.as_raw_fd(), 41),
+        (writable.as_raw_fd(), 45),
+    ];
+    for backend in ["sandbox", "process"] {
+        let out = dir.path().join(format!("out-{backend}"));
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_podium"));
+        cmd.args([
+            "run",
+            "--phase",
+            "test",
+            "--jobs",
+            "1",
+            "--allow-unisolated",
+        ])
+        .arg("--backend")
+        .arg(backend)
+        .arg("--challenge")
+        .arg(&challenge.root)
+        .arg("--submissions")
+        .arg(&subs)
+        .arg("--out")
+        .arg(&out);
+        // SAFETY: dup2 only, between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                for (from, to) in fds {
+                    if libc::dup2(from, to) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let done = cmd.output().unwrap();
+        assert!(
+            done.status.success(),
+            "{}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        let logs: String = all_files(&out.join("logs/fd-reader"))
+            .into_iter()
+            .map(|(_, b)| String::from_utf8_lossy(&b).to_string())
+            .collect();
+        assert!(!logs.contains("OPEN"), "{backend}: {logs}");
+        let header = std::fs::read_to_string(phase.labels_csv()).unwrap();
+        assert!(
+            !logs.contains(header.lines().next().unwrap()),
+            "{backend}: {logs}"
+        );
+        assert!(logs.contains("0 1 2"), "{backend}: {logs}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&organizer_file).unwrap(),
+        "organizer\n"
+    );
 }

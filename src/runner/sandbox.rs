@@ -385,6 +385,9 @@ impl SandboxBackend {
             None,
         );
         drop(held);
+        // Checked before the folder goes back to its owner: the kernel clears a setuid bit on
+        // chown, which would hide what the build tried.
+        let checked = check_submission_tree(&submission.dir);
         // The folder goes back to its owner whatever happened, before anything else reads it.
         let given_back = if identity.is_some() {
             chown_tree(&submission.dir, owner.0, owner.1)
@@ -394,7 +397,7 @@ impl SandboxBackend {
         };
         let outcome = outcome?;
         given_back?;
-        check_submission_tree(&submission.dir)?;
+        checked?;
         if outcome.status != ExecStatus::Ok {
             return Err(format!(
                 "build command `{}` (run in the sandbox, offline unless the challenge allows the network, within build_time_s = {} s) {}; see {}",

@@ -167,7 +167,8 @@ pub(super) fn check_case_output(
             Err((nofollow::Refusal::Absent, _)) => {
                 findings.push((CaseStatus::Missing, format!("wrote no {dir}/{file_name}")))
             }
-            Err((refusal, shown)) => findings.push((CaseStatus::Invalid, refusal.describe(&shown))),
+            // A link or a special file counts as no file at all: `missing`, as an absent one.
+            Err((refusal, shown)) => findings.push((CaseStatus::Missing, refusal.describe(&shown))),
         }
     }
     finish(output, findings)
@@ -177,13 +178,8 @@ pub(super) fn check_case_output(
 fn read_predictions(root: &std::fs::File, limit: u64) -> Result<Table, (CaseStatus, String)> {
     use std::io::Read;
     let shown = "predictions.csv";
-    let file = nofollow::open_file(root, shown).map_err(|refusal| {
-        let status = match refusal {
-            nofollow::Refusal::Absent => CaseStatus::Missing,
-            _ => CaseStatus::Invalid,
-        };
-        (status, refusal.describe(shown))
-    })?;
+    let file = nofollow::open_file(root, shown)
+        .map_err(|refusal| (CaseStatus::Missing, refusal.describe(shown)))?;
     let mut bytes = Vec::new();
     file.take(limit).read_to_end(&mut bytes).map_err(|e| {
         (
