@@ -68,6 +68,23 @@ fn a_phase_over_rounds_with_quotas_best_latest_and_final_selection() {
     std::fs::write(&toml, text).unwrap();
     let rounds = dir.path().join("rounds");
     let s = |n: &str| dir.path().join(n);
+    // The organizer's registry: who each submission folder belongs to, and the baseline. What
+    // a submission.toml says about its team or being a baseline is never used.
+    std::fs::write(
+        challenge.root.join("teams.toml"),
+        r#"baselines = ["example"]
+[teams]
+alpha-v1 = "Alpha"
+alpha-v2 = "Alpha"
+alpha-v3 = "Alpha"
+beta-v1 = "Beta"
+beta-v2 = "Beta"
+gamma-v1 = "Gamma"
+gamma-v2 = "Gamma"
+mallory-v1 = "Mallory"
+"#,
+    )
+    .unwrap();
 
     // Round 1: team Alpha's good model; team Beta's floor; the example baseline.
     team_submission(&s("r1"), "alpha-v1", "Alpha", "threshold-baseline", "");
@@ -93,8 +110,43 @@ fn a_phase_over_rounds_with_quotas_best_latest_and_final_selection() {
     // Round 3: Alpha is over its quota of 2 per day and is refused; Gamma still has both.
     team_submission(&s("r3"), "alpha-v3", "Alpha", "threshold-baseline", "");
     team_submission(&s("r3"), "gamma-v2", "Gamma", "threshold-baseline", "");
+    // Mallory claims to be Alpha, a final selection and a baseline: to spend Alpha's quota,
+    // replace its final pick, and escape its own quota. The registry makes it Mallory's own.
+    team_submission(
+        &s("r3"),
+        "mallory-v1",
+        "Alpha",
+        "random-guess",
+        "final = true\nbaseline = true",
+    );
+    // A broken submission.toml, and a name another folder already has: refused alone.
+    team_submission(&s("r3"), "broken", "Broken", "random-guess", "");
+    std::fs::write(s("r3").join("broken/submission.toml"), "name = [unclosed\n").unwrap();
+    let dup = team_submission(&s("r3"), "zz-copy", "Gamma", "random-guess", "");
+    std::fs::write(
+        dup.join("submission.toml"),
+        "name = \"gamma-v2\"\n[run]\nkind = \"process\"\ncommand = [\"./predict\", \"{input}\", \"{output}\"]\n",
+    )
+    .unwrap();
     let (ok, said) = round(&challenge.root, &rounds, &s("r3"));
     assert!(ok, "{said}");
+    assert!(
+        said.contains("REFUSED") && said.contains("broken"),
+        "{said}"
+    );
+    assert!(said.contains("already taken by"), "{said}");
+    assert!(
+        said.contains("mallory-v1: submission.toml claims team \"Alpha\" and baseline; podium uses the organizer's: team \"Mallory\""),
+        "{said}"
+    );
+    let round3 = std::fs::read_dir(&rounds)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("refused.csv").is_file())
+        .expect("the third round lists what it refused");
+    let refused = read_csv(&round3.join("refused.csv"));
+    assert_eq!(refused.len(), 2, "{refused:?}");
     assert!(
         said.contains("REFUSED alpha-v3: team \"Alpha\" has used 2 of its 2 submissions today (UTC) on phase test; the next opens at"),
         "{said}"
@@ -115,7 +167,13 @@ fn a_phase_over_rounds_with_quotas_best_latest_and_final_selection() {
             )
         })
         .collect();
-    assert_eq!(names.len(), 4, "{names:?}");
+    assert_eq!(names.len(), 5, "{names:?}");
+    assert!(
+        names
+            .iter()
+            .any(|(n, rank)| *n == "mallory-v1" && !rank.is_empty()),
+        "Mallory is ranked as its own team, not a baseline: {names:?}"
+    );
     for expected in ["alpha-v1", "beta-v1", "gamma-v2", "example"] {
         assert!(
             names.iter().any(|(n, _)| *n == expected),
@@ -129,7 +187,7 @@ fn a_phase_over_rounds_with_quotas_best_latest_and_final_selection() {
     let entries = read_csv(&rounds.join("phase-leaderboard/entries.csv"));
     assert_eq!(
         entries.len(),
-        7,
+        8,
         "every submission of every round is listed"
     );
     let entry = |n: &str| {
@@ -144,6 +202,8 @@ fn a_phase_over_rounds_with_quotas_best_latest_and_final_selection() {
     assert_eq!(entry("gamma-v1")["counts_for_quota"], "false");
     assert_eq!(entry("alpha-v2")["counts_for_quota"], "true");
     assert_eq!(entry("alpha-v2")["on_leaderboard"], "false");
+    assert_eq!(entry("mallory-v1")["team"], "Mallory");
+    assert_eq!(entry("mallory-v1")["counts_for_quota"], "true");
 
     // Latest per team instead: Alpha's v2.
     std::fs::write(
