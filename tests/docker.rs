@@ -163,6 +163,10 @@ fn each_faulty_image_gets_the_status_it_gets_in_the_sandbox() {
         "symlinker",
         "crasher",
         "garbage-csv",
+        "output-linker",
+        "team-linker",
+        "output-flood",
+        "mount-reader",
     ];
     let native = dir.path().join("native");
     let images = dir.path().join("images");
@@ -178,21 +182,35 @@ fn each_faulty_image_gets_the_status_it_gets_in_the_sandbox() {
         }
     }
     perfect_predictions(&challenge, "test", &native.join("good/answers"));
+    for fixture in ["truth-reader", "output-linker"] {
+        std::fs::write(
+            native.join(fixture).join("truth_path.txt"),
+            phase.truth.display().to_string(),
+        )
+        .unwrap();
+    }
+    let in_sandbox = dir.path().join("out-sandbox");
+    let in_docker = dir.path().join("out-docker");
+    std::fs::write(native.join("net-client/port.txt"), port.to_string()).unwrap();
+    let truth_masks_before = all_text(&phase.truth.join("masks"));
+    // In each round, the good team's own collected masks.
     std::fs::write(
-        native.join("truth-reader/truth_path.txt"),
-        phase.truth.display().to_string(),
+        native.join("team-linker/victim_path.txt"),
+        in_docker.join("predictions/good/masks").display().to_string(),
     )
     .unwrap();
-    std::fs::write(native.join("net-client/port.txt"), port.to_string()).unwrap();
     for name in names {
         let tag = tag(&format!("faulty-{name}"));
         build_fixture_image(&native.join(name), &tag);
         docker_submission(&images, name, &format!("image = {tag:?}"));
     }
+    std::fs::write(
+        native.join("team-linker/victim_path.txt"),
+        in_sandbox.join("predictions/good/masks").display().to_string(),
+    )
+    .unwrap();
 
     let volumes_before = all_volumes();
-    let in_sandbox = dir.path().join("out-sandbox");
-    let in_docker = dir.path().join("out-docker");
     round(&challenge, &native, &in_sandbox, &sandbox);
     let outcome = round(&challenge, &images, &in_docker, &docker);
 
@@ -239,6 +257,11 @@ fn each_faulty_image_gets_the_status_it_gets_in_the_sandbox() {
         ("symlinker", "missing"),
         ("crasher", "failed"),
         ("garbage-csv", "invalid"),
+        // A masks folder linked to the truth or to another team's masks is never followed.
+        ("output-linker", "missing"),
+        ("team-linker", "missing"),
+        ("output-flood", "output_limit"),
+        ("mount-reader", "failed"),
     ];
     for (name, status) in expected {
         for r in runs.iter().filter(|r| r["submission"] == name) {
@@ -256,9 +279,23 @@ fn each_faulty_image_gets_the_status_it_gets_in_the_sandbox() {
     for r in runs.iter().filter(|r| r["submission"] == "memory-hog") {
         assert!(r["message"].contains("memory limit of 64 MB"), "{report}");
     }
-    // The good image scored perfectly: the outputs came back through the tmpfs.
-    let good = common::metric(&outcome.scores, "good", "detection", "auc");
-    assert_eq!(good, Some(1.0));
+    // The good image scored perfectly: the outputs came back through the tmpfs, and nothing
+    // beside it changed that.
+    for (task, metric) in [("detection", "auc"), ("segmentation", "dice")] {
+        let good = common::metric(&outcome.scores, "good", task, metric);
+        assert_eq!(good, Some(1.0), "{task} {metric}");
+    }
+    for name in ["output-linker", "team-linker"] {
+        let dice = common::metric(&outcome.scores, name, "segmentation", "dice");
+        assert!(dice.is_some_and(|d| d < 0.5), "{name} scored {dice:?}");
+    }
+    assert_eq!(all_text(&phase.truth.join("masks")), truth_masks_before);
+    let mounts = all_text(&in_docker.join("logs/mount-reader"));
+    assert!(mounts.contains(" /input "), "{mounts}");
+    for host in [&in_docker, &challenge.root] {
+        let host = std::fs::canonicalize(host).unwrap().display().to_string();
+        assert!(!mounts.contains(&host), "{host} shows inside: {mounts}");
+    }
     // Nothing of the truth reached the outputs or the logs; the network was not reachable.
     let leaked = all_text(&in_docker.join("predictions")) + &all_text(&in_docker.join("logs"));
     assert!(!leaked.contains(SECRET), "the truth leaked");
@@ -605,4 +642,103 @@ fn an_unknown_image_or_a_broken_archive_fails_only_its_own_cases() {
         }
     }
     assert_eq!(containers_of_round(&out), Vec::<String>::new());
+}
+
+/// An archive that also carries another team's tag cannot move it: archives are loaded without
+/// their names and run by the id of their own manifest, so the victim (named by that tag) runs
+/// its own image and the attacker its own. The image the round loaded is removed afterwards.
+#[test]
+fn an_archive_cannot_take_another_teams_tag_and_is_removed_after_the_round() {
+    if !require_docker() {
+        return;
+    }
+    let docker = engine();
+    let (dir, challenge) = small_challenge(3);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/faulty");
+    let victim_tag = tag("hijacked-victim");
+    // The attacker's image (a crasher), saved under the victim's tag, then gone from the engine.
+    let attacker_id = build_fixture_image(&fixtures.join("crasher"), &victim_tag);
+    let subs = dir.path().join("subs");
+    let attacker = docker_submission(&subs, "a-attacker", "image_archive = \"model.tar.gz\"");
+    save_image(&victim_tag, &attacker.join("model.tar.gz"));
+    remove_image(&victim_tag);
+    // The victim's good image under its own tag.
+    let good = dir.path().join("good");
+    std::fs::create_dir_all(&good).unwrap();
+    for entry in std::fs::read_dir(fixtures.join("good")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), good.join(entry.file_name())).unwrap();
+    }
+    perfect_predictions(&challenge, "test", &good.join("answers"));
+    let victim_id = build_fixture_image(&good, &victim_tag);
+    docker_submission(&subs, "victim", &format!("image = {victim_tag:?}"));
+
+    let out = dir.path().join("out");
+    let outcome = round(&challenge, &subs, &out, &docker);
+    let runs = read_csv(&out.join("runs.csv"));
+    for r in &runs {
+        let expected = if r["submission"] == "victim" { "ok" } else { "failed" };
+        assert_eq!(r["status"], expected, "{runs:#?}");
+    }
+    assert_eq!(
+        common::metric(&outcome.scores, "victim", "detection", "auc"),
+        Some(1.0)
+    );
+    let receipt = std::fs::read_to_string(out.join("run.json")).unwrap();
+    assert!(receipt.contains(&attacker_id), "{receipt}");
+    let inspect = |what: &str| {
+        Command::new("docker")
+            .args(["image", "inspect", "--format", "{{.Id}}", what])
+            .output()
+            .unwrap()
+    };
+    let tagged = inspect(&victim_tag);
+    assert_eq!(
+        String::from_utf8_lossy(&tagged.stdout).trim(),
+        victim_id,
+        "the victim's tag still names its own image"
+    );
+    assert!(
+        !inspect(&attacker_id).status.success(),
+        "the image the round loaded is removed"
+    );
+    remove_image(&victim_tag);
+}
+
+/// An image's `VOLUME` becomes a tmpfs bounded by `memory_mb` and counted in it, never a
+/// volume on the host's disk.
+#[test]
+fn an_image_volume_is_a_bounded_tmpfs() {
+    if !require_docker() {
+        return;
+    }
+    let docker = engine();
+    let (dir, challenge) = small_challenge(3);
+    let challenge = with_limits(&challenge, "memory_mb = 64\nwall_time_per_case_s = 20\n");
+    let fixture = dir.path().join("volume-filler");
+    std::fs::create_dir_all(&fixture).unwrap();
+    std::fs::write(
+        fixture.join("predict.sh"),
+        "stat -f -c 'data is %T' /data >&2\nhead -c 200000000 /dev/zero > /data/fill 2>/dev/null\necho \"data holds $(du -sb /data | cut -f1)\" >&2\nexit 0\n",
+    )
+    .unwrap();
+    std::fs::write(fixture.join("Dockerfile.extra"), "VOLUME /data\n").unwrap();
+    let image = tag("volume-filler");
+    build_fixture_image(&fixture, &image);
+    let subs = dir.path().join("subs");
+    docker_submission(&subs, "volume-filler", &format!("image = {image:?}"));
+    let volumes_before = all_volumes();
+    let out = dir.path().join("out");
+    round(&challenge, &subs, &out, &docker);
+    let logs = all_text(&out.join("logs/volume-filler"));
+    assert!(logs.contains("data is tmpfs"), "{logs}");
+    for r in read_csv(&out.join("runs.csv")) {
+        assert_ne!(r["status"], "ok", "200 MB do not fit in 64: {r:?}");
+    }
+    for line in logs.lines().filter(|l| l.starts_with("data holds")) {
+        let bytes: u64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+        assert!(bytes <= 64 << 20, "{line}");
+    }
+    assert_eq!(all_volumes(), volumes_before);
+    remove_image(&image);
 }

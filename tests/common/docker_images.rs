@@ -363,7 +363,8 @@ fn copy_tree(from: &Path, to: &Path) {
 
 /// Packages a faulty fixture (`tests/fixtures/faulty/<name>/`, or a copy of one) into an image:
 /// the base root filesystem of [`base_rootfs`] plus the folder as it is now at `/submission`,
-/// run as `bash /submission/predict.sh /input /output` from `/submission`. Returns the image id.
+/// run as `bash /submission/predict.sh /input /output` from `/submission`, with the lines of the
+/// folder's `Dockerfile.extra` appended when it has one. Returns the image id.
 pub fn build_fixture_image(fixture_dir: &Path, tag: &str) -> String {
     assert!(
         fixture_dir.join("predict.sh").is_file(),
@@ -382,7 +383,10 @@ ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 WORKDIR /submission
 ENTRYPOINT ["/bin/bash", "/submission/predict.sh"]
 CMD ["/input", "/output"]
-"#,
+"#
+        .to_string()
+            // A fixture's own Dockerfile lines (a VOLUME, say), when it has any.
+            + &std::fs::read_to_string(fixture_dir.join("Dockerfile.extra")).unwrap_or_default(),
     )
     .unwrap();
     build(context.path(), tag)
