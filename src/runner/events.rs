@@ -137,19 +137,8 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-/// Team-controlled text shown in a terminal: control characters (escape sequences could
-/// rewrite the screen) become visible escapes.
-pub fn clean(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
-}
+/// Team-controlled text shown in a terminal; the rule lives in [`crate::text::shown`].
+pub use crate::text::shown as clean;
 
 /// `runs.csv`, the round's journal: one record per finished case, appended and synced to disk
 /// before the case is reported, so an interrupted round keeps every finished case.
