@@ -8,7 +8,8 @@
 //! - [`ranking`]: leaderboards from the results;
 //! - [`report`]: reporters (terminal, CSV) over the same results;
 //! - [`demo`]: the synthetic COVID-19 chest-CT challenge;
-//! - [`pipeline`]: the commands' flows, which the thin CLI in `main.rs` calls.
+//! - [`pipeline`]: the commands' flows, which the thin CLI in `main.rs` calls;
+//! - [`text`]: the rules for text others wrote that podium shows (terminal, CSV, Markdown, HTML).
 
 pub mod challenge;
 pub mod demo;
@@ -24,5 +25,6 @@ pub mod rounds;
 pub mod runner;
 pub mod scoring;
 pub mod submission;
+pub mod text;
 
 pub use error::{Error, Result};

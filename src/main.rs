@@ -290,7 +290,8 @@ fn main() -> ExitCode {
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            // An error may quote a team's file or name.
+            eprintln!("error: {}", podium::text::shown_lines(&e.to_string()));
             ExitCode::from(2)
         }
     }
@@ -682,8 +683,8 @@ fn admit(
             Some(reason) if !submission.baseline => eprintln!(
                 "{:>10} {}: {}",
                 "REFUSED",
-                podium::runner::events::clean(&submission.name),
-                podium::runner::events::clean(&reason)
+                podium::text::shown(&submission.name),
+                podium::text::shown(&reason)
             ),
             _ => admitted.push(submission),
         }
@@ -711,7 +712,7 @@ fn default_jobs() -> usize {
 /// Loud, and repeated after the leaderboard so it cannot scroll away.
 fn warn(warning: &Option<String>) {
     if let Some(w) = warning {
-        eprintln!("WARNING: {}", podium::runner::events::clean(w));
+        eprintln!("WARNING: {}", podium::text::shown(w));
     }
 }
 
@@ -792,7 +793,7 @@ fn check_command(
         if reasons.len() == 1 { "" } else { "s" }
     );
     for reason in &reasons {
-        println!("  {}", podium::runner::events::clean(reason));
+        println!("  {}", podium::text::shown(reason));
     }
     Ok(ExitCode::FAILURE)
 }

@@ -227,12 +227,13 @@ pub fn phase_leaderboard(
             "on_leaderboard",
         ])
         .map_err(io)?;
+    let text = crate::text::csv_text;
     for e in &entries {
         writer
             .write_record([
-                e.round.clone(),
-                e.submission.clone(),
-                e.team.clone(),
+                text(&e.round),
+                text(&e.submission),
+                text(&e.team),
                 pipeline::utc_stamp(e.started_unix),
                 e.baseline.to_string(),
                 e.final_selection.to_string(),

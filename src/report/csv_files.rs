@@ -1,5 +1,7 @@
 //! The machine-readable outputs of a scored round: `scores.csv`, `metrics.csv`,
 //! `problems.csv`, `curves.csv`, `confusion.csv`, `values.csv` and `leaderboard.csv` (docs/contract.md describes every column).
+//! Every text cell goes through [`text`] ([`crate::text::csv_text`]): these files are opened in
+//! spreadsheets and some cells quote what a team wrote. Numeric cells are written as they are.
 
 use std::path::{Path, PathBuf};
 
@@ -7,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::ranking::analysis::RankingAnalysis;
 use crate::ranking::LeaderboardRow;
 use crate::results::RoundScores;
+use crate::text::csv_text as text;
 
 /// Writes the CSV files into `dir` and returns their paths.
 pub fn write_all(
@@ -23,12 +26,12 @@ pub fn write_all(
         &["submission", "task", "case_id", "metric", "value", "status"],
         round.case_scores.iter().map(|c| {
             vec![
-                c.submission.clone(),
-                c.task.clone(),
-                c.case_id.clone(),
-                c.metric.clone(),
+                text(&c.submission),
+                text(&c.task),
+                text(&c.case_id),
+                text(&c.metric),
                 num(c.value),
-                c.status.as_str().to_string(),
+                text(c.status.as_str()),
             ]
         }),
     )?;
@@ -48,14 +51,14 @@ pub fn write_all(
         ],
         round.aggregates.iter().map(|a| {
             vec![
-                a.submission.clone(),
-                a.task.clone(),
-                a.metric.clone(),
+                text(&a.submission),
+                text(&a.task),
+                text(&a.metric),
                 num(a.value),
                 num(a.ci_lower),
                 num(a.ci_upper),
                 a.n.to_string(),
-                a.ci_method.to_string(),
+                text(&a.ci_method.to_string()),
             ]
         }),
     )?;
@@ -66,10 +69,10 @@ pub fn write_all(
         &["submission", "case_id", "task", "problem"],
         round.problems.iter().map(|p| {
             vec![
-                p.submission.clone(),
-                p.case_id.clone(),
-                p.task.clone(),
-                p.problem.clone(),
+                text(&p.submission),
+                text(&p.case_id),
+                text(&p.task),
+                text(&p.problem),
             ]
         }),
     )?;
@@ -85,9 +88,9 @@ pub fn write_all(
                 format_value(c.threshold)
             };
             vec![
-                c.submission.clone(),
-                c.task.clone(),
-                c.class.clone(),
+                text(&c.submission),
+                text(&c.task),
+                text(&c.class),
                 threshold,
                 format_value(c.fpr),
                 format_value(c.tpr),
@@ -101,10 +104,10 @@ pub fn write_all(
         &["submission", "task", "truth", "predicted", "count"],
         round.confusion.iter().map(|c| {
             vec![
-                c.submission.clone(),
-                c.task.clone(),
-                c.truth.clone(),
-                c.predicted.clone(),
+                text(&c.submission),
+                text(&c.task),
+                text(&c.truth),
+                text(&c.predicted),
                 c.count.to_string(),
             ]
         }),
@@ -123,12 +126,12 @@ pub fn write_all(
         ],
         round.values.iter().map(|v| {
             vec![
-                v.submission.clone(),
-                v.task.clone(),
-                v.case_id.clone(),
+                text(&v.submission),
+                text(&v.task),
+                text(&v.case_id),
                 format_value(v.truth),
                 format_value(v.predicted),
-                v.status.as_str().to_string(),
+                text(v.status.as_str()),
             ]
         }),
     )?;
@@ -140,9 +143,9 @@ pub fn write_all(
     if let Some(first) = leaderboard.first() {
         for t in &first.tasks {
             for suffix in ["", "_ci_lower", "_ci_upper"] {
-                header.push(format!("{}.{}{suffix}", t.task, t.metric));
+                header.push(text(&format!("{}.{}{suffix}", t.task, t.metric)));
             }
-            header.push(format!("{}.rank", t.task));
+            header.push(text(&format!("{}.rank", t.task)));
         }
     }
     header.extend(["cases_ok", "cases_not_ok"].map(String::from));
@@ -153,8 +156,8 @@ pub fn write_all(
         leaderboard.iter().map(|r| {
             let mut row = vec![
                 r.rank.map(|r| r.to_string()).unwrap_or_default(),
-                r.submission.clone(),
-                r.team.clone(),
+                text(&r.submission),
+                text(&r.team),
                 r.baseline.to_string(),
                 num(r.mean_task_rank),
             ];
@@ -209,9 +212,9 @@ pub fn write_team_files(
                 .filter(|r| r.submission == submission.name)
                 .map(|r| {
                     vec![
-                        r.case_id.clone(),
-                        r.status.as_str().to_string(),
-                        r.team_message.clone(),
+                        text(&r.case_id),
+                        text(r.status.as_str()),
+                        text(&r.team_message),
                     ]
                 }),
         )?;
@@ -223,7 +226,7 @@ pub fn write_team_files(
                 .problems
                 .iter()
                 .filter(|p| p.submission == submission.name)
-                .map(|p| vec![p.case_id.clone(), p.task.clone(), p.problem.clone()]),
+                .map(|p| vec![text(&p.case_id), text(&p.task), text(&p.problem)]),
         )?;
         files.extend([runs_path, problems_path]);
     }
@@ -257,9 +260,9 @@ pub fn write_ranking(dir: &Path, analysis: &RankingAnalysis) -> Result<Vec<PathB
         &["method", "scope", "submission", "rank"],
         analysis.methods.iter().map(|m| {
             vec![
-                m.method.to_string(),
-                m.scope.clone(),
-                m.submission.clone(),
+                text(&m.method.to_string()),
+                text(&m.scope),
+                text(&m.submission),
                 m.rank.to_string(),
             ]
         }),
@@ -279,11 +282,11 @@ pub fn write_ranking(dir: &Path, analysis: &RankingAnalysis) -> Result<Vec<PathB
         ],
         analysis.significance.iter().map(|t| {
             vec![
-                t.task.clone(),
-                t.metric.clone(),
-                t.submission.clone(),
-                t.opponent.clone(),
-                t.test.to_string(),
+                text(&t.task),
+                text(&t.metric),
+                text(&t.submission),
+                text(&t.opponent),
+                text(&t.test.to_string()),
                 num(t.statistic),
                 format!("{:e}", t.p_value),
                 format!("{:e}", t.p_holm),
@@ -304,8 +307,8 @@ pub fn write_ranking(dir: &Path, analysis: &RankingAnalysis) -> Result<Vec<PathB
         ],
         analysis.intervals.iter().map(|i| {
             vec![
-                i.scope.clone(),
-                i.submission.clone(),
+                text(&i.scope),
+                text(&i.submission),
                 i.rank.to_string(),
                 num(i.median_rank),
                 i.rank_lower.to_string(),
@@ -319,8 +322,8 @@ pub fn write_ranking(dir: &Path, analysis: &RankingAnalysis) -> Result<Vec<PathB
         &["scope", "submission", "rank", "resamples"],
         analysis.rank_counts.iter().map(|c| {
             vec![
-                c.scope.clone(),
-                c.submission.clone(),
+                text(&c.scope),
+                text(&c.submission),
                 c.rank.to_string(),
                 c.resamples.to_string(),
             ]
@@ -331,7 +334,7 @@ pub fn write_ranking(dir: &Path, analysis: &RankingAnalysis) -> Result<Vec<PathB
         &["scope", "resample", "tau"],
         analysis.kendall.iter().map(|k| {
             vec![
-                k.scope.clone(),
+                text(&k.scope),
                 k.resample.to_string(),
                 k.tau.map(num).unwrap_or_default(),
             ]

@@ -17,8 +17,11 @@ use crate::report::terminal::ranking_caveats;
 use crate::results::{CaseStatus, RoundScores};
 use crate::runner::CaseRecord;
 
-/// Text for HTML content and attribute values: `& < > " '` become entities.
+/// Text for HTML content and attribute values: `& < > " '` become entities, and control and
+/// bidi characters visible escapes ([`crate::text::shown_lines`]: a right-to-left override
+/// would make a name read as another one). Line breaks and tabs stay, for log excerpts.
 pub fn escape(text: &str) -> String {
+    let text = crate::text::shown_lines(text);
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -807,6 +810,10 @@ mod tests {
         assert_eq!(
             escape("<script>alert('x')</script> & \"q\""),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
+        );
+        assert_eq!(
+            escape("a\u{202e}b\u{1b}[2J\n\tc"),
+            "a\\u{202e}b\\u{1b}[2J\n\tc"
         );
     }
 }

@@ -1,6 +1,8 @@
 //! `podium leaderboard RUN_DIR`: a finished round's leaderboard read back from its
 //! `leaderboard.csv` and exported as a terminal table, CSV, JSON or Markdown. Nothing is
-//! recomputed, so the export shows exactly what the round decided.
+//! recomputed, so the export shows exactly what the round decided. The file's text cells are
+//! read back as they were before [`crate::text::csv_text`] neutralized them, and each format
+//! then applies its own escaping: the file may come from an older podium, or a hand.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,12 +12,13 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::io::table::Table;
 use crate::ranking::{LeaderboardRow, TaskStanding};
+use crate::text;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// Aligned columns for the terminal.
     Table,
-    /// `leaderboard.csv` as the round wrote it.
+    /// `leaderboard.csv` as the round wrote it, every text cell neutralized for spreadsheets.
     Csv,
     /// One object per row, with each task's value, interval and rank.
     Json,
@@ -41,7 +44,10 @@ pub fn read(run_dir: &Path) -> Result<Vec<StoredRow>> {
             path.display()
         )));
     }
-    let table = Table::read(&path)?;
+    let mut table = Table::read(&path)?;
+    for header in &mut table.headers {
+        *header = text::from_csv_text(header).to_string();
+    }
     let column = |name: &str| table.headers.iter().position(|h| h == name);
     let fixed = ["rank", "submission", "team", "baseline", "mean_task_rank"];
     let idx = fixed
@@ -97,8 +103,8 @@ pub fn read(run_dir: &Path) -> Result<Vec<StoredRow>> {
                     "" => None,
                     text => Some(text.parse().map_err(|_| bad("rank is not a number"))?),
                 },
-                submission: f(idx[1]).to_string(),
-                team: f(idx[2]).to_string(),
+                submission: text::from_csv_text(f(idx[1])).to_string(),
+                team: text::from_csv_text(f(idx[2])).to_string(),
                 baseline: f(idx[3]) == "true",
                 mean_task_rank: number(f(idx[4])),
                 tasks: standings,
@@ -114,15 +120,26 @@ pub fn read(run_dir: &Path) -> Result<Vec<StoredRow>> {
 /// The leaderboard in `format`.
 pub fn render(run_dir: &Path, rows: &[StoredRow], format: Format) -> Result<String> {
     Ok(match format {
-        Format::Csv => {
-            let path = run_dir.join("leaderboard.csv");
-            std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?
-        }
+        Format::Csv => neutralized_csv(&run_dir.join("leaderboard.csv"))?,
         Format::Json => {
-            let mut text =
-                serde_json::to_string_pretty(rows).map_err(|e| Error::msg(e.to_string()))?;
-            text.push('\n');
-            text
+            // An export for people and their tools: shown text, like every other format.
+            let shown: Vec<StoredRow> = rows
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    r.row.submission = text::shown(&r.row.submission);
+                    r.row.team = text::shown(&r.row.team);
+                    for t in &mut r.row.tasks {
+                        t.task = text::shown(&t.task);
+                        t.metric = text::shown(&t.metric);
+                    }
+                    r
+                })
+                .collect();
+            let mut json =
+                serde_json::to_string_pretty(&shown).map_err(|e| Error::msg(e.to_string()))?;
+            json.push('\n');
+            json
         }
         Format::Table => {
             let plain: Vec<LeaderboardRow> = rows.iter().map(|r| r.row.clone()).collect();
@@ -135,16 +152,38 @@ pub fn render(run_dir: &Path, rows: &[StoredRow], format: Format) -> Result<Stri
     })
 }
 
+/// `leaderboard.csv` written again, cell by cell: a number stays as it is, every other cell is
+/// read back and neutralized again by [`text::csv_text`].
+fn neutralized_csv(path: &Path) -> Result<String> {
+    let table = Table::read(path)?;
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let cell = |c: &String| text::csv_text(text::from_csv_text(c));
+    let err = |e: csv::Error| Error::io("write", path, e);
+    writer
+        .write_record(table.headers.iter().map(cell))
+        .map_err(err)?;
+    for row in &table.rows {
+        writer
+            .write_record(row.fields.iter().map(cell))
+            .map_err(err)?;
+    }
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
+    String::from_utf8(bytes).map_err(|e| Error::msg(format!("{}: {e}", path.display())))
+}
+
 /// The leaderboard as a Markdown table, names escaped.
 pub fn markdown(rows: &[LeaderboardRow]) -> String {
     let mut header = vec!["rank".to_string(), "submission".into(), "team".into()];
     if let Some(first) = rows.first() {
-        header.extend(
-            first
-                .tasks
-                .iter()
-                .map(|t| format!("{} {}", escape_markdown(&t.task), t.metric)),
-        );
+        header.extend(first.tasks.iter().map(|t| {
+            format!(
+                "{} {}",
+                escape_markdown(&t.task),
+                escape_markdown(&t.metric)
+            )
+        }));
     }
     header.push("mean rank".into());
     let mut out = format!(
@@ -176,7 +215,7 @@ pub fn markdown(rows: &[LeaderboardRow]) -> String {
 }
 
 /// Team names and ids are untrusted: in Markdown they must neither break the table nor become
-/// links, emphasis or HTML.
+/// links, emphasis or HTML, nor carry control or bidi characters ([`crate::text::is_hidden`]).
 pub fn escape_markdown(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -189,7 +228,12 @@ pub fn escape_markdown(text: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            // Its escape, with the backslash escaped too, reads the same as a name that was
+            // shown already (from leaderboard.csv) and escaped here.
+            c if text::is_hidden(c) => {
+                out.push('\\');
+                out.extend(c.escape_default());
+            }
             c => out.push(c),
         }
     }
@@ -206,6 +250,10 @@ mod tests {
             escape_markdown("<script>alert(1)</script> | [x](http://e) *b*"),
             "&lt;script&gt;alert\\(1\\)&lt;/script&gt; \\| \\[x\\]\\(http://e\\) \\*b\\*"
         );
-        assert_eq!(escape_markdown("a\nb\u{1b}"), "a b\\u{1b}");
+        assert_eq!(escape_markdown("a\nb\u{1b}"), "a b\\\\u{1b}");
+        assert_eq!(
+            escape_markdown("evil\u{202e}gnp"),
+            escape_markdown(&text::shown("evil\u{202e}gnp"))
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The report's charts, drawn with plotters. A [`Figure`] holds its own data, so the same chart
 //! is drawn as SVG text to inline in `report.html` and as a PNG for slides (`--plots DIR`).
-//! Labels, team names included, are SVG `<text>` that plotters escapes.
+//! Labels, team names included, are SVG `<text>` that plotters escapes; control and bidi
+//! characters become visible escapes ([`crate::text::shown_lines`]).
 //!
 //! Text is laid out with DejaVu Sans, bundled in the binary, so that a PNG looks the same on
 //! every machine and no font is looked up on the host.
@@ -186,6 +187,10 @@ impl Figure {
             self.draw(&root)?;
             root.present().drawn()?;
         }
+        // A name's bidi override would reorder the labels around it in a browser, and a control
+        // character makes the SVG invalid XML: both become visible escapes, like in every
+        // other format (the markup itself holds only line breaks).
+        let svg = crate::text::shown_lines(&svg);
         // plotters spells out SVG's defaults on every shape; a dot-and-box plot of 300 cases
         // × 20 submissions holds 6000 dots, so dropping them keeps the report a third smaller.
         Ok(svg

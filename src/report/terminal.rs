@@ -2,7 +2,7 @@
 
 use crate::ranking::analysis::RankingAnalysis;
 use crate::ranking::LeaderboardRow;
-use crate::runner::events::clean;
+use crate::text::shown as clean;
 
 /// Renders the leaderboard: rank, submission, then each task's primary metric with its 95% CI.
 pub fn leaderboard_table(rows: &[LeaderboardRow]) -> String {
@@ -12,7 +12,7 @@ pub fn leaderboard_table(rows: &[LeaderboardRow]) -> String {
             first
                 .tasks
                 .iter()
-                .map(|t| format!("{} {}", t.task, t.metric)),
+                .map(|t| clean(&format!("{} {}", t.task, t.metric))),
         );
     }
     header.push("mean rank".into());

@@ -137,19 +137,8 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-/// Team-controlled text shown in a terminal: control characters (escape sequences could
-/// rewrite the screen) become visible escapes.
-pub fn clean(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
-}
+/// Team-controlled text shown in a terminal; the rule lives in [`crate::text::shown`].
+pub use crate::text::shown as clean;
 
 /// `runs.csv`, the round's journal: one record per finished case, appended and synced to disk
 /// before the case is reported, so an interrupted round keeps every finished case.
@@ -214,6 +203,7 @@ impl RunsCsv {
         let mut records = Vec::new();
         for row in &table.rows {
             let f = |i: usize| row.fields[idx[i]].as_str();
+            let text = |i: usize| crate::text::from_csv_text(f(i)).to_string();
             let Some(status) = CaseStatus::parse(f(2)) else {
                 continue;
             };
@@ -221,16 +211,16 @@ impl RunsCsv {
                 continue;
             };
             records.push(CaseRecord {
-                submission: f(0).to_string(),
-                case_id: f(1).to_string(),
+                submission: text(0),
+                case_id: text(1),
                 status,
                 exit_code: f(3).parse().ok(),
                 signal: f(4).parse().ok(),
                 wall_s,
                 cpu_s: f(6).parse().ok(),
                 peak_memory_mib: f(7).parse().ok(),
-                message: f(8).to_string(),
-                team_message: f(9).to_string(),
+                message: text(8),
+                team_message: text(9),
             });
         }
         Ok(records)
@@ -239,18 +229,19 @@ impl RunsCsv {
     pub fn append(&mut self, r: &CaseRecord) -> Result<()> {
         let opt = |v: Option<i32>| v.map(|v| v.to_string()).unwrap_or_default();
         let float = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_default();
+        let text = crate::text::csv_text;
         self.writer
             .write_record([
-                r.submission.as_str(),
-                &r.case_id,
+                &text(&r.submission),
+                &text(&r.case_id),
                 r.status.as_str(),
                 &opt(r.exit_code),
                 &opt(r.signal),
                 &format!("{:.3}", r.wall_s),
                 &float(r.cpu_s),
                 &float(r.peak_memory_mib),
-                &r.message,
-                &r.team_message,
+                &text(&r.message),
+                &text(&r.team_message),
             ])
             .and_then(|_| self.writer.flush().map_err(Into::into))
             .and_then(|_| self.writer.get_ref().sync_data().map_err(Into::into))
@@ -263,8 +254,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn terminal_text_shows_control_characters_instead_of_obeying_them() {
-        assert_eq!(clean("team\x1b[2Jname\n"), "team\\u{1b}[2Jname\\n");
-        assert_eq!(clean("Équipe <b>"), "Équipe <b>");
+    fn runs_csv_keeps_no_escape_sequence_nor_formula_and_reads_back_what_it_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.csv");
+        let record = CaseRecord {
+            submission: "-model".into(),
+            case_id: "case-1".into(),
+            status: CaseStatus::Failed,
+            exit_code: Some(-1),
+            signal: None,
+            wall_s: 0.5,
+            cpu_s: None,
+            peak_memory_mib: None,
+            message: "=HYPERLINK(\"http://x\",\"click\") \u{1b}[2J\u{202e}".into(),
+            team_message: "exit code 3: \u{1b}]0;pwned\u{7}".into(),
+        };
+        let mut journal = RunsCsv::create(&path).unwrap();
+        journal.append(&record).unwrap();
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !written.contains(['\u{1b}', '\u{7}', '\u{202e}']),
+            "{written:?}"
+        );
+        assert!(written.contains(",-1,"), "numbers stay numbers: {written}");
+        assert!(
+            written.contains("'-model,") && written.contains("'=HYPERLINK("),
+            "{written}"
+        );
+        let read = RunsCsv::read(&path).unwrap();
+        assert_eq!(read[0].submission, "-model");
+        assert_eq!(read[0].exit_code, Some(-1));
+        assert_eq!(read[0].message, crate::text::shown(&record.message));
+        assert_eq!(read[0].team_message, "exit code 3: \\u{1b}]0;pwned\\u{7}");
     }
 }
