@@ -473,8 +473,8 @@ pub fn write_refused(out_dir: &Path, refused: &[crate::submission::Refused]) -> 
         let folder = r.dir.to_string_lossy();
         writer
             .write_record([
-                crate::runner::events::clean(&folder),
-                crate::runner::events::clean(&r.reason),
+                crate::text::csv_text(&folder),
+                crate::text::csv_text(&r.reason),
             ])
             .map_err(err)?;
     }
