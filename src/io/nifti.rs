@@ -53,7 +53,7 @@ pub fn read_geometry(path: &Path) -> Result<Geometry> {
 /// holds an integer in 0..=255, since teams write masks from many tools.
 pub fn read_labels(path: &Path) -> Result<LabelVolume> {
     let mut labels = Vec::new();
-    let geometry = for_each_slice(path, |_, _, slice| {
+    let geometry = for_each_slice(path, None, |_, _, slice| {
         labels.extend_from_slice(slice);
         Ok(())
     })?;
@@ -152,8 +152,23 @@ impl SparseLabels {
 /// Reads a label map as [`SparseLabels`], decoding slice by slice so that the whole volume is
 /// never in memory.
 pub fn read_sparse_labels(path: &Path) -> Result<SparseLabels> {
+    sparse_labels(path, None)
+}
+
+/// [`read_sparse_labels`] of a mask that must lie on a grid of `expected_shape` (`[nx, ny, nz]`),
+/// such as a team's prediction on the image's grid. Another shape is refused from the header
+/// alone, before a byte of voxel data is decoded or a buffer sized: the header is the team's to
+/// write, and only the organizers' grid says how much memory a mask may take.
+pub fn read_sparse_labels_expecting(
+    path: &Path,
+    expected_shape: [usize; 3],
+) -> Result<SparseLabels> {
+    sparse_labels(path, Some(expected_shape))
+}
+
+fn sparse_labels(path: &Path, expected_shape: Option<[usize; 3]>) -> Result<SparseLabels> {
     let mut slices = Vec::new();
-    let geometry = for_each_slice(path, |geometry, z, slice| {
+    let geometry = for_each_slice(path, expected_shape, |geometry, z, slice| {
         let nx = geometry.shape[0];
         let rows: Vec<usize> = slice
             .chunks_exact(nx)
@@ -195,12 +210,26 @@ pub fn read_sparse_labels(path: &Path) -> Result<SparseLabels> {
 
 /// Decodes a label map slice by slice (z outermost), converting any integer or integral float
 /// data type to u8, and calls `f` with each axial slice (x fastest). Returns the geometry.
+///
+/// The header is untrusted (a team writes its masks): a shape other than `expected_shape` is
+/// refused before anything else, buffers grow only as voxel bytes actually arrive, and the
+/// stream must end where the header says the voxel data does.
 fn for_each_slice(
     path: &Path,
+    expected_shape: Option<[usize; 3]>,
     mut f: impl FnMut(&Geometry, usize, &[u8]) -> Result<()>,
 ) -> Result<Geometry> {
     let mut reader = open(path)?;
     let header = parse_header(&mut reader, path)?;
+    if let Some(expected) = expected_shape {
+        let shape = shape_of(&header, path)?;
+        if shape != expected {
+            return Err(Error::msg(format!(
+                "{} has shape {shape:?}, the image has {expected:?}; write the mask on the image's grid",
+                path.display()
+            )));
+        }
+    }
     let geometry = geometry_of(&header, path)?;
     let datatype = header.data_type().map_err(|_| {
         bad(
@@ -216,7 +245,9 @@ fn for_each_slice(
     })?;
     skip_to_data(&mut reader, &header, path)?;
     let [nx, ny, nz] = geometry.shape;
+    // geometry_of caps the voxel count, so neither product overflows.
     let plane = nx * ny;
+    let data_bytes = geometry.voxels() as u64 * width as u64;
     let scaled = header.scl_slope != 0.0 && (header.scl_slope != 1.0 || header.scl_inter != 0.0);
     let plain = datatype == NiftiType::Uint8 && !scaled;
     let (slope, inter) = if scaled {
@@ -225,16 +256,17 @@ fn for_each_slice(
         (1.0, 0.0)
     };
     let big = header.endianness == Endianness::Big;
-    let mut raw = vec![0u8; plane * width];
-    let mut converted = if plain { Vec::new() } else { vec![0u8; plane] };
+    let mut raw = Vec::new();
+    let mut converted = Vec::new();
     for z in 0..nz {
-        reader
-            .read_exact(&mut raw)
-            .map_err(|e| truncated(path, geometry.voxels() * width, e))?;
+        read_plane(&mut reader, &mut raw, plane * width)
+            .map_err(|e| truncated(path, data_bytes, e))?;
         if plain {
             f(&geometry, z, &raw)?;
             continue;
         }
+        // `raw` holds the plane's bytes, read from the file: this allocation is backed by data.
+        converted.resize(plane, 0);
         for (i, bytes) in raw.chunks_exact(width).enumerate() {
             let v = decode(datatype, bytes, big) * slope + inter;
             if !(v.fract() == 0.0 && (0.0..=255.0).contains(&v)) {
@@ -251,8 +283,29 @@ fn for_each_slice(
         }
         f(&geometry, z, &converted)?;
     }
-    expect_end(&mut reader, path)?;
+    expect_end(&mut reader, path, &geometry, datatype, data_bytes)?;
     Ok(geometry)
+}
+
+/// Plane buffers grow by at most this much (or by doubling) ahead of the bytes read into them,
+/// so that a header claiming a huge plane over a short stream costs about what the stream
+/// holds, not what the header claims.
+const PLANE_GROWTH_BYTES: usize = 1 << 20;
+
+/// Reads the next `len` bytes into `buf`, reusing it when it already has that length (every
+/// plane after the first).
+fn read_plane(reader: &mut dyn Read, buf: &mut Vec<u8>, len: usize) -> std::io::Result<()> {
+    if buf.len() == len {
+        return reader.read_exact(buf);
+    }
+    buf.clear();
+    while buf.len() < len {
+        let start = buf.len();
+        let step = (len - start).min(start.max(PLANE_GROWTH_BYTES));
+        buf.resize(start + step, 0);
+        reader.read_exact(&mut buf[start..])?;
+    }
+    Ok(())
 }
 
 /// A voxel type podium writes.
@@ -430,7 +483,18 @@ fn parse_header(reader: &mut dyn Read, path: &Path) -> Result<NiftiHeader> {
     Ok(header)
 }
 
-fn geometry_of(header: &NiftiHeader, path: &Path) -> Result<Geometry> {
+/// The most voxels podium reads from one volume: 2^31, 2 GiB as uint8, more than a whole-body
+/// CT of 1024 x 1024 x 2000. It keeps every size computed from a header far from overflow,
+/// and a header claiming more is refused before anything is allocated.
+pub const MAX_VOXELS: u64 = 1 << 31;
+
+/// The most bytes of header extensions (between the 348-byte header and `vox_offset`) podium
+/// skips: 16 MiB, far more than the metadata tools store there (a few KiB), so that a forged
+/// `vox_offset` cannot make podium decompress gigabytes before the voxel data.
+const MAX_EXTENSION_BYTES: u64 = 16 << 20;
+
+/// `[nx, ny, nz]` of a 3D volume, from the header alone.
+fn shape_of(header: &NiftiHeader, path: &Path) -> Result<[usize; 3]> {
     let dim = header.dim;
     let ndim = dim[0] as usize;
     if !(3..=7).contains(&ndim) || dim[4..=ndim].iter().any(|&d| d > 1) {
@@ -449,6 +513,21 @@ fn geometry_of(header: &NiftiHeader, path: &Path) -> Result<Geometry> {
             format!("has an empty dimension: shape {shape:?}"),
         ));
     }
+    Ok(shape)
+}
+
+fn geometry_of(header: &NiftiHeader, path: &Path) -> Result<Geometry> {
+    let shape = shape_of(header, path)?;
+    // Each dimension is below 2^16, so the product fits in a u64.
+    let voxels: u64 = shape.iter().map(|&n| n as u64).product();
+    if voxels > MAX_VOXELS {
+        return Err(bad(
+            path,
+            format!(
+                "has shape {shape:?}, {voxels} voxels: more than the {MAX_VOXELS} podium reads from one volume"
+            ),
+        ));
+    }
     let mut spacing_mm = [0.0; 3];
     for (s, p) in spacing_mm.iter_mut().zip(&header.pixdim[1..4]) {
         let p = p.abs() as f64;
@@ -458,6 +537,7 @@ fn geometry_of(header: &NiftiHeader, path: &Path) -> Result<Geometry> {
 }
 
 fn skip_to_data(reader: &mut dyn Read, header: &NiftiHeader, path: &Path) -> Result<()> {
+    // Saturating: NaN becomes 0 and a huge value u64::MAX, both refused below.
     let offset = header.vox_offset as u64;
     if offset < 348 {
         // `.hdr`/`.img` pairs have vox_offset 0; podium's contract is single files.
@@ -468,6 +548,15 @@ fn skip_to_data(reader: &mut dyn Read, header: &NiftiHeader, path: &Path) -> Res
         ));
     }
     let skip = offset - 348;
+    if skip > MAX_EXTENSION_BYTES {
+        return Err(bad(
+            path,
+            format!(
+                "vox_offset {} puts {skip} bytes of header extensions before the voxel data; podium skips at most {MAX_EXTENSION_BYTES} (write the file without extensions, vox_offset 352)",
+                header.vox_offset
+            ),
+        ));
+    }
     let copied = std::io::copy(&mut reader.take(skip), &mut std::io::sink())
         .map_err(|e| Error::io("read", path, e))?;
     if copied < skip {
@@ -479,15 +568,30 @@ fn skip_to_data(reader: &mut dyn Read, header: &NiftiHeader, path: &Path) -> Res
     Ok(())
 }
 
-/// Reads past the voxel data so the gzip trailer (its CRC and length) is verified.
-fn expect_end(reader: &mut dyn Read, path: &Path) -> Result<()> {
-    let mut rest = [0u8; 4096];
+/// After the voxel data the stream must end. A single byte is asked for: the decoder produces
+/// at most one buffer (64 KiB) of what follows, however much a gzip bomb would expand to, and a
+/// read of 0 comes only once the gzip trailer (CRC and length) has been checked.
+fn expect_end(
+    reader: &mut dyn Read,
+    path: &Path,
+    geometry: &Geometry,
+    datatype: NiftiType,
+    data_bytes: u64,
+) -> Result<()> {
+    let mut probe = [0u8; 1];
     loop {
-        match reader.read(&mut rest) {
-            Ok(0) => return Ok(()),
-            Ok(_) => continue,
-            Err(e) => return Err(bad(path, format!("is corrupt after the voxel data: {e}"))),
-        }
+        return match reader.read(&mut probe) {
+            Ok(0) => Ok(()),
+            Ok(_) => Err(bad(
+                path,
+                format!(
+                    "holds more voxel data than its header declares (shape {:?} of {datatype:?}, {data_bytes} bytes); write exactly the voxels of the header, with nothing after them",
+                    geometry.shape
+                ),
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(bad(path, format!("is corrupt after the voxel data: {e}"))),
+        };
     }
 }
 
@@ -531,7 +635,7 @@ fn bad(path: &Path, what: String) -> Error {
     Error::msg(format!("{}: {what}", path.display()))
 }
 
-fn truncated(path: &Path, expected: usize, e: std::io::Error) -> Error {
+fn truncated(path: &Path, expected: u64, e: std::io::Error) -> Error {
     bad(
         path,
         format!("is truncated or corrupt: expected {expected} bytes of voxel data ({e})"),
@@ -639,5 +743,109 @@ mod tests {
             err.contains("junk.nii.gz") && err.contains("NIfTI"),
             "{err}"
         );
+    }
+
+    /// A gzip member holding `bytes`.
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut gz = GzEncoder::new(Vec::new(), Compression::new(1));
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap()
+    }
+
+    /// A header (with its empty extension flag) claiming `shape` of NIfTI datatype `code`.
+    fn forged_header(shape: [usize; 3], code: i16, bits: i16) -> Vec<u8> {
+        let mut h = header_bytes(shape, [1.0; 3], NiftiType::Uint8);
+        h[70..72].copy_from_slice(&code.to_le_bytes());
+        h[72..74].copy_from_slice(&bits.to_le_bytes());
+        h
+    }
+
+    #[test]
+    fn a_header_claiming_a_huge_volume_is_refused_before_anything_is_allocated() {
+        let dir = tempfile::tempdir().unwrap();
+        // 65535^3 float64 voxels: 2.25e15 bytes, in a file of about a hundred.
+        let bomb = dir.path().join("bomb.nii.gz");
+        std::fs::write(&bomb, gzip(&forged_header([65535; 3], 64, 64))).unwrap();
+        let err = read_sparse_labels_expecting(&bomb, [5, 3, 4])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bomb.nii.gz has shape [65535, 65535, 65535], the image has [5, 3, 4]"),
+            "{err}"
+        );
+        // Without an expected grid (the truth, `podium validate`) the voxel cap refuses it.
+        for err in [
+            read_labels(&bomb).unwrap_err().to_string(),
+            read_sparse_labels(&bomb).unwrap_err().to_string(),
+        ] {
+            assert!(
+                err.contains("bomb.nii.gz") && err.contains("more than the"),
+                "{err}"
+            );
+        }
+        // Under the cap (one 46000 x 46000 plane of float64, 16.9 GB) but with no data: memory
+        // follows the bytes the stream holds, and the short stream is an error.
+        let plane = dir.path().join("plane.nii.gz");
+        let mut bytes = forged_header([46000, 46000, 1], 64, 64);
+        bytes.extend_from_slice(&[0u8; 4096]);
+        std::fs::write(&plane, gzip(&bytes)).unwrap();
+        let err = read_labels(&plane).unwrap_err().to_string();
+        assert!(err.contains("truncated or corrupt"), "{err}");
+    }
+
+    #[test]
+    fn a_stream_longer_than_its_header_declares_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.nii.gz");
+        write_volume(&path, sample().view(), [1.0; 3], 6).unwrap();
+        let valid = std::fs::read(&path).unwrap();
+        let mut raw = header_bytes([5, 3, 4], [1.0; 3], NiftiType::Uint8);
+        raw.extend_from_slice(sample().as_slice().unwrap());
+
+        // Extra voxel bytes in the same gzip member, in a second member (as `cat a.gz b.gz`
+        // makes), and after an uncompressed volume.
+        let mut same_member = raw.clone();
+        same_member.extend_from_slice(&[0u8; 1 << 16]);
+        let mut two_members = valid.clone();
+        two_members.extend_from_slice(&gzip(&[0u8; 1 << 16]));
+        let mut plain = raw.clone();
+        plain.push(0);
+        for (name, bytes) in [
+            ("same.nii.gz", gzip(&same_member)),
+            ("members.nii.gz", two_members),
+            ("plain.nii", plain),
+        ] {
+            let file = dir.path().join(name);
+            std::fs::write(&file, bytes).unwrap();
+            let err = read_labels(&file).unwrap_err().to_string();
+            assert!(
+                err.contains(name)
+                    && err.contains("holds more voxel data than its header declares"),
+                "{err}"
+            );
+        }
+
+        // An empty second member adds no byte, and the trailer is still checked.
+        let empty_member = dir.path().join("empty.nii.gz");
+        std::fs::write(&empty_member, [valid.clone(), gzip(&[])].concat()).unwrap();
+        assert_eq!(read_labels(&empty_member).unwrap().labels, sample());
+        let mut bad_crc = valid.clone();
+        let crc_at = bad_crc.len() - 8;
+        bad_crc[crc_at] ^= 0xff;
+        let corrupt = dir.path().join("crc.nii.gz");
+        std::fs::write(&corrupt, bad_crc).unwrap();
+        let err = read_labels(&corrupt).unwrap_err().to_string();
+        assert!(err.contains("corrupt"), "{err}");
+    }
+
+    #[test]
+    fn a_forged_vox_offset_is_refused_before_skipping_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = header_bytes([5, 3, 4], [1.0; 3], NiftiType::Uint8);
+        h[108..112].copy_from_slice(&1e12f32.to_le_bytes());
+        let path = dir.path().join("offset.nii.gz");
+        std::fs::write(&path, gzip(&h)).unwrap();
+        let err = read_labels(&path).unwrap_err().to_string();
+        assert!(err.contains("header extensions"), "{err}");
     }
 }

@@ -651,29 +651,37 @@ impl Context<'_> {
                 let path = self.predictions.mask(spec.prediction_dir, case_id);
                 let shown = format!("{}/{case_id}.nii.gz", spec.prediction_dir);
                 if !path.exists() {
-                    return (case_id.clone(), Ok((Err((CaseStatus::Missing, format!("no mask {shown}"))), worst())));
-                }
-                let predicted = match crate::io::nifti::read_sparse_labels(&path) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let text = e.to_string().replace(&path.display().to_string(), &shown);
-                        return (case_id.clone(), Ok((Err((CaseStatus::Invalid, text)), worst())));
-                    }
-                };
-                if predicted.geometry.shape != geometry.shape {
-                    let text = format!(
-                        "{shown} has shape {:?}, the image has {:?}; write the mask on the image's grid",
-                        predicted.geometry.shape, geometry.shape
+                    return (
+                        case_id.clone(),
+                        Ok((
+                            Err((CaseStatus::Missing, format!("no mask {shown}"))),
+                            worst(),
+                        )),
                     );
-                    return (case_id.clone(), Ok((Err((CaseStatus::Invalid, text)), worst())));
                 }
+                // The team's header is checked against the truth's grid before any voxel is
+                // decoded, so a mask claiming a huge volume costs nothing.
+                let predicted =
+                    match crate::io::nifti::read_sparse_labels_expecting(&path, geometry.shape) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            let text = e.to_string().replace(&path.display().to_string(), &shown);
+                            return (
+                                case_id.clone(),
+                                Ok((Err((CaseStatus::Invalid, text)), worst())),
+                            );
+                        }
+                    };
                 // Both masks are zero outside the box around their labels, so every metric
                 // computed inside that box equals the one over the whole image, at a fraction
                 // of the memory and time.
                 let frame = match (truth.bounding_box(), predicted.bounding_box()) {
                     (Some(a), Some(b)) => a.union(b),
                     (Some(a), None) | (None, Some(a)) => a,
-                    (None, None) => VoxelBox { min: [0; 3], max: [1; 3] },
+                    (None, None) => VoxelBox {
+                        min: [0; 3],
+                        max: [1; 3],
+                    },
                 };
                 let t = truth.to_dense(frame);
                 let p = predicted.to_dense(frame);
@@ -682,13 +690,19 @@ impl Context<'_> {
                     shape: frame.shape(),
                     spacing_mm: geometry.spacing_mm,
                     nsd_tolerance_mm: spec.nsd_tolerance_mm,
-                    worst_distance_mm: spec.worst_distance_mm.unwrap_or_else(|| diagonal_mm(&geometry)),
+                    worst_distance_mm: spec
+                        .worst_distance_mm
+                        .unwrap_or_else(|| diagonal_mm(&geometry)),
                 };
                 let values = labels
                     .iter()
                     .map(|&label| {
                         let o = segmentation::overlap(&p, &t, label).unwrap_or_default();
-                        let b = if needs_boundary { distance::boundary_metrics(&p, &t, label, &boundary_spec) } else { None };
+                        let b = if needs_boundary {
+                            distance::boundary_metrics(&p, &t, label, &boundary_spec)
+                        } else {
+                            None
+                        };
                         LabelValues {
                             dice: o.dice(),
                             iou: o.iou(),
