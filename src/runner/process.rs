@@ -352,7 +352,7 @@ pub(super) fn close_inherited_descriptors() -> std::io::Result<()> {
         rlim_max: 0,
     };
     let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-        (limit.rlim_cur as u64).min(1 << 20) as libc::c_int
+        limit.rlim_cur.min(1 << 20) as libc::c_int
     } else {
         1 << 16
     };

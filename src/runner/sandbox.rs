@@ -204,6 +204,7 @@ impl SandboxBackend {
 
     /// Runs `cmd` (bwrap) in a new cgroup with the limits, waits at most `wall`, and captures
     /// capped logs.
+    #[allow(clippy::too_many_arguments)]
     fn execute(
         &self,
         mut cmd: Command,
