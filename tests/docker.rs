@@ -663,7 +663,16 @@ fn an_archive_cannot_take_another_teams_tag_and_is_removed_after_the_round() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/faulty");
     let victim_tag = tag("hijacked-victim");
     // The attacker's image (a crasher), saved under the victim's tag, then gone from the engine.
-    let attacker_id = build_fixture_image(&fixtures.join("crasher"), &victim_tag);
+    // A file of its own makes its id unique: the crasher image another test builds must not be
+    // taken for it.
+    let crasher = dir.path().join("crasher");
+    std::fs::create_dir_all(&crasher).unwrap();
+    for entry in std::fs::read_dir(fixtures.join("crasher")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), crasher.join(entry.file_name())).unwrap();
+    }
+    std::fs::write(crasher.join("nonce"), dir.path().display().to_string()).unwrap();
+    let attacker_id = build_fixture_image(&crasher, &victim_tag);
     let subs = dir.path().join("subs");
     let attacker = docker_submission(&subs, "a-attacker", "image_archive = \"model.tar.gz\"");
     save_image(&victim_tag, &attacker.join("model.tar.gz"));
