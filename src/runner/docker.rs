@@ -428,6 +428,7 @@ impl DockerBackend {
             ExitContext {
                 timed_out,
                 killed_after_grace: killed_after_grace && code == 128 + libc::SIGKILL,
+                output_full: false,
                 oom_kills: u64::from(oom),
                 wall,
                 limits,

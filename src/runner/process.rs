@@ -160,20 +160,17 @@ fn execute(
     let _ = out_reader.join();
     let stderr_tail = err_reader.join().unwrap_or_default();
 
-    let (status, message) = if full {
-        output_full(limits)
-    } else {
-        describe_exit(
-            exit,
-            ExitContext {
-                timed_out,
-                killed_after_grace: false,
-                oom_kills: 0,
-                wall,
-                limits,
-            },
-        )
-    };
+    let (status, message) = describe_exit(
+        exit,
+        ExitContext {
+            timed_out,
+            killed_after_grace: false,
+            output_full: full,
+            oom_kills: 0,
+            wall,
+            limits,
+        },
+    );
     Ok(Execution {
         status,
         exit_code: exit.code(),
@@ -191,6 +188,8 @@ pub(super) struct ExitContext<'a> {
     pub timed_out: bool,
     /// Still running after SIGTERM and the grace period, so SIGKILLed.
     pub killed_after_grace: bool,
+    /// Stopped because its output folder reached `output_mb` while it ran.
+    pub output_full: bool,
     /// OOM kills counted by the case's cgroup.
     pub oom_kills: u64,
     pub wall: Duration,
@@ -204,7 +203,15 @@ pub(super) fn describe_exit(
     c: ExitContext,
 ) -> (ExecStatus, String) {
     let code = exit.code();
-    if c.timed_out {
+    if c.output_full {
+        (
+            ExecStatus::OutputLimit,
+            format!(
+                "wrote the output limit of {} MB to its output folder while running; stopped",
+                c.limits.output_mb
+            ),
+        )
+    } else if c.timed_out {
         let mut message = format!(
             "exceeded the wall-time limit of {:.1} s",
             c.wall.as_secs_f64()
@@ -283,17 +290,6 @@ pub(super) fn wait_watching(
             return Ok(Waited::OutputFull);
         }
     }
-}
-
-/// The ending of a program stopped because its output folder reached the limit.
-pub(super) fn output_full(limits: &Limits) -> (ExecStatus, String) {
-    (
-        ExecStatus::OutputLimit,
-        format!(
-            "wrote the output limit of {} MB to its output folder while running; stopped",
-            limits.output_mb
-        ),
-    )
 }
 
 /// Waits for the child; past the deadline sends SIGTERM to its group, then SIGKILL after the

@@ -47,8 +47,8 @@ use wait_timeout::ChildExt;
 use super::case_mounts::{CaseFolders, OutputWatch};
 use super::cgroup::{join_self, CaseGroup, Hierarchy};
 use super::process::{
-    capture, close_inherited_descriptors, describe_exit, output_full, set_rlimit, wait_watching,
-    ExitContext, Waited,
+    capture, close_inherited_descriptors, describe_exit, set_rlimit, wait_watching, ExitContext,
+    Waited,
 };
 use super::{wrong_kind, Backend, CaseJob, ExecStatus, Execution};
 use crate::challenge::Limits;
@@ -301,20 +301,17 @@ impl SandboxBackend {
         let _ = out_reader.join();
         let stderr_tail = err_reader.join().unwrap_or_default();
 
-        let (status, message) = if output_was_full {
-            output_full(limits)
-        } else {
-            describe_exit(
-                exit,
-                ExitContext {
-                    timed_out,
-                    killed_after_grace,
-                    oom_kills,
-                    wall,
-                    limits,
-                },
-            )
-        };
+        let (status, message) = describe_exit(
+            exit,
+            ExitContext {
+                timed_out,
+                killed_after_grace,
+                output_full: output_was_full,
+                oom_kills,
+                wall,
+                limits,
+            },
+        );
         Ok(Execution {
             status,
             exit_code: exit.code(),
