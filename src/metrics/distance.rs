@@ -1360,7 +1360,9 @@ fn directed_distances(
                 if budget.exhausted() {
                     return out;
                 }
-                budget.charge((queries.cy * cw) as u64);
+                // Charged in batches: one shared counter per row would cost more than
+                // the rows of close surfaces.
+                let mut pending = (queries.cy * cw) as u64;
                 missed.clear();
                 missed_at.clear();
                 let mut failed = 0usize;
@@ -1398,8 +1400,9 @@ fn directed_distances(
                                     (bound, at) = (v, last);
                                 }
                             }
-                            let (v, found) =
-                                nearest_sq(features, &weights, [b, y, z], bound, &mut row_steps);
+                            let (v, found, probes) =
+                                nearest_sq(features, &weights, [b, y, z], bound);
+                            row_steps += probes;
                             d2 = v;
                             last = found.or(at);
                         }
@@ -1412,11 +1415,15 @@ fn directed_distances(
                             out.push(f64::INFINITY);
                         }
                     });
-                    budget.charge(row_steps);
-                    if budget.exhausted() {
-                        return out;
+                    pending += row_steps;
+                    if pending >= CHARGE_BATCH {
+                        budget.charge(std::mem::take(&mut pending));
+                        if budget.exhausted() {
+                            return out;
+                        }
                     }
                 }
+                budget.charge(pending);
                 if !missed.is_empty() {
                     missed_out.clear();
                     missed_out.resize(missed.len(), 0.0);
@@ -1435,6 +1442,10 @@ fn directed_distances(
         .collect();
     per_plane.concat()
 }
+
+/// Steps [`directed_distances`] accumulates before charging them to the
+/// budget: well under a millisecond of work.
+const CHARGE_BATCH: u64 = 1 << 16;
 
 /// Per-thread buffers of [`directed_distances`].
 struct PlaneWork {
@@ -1588,17 +1599,18 @@ impl Weights {
 /// is non-negative and rounding is monotonic, so no voxel of those rows can
 /// do better); in each row the nearest feature in x gives the row's
 /// smallest value. The result is thus the exact minimum of the formula.
-/// Adds the number of rows examined to `probes`.
+/// Also returns the number of steps `|dy|` taken, summed over the rows of
+/// constant z visited: the work done, for the budget.
 #[inline]
 fn nearest_sq(
     features: &SurfaceBits,
     w: &Weights,
     [b, y, z]: [usize; 3],
     bound: f64,
-    probes: &mut u64,
-) -> (f64, Option<[usize; 3]>) {
+) -> (f64, Option<[usize; 3]>, u64) {
     let mut best = bound;
     let mut at = None;
+    let mut probes = 0;
     let (cy, cz) = (features.cy, features.cz);
     let (k, i) = (b / 64 + 1, b % 64);
     for dz in 0..cz {
@@ -1612,7 +1624,10 @@ fn nearest_sq(
             break;
         }
         for zz in [below, above].into_iter().flatten() {
-            for dy in 0..cy {
+            // Counted once per row of constant z, from the loop's own index: a count in
+            // the innermost loop would slow the search measurably.
+            let mut dy = 0;
+            while dy < cy {
                 let south = y.checked_sub(dy);
                 let north = Some(y + dy).filter(|&v| dy > 0 && v < cy);
                 if south.is_none() && north.is_none() {
@@ -1623,7 +1638,6 @@ fn nearest_sq(
                     break;
                 }
                 for yy in [south, north].into_iter().flatten() {
-                    *probes += 1;
                     let r = features.row(yy, zz);
                     let (before, word, after) = (r[k - 1], r[k], r[k + 1]);
                     // Bits b, b + 1, ..., b + 63 from bit 0 up, and bits b,
@@ -1642,10 +1656,12 @@ fn nearest_sq(
                         }
                     }
                 }
+                dy += 1;
             }
+            probes += dy as u64 + 1;
         }
     }
-    (best, at)
+    (best, at, probes)
 }
 
 /// Width of the first band of [`banded_distances`], in units of the largest
