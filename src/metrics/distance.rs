@@ -1310,8 +1310,8 @@ fn banded_distances(
 /// the search (surfaces far apart) sends its remaining queries straight to
 /// [`banded_distances`].
 ///
-/// The work is charged to `budget` row by row; once it is exhausted the
-/// remaining rows and planes are skipped and the result is incomplete.
+/// The work is charged to `budget` in batches of rows; once it is exhausted
+/// the remaining rows and planes are skipped and the result is incomplete.
 fn directed_distances(
     features: &SurfaceBits,
     queries: &SurfaceBits,
