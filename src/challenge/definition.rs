@@ -45,6 +45,10 @@ pub struct ScoringSettings {
     pub missing: MissingPolicy,
     pub bootstrap_resamples: usize,
     pub seed: u64,
+    /// podium's, not the organizers': not read from `challenge.toml` (a key of that name is
+    /// refused as unknown) and not written to `run.json`.
+    #[serde(skip)]
+    pub case_bound: crate::scoring::CaseBound,
 }
 
 impl Default for ScoringSettings {
@@ -54,6 +58,7 @@ impl Default for ScoringSettings {
             missing: MissingPolicy::Worst,
             bootstrap_resamples: 1000,
             seed: 20201,
+            case_bound: crate::scoring::CaseBound::default(),
         }
     }
 }

@@ -108,6 +108,15 @@
 //! surface voxel for the distances and plane-sized scratch buffers per
 //! thread; no byte copy of the volume is made. Results are exact up to the
 //! rounding of the formula and do not depend on the thread count.
+//!
+//! Work: [`boundary_metrics_within`] checks the size of the predicted surface
+//! before any distance, and counts the work of the distances in steps (rows
+//! probed, words tested, parabolas and rows of the transform), stopping once a
+//! [`WorkBudget`] is spent. podium gives each case a budget so that a mask
+//! built to be expensive (every voxel on the surface) cannot hold up a round.
+//! The count depends on the masks alone, not on the machine or thread count.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
@@ -188,6 +197,77 @@ pub fn boundary_metrics(
     label: u8,
     spec: &BoundarySpec,
 ) -> Option<BoundaryMetrics> {
+    boundary_metrics_within(predicted, truth, label, spec, &WorkBudget::unlimited())
+        .and_then(Result::ok)
+}
+
+/// Limits on the work of [`boundary_metrics_within`], so that a prediction built to be
+/// expensive cannot hold up the scoring of everyone else. A mask whose every voxel touches the
+/// background (voxel noise, a checkerboard) has a surface as large as its volume, and the
+/// distances of the surface voxels far from the other mask are what costs.
+///
+/// Both limits are deterministic: whether a computation exceeds them depends on the masks
+/// alone, never on the machine, its load or the thread count, so a case scores the same on a
+/// rescore.
+#[derive(Debug)]
+pub struct WorkBudget {
+    max_surface_voxels: u64,
+    max_steps: u64,
+    spent: AtomicU64,
+}
+
+impl WorkBudget {
+    /// At most `max_surface_voxels` surface voxels in the predicted mask (its distances take 8
+    /// bytes each), and at most `max_steps` steps of distance computation summed over every
+    /// call made with this budget. A step is an elementary unit of the search: a feature row
+    /// probed, a 64-voxel word tested, a parabola or row of the distance transform; a few
+    /// nanoseconds each.
+    pub fn new(max_surface_voxels: u64, max_steps: u64) -> WorkBudget {
+        WorkBudget {
+            max_surface_voxels,
+            max_steps,
+            spent: AtomicU64::new(0),
+        }
+    }
+
+    pub fn unlimited() -> WorkBudget {
+        WorkBudget::new(u64::MAX, u64::MAX)
+    }
+
+    /// Steps charged so far.
+    pub fn spent(&self) -> u64 {
+        self.spent.load(Ordering::Relaxed)
+    }
+
+    fn charge(&self, steps: u64) {
+        self.spent.fetch_add(steps, Ordering::Relaxed);
+    }
+
+    /// Once true, stays true: charges only add. Work stops only after this, so the steps
+    /// charged by the end exceed the limit exactly when the whole computation's would.
+    fn exhausted(&self) -> bool {
+        self.spent() > self.max_steps
+    }
+}
+
+/// Why [`boundary_metrics_within`] gave up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverBudget {
+    /// The predicted mask has `voxels` surface voxels of the label, more than `limit`.
+    Surface { voxels: u64, limit: u64 },
+    /// The distances took more than `limit` steps.
+    Steps { limit: u64 },
+}
+
+/// [`boundary_metrics`] within `budget`: `Some(Err(_))` when the computation would exceed it
+/// (then stopped early, its result discarded). `None` as for [`boundary_metrics`].
+pub fn boundary_metrics_within(
+    predicted: &[u8],
+    truth: &[u8],
+    label: u8,
+    spec: &BoundarySpec,
+    budget: &WorkBudget,
+) -> Option<Result<BoundaryMetrics, OverBudget>> {
     let n = spec.voxel_count()?;
     if predicted.len() != n || truth.len() != n {
         return None;
@@ -205,24 +285,46 @@ pub fn boundary_metrics(
         nsd: 0.0,
     };
     if n == 0 {
-        return Some(perfect);
+        return Some(Ok(perfect));
     }
     let (mask_a, mask_b, extent) = mask_bits(predicted, truth, label, spec.shape);
     let bbox = match (extent.has_predicted, extent.has_truth) {
-        (false, false) => return Some(perfect),
+        (false, false) => return Some(Ok(perfect)),
         (true, true) => Crop {
             lo: extent.lo,
             hi: extent.hi,
         },
-        _ => return Some(worst),
+        _ => return Some(Ok(worst)),
     };
     let surface_a = SurfaceBits::new(&mask_a, spec.shape, &bbox);
     drop(mask_a);
+    // Checked before any distance: the count bounds the memory of the distances.
+    let voxels = surface_a.count();
+    if voxels > budget.max_surface_voxels {
+        return Some(Err(OverBudget::Surface {
+            voxels,
+            limit: budget.max_surface_voxels,
+        }));
+    }
     let surface_b = SurfaceBits::new(&mask_b, spec.shape, &bbox);
     drop(mask_b);
-    let d_ab = directed_distances(&surface_b, &surface_a, spec.spacing_mm);
-    let d_ba = directed_distances(&surface_a, &surface_b, spec.spacing_mm);
-    Some(summarise(d_ab, d_ba, spec.nsd_tolerance_mm))
+    let over = || {
+        Some(Err(OverBudget::Steps {
+            limit: budget.max_steps,
+        }))
+    };
+    if budget.exhausted() {
+        return over();
+    }
+    let d_ab = directed_distances(&surface_b, &surface_a, spec.spacing_mm, budget);
+    if budget.exhausted() {
+        return over();
+    }
+    let d_ba = directed_distances(&surface_a, &surface_b, spec.spacing_mm, budget);
+    if budget.exhausted() {
+        return over();
+    }
+    Some(Ok(summarise(d_ab, d_ba, spec.nsd_tolerance_mm)))
 }
 
 /// Exact Euclidean distance transform with anisotropic spacing: for every
@@ -538,6 +640,11 @@ impl SurfaceBits {
         }
     }
 
+    /// Number of surface voxels.
+    fn count(&self) -> u64 {
+        self.words.iter().map(|w| u64::from(w.count_ones())).sum()
+    }
+
     /// Crop row `(y, z)`, with its zero words.
     #[inline]
     fn row(&self, y: usize, z: usize) -> &[u64] {
@@ -795,6 +902,8 @@ struct Scratch {
     done_x: Vec<u32>,
     /// Queries still unresolved between the rounds of [`banded_distances`].
     retry: Vec<u32>,
+    /// Steps of work done (see [`WorkBudget`]), for the caller to charge.
+    steps: u64,
     retry_at: Vec<usize>,
     retry_out: Vec<f64>,
 }
@@ -860,8 +969,10 @@ fn plane_distances(
         stamp,
         generation,
         done_x,
+        steps,
         ..
     } = scratch;
+    *steps += (queries.len() + cx) as u64;
 
     rows.clear();
     for (k, &q) in queries.iter().enumerate() {
@@ -894,6 +1005,7 @@ fn plane_distances(
         g_off,
         stamp,
         gen,
+        steps: 0,
     };
 
     // Planes of constant x that can matter: within kx of a query.
@@ -942,6 +1054,7 @@ fn plane_distances(
                 let below = z.checked_sub(d);
                 let above = Some(z + d).filter(|&p| d > 0 && p < nz);
                 for plane in [below, above].into_iter().flatten() {
+                    *steps += sites.by_plane[plane].len() as u64;
                     for &c in &sites.by_plane[plane] {
                         let (w, bit) = (c as usize / 64, 1u64 << (c % 64));
                         if active[w] & bit == 0 {
@@ -952,6 +1065,7 @@ fn plane_distances(
                 }
             }
             column.clear();
+            *steps += active.len() as u64;
             let mut current_x = usize::MAX;
             for (w, &word) in active.iter().enumerate() {
                 let mut bits = word;
@@ -978,8 +1092,11 @@ fn plane_distances(
         }
     }
 
+    *steps += cols.steps;
+
     // x pass, at the query voxels only.
     let inv_wx = 1.0 / sq(sx);
+    let mut x_steps = 0u64;
     for (r, &(_, begin, end)) in rows.iter().enumerate() {
         let g_at = |x: usize| {
             let i = x * nrows + r;
@@ -1008,6 +1125,7 @@ fn plane_distances(
             let mut nearest = best.is_finite().then_some(xq);
             let mut scanned = false;
             for k in 1..=scan_end {
+                x_steps += 1;
                 let dx2 = sq(sx * k as f64);
                 if dx2 >= best || (k > xq && xq + k >= cx) {
                     scanned = true;
@@ -1025,6 +1143,7 @@ fn plane_distances(
             }
             if !scanned && scan_end < kx {
                 if !envelope_built {
+                    x_steps += done_x.len() as u64;
                     env.clear();
                     for &x in done_x.iter() {
                         let h = g_at(x as usize);
@@ -1042,13 +1161,17 @@ fn plane_distances(
             }
             *o = nearest.map_or(f64::INFINITY, |xf| distance(xq, xf));
         }
+        x_steps += (end - begin) as u64;
     }
+    *steps += x_steps;
     matches!(band, Band::All)
 }
 
 /// The y pass of [`plane_distances`] for one plane of constant x.
 struct ColumnPass<'a> {
     spacing: [f64; 3],
+    /// Sites pushed and rows set, for [`Scratch::steps`].
+    steps: u64,
     /// Rows farther than this from every site are left unset.
     ky: usize,
     /// Receives each x processed.
@@ -1067,6 +1190,7 @@ impl ColumnPass<'_> {
     fn run(&mut self, x: usize, sites: &[(u32, u32)]) {
         let [_, sy, sz] = self.spacing;
         let inv_wy = 1.0 / sq(sy);
+        self.steps += sites.len() as u64;
         self.done_x.push(x as u32);
         self.env.clear();
         for &(y, dz) in sites {
@@ -1093,6 +1217,7 @@ impl ColumnPass<'_> {
                 k += 1;
             }
             r += self.rows[r..].partition_point(|row| (row.0 as usize) < lo);
+            let first = r;
             while r < nrows && (self.rows[r].0 as usize) <= hi {
                 let y = self.rows[r].0;
                 let p = self.env.lowest_at(&mut j, f64::from(y));
@@ -1103,6 +1228,7 @@ impl ColumnPass<'_> {
                 self.stamp[base + r] = self.gen;
                 r += 1;
             }
+            self.steps += (r - first) as u64;
         }
     }
 }
@@ -1111,7 +1237,9 @@ impl ColumnPass<'_> {
 /// as the data allows: a first round looks only at features within
 /// `u0` mm; the queries it left unresolved (a result above the band) are
 /// retried with the band doubled, and so on, the last round considering
-/// all features.
+/// all features. Each round's steps are charged to `budget`; once it is
+/// exhausted no further round runs (and `out` is not exact).
+#[allow(clippy::too_many_arguments)]
 fn banded_distances(
     sites: &ColumnSites,
     spacing: [f64; 3],
@@ -1120,6 +1248,7 @@ fn banded_distances(
     u0: f64,
     scratch: &mut Scratch,
     out: &mut [f64],
+    budget: &WorkBudget,
 ) {
     let mut u = u0;
     if plane_distances(sites, spacing, z, queries, Band::Within(u), scratch, out) {
@@ -1137,6 +1266,10 @@ fn banded_distances(
         }
     }
     while !retry.is_empty() {
+        budget.charge(std::mem::take(&mut scratch.steps));
+        if budget.exhausted() {
+            break;
+        }
         u *= BAND_GROWTH;
         // Past the box diagonal the band holds every feature.
         let band = if u > sites.diagonal_mm(spacing) {
@@ -1176,10 +1309,14 @@ fn banded_distances(
 /// unresolved go to [`banded_distances`]. A plane whose queries mostly fail
 /// the search (surfaces far apart) sends its remaining queries straight to
 /// [`banded_distances`].
+///
+/// The work is charged to `budget` in batches of rows; once it is exhausted
+/// the remaining rows and planes are skipped and the result is incomplete.
 fn directed_distances(
     features: &SurfaceBits,
     queries: &SurfaceBits,
     spacing: [f64; 3],
+    budget: &WorkBudget,
 ) -> Vec<f64> {
     let weights = Weights::new(spacing, [64 * features.cw.max(1), features.cy, features.cz]);
     let near = NearOffsets::new(&weights);
@@ -1193,6 +1330,8 @@ fn directed_distances(
                 .into_par_iter()
                 .map(|z| features.plane_indices(z))
                 .collect();
+            let columns = features.cx * features.cy;
+            budget.charge((columns + planes.iter().map(Vec::len).sum::<usize>()) as u64);
             ColumnSites::new(features.cx, features.cy, &planes)
         })
     };
@@ -1218,6 +1357,12 @@ fn directed_distances(
                     values,
                 } = work;
                 let mut out = Vec::new();
+                if budget.exhausted() {
+                    return out;
+                }
+                // Charged in batches: one shared counter per row would cost more than
+                // the rows of close surfaces.
+                let mut pending = (queries.cy * cw) as u64;
                 missed.clear();
                 missed_at.clear();
                 let mut failed = 0usize;
@@ -1230,11 +1375,12 @@ fn directed_distances(
                         continue;
                     }
                     rem.copy_from_slice(row);
+                    let mut row_steps = 0;
                     let searched = out.len() - missed.len() + failed;
                     let give_up =
                         |searched: usize, failed: usize| searched >= 64 && 2 * failed > searched;
                     if !give_up(searched, failed) {
-                        near.resolve(features, y, z, rem, values);
+                        row_steps += near.resolve(features, y, z, rem, values);
                     }
                     for_each_bit(row, |b| {
                         if rem[b / 64] & (1 << (b % 64)) == 0 {
@@ -1254,7 +1400,9 @@ fn directed_distances(
                                     (bound, at) = (v, last);
                                 }
                             }
-                            let (v, found) = nearest_sq(features, &weights, [b, y, z], bound);
+                            let (v, found, probes) =
+                                nearest_sq(features, &weights, [b, y, z], bound);
+                            row_steps += probes;
                             d2 = v;
                             last = found.or(at);
                         }
@@ -1267,12 +1415,23 @@ fn directed_distances(
                             out.push(f64::INFINITY);
                         }
                     });
+                    pending += row_steps;
+                    if pending >= CHARGE_BATCH {
+                        budget.charge(std::mem::take(&mut pending));
+                        if budget.exhausted() {
+                            return out;
+                        }
+                    }
                 }
+                budget.charge(pending);
                 if !missed.is_empty() {
                     missed_out.clear();
                     missed_out.resize(missed.len(), 0.0);
                     let sites = column_sites();
-                    banded_distances(sites, spacing, z as u32, missed, u0, scratch, missed_out);
+                    banded_distances(
+                        sites, spacing, z as u32, missed, u0, scratch, missed_out, budget,
+                    );
+                    budget.charge(std::mem::take(&mut scratch.steps));
                     for (&k, &d) in missed_at.iter().zip(missed_out.iter()) {
                         out[k] = d;
                     }
@@ -1283,6 +1442,10 @@ fn directed_distances(
         .collect();
     per_plane.concat()
 }
+
+/// Steps [`directed_distances`] accumulates before charging them to the
+/// budget: well under a millisecond of work.
+const CHARGE_BATCH: u64 = 1 << 16;
 
 /// Per-thread buffers of [`directed_distances`].
 struct PlaneWork {
@@ -1346,7 +1509,7 @@ impl NearOffsets {
 
     /// Resolves the queries `rem` (bits of crop row `(y, z)`) that have a
     /// feature at one of the offsets: clears their bits and sets their
-    /// distances in `values`.
+    /// distances in `values`. Returns the number of words it visited.
     fn resolve(
         &self,
         features: &SurfaceBits,
@@ -1354,7 +1517,8 @@ impl NearOffsets {
         z: usize,
         rem: &mut [u64],
         values: &mut [f64],
-    ) {
+    ) -> u64 {
+        let mut visited = 0;
         let (cy, cz) = (features.cy, features.cz);
         let mut left: u32 = rem.iter().map(|w| w.count_ones()).sum();
         for &([dx, dy, dz], d) in &self.steps {
@@ -1368,6 +1532,7 @@ impl NearOffsets {
             ];
             for zz in zs.into_iter().flatten() {
                 for yy in ys.into_iter().flatten() {
+                    visited += rem.len() as u64;
                     let r = features.row(yy, zz);
                     for k in 0..rem.len() {
                         if rem[k] == 0 {
@@ -1391,9 +1556,10 @@ impl NearOffsets {
                 }
             }
             if left == 0 {
-                return;
+                return visited;
             }
         }
+        visited
     }
 }
 
@@ -1433,15 +1599,18 @@ impl Weights {
 /// is non-negative and rounding is monotonic, so no voxel of those rows can
 /// do better); in each row the nearest feature in x gives the row's
 /// smallest value. The result is thus the exact minimum of the formula.
+/// Also returns the number of steps `|dy|` taken, summed over the rows of
+/// constant z visited: the work done, for the budget.
 #[inline]
 fn nearest_sq(
     features: &SurfaceBits,
     w: &Weights,
     [b, y, z]: [usize; 3],
     bound: f64,
-) -> (f64, Option<[usize; 3]>) {
+) -> (f64, Option<[usize; 3]>, u64) {
     let mut best = bound;
     let mut at = None;
+    let mut probes = 0;
     let (cy, cz) = (features.cy, features.cz);
     let (k, i) = (b / 64 + 1, b % 64);
     for dz in 0..cz {
@@ -1455,7 +1624,10 @@ fn nearest_sq(
             break;
         }
         for zz in [below, above].into_iter().flatten() {
-            for dy in 0..cy {
+            // Counted once per row of constant z, from the loop's own index: a count in
+            // the innermost loop would slow the search measurably.
+            let mut dy = 0;
+            while dy < cy {
                 let south = y.checked_sub(dy);
                 let north = Some(y + dy).filter(|&v| dy > 0 && v < cy);
                 if south.is_none() && north.is_none() {
@@ -1484,10 +1656,12 @@ fn nearest_sq(
                         }
                     }
                 }
+                dy += 1;
             }
+            probes += dy as u64 + 1;
         }
     }
-    (best, at)
+    (best, at, probes)
 }
 
 /// Width of the first band of [`banded_distances`], in units of the largest
@@ -2081,7 +2255,16 @@ mod tests {
                 );
                 for u0 in [0.05, 0.4, 1.0, 3.0] {
                     let mut got = vec![0.0; q.len()];
-                    banded_distances(&sites, spacing, z as u32, q, u0, &mut scratch, &mut got);
+                    banded_distances(
+                        &sites,
+                        spacing,
+                        z as u32,
+                        q,
+                        u0,
+                        &mut scratch,
+                        &mut got,
+                        &WorkBudget::unlimited(),
+                    );
                     assert_eq!(got, exact, "case {case}, plane {z}, u0 {u0}");
                 }
             }
@@ -2107,6 +2290,91 @@ mod tests {
             .unwrap()
             .install(|| boundary_metrics(&a, &b, 1, &s).unwrap());
         assert_eq!(many, one);
+    }
+
+    #[test]
+    fn the_step_budget_is_deterministic_and_never_changes_a_result() {
+        let mut rng = Rng(0x5EED_B0D6_E7A1_C3F5);
+        for case in 0..8 {
+            let shape = [40 + rng.below(30), 30 + rng.below(20), 10 + rng.below(20)];
+            let n: usize = shape.iter().product();
+            // Masks from close (a blob and a noisy copy) to far apart (noise against a corner
+            // blob), so that every stage of the search and the banded transform is charged.
+            let far = case % 2 == 1;
+            let density = 0.01 + 0.2 * rng.unit();
+            let (mut a, mut b) = (vec![0u8; n], vec![0u8; n]);
+            for i in 0..n {
+                let c = coords(i, shape);
+                let inside = c[0] < shape[0] / 3 && c[1] < shape[1] / 2;
+                b[i] = u8::from(inside);
+                a[i] = u8::from(if far {
+                    !inside && rng.unit() < density
+                } else {
+                    inside ^ (rng.unit() < density)
+                });
+            }
+            let s = spec(shape, [0.7, 0.9, 2.5], 1.5);
+            let full = WorkBudget::unlimited();
+            let want = boundary_metrics_within(&a, &b, 1, &s, &full)
+                .unwrap()
+                .unwrap();
+            assert_eq!(boundary_metrics(&a, &b, 1, &s), Some(want));
+            let steps = full.spent();
+            assert!(steps > 0);
+            let one_thread = WorkBudget::unlimited();
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap()
+                .install(|| boundary_metrics_within(&a, &b, 1, &s, &one_thread));
+            assert_eq!(one_thread.spent(), steps, "case {case}");
+            let exact = WorkBudget::new(u64::MAX, steps);
+            assert_eq!(
+                boundary_metrics_within(&a, &b, 1, &s, &exact),
+                Some(Ok(want)),
+                "case {case}"
+            );
+            let short = WorkBudget::new(u64::MAX, steps - 1);
+            assert_eq!(
+                boundary_metrics_within(&a, &b, 1, &s, &short),
+                Some(Err(OverBudget::Steps { limit: steps - 1 })),
+                "case {case}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_surface_bound_is_checked_before_any_distance() {
+        let shape = [16, 16, 8];
+        let n: usize = shape.iter().product();
+        // Every voxel of a checkerboard is a surface voxel.
+        let checker: Vec<u8> = (0..n)
+            .map(|i| {
+                let [x, y, z] = coords(i, shape);
+                ((x + y + z) % 2) as u8
+            })
+            .collect();
+        let cube = volume(shape, &cube([4, 4, 2], 5), 1);
+        let s = spec(shape, [1.0; 3], 1.0);
+        let tight = WorkBudget::new(n as u64 / 2 - 1, u64::MAX);
+        assert_eq!(
+            boundary_metrics_within(&checker, &cube, 1, &s, &tight),
+            Some(Err(OverBudget::Surface {
+                voxels: n as u64 / 2,
+                limit: n as u64 / 2 - 1
+            }))
+        );
+        assert_eq!(tight.spent(), 0);
+        let enough = WorkBudget::new(n as u64 / 2, u64::MAX);
+        assert_eq!(
+            boundary_metrics_within(&checker, &cube, 1, &s, &enough),
+            Some(Ok(boundary_metrics(&checker, &cube, 1, &s).unwrap()))
+        );
+        // The truth's surface is the organizers': it is not bounded.
+        assert!(matches!(
+            boundary_metrics_within(&cube, &checker, 1, &s, &tight),
+            Some(Ok(_))
+        ));
     }
 
     #[test]
@@ -2197,6 +2465,7 @@ mod tests {
                         u0,
                         &mut scratch,
                         &mut out,
+                        &WorkBudget::unlimited(),
                     );
                 }
                 all.extend(out);

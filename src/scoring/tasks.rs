@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use super::{Predictions, Truth};
 use crate::challenge::{Challenge, Metric, MissingPolicy, PhasePaths, Task, TaskSpec};
 use crate::io::nifti::{Geometry, SparseLabels, VoxelBox};
-use crate::metrics::distance::{self, BoundarySpec};
+use crate::metrics::distance::{self, BoundarySpec, OverBudget, WorkBudget};
 use crate::metrics::{
     agreement, classification, intervals, ordinal, regression, roc, segmentation,
 };
@@ -103,6 +103,24 @@ fn worst_values(truth: &SparseLabels, labels: &[u8], declared_mm: Option<f64>) -
         distance_mm: declared_mm.unwrap_or_else(|| diagonal_mm(&g)),
         volume_error_ml,
     }
+}
+
+/// The finding of a case whose mask `shown` went over podium's [`super::CaseBound`].
+fn over_bound(shown: &str, label: u8, over: OverBudget, image_voxels: u64) -> String {
+    let what = match over {
+        OverBudget::Surface { voxels, limit } => format!(
+            "label {label} has {voxels} surface voxels ({:.1} % of the image), more than the {limit} podium computes distances for",
+            voxels as f64 * 100.0 / image_voxels as f64
+        ),
+        OverBudget::Steps { limit } => format!(
+            "its surface distances (hd95, nsd, assd) need more than the {limit} steps podium allows on this image"
+        ),
+    };
+    format!(
+        "scoring {shown} exceeded podium's per-case bound: {what}, so the case counts as an invalid mask. \
+         Masks of connected regions stay far below the bound; voxels scattered over the image \
+         (noise, a checkerboard) do not: write the segmentation as regions"
+    )
 }
 
 /// The image diagonal, the default worst-case distance (Metrics Reloaded).
@@ -694,25 +712,46 @@ impl Context<'_> {
                         .worst_distance_mm
                         .unwrap_or_else(|| diagonal_mm(&geometry)),
                 };
-                let values = labels
-                    .iter()
-                    .map(|&label| {
-                        let o = segmentation::overlap(&p, &t, label).unwrap_or_default();
-                        let b = if needs_boundary {
-                            distance::boundary_metrics(&p, &t, label, &boundary_spec)
-                        } else {
-                            None
-                        };
-                        LabelValues {
-                            dice: o.dice(),
-                            iou: o.iou(),
-                            hd95: b.map_or(f64::NAN, |b| b.hd95_mm),
-                            nsd: b.map_or(f64::NAN, |b| b.nsd),
-                            assd: b.map_or(f64::NAN, |b| b.assd_mm),
-                            volume_error_ml: (o.predicted as f64 - o.truth as f64).abs() * voxel_ml,
+                // One budget for every label of the case, so the case as a whole is bounded.
+                let image_voxels = geometry.voxels() as u64;
+                let bound = self.challenge.scoring.case_bound;
+                let budget = WorkBudget::new(
+                    bound.max_surface_voxels(image_voxels),
+                    bound.max_steps(image_voxels, labels.len()),
+                );
+                let mut values = Vec::with_capacity(labels.len());
+                for &label in labels {
+                    let o = segmentation::overlap(&p, &t, label).unwrap_or_default();
+                    let b = if needs_boundary {
+                        match distance::boundary_metrics_within(
+                            &p,
+                            &t,
+                            label,
+                            &boundary_spec,
+                            &budget,
+                        ) {
+                            Some(Ok(b)) => Some(b),
+                            Some(Err(over)) => {
+                                let text = over_bound(&shown, label, over, image_voxels);
+                                return (
+                                    case_id.clone(),
+                                    Ok((Err((CaseStatus::Invalid, text)), worst())),
+                                );
+                            }
+                            None => None,
                         }
-                    })
-                    .collect();
+                    } else {
+                        None
+                    };
+                    values.push(LabelValues {
+                        dice: o.dice(),
+                        iou: o.iou(),
+                        hd95: b.map_or(f64::NAN, |b| b.hd95_mm),
+                        nsd: b.map_or(f64::NAN, |b| b.nsd),
+                        assd: b.map_or(f64::NAN, |b| b.assd_mm),
+                        volume_error_ml: (o.predicted as f64 - o.truth as f64).abs() * voxel_ml,
+                    });
+                }
                 (case_id.clone(), Ok((Ok(values), WorstValues::default())))
             })
             .collect();
