@@ -888,3 +888,93 @@ fn descriptors_podium_inherits_never_reach_a_case() {
         "organizer\n"
     );
 }
+
+/// A team's Python environment: a virtualenv made with the system's `/usr/bin/python3` inside
+/// the submission folder, with a package pip installed into it (from a wheel, offline), runs in
+/// the sandbox as `venv/bin/python predict.py` and imports its package from the venv.
+#[test]
+fn a_virtualenv_inside_the_submission_runs_in_the_sandbox() {
+    let backend = backend();
+    let python = Path::new("/usr/bin/python3");
+    assert!(
+        python.is_file(),
+        "/usr/bin/python3 is missing: install python3 and python3-venv (.ci/run does)"
+    );
+    let (dir, challenge) = small_challenge(3);
+    let subs = dir.path().join("subs");
+    let sub = subs.join("python-venv");
+    std::fs::create_dir_all(&sub).unwrap();
+    let run = |args: &[&str], cwd: &Path| {
+        let out = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .current_dir(cwd)
+            .env_remove("PYTHONPATH")
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&["/usr/bin/python3", "-m", "venv", "venv"], &sub);
+    // A one-module wheel, built by the standard library alone, so the install needs no index.
+    let wheel = dir.path().join("podium_probe-1.0-py3-none-any.whl");
+    let make_wheel = format!(
+        r#"import zipfile, hashlib, base64
+files = {{
+    "podium_probe/__init__.py": "VERSION = '1.0'\ndef greet(case):\n    return 'probe 1.0 saw ' + case\n",
+    "podium_probe-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: podium-probe\nVersion: 1.0\n",
+    "podium_probe-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: podium-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}}
+record = []
+with zipfile.ZipFile({wheel:?}, "w") as z:
+    for name, text in files.items():
+        data = text.encode()
+        z.writestr(name, data)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{{name}},sha256={{digest}},{{len(data)}}")
+    record.append("podium_probe-1.0.dist-info/RECORD,,")
+    z.writestr("podium_probe-1.0.dist-info/RECORD", "\n".join(record) + "\n")
+"#,
+        wheel = wheel.display().to_string()
+    );
+    run(&["/usr/bin/python3", "-c", &make_wheel], dir.path());
+    run(
+        &[
+            "venv/bin/python",
+            "-m",
+            "pip",
+            "install",
+            "--no-index",
+            "--quiet",
+            wheel.to_str().unwrap(),
+        ],
+        &sub,
+    );
+    std::fs::write(
+        sub.join("predict.py"),
+        "import sys, podium_probe\ncase = open(sys.argv[1] + '/cases.csv').read().split()[-1]\nprint(podium_probe.greet(case), 'prefix', sys.prefix, 'from', podium_probe.__file__, file=sys.stderr)\nsys.exit(1)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        sub.join("submission.toml"),
+        "name = \"python-venv\"\n[run]\nkind = \"process\"\ncommand = [\"venv/bin/python\", \"predict.py\", \"{input}\", \"{output}\"]\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    sandboxed_round(&backend, &challenge, &subs, &out, 1);
+    let runs = read_csv(&out.join("runs.csv"));
+    assert_eq!(runs.len(), 3);
+    for r in &runs {
+        let said = &r["message"];
+        assert!(
+            said.contains(&format!("probe 1.0 saw {}", r["case_id"])),
+            "{said}"
+        );
+        assert!(said.contains("prefix /submission/venv"), "{said}");
+        assert!(said.contains("from /submission/venv/lib/python3"), "{said}");
+    }
+}
