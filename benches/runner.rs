@@ -190,6 +190,7 @@ fn time_rounds(
             jobs,
             out_dir: out.join(format!("round-{run}")),
             resume: false,
+            gpus: None,
         };
         let start = Instant::now();
         let runs = run_round(

@@ -141,6 +141,12 @@ enum Command {
         /// submission.toml never decides its team or makes it a baseline.
         #[arg(long, value_name = "FILE", conflicts_with = "resume")]
         teams: Option<PathBuf>,
+        /// GPU indices the round may use when the challenge gives cases GPUs (`[limits] gpus`),
+        /// for example `0,1` (default: every NVIDIA GPU of the machine). Each of the round's
+        /// slots gets its own `gpus` of them, and `--jobs` is capped so that no two running
+        /// cases share a GPU.
+        #[arg(long, value_name = "LIST", conflicts_with = "resume")]
+        gpus: Option<String>,
         /// Truth folder to use instead of phases/<phase>/truth.
         #[arg(long, value_name = "DIR")]
         truth: Option<PathBuf>,
@@ -250,6 +256,12 @@ enum Command {
         /// `sandbox` or `process` (no isolation).
         #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
         backend: BackendKind,
+        /// GPU indices the round may use when the challenge gives cases GPUs (`[limits] gpus`),
+        /// for example `0,1` (default: every NVIDIA GPU of the machine). Each of the round's
+        /// slots gets its own `gpus` of them, and `--jobs` is capped so that no two running
+        /// cases share a GPU.
+        #[arg(long, value_name = "LIST")]
+        gpus: Option<String>,
 
         /// Cases run at once (default: the number of CPUs).
         #[arg(long)]
@@ -343,6 +355,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 allow_unisolated: true,
                 cluster_default: false,
                 refused: Vec::new(),
+                gpus: None,
             };
             run_command(&data, "test", submissions, None, round)
         }
@@ -432,6 +445,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             allow_unisolated,
             rounds,
             teams,
+            gpus,
             resume: None,
         } => {
             let (Some(challenge), Some(phase), Some(submissions)) = (challenge, phase, submissions)
@@ -469,6 +483,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 allow_unisolated,
                 cluster_default: true,
                 refused,
+                gpus,
             };
             run_command(&challenge, &phase, submissions, truth.as_deref(), round)
         }
@@ -576,9 +591,18 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             challenge,
             phase,
             backend,
+            gpus,
             jobs,
             out,
-        } => check_command(&submission, &challenge, phase, backend, jobs, out),
+        } => check_command(
+            &submission,
+            &challenge,
+            phase,
+            backend,
+            gpus.as_deref(),
+            jobs,
+            out,
+        ),
         Command::Score {
             challenge,
             phase,
@@ -614,6 +638,8 @@ struct RoundArgs {
     cluster_default: bool,
     /// Submission folders left out, with why: written to the round's refused.csv.
     refused: Vec<podium::submission::Refused>,
+    /// `--gpus`: the GPU indices the round may use.
+    gpus: Option<String>,
 }
 
 /// Cases collected at once from a cluster: each slot waits for one case's job.
@@ -640,12 +666,20 @@ fn run_command(
         select_backend(round.backend, hidden, round.allow_unisolated, &submissions)?
     };
     warn(&selected.warning);
+    // With Slurm, the cluster gives each job its GPUs (`--gres`).
+    let gpus = if slurm {
+        None
+    } else {
+        gpu_pool(&challenge, round.gpus.as_deref())?
+    };
+    // With Slurm a slot only waits for its case, while the cluster runs them all.
+    let jobs = round
+        .jobs
+        .unwrap_or_else(|| if slurm { SLURM_SLOTS } else { default_jobs() });
     let options = RoundOptions {
         resume: false,
-        // With Slurm a slot only waits for its case, while the cluster runs them all.
-        jobs: round
-            .jobs
-            .unwrap_or_else(|| if slurm { SLURM_SLOTS } else { default_jobs() }),
+        jobs: capped_for_gpus(jobs, gpus.as_ref(), challenge.limits.gpus),
+        gpus,
         out_dir: round
             .out
             .unwrap_or_else(|| pipeline::default_out_dir(&challenge.name, phase)),
@@ -705,6 +739,46 @@ fn admit(
     Ok((admitted, Some(out)))
 }
 
+/// The round's GPUs when the challenge gives cases some: `--gpus`, else every NVIDIA GPU of
+/// the machine; one clear error before the round when there are too few.
+fn gpu_pool(
+    challenge: &podium::challenge::Challenge,
+    list: Option<&str>,
+) -> Result<Option<podium::runner::gpus::GpuPool>> {
+    use podium::runner::gpus::GpuPool;
+    if challenge.limits.gpus == 0 {
+        return Ok(None);
+    }
+    let root = GpuPool::device_root();
+    let devices = match list {
+        Some(list) => GpuPool::parse_list(list, &root).map_err(Error::msg)?,
+        None => GpuPool::discover(&root),
+    };
+    GpuPool::new(devices, challenge.limits.gpus, root)
+        .map(Some)
+        .map_err(Error::msg)
+}
+
+/// `jobs`, or fewer when the GPUs do not give that many slots a group of their own (said).
+fn capped_for_gpus(
+    jobs: usize,
+    pool: Option<&podium::runner::gpus::GpuPool>,
+    per_case: u32,
+) -> usize {
+    match pool {
+        Some(pool) if jobs > pool.max_slots() => {
+            eprintln!(
+                "podium: {jobs} jobs asked, but {} GPU(s) give only {} slot(s) of {per_case} GPU(s) each; running {} case(s) at a time, so that no two share a GPU",
+                pool.max_slots() * per_case as usize,
+                pool.max_slots(),
+                pool.max_slots()
+            );
+            pool.max_slots()
+        }
+        _ => jobs,
+    }
+}
+
 fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -745,6 +819,7 @@ fn check_command(
     challenge_dir: &Path,
     phase: Option<String>,
     backend: BackendKind,
+    gpu_list: Option<&str>,
     jobs: Option<usize>,
     out: Option<PathBuf>,
 ) -> Result<ExitCode> {
@@ -765,9 +840,15 @@ fn check_command(
     };
     let paths = challenge.phase_paths(&phase, None)?;
     let submission = Submission::load(submission_dir)?;
+    let gpus = gpu_pool(&challenge, gpu_list)?;
     let options = RoundOptions {
         resume: false,
-        jobs: jobs.unwrap_or_else(default_jobs),
+        jobs: capped_for_gpus(
+            jobs.unwrap_or_else(default_jobs),
+            gpus.as_ref(),
+            challenge.limits.gpus,
+        ),
+        gpus,
         out_dir: out.unwrap_or_else(|| pipeline::default_out_dir(&challenge.name, &phase)),
     };
     let selected = select_backend(backend, false, true, std::slice::from_ref(&submission))?;

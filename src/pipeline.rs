@@ -150,10 +150,20 @@ pub fn resume(
     if let Some(method) = ranking_method {
         challenge.ranking.method = method;
     }
+    // The same GPUs as when the round started: every NVIDIA GPU of the machine.
+    let gpus = match challenge.limits.gpus {
+        0 => None,
+        n => {
+            let root = crate::runner::gpus::GpuPool::device_root();
+            let devices = crate::runner::gpus::GpuPool::discover(&root);
+            Some(crate::runner::gpus::GpuPool::new(devices, n, root).map_err(Error::msg)?)
+        }
+    };
     let options = RoundOptions {
         jobs: jobs.unwrap_or(plan.jobs),
         out_dir: run_dir.to_path_buf(),
         resume: true,
+        gpus,
     };
     run_and_score(
         &challenge,

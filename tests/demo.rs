@@ -25,6 +25,7 @@ fn threshold_baseline_beats_random_guess_on_every_task() {
         jobs: 2,
         out_dir: dir.path().join("out"),
         resume: false,
+        gpus: None,
     };
     let submissions = Submission::discover(&subs).unwrap();
     let outcome = run_and_score(

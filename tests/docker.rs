@@ -62,6 +62,7 @@ fn round(
         jobs: 2,
         out_dir: out.to_path_buf(),
         resume: false,
+        gpus: None,
     };
     let submissions = Submission::discover(subs).unwrap();
     run_and_score(

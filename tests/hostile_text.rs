@@ -133,6 +133,7 @@ fn hostile_team_names_and_stderr_reach_no_csv_terminal_markdown_or_html_raw() {
         jobs: 2,
         out_dir: out.clone(),
         resume: false,
+        gpus: None,
     };
     let phase = challenge.phase_paths("dev", None).unwrap();
     let submissions = podium::submission::Submission::discover(&subs).unwrap();

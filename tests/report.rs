@@ -50,6 +50,7 @@ fn hostile_round(dir: &Path, phase: &str) -> std::path::PathBuf {
         jobs: 2,
         out_dir: out.clone(),
         resume: false,
+        gpus: None,
     };
     let paths = challenge.phase_paths(phase, None).unwrap();
     let submissions = podium::submission::Submission::discover(&subs).unwrap();

@@ -28,6 +28,7 @@ fn round(challenge: &Challenge, submissions: &Path, out: &Path) -> podium::pipel
         jobs: 2,
         out_dir: out.to_path_buf(),
         resume: false,
+        gpus: None,
     };
     run_and_score(
         challenge,

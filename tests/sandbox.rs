@@ -47,6 +47,7 @@ fn sandboxed_round(
         jobs,
         out_dir: out.to_path_buf(),
         resume: false,
+        gpus: None,
     };
     let submissions = Submission::discover(subs).unwrap();
     run_and_score(
@@ -218,6 +219,7 @@ fn each_faulty_submission_gets_its_status_and_the_good_one_is_unaffected() {
         jobs: 2,
         out_dir: out.clone(),
         resume: false,
+        gpus: None,
     };
     let submissions = Submission::discover(&subs).unwrap();
     assert_eq!(submissions.len(), names.len());
@@ -514,6 +516,9 @@ exit 1"#,
         "HOME=/output",
         "PATH=/usr/local/bin:/usr/bin:/bin",
         "PODIUM_CPUS=1",
+        // No GPU in this challenge: none named, and no device node of one inside.
+        "PODIUM_GPUS=\n",
+        "NVIDIA_VISIBLE_DEVICES=void",
         "\n65534\n65534\n/submission\n",
         "CapEff:\t0000000000000000",
         "cases.csv",
@@ -540,6 +545,8 @@ exit 1"#,
                 "PODIUM_OUTPUT",
                 "PODIUM_CASE_ID",
                 "PODIUM_CPUS",
+                "PODIUM_GPUS",
+                "NVIDIA_VISIBLE_DEVICES",
                 "OMP_NUM_THREADS",
                 "PWD",
                 "SHLVL",
@@ -977,4 +984,96 @@ with zipfile.ZipFile({wheel:?}, "w") as z:
         assert!(said.contains("prefix /submission/venv"), "{said}");
         assert!(said.contains("from /submission/venv/lib/python3"), "{said}");
     }
+}
+
+/// `[limits] gpus = 1` on a machine of three GPUs (a fake device root, since CI has none):
+/// `--jobs 5` is capped at 3 with a message, and each case's `/dev` holds its slot's one
+/// `nvidia<K>` node and the driver's control nodes, nothing of the other GPUs. The process
+/// backend selects the same GPU through `CUDA_VISIBLE_DEVICES`. With no GPU at all the round
+/// stops before it starts, with one message.
+#[test]
+fn each_slot_sees_only_its_own_gpus() {
+    use std::os::unix::fs::PermissionsExt;
+    backend();
+    let (dir, challenge) = small_challenge(6);
+    let challenge = with_limits(&challenge, "gpus = 1\n");
+    let devices = dir.path().join("fake-dev");
+    std::fs::create_dir_all(&devices).unwrap();
+    for node in ["nvidia0", "nvidia1", "nvidia2", "nvidiactl", "nvidia-uvm"] {
+        std::fs::write(devices.join(node), "").unwrap();
+        std::fs::set_permissions(devices.join(node), std::fs::Permissions::from_mode(0o666))
+            .unwrap();
+    }
+    // Reachable by the slots' users, as /dev is.
+    for folder in [dir.path(), devices.as_path()] {
+        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let subs = dir.path().join("subs");
+    write_submission(
+        &subs,
+        "gpu-probe",
+        r#"command = ["/bin/bash", "./predict.sh", "{input}", "{output}"]"#,
+        "sleep 0.3\necho \"gpus=$PODIUM_GPUS cuda=${CUDA_VISIBLE_DEVICES-unset} dev=$(ls /dev | grep nvidia | tr '\\n' ' ')\" >&2\nexit 1",
+    );
+    let podium = |backend: &str, out: &Path, device_root: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
+            .args([
+                "run",
+                "--phase",
+                "test",
+                "--jobs",
+                "5",
+                "--allow-unisolated",
+            ])
+            .arg("--backend")
+            .arg(backend)
+            .arg("--challenge")
+            .arg(&challenge.root)
+            .arg("--submissions")
+            .arg(&subs)
+            .arg("--out")
+            .arg(out)
+            .env("PODIUM_DEVICE_ROOT", device_root)
+            .output()
+            .unwrap()
+    };
+    for backend in ["sandbox", "process"] {
+        let out = dir.path().join(format!("out-{backend}"));
+        let done = podium(backend, &out, &devices);
+        let said = String::from_utf8_lossy(&done.stderr).to_string();
+        assert!(done.status.success(), "{said}");
+        assert!(
+            said.contains("5 jobs asked, but 3 GPU(s) give only 3 slot(s) of 1 GPU(s) each"),
+            "{said}"
+        );
+        let runs = read_csv(&out.join("runs.csv"));
+        assert_eq!(runs.len(), 6);
+        for r in &runs {
+            let line = r["message"].rsplit(": ").next().unwrap().to_string();
+            let gpu = line
+                .strip_prefix("gpus=")
+                .and_then(|l| l.split_whitespace().next())
+                .unwrap_or_else(|| panic!("{line}"));
+            assert!(["0", "1", "2"].contains(&gpu), "{line}");
+            if backend == "sandbox" {
+                assert!(line.contains("cuda=unset"), "{line}");
+                let dev = line.split("dev=").nth(1).unwrap().trim();
+                let mut seen: Vec<&str> = dev.split_whitespace().collect();
+                seen.sort();
+                let own = format!("nvidia{gpu}");
+                let mut expected = vec![own.as_str(), "nvidia-uvm", "nvidiactl"];
+                expected.sort();
+                assert_eq!(seen, expected, "{line}");
+            } else {
+                assert!(line.contains(&format!("cuda={gpu} ")), "{line}");
+            }
+        }
+    }
+    let none = dir.path().join("no-dev");
+    std::fs::create_dir_all(&none).unwrap();
+    let done = podium("sandbox", &dir.path().join("out-none"), &none);
+    let said = String::from_utf8_lossy(&done.stderr).to_string();
+    assert!(!done.status.success(), "{said}");
+    assert!(said.contains("no NVIDIA GPU was found"), "{said}");
+    assert!(!dir.path().join("out-none/runs.csv").exists());
 }

@@ -637,9 +637,17 @@ fn container_config(
         soft: Some(value),
         hard: Some(value),
     };
+    // The slot's own GPUs by id when the round has a pool, so that two containers of the round
+    // never land on one GPU; a count only without one (a library caller's round).
     let device_requests = (limits.gpus > 0).then(|| {
+        let (count, device_ids) = if job.gpus.is_empty() {
+            (Some(i64::from(limits.gpus)), None)
+        } else {
+            (None, Some(job.gpus.iter().map(u32::to_string).collect()))
+        };
         vec![DeviceRequest {
-            count: Some(i64::from(limits.gpus)),
+            count,
+            device_ids,
             capabilities: Some(vec![vec!["gpu".to_string()]]),
             ..Default::default()
         }]
@@ -765,6 +773,8 @@ mod tests {
             stderr_log: "/run/e.log".into(),
             remaining_budget_s: 100.0,
             slot: 1,
+            gpus: vec![],
+            gpu_nodes: vec![],
         }
     }
 
@@ -864,12 +874,16 @@ mod tests {
         };
         let s = submission();
         let command = vec!["--in".to_string(), "/input".to_string()];
-        let job = job(&s);
+        let mut job = job(&s);
         let folders = CaseFolders::create(&job, &limits, 1000, false).unwrap();
         let c = container_config(&job, &limits, &image(), &command, 1000, &folders, "r");
         let h = c.host_config.unwrap();
         let request = &h.device_requests.unwrap()[0];
-        assert_eq!(request.count, Some(1));
+        assert_eq!(
+            request.count,
+            Some(1),
+            "a count without the round's GPU pool"
+        );
         assert_eq!(request.capabilities, Some(vec![vec!["gpu".to_string()]]));
         assert_eq!(
             request.driver, None,
@@ -877,6 +891,15 @@ mod tests {
         );
         assert_eq!(h.network_mode, None);
         assert_eq!(c.network_disabled, Some(false));
-        assert_eq!(c.cmd, Some(command));
+        assert_eq!(c.cmd, Some(command.clone()));
+        // With the round's pool: the slot's own GPUs by id, never a count the engine places.
+        job.gpus = vec![2, 3];
+        let c = container_config(&job, &limits, &image(), &command, 1000, &folders, "r");
+        let request = &c.host_config.unwrap().device_requests.unwrap()[0];
+        assert_eq!(request.count, None);
+        assert_eq!(
+            request.device_ids,
+            Some(vec!["2".to_string(), "3".to_string()])
+        );
     }
 }

@@ -9,6 +9,7 @@ mod case_mounts;
 mod cgroup;
 pub mod docker;
 pub mod events;
+pub mod gpus;
 mod image_archive;
 pub mod node;
 mod nofollow;
@@ -103,6 +104,10 @@ pub struct CaseJob<'a> {
     /// Which of the round's `jobs` slots runs the case (0-based), for backends that give each
     /// slot its own resources.
     pub slot: usize,
+    /// The GPU indices the case may use (its slot's, disjoint from every other running case's),
+    /// and their device nodes with the driver's control nodes; empty without GPUs.
+    pub gpus: Vec<u32>,
+    pub gpu_nodes: Vec<PathBuf>,
 }
 
 /// One way of executing submissions. Implementations live one per file in this folder.
@@ -197,6 +202,9 @@ pub struct RoundOptions {
     /// Continue the round recorded in `out_dir/runs.csv`: finished cases are kept as they are
     /// and only the others run.
     pub resume: bool,
+    /// The GPUs of the round when `[limits] gpus` > 0: each slot gets its own group, and
+    /// `jobs` is capped at the number of groups.
+    pub gpus: Option<gpus::GpuPool>,
 }
 
 /// Runs every submission on every case of the phase. Results and logs go under `out_dir`:
@@ -335,6 +343,8 @@ pub fn run_round(
                 stderr_log: lane.logs.join(format!("{case_id}.stderr.log")),
                 remaining_budget_s: limits.wall_time_per_submission_s,
                 slot: 0,
+                gpus: Vec::new(),
+                gpu_nodes: Vec::new(),
             })
         })
         .collect();
@@ -365,8 +375,14 @@ pub fn run_round(
     }
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel::<(usize, RunEvent)>();
+    // No two running cases share a GPU: at most one slot per group of the pool.
+    let gpus = options.gpus.as_ref().filter(|_| limits.gpus > 0);
+    let slots = match gpus {
+        Some(pool) => options.jobs.max(1).min(pool.max_slots()),
+        None => options.jobs.max(1),
+    };
     std::thread::scope(|scope| -> Result<()> {
-        for slot in 0..options.jobs.max(1) {
+        for slot in 0..slots {
             let tx = tx.clone();
             let (next, queue, lanes, staged) = (&next, &queue, &lanes, &staged);
             scope.spawn(move || loop {
@@ -406,6 +422,7 @@ pub fn run_round(
                     Ok(()) => {
                         let place = CasePlace {
                             slot,
+                            gpus,
                             staged,
                             work: &lane.work,
                             logs: &lane.logs,
@@ -490,6 +507,7 @@ impl Lane<'_> {
 /// Where one case runs: its slot and the folders of its submission.
 struct CasePlace<'a> {
     slot: usize,
+    gpus: Option<&'a gpus::GpuPool>,
     staged: &'a staging::StagedInputs,
     work: &'a Path,
     logs: &'a Path,
@@ -542,6 +560,14 @@ fn run_one(
         stderr_log: logs.join(format!("{case_id}.stderr.log")),
         remaining_budget_s,
         slot: place.slot,
+        gpus: place
+            .gpus
+            .map(|p| p.for_slot(place.slot).to_vec())
+            .unwrap_or_default(),
+        gpu_nodes: place
+            .gpus
+            .map(|p| p.nodes_for_slot(place.slot))
+            .unwrap_or_default(),
     };
     let execution = backend.run_case(&job, limits);
     let said = if execution.program_said.is_empty() || execution.status == ExecStatus::Ok {

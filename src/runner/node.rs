@@ -133,6 +133,19 @@ pub fn exec_batch(batch_file: &Path) -> Result<()> {
             return fail_all(format!("preparing the image on node {host} failed: {e}"));
         }
     }
+    // The GPUs Slurm gave the job (`--gres=gpu:N`), for the node's sandbox to bind.
+    let gpus = match (spec.limits.gpus, std::env::var("SLURM_JOB_GPUS")) {
+        (0, _) | (_, Err(_)) => None,
+        (n, Ok(list)) => {
+            let root = super::gpus::GpuPool::device_root();
+            let pool = super::gpus::GpuPool::parse_list(&list, &root)
+                .and_then(|devices| super::gpus::GpuPool::new(devices, n, root));
+            match pool {
+                Ok(pool) => Some(pool),
+                Err(e) => return fail_all(format!("the GPUs Slurm gave on node {host}: {e}")),
+            }
+        }
+    };
     for case in &spec.cases {
         if case.result.exists() {
             continue;
@@ -152,6 +165,14 @@ pub fn exec_batch(batch_file: &Path) -> Result<()> {
                     stderr_log: case.stderr_log.clone(),
                     remaining_budget_s: spec.limits.wall_time_per_submission_s,
                     slot: 0,
+                    gpus: gpus
+                        .as_ref()
+                        .map(|p| p.for_slot(0).to_vec())
+                        .unwrap_or_default(),
+                    gpu_nodes: gpus
+                        .as_ref()
+                        .map(|p| p.nodes_for_slot(0))
+                        .unwrap_or_default(),
                 },
                 &spec.limits,
             ),

@@ -93,6 +93,7 @@ impl Backend for ProcessBackend {
             .env("PODIUM_CASE_ID", &job.case_id)
             .env("PODIUM_CPUS", limits.cpus.to_string())
             .env("OMP_NUM_THREADS", limits.cpus.to_string());
+        gpu_environment(&mut cmd, &job.gpus, true);
         let wall = Duration::from_secs_f64(
             limits
                 .wall_time_per_case_s
@@ -112,6 +113,28 @@ impl Backend for ProcessBackend {
                 program_said: String::new(),
             },
         }
+    }
+}
+
+/// The case's GPUs in its environment: `PODIUM_GPUS` and `NVIDIA_VISIBLE_DEVICES` name the
+/// slot's indices. Where the environment is what selects them (`by_environment`, the process
+/// backend), `CUDA_VISIBLE_DEVICES` holds them too, in PCI bus order (that of the
+/// `/dev/nvidia<K>` nodes and `nvidia-smi`), and is empty without GPUs so CUDA sees none; this
+/// is a selection, not a boundary. The sandbox selects by binding the slot's nodes alone and
+/// leaves CUDA to number what it finds, as the NVIDIA container toolkit does.
+pub(super) fn gpu_environment(cmd: &mut Command, gpus: &[u32], by_environment: bool) {
+    let list = gpus
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    cmd.env("PODIUM_GPUS", &list).env(
+        "NVIDIA_VISIBLE_DEVICES",
+        if list.is_empty() { "void" } else { &list },
+    );
+    if by_environment {
+        cmd.env("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+            .env("CUDA_VISIBLE_DEVICES", &list);
     }
 }
 

@@ -509,6 +509,8 @@ impl Backend for SandboxBackend {
                 "output_mb",
                 "log_kb",
                 "network",
+                "gpus",
+                "build_time_s",
             ]
         } else {
             &[
@@ -517,6 +519,8 @@ impl Backend for SandboxBackend {
                 "output_mb",
                 "log_kb",
                 "network",
+                "gpus",
+                "build_time_s",
             ]
         }
     }
@@ -610,6 +614,8 @@ impl Backend for SandboxBackend {
             })),
         };
         let fds: Vec<RawFd> = held.iter().map(|f| f.as_raw_fd()).collect();
+        let mut binds = binds;
+        binds.extend(gpu_binds(&job.gpu_nodes));
         let mut cmd = self.command(
             &binds,
             limits.network,
@@ -622,6 +628,7 @@ impl Backend for SandboxBackend {
             .env("PODIUM_CASE_ID", &job.case_id)
             .env("PODIUM_CPUS", limits.cpus.to_string())
             .env("OMP_NUM_THREADS", limits.cpus.to_string());
+        super::process::gpu_environment(&mut cmd, &job.gpus, false);
         let wall = Duration::from_secs_f64(
             limits
                 .wall_time_per_case_s
@@ -680,6 +687,24 @@ fn become_slot_user(id: u32, bind_fds: &[RawFd]) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The case's GPU device nodes inside its `/dev`, and nothing else of the host's devices:
+/// the slot's own `nvidia<K>` and the driver's control nodes, under their own names. The
+/// driver's user-space libraries come with the read-only `/usr`.
+fn gpu_binds(nodes: &[PathBuf]) -> Vec<OsString> {
+    nodes
+        .iter()
+        .filter_map(|node| {
+            let name = node.file_name()?;
+            Some([
+                OsString::from("--dev-bind"),
+                node.as_os_str().to_owned(),
+                Path::new("/dev").join(name).into_os_string(),
+            ])
+        })
+        .flatten()
+        .collect()
 }
 
 fn bind_args(binds: &[(&str, &std::ffi::OsStr, &str)]) -> Vec<OsString> {

@@ -159,6 +159,7 @@ pub fn process_round(
         jobs: 2,
         out_dir: out.to_path_buf(),
         resume: false,
+        gpus: None,
     };
     let phase = challenge.phase_paths("test", None).unwrap();
     let submissions = podium::submission::Submission::discover(subs).unwrap();
