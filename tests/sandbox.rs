@@ -559,6 +559,26 @@ exit 1"#,
     }
 }
 
+/// `podium run` of the test phase with `backend` and `jobs`, as an organizer types it.
+fn podium_run(
+    challenge: &Path,
+    subs: &Path,
+    out: &Path,
+    backend: &str,
+    jobs: usize,
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_podium"));
+    cmd.args(["run", "--phase", "test", "--allow-unisolated"])
+        .args(["--jobs", &jobs.to_string(), "--backend", backend])
+        .arg("--challenge")
+        .arg(challenge)
+        .arg("--submissions")
+        .arg(subs)
+        .arg("--out")
+        .arg(out);
+    cmd
+}
+
 fn write_submission(parent: &Path, name: &str, run: &str, script: &str) -> PathBuf {
     let dir = parent.join(name);
     std::fs::create_dir_all(&dir).unwrap();
@@ -844,23 +864,7 @@ fn descriptors_podium_inherits_never_reach_a_case() {
     ];
     for backend in ["sandbox", "process"] {
         let out = dir.path().join(format!("out-{backend}"));
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_podium"));
-        cmd.args([
-            "run",
-            "--phase",
-            "test",
-            "--jobs",
-            "1",
-            "--allow-unisolated",
-        ])
-        .arg("--backend")
-        .arg(backend)
-        .arg("--challenge")
-        .arg(&challenge.root)
-        .arg("--submissions")
-        .arg(&subs)
-        .arg("--out")
-        .arg(&out);
+        let mut cmd = podium_run(&challenge.root, &subs, &out, backend, 1);
         // SAFETY: dup2 only, between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
@@ -1016,23 +1020,7 @@ fn each_slot_sees_only_its_own_gpus() {
         "sleep 0.3\necho \"gpus=$PODIUM_GPUS cuda=${CUDA_VISIBLE_DEVICES-unset} dev=$(ls /dev | grep nvidia | tr '\\n' ' ')\" >&2\nexit 1",
     );
     let podium = |backend: &str, out: &Path, device_root: &Path| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
-            .args([
-                "run",
-                "--phase",
-                "test",
-                "--jobs",
-                "5",
-                "--allow-unisolated",
-            ])
-            .arg("--backend")
-            .arg(backend)
-            .arg("--challenge")
-            .arg(&challenge.root)
-            .arg("--submissions")
-            .arg(&subs)
-            .arg("--out")
-            .arg(out)
+        podium_run(&challenge.root, &subs, out, backend, 5)
             .env("PODIUM_DEVICE_ROOT", device_root)
             .output()
             .unwrap()
