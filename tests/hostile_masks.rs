@@ -203,34 +203,14 @@ fn hostile_masks_are_invalid_cases_and_leave_the_round_and_the_other_submission_
 
     assert_eq!(scores_of(&round, "good"), scores_of(&alone, "good"));
     assert!(round.problems.iter().all(|p| p.submission == "hostile"));
-    assert_hostile(
-        &round,
-        "hostile",
-        &truth[bomb].0,
-        &truth[bomb].1,
-        "has shape [65535, 65535, 65535], the image has",
-    );
-    assert_hostile(
-        &round,
-        "hostile",
-        &truth[plane].0,
-        &truth[plane].1,
-        "has shape [65535, 32768, 1], the image has",
-    );
-    assert_hostile(
-        &round,
-        "hostile",
-        &truth[tail].0,
-        &truth[tail].1,
-        "holds more voxel data than its header declares",
-    );
-    assert_hostile(
-        &round,
-        "hostile",
-        &truth[lesion].0,
-        &truth[lesion].1,
-        "exceeded podium's per-case bound: label 1 has",
-    );
+    for (case, problem) in [
+        (bomb, "has shape [65535, 65535, 65535], the image has"),
+        (plane, "has shape [65535, 32768, 1], the image has"),
+        (tail, "holds more voxel data than its header declares"),
+        (lesion, "exceeded podium's per-case bound: label 1 has"),
+    ] {
+        assert_hostile(&round, "hostile", &truth[case].0, &truth[case].1, problem);
+    }
     // The team's other cases score as the truth does.
     for &i in &others[3..] {
         assert_eq!(
