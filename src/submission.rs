@@ -8,6 +8,7 @@
 //! kind = "process"
 //! command = [".build/bin/threshold-baseline", "{input}", "{output}"]
 //! build = ["cargo", "install", "--path", "."]   # optional, run once before the round
+//! mode = "per-case"                    # or "worker": started once per slot (docs/contract.md)
 //! ```
 //!
 //! or, for a Docker image (docs/docker.md):
@@ -60,6 +61,11 @@ pub enum RunSpec {
         /// Run once in the submission folder before the first case (for example a build).
         #[serde(default)]
         build: Vec<String>,
+        /// `per-case` (the default): one process per case. `worker`: one process per slot
+        /// that loads once and serves many cases over a line protocol (docs/contract.md,
+        /// "Worker mode").
+        #[serde(default)]
+        mode: RunMode,
     },
     /// A Docker image, run once per case in a fresh container with the case at `/input`
     /// (read-only) and an empty `/output`.
@@ -79,7 +85,27 @@ pub enum RunSpec {
     },
 }
 
+/// How many cases one start of a program serves.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunMode {
+    /// A fresh process for every case.
+    #[default]
+    PerCase,
+    /// One process per slot, started once and handed cases over stdin (docs/contract.md,
+    /// "Worker mode: models that load once").
+    Worker,
+}
+
 impl RunSpec {
+    /// The run mode: only a native program can be a worker.
+    pub fn mode(&self) -> RunMode {
+        match self {
+            RunSpec::Process { mode, .. } => *mode,
+            RunSpec::Docker { .. } => RunMode::PerCase,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             RunSpec::Process { .. } => "process",
@@ -397,8 +423,17 @@ mod tests {
             s.run,
             RunSpec::Process {
                 command: vec!["./x".into(), "{input}".into()],
-                build: vec![]
+                build: vec![],
+                mode: RunMode::PerCase,
             }
         );
+        write("team='t'\nname='a'\n[run]\nkind='process'\ncommand=['./x']\nmode='worker'\n");
+        assert_eq!(
+            Submission::load(dir.path()).unwrap().run.mode(),
+            RunMode::Worker
+        );
+        write("team='t'\nname='a'\n[run]\nkind='process'\ncommand=['./x']\nmode='server'\n");
+        let err = Submission::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("per-case") && err.contains("worker"), "{err}");
     }
 }

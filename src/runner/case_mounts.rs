@@ -175,7 +175,7 @@ fn tree_bytes(dir: &Path) -> std::io::Result<u64> {
     Ok(total)
 }
 
-fn mount_tmpfs(target: &Path, options: &str) -> std::io::Result<()> {
+pub(super) fn mount_tmpfs(target: &Path, options: &str) -> std::io::Result<()> {
     let target = CString::new(target.as_os_str().as_bytes())?;
     let options = CString::new(options)?;
     let fs = c"tmpfs";
@@ -202,7 +202,7 @@ pub(super) fn unmount(target: &Path) {
 }
 
 /// Whether less than a page is left on the filesystem of `path`.
-fn is_full(path: &Path) -> bool {
+pub(super) fn is_full(path: &Path) -> bool {
     let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
         return false;
     };

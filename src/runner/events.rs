@@ -31,6 +31,12 @@ pub enum RunEvent {
         submission: String,
         case_id: String,
     },
+    /// A worker-mode program started and said `ready` (docs/contract.md, "Worker mode").
+    WorkerStarted {
+        submission: String,
+        slot: usize,
+        seconds: f64,
+    },
     CaseFinished(CaseRecord),
     SubmissionFinished {
         submission: String,
@@ -101,6 +107,11 @@ impl TerminalReporter {
                 self.line(format!("{:>10} {}: {}", "FAILED", clean(submission), clean(e)))
             }
             RunEvent::Prepared { .. } | RunEvent::CaseStarted { .. } => {}
+            RunEvent::WorkerStarted { submission, slot, seconds } => self.line(format!(
+                "{:>10} [{seconds:>7.2}s] {} worker on slot {slot}",
+                "STARTED",
+                clean(submission)
+            )),
             RunEvent::CaseFinished(r) => {
                 if let Some(bar) = self.by_submission.get(&r.submission) {
                     bar.inc(1);

@@ -18,10 +18,11 @@ pub mod sandbox;
 mod select;
 pub mod slurm;
 mod staging;
+pub mod worker;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::Instant;
 
@@ -33,7 +34,7 @@ pub use select::{select_backend, select_slurm, BackendKind, RoundBackends, Selec
 use crate::challenge::{Challenge, Limits, PhasePaths};
 use crate::error::{Error, Result};
 pub use crate::results::CaseStatus;
-use crate::submission::Submission;
+use crate::submission::{RunMode, Submission};
 
 /// How one execution ended, as the backend saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +140,19 @@ pub trait Backend: Sync {
     /// What the receipt records about how a prepared submission ran (the resolved image).
     fn submission_details(&self, _submission: &str) -> Option<serde_json::Value> {
         None
+    }
+    /// Worker mode ([`worker`]): starts the submission's program once for a slot, in its
+    /// folders, with stdin, stdout and stderr piped. Only backends that return `true` from
+    /// [`Backend::runs_workers`] are asked.
+    fn start_worker(
+        &self,
+        _start: &worker::WorkerStart,
+        _limits: &Limits,
+    ) -> Result<worker::Spawned, String> {
+        Err(format!("the {} backend runs no workers", self.name()))
+    }
+    fn runs_workers(&self) -> bool {
+        false
     }
 }
 
@@ -306,7 +320,14 @@ pub fn run_round(
                 submission: name.clone(),
                 cases: pending.len(),
             });
-            let prepared = backend.prepare(submission, &logs.join("prepare.log"), limits);
+            let prepared = if submission.run.mode() == RunMode::Worker && !backend.runs_workers() {
+                Err(format!(
+                    "[run] mode = \"worker\" runs with the process and sandbox backends, but this round uses the {} backend, which starts one process per case; run it with --backend sandbox, or remove `mode` from submission.toml",
+                    backend.name()
+                ))
+            } else {
+                backend.prepare(submission, &logs.join("prepare.log"), limits)
+            };
             on_event(&RunEvent::Prepared {
                 submission: name.clone(),
                 seconds: started.elapsed().as_secs_f64(),
@@ -357,15 +378,7 @@ pub fn run_round(
 
     // Phase 2: one pool of `jobs` slots over the cases of every submission, interleaved, so
     // that submissions progress together and one slow submission does not hold the others.
-    let longest = lanes.iter().map(|l| l.pending.len()).max().unwrap_or(0);
-    let queue: Vec<(usize, &String)> = (0..longest)
-        .flat_map(|k| {
-            lanes
-                .iter()
-                .enumerate()
-                .filter_map(move |(l, lane)| lane.pending.get(k).map(|c| (l, c)))
-        })
-        .collect();
+    let queue = Mutex::new(CaseQueue::new(&lanes));
     let mut left: Vec<usize> = lanes.iter().map(|l| l.pending.len()).collect();
     let round_started = Instant::now();
     for (l, lane) in lanes.iter().enumerate() {
@@ -373,7 +386,6 @@ pub fn run_round(
             lane.report_finished(round_started, on_event);
         }
     }
-    let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel::<(usize, RunEvent)>();
     // No two running cases share a GPU: at most one slot per group of the pool.
     let gpus = options.gpus.as_ref().filter(|_| limits.gpus > 0);
@@ -384,69 +396,128 @@ pub fn run_round(
     std::thread::scope(|scope| -> Result<()> {
         for slot in 0..slots {
             let tx = tx.clone();
-            let (next, queue, lanes, staged) = (&next, &queue, &lanes, &staged);
-            scope.spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(&(l, case_id)) = queue.get(i) else {
-                    break;
-                };
-                let lane = &lanes[l];
-                let submission = lane.submission;
-                // A submission's budget is the sum of its cases' wall times: the same whatever
-                // the number of slots and whatever else runs beside it.
-                let used_s = lane.used_ms.load(Ordering::SeqCst) as f64 / 1000.0;
-                let remaining = limits.wall_time_per_submission_s - used_s;
-                let _ = tx.send((
-                    l,
-                    RunEvent::CaseStarted {
-                        submission: submission.name.clone(),
-                        case_id: case_id.clone(),
-                    },
-                ));
-                let record = match &lane.prepared {
-                    Err(message) => not_run(
-                        submission,
-                        case_id,
-                        CaseStatus::Failed,
-                        format!("not run: preparing the submission failed: {message}"),
-                    ),
-                    Ok(()) if remaining <= 0.0 => not_run(
-                        submission,
-                        case_id,
-                        CaseStatus::Timeout,
-                        format!(
+            let (queue, lanes, staged) = (&queue, &lanes, &staged);
+            scope.spawn(move || {
+                // The slot's worker, for a submission in worker mode: kept while the slot
+                // takes that submission's cases, ended when it moves on.
+                let mut slot_worker: Option<(usize, worker::SlotWorker)> = None;
+                loop {
+                    let sticky = slot_worker.as_ref().map(|(l, _)| *l);
+                    let Some((l, case_id)) = queue.lock().unwrap().next(sticky) else {
+                        break;
+                    };
+                    if sticky.is_some_and(|s| s != l) {
+                        if let Some((_, mut w)) = slot_worker.take() {
+                            w.close(limits);
+                        }
+                    }
+                    let lane = &lanes[l];
+                    let submission = lane.submission;
+                    // A submission's budget is the sum of its cases' wall times: the same whatever
+                    // the number of slots and whatever else runs beside it.
+                    let used_s = lane.used_ms.load(Ordering::SeqCst) as f64 / 1000.0;
+                    let remaining = limits.wall_time_per_submission_s - used_s;
+                    let _ = tx.send((
+                        l,
+                        RunEvent::CaseStarted {
+                            submission: submission.name.clone(),
+                            case_id: case_id.clone(),
+                        },
+                    ));
+                    let record = match &lane.prepared {
+                        Err(message) => not_run(
+                            submission,
+                            case_id,
+                            CaseStatus::Failed,
+                            format!("not run: preparing the submission failed: {message}"),
+                        ),
+                        Ok(()) if remaining <= 0.0 => not_run(
+                            submission,
+                            case_id,
+                            CaseStatus::Timeout,
+                            format!(
                             "not run: the submission used up its total wall-time budget of {} s",
                             limits.wall_time_per_submission_s
                         ),
-                    ),
-                    Ok(()) => {
-                        let place = CasePlace {
-                            slot,
-                            gpus,
-                            staged,
-                            work: &lane.work,
-                            logs: &lane.logs,
-                            collector: &lane.collector,
-                        };
-                        run_one(
-                            hidden_phase,
-                            challenge,
-                            backend,
-                            submission,
-                            case_id,
-                            &place,
-                            remaining,
-                            limits,
-                        )
-                    }
-                };
-                lane.used_ms
-                    .fetch_add((record.wall_s * 1000.0) as u64, Ordering::SeqCst);
-                lane.records
-                    .lock()
-                    .unwrap()
-                    .insert(case_id.clone(), record.clone());
-                let _ = tx.send((l, RunEvent::CaseFinished(record)));
+                        ),
+                        Ok(()) => {
+                            let place = CasePlace {
+                                slot,
+                                gpus,
+                                staged,
+                                work: &lane.work,
+                                logs: &lane.logs,
+                                collector: &lane.collector,
+                            };
+                            if submission.run.mode() == RunMode::Worker {
+                                let (_, worker) = slot_worker.get_or_insert_with(|| {
+                                    let start = worker::WorkerStart {
+                                        submission,
+                                        slot,
+                                        dir: lane.work.join(format!(".worker-{slot}")),
+                                        gpus: gpus
+                                            .map(|p| p.for_slot(slot).to_vec())
+                                            .unwrap_or_default(),
+                                        gpu_nodes: gpus
+                                            .map(|p| p.nodes_for_slot(slot))
+                                            .unwrap_or_default(),
+                                    };
+                                    (l, worker::SlotWorker::new(backend, start, &lane.logs))
+                                });
+                                let mut execute = |job: &CaseJob| {
+                                    let served = worker.run_case(job, limits);
+                                    if let Some(seconds) = served.start_s {
+                                        // A start counts in the submission's budget, as it does
+                                        // inside every case of a per-case program.
+                                        lane.used_ms
+                                            .fetch_add((seconds * 1000.0) as u64, Ordering::SeqCst);
+                                        let _ = tx.send((
+                                            l,
+                                            RunEvent::WorkerStarted {
+                                                submission: submission.name.clone(),
+                                                slot,
+                                                seconds,
+                                            },
+                                        ));
+                                    }
+                                    served.execution
+                                };
+                                run_one(
+                                    hidden_phase,
+                                    challenge,
+                                    &mut execute,
+                                    submission,
+                                    case_id,
+                                    &place,
+                                    remaining,
+                                    limits,
+                                )
+                            } else {
+                                let mut execute = |job: &CaseJob| backend.run_case(job, limits);
+                                run_one(
+                                    hidden_phase,
+                                    challenge,
+                                    &mut execute,
+                                    submission,
+                                    case_id,
+                                    &place,
+                                    remaining,
+                                    limits,
+                                )
+                            }
+                        }
+                    };
+                    lane.used_ms
+                        .fetch_add((record.wall_s * 1000.0) as u64, Ordering::SeqCst);
+                    lane.records
+                        .lock()
+                        .unwrap()
+                        .insert(case_id.clone(), record.clone());
+                    let _ = tx.send((l, RunEvent::CaseFinished(record)));
+                }
+                if let Some((_, mut w)) = slot_worker.take() {
+                    w.close(limits);
+                }
             });
         }
         drop(tx);
@@ -477,6 +548,46 @@ pub fn run_round(
             }
         })
         .collect())
+}
+
+/// The round's pending cases, handed to slots one at a time. Cases are interleaved across
+/// submissions (the first case of each, then the second of each, ...), so that submissions
+/// progress together and one slow submission does not hold the others; a slot serving a
+/// worker asks for more of the same submission first, so that its worker keeps serving.
+struct CaseQueue<'a> {
+    /// Per lane, its pending cases with their place in the interleaved order.
+    lanes: Vec<std::collections::VecDeque<(usize, &'a String)>>,
+}
+
+impl<'a> CaseQueue<'a> {
+    fn new(lanes: &'a [Lane<'a>]) -> CaseQueue<'a> {
+        let count = lanes.len();
+        CaseQueue {
+            lanes: lanes
+                .iter()
+                .enumerate()
+                .map(|(l, lane)| {
+                    lane.pending
+                        .iter()
+                        .enumerate()
+                        .map(|(k, case)| (k * count + l, case))
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+
+    /// The next case, from lane `prefer` while it has one, else the earliest in the
+    /// interleaved order (the front of some lane, since each lane is in that order).
+    fn next(&mut self, prefer: Option<usize>) -> Option<(usize, &'a String)> {
+        let lane = prefer.filter(|&l| !self.lanes[l].is_empty()).or_else(|| {
+            (0..self.lanes.len())
+                .filter_map(|l| self.lanes[l].front().map(|(order, _)| (*order, l)))
+                .min()
+                .map(|(_, l)| l)
+        })?;
+        self.lanes[lane].pop_front().map(|(_, case)| (lane, case))
+    }
 }
 
 /// One submission's share of a round.
@@ -538,7 +649,7 @@ fn not_run(
 fn run_one(
     hidden_phase: bool,
     challenge: &Challenge,
-    backend: &dyn Backend,
+    execute: &mut dyn FnMut(&CaseJob) -> Execution,
     submission: &Submission,
     case_id: &str,
     place: &CasePlace,
@@ -569,7 +680,7 @@ fn run_one(
             .map(|p| p.nodes_for_slot(place.slot))
             .unwrap_or_default(),
     };
-    let execution = backend.run_case(&job, limits);
+    let execution = execute(&job);
     let said = if execution.program_said.is_empty() || execution.status == ExecStatus::Ok {
         String::new()
     } else {

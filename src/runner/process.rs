@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use wait_timeout::ChildExt;
 
 use super::case_mounts::OutputWatch;
+use super::worker::{Spawned, Stopper, WorkerFolders, WorkerStart};
 use super::{Backend, CaseJob, ExecStatus, Execution};
 use crate::challenge::Limits;
 use crate::submission::{RunSpec, Submission};
@@ -40,7 +41,7 @@ impl Backend for ProcessBackend {
     }
 
     fn prepare(&self, submission: &Submission, log: &Path, limits: &Limits) -> Result<(), String> {
-        let RunSpec::Process { build, command } = &submission.run else {
+        let RunSpec::Process { build, command, .. } = &submission.run else {
             return Err(super::wrong_kind(submission));
         };
         if !build.is_empty() {
@@ -76,23 +77,13 @@ impl Backend for ProcessBackend {
         let RunSpec::Process { command, .. } = &job.submission.run else {
             return Execution::not_started(super::wrong_kind(job.submission));
         };
-        let fill = |arg: &String| {
-            arg.replace("{input}", &job.input_dir.to_string_lossy())
-                .replace("{output}", &job.output_dir.to_string_lossy())
-        };
-        let mut cmd = Command::new(resolve_program(job.submission, &command[0]));
-        cmd.args(command[1..].iter().map(fill))
-            .current_dir(&job.submission.dir)
-            .env_clear()
-            // The same environment on a laptop and on the server: nothing of the caller's leaks in.
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .env("HOME", &job.output_dir)
-            .env("LANG", "C.UTF-8")
-            .env("PODIUM_INPUT", &job.input_dir)
-            .env("PODIUM_OUTPUT", &job.output_dir)
-            .env("PODIUM_CASE_ID", &job.case_id)
-            .env("PODIUM_CPUS", limits.cpus.to_string())
-            .env("OMP_NUM_THREADS", limits.cpus.to_string());
+        let mut cmd = program_command(
+            job.submission,
+            command,
+            (&job.input_dir, &job.output_dir),
+            limits,
+        );
+        cmd.env("PODIUM_CASE_ID", &job.case_id);
         gpu_environment(&mut cmd, &job.gpus, true);
         let wall = Duration::from_secs_f64(
             limits
@@ -114,6 +105,74 @@ impl Backend for ProcessBackend {
             },
         }
     }
+
+    fn runs_workers(&self) -> bool {
+        true
+    }
+
+    fn start_worker(&self, start: &WorkerStart, limits: &Limits) -> Result<Spawned, String> {
+        let RunSpec::Process { command, .. } = &start.submission.run else {
+            return Err(super::wrong_kind(start.submission));
+        };
+        let folders = WorkerFolders::create(&start.dir, limits, None)?;
+        let mut cmd = program_command(
+            start.submission,
+            command,
+            (&folders.input, &folders.output),
+            limits,
+        );
+        cmd.env("PODIUM_MODE", "worker");
+        gpu_environment(&mut cmd, &start.gpus, true);
+        let output_bytes = limits.output_mb.saturating_mul(1 << 20);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        // SAFETY: only async-signal-safe libc calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                set_rlimit(libc::RLIMIT_CORE, 0)?;
+                set_rlimit(libc::RLIMIT_FSIZE, output_bytes)?;
+                close_inherited_descriptors()
+            });
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("could not be started ({:?}): {e}", command[0]))?;
+        Ok(Spawned {
+            child,
+            stop: Stopper::ProcessGroup,
+            folders,
+            watch_output: true,
+        })
+    }
+}
+
+/// The program of a process submission with its arguments filled in, started in the
+/// submission folder with a clean environment.
+fn program_command(
+    submission: &Submission,
+    command: &[String],
+    (input, output): (&Path, &Path),
+    limits: &Limits,
+) -> Command {
+    let fill = |arg: &String| {
+        arg.replace("{input}", &input.to_string_lossy())
+            .replace("{output}", &output.to_string_lossy())
+    };
+    let mut cmd = Command::new(resolve_program(submission, &command[0]));
+    cmd.args(command[1..].iter().map(fill))
+        .current_dir(&submission.dir)
+        .env_clear()
+        // The same environment on a laptop and on the server: nothing of the caller's leaks in.
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", output)
+        .env("LANG", "C.UTF-8")
+        .env("PODIUM_INPUT", input)
+        .env("PODIUM_OUTPUT", output)
+        .env("PODIUM_CPUS", limits.cpus.to_string())
+        .env("OMP_NUM_THREADS", limits.cpus.to_string());
+    cmd
 }
 
 /// The case's GPUs in its environment: `PODIUM_GPUS` and `NVIDIA_VISIBLE_DEVICES` name the

@@ -50,6 +50,7 @@ use super::process::{
     capture, close_inherited_descriptors, describe_exit, set_rlimit, wait_watching, ExitContext,
     Waited,
 };
+use super::worker::{Spawned, Stopper, WorkerFolders, WorkerStart};
 use super::{wrong_kind, Backend, CaseJob, ExecStatus, Execution};
 use crate::challenge::Limits;
 use crate::submission::{RunSpec, Submission};
@@ -202,20 +203,15 @@ impl SandboxBackend {
         cmd
     }
 
-    /// Runs `cmd` (bwrap) in a new cgroup with the limits, waits at most `wall`, and captures
-    /// capped logs.
-    #[allow(clippy::too_many_arguments)]
-    fn execute(
+    /// Starts `cmd` (bwrap) in a new cgroup with the limits, as the slot's user where given,
+    /// with stdout and stderr piped (stdin is the caller's choice).
+    fn spawn(
         &self,
         mut cmd: Command,
-        wall: Duration,
         limits: &Limits,
-        logs: (&Path, &Path),
         cpus: Option<&str>,
         identity: Option<(u32, Vec<RawFd>)>,
-        watch: Option<&OutputWatch>,
-    ) -> Result<Execution, String> {
-        let (stdout_log, stderr_log) = logs;
+    ) -> Result<(std::process::Child, Option<CaseGroup>), String> {
         let group = match &self.cgroups {
             Some(h) => Some(
                 h.create_case(limits, MAX_PROCESSES, cpus)
@@ -225,8 +221,7 @@ impl SandboxBackend {
         };
         let fds = group.as_ref().map(CaseGroup::procs_fds).unwrap_or_default();
         let output_bytes = limits.output_mb.saturating_mul(1 << 20);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
+        cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
         // SAFETY: only write(2) and setrlimit(2) between fork and exec; `fds` is moved in.
@@ -244,10 +239,29 @@ impl SandboxBackend {
                 Ok(())
             });
         }
-        let started = Instant::now();
-        let mut child = cmd
+        let child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.bwrap.display()))?;
+        Ok((child, group))
+    }
+
+    /// Runs `cmd` (bwrap) in a new cgroup with the limits, waits at most `wall`, and captures
+    /// capped logs.
+    #[allow(clippy::too_many_arguments)]
+    fn execute(
+        &self,
+        mut cmd: Command,
+        wall: Duration,
+        limits: &Limits,
+        logs: (&Path, &Path),
+        cpus: Option<&str>,
+        identity: Option<(u32, Vec<RawFd>)>,
+        watch: Option<&OutputWatch>,
+    ) -> Result<Execution, String> {
+        let (stdout_log, stderr_log) = logs;
+        cmd.stdin(Stdio::null());
+        let started = Instant::now();
+        let (mut child, group) = self.spawn(cmd, limits, cpus, identity)?;
         let supervisor = child.id() as libc::pid_t;
         let log_cap = limits.log_kb.saturating_mul(1024);
         let out_reader = capture(child.stdout.take(), stdout_log.to_path_buf(), log_cap);
@@ -526,7 +540,7 @@ impl Backend for SandboxBackend {
     }
 
     fn prepare(&self, submission: &Submission, log: &Path, limits: &Limits) -> Result<(), String> {
-        let RunSpec::Process { build, command } = &submission.run else {
+        let RunSpec::Process { build, command, .. } = &submission.run else {
             return Err(wrong_kind(submission));
         };
         // A team's upload may already hold a setuid file or a device node (an archive unpacked
@@ -577,41 +591,9 @@ impl Backend for SandboxBackend {
             (case_folders.output.as_path(), "/output", true),
             (job.submission.dir.as_path(), "/submission", false),
         ];
-        let mut held = Vec::new();
-        let binds = match slot_id {
-            Some(_) => {
-                let mut args = Vec::new();
-                for (dir, inside, writable) in folders {
-                    match std::fs::File::open(dir) {
-                        Ok(f) => {
-                            args.extend([
-                                OsString::from(if writable {
-                                    "--bind-fd"
-                                } else {
-                                    "--ro-bind-fd"
-                                }),
-                                OsString::from(f.as_raw_fd().to_string()),
-                                OsString::from(inside),
-                            ]);
-                            held.push(f);
-                        }
-                        Err(e) => {
-                            return Execution::not_started(format!(
-                                "podium could not open {}: {e}",
-                                dir.display()
-                            ))
-                        }
-                    }
-                }
-                args
-            }
-            None => bind_args(&folders.map(|(dir, inside, writable)| {
-                (
-                    if writable { "--bind" } else { "--ro-bind" },
-                    dir.as_os_str(),
-                    inside,
-                )
-            })),
+        let (binds, held) = match folder_binds(folders, slot_id.is_some()) {
+            Ok(b) => b,
+            Err(e) => return Execution::not_started(e),
         };
         let fds: Vec<RawFd> = held.iter().map(|f| f.as_raw_fd()).collect();
         let mut binds = binds;
@@ -658,6 +640,99 @@ impl Backend for SandboxBackend {
         let execution = result.unwrap_or_else(Execution::not_started);
         case_folders.collect(job, limits, execution)
     }
+
+    fn runs_workers(&self) -> bool {
+        true
+    }
+
+    /// The worker's sandbox is a case's: the same binds, limits, slot user and GPUs, with the
+    /// worker's folders at `/input` and `/output` and stdin piped for the protocol.
+    fn start_worker(&self, start: &WorkerStart, limits: &Limits) -> Result<Spawned, String> {
+        let RunSpec::Process { command, .. } = &start.submission.run else {
+            return Err(wrong_kind(start.submission));
+        };
+        let slot_id = slot_identity(start.slot);
+        let folders = WorkerFolders::create(&start.dir, limits, slot_id)?;
+        let (mut binds, held) = folder_binds(
+            [
+                (folders.input.as_path(), "/input", false),
+                (folders.output.as_path(), "/output", true),
+                (start.submission.dir.as_path(), "/submission", false),
+            ],
+            slot_id.is_some(),
+        )?;
+        binds.extend(gpu_binds(&start.gpu_nodes));
+        let fill = |arg: &String| {
+            arg.replace("{input}", "/input")
+                .replace("{output}", "/output")
+        };
+        let mut cmd = self.command(
+            &binds,
+            limits.network,
+            &inside_program(&command[0]),
+            command[1..].iter().map(fill),
+        );
+        cmd.env("HOME", "/output")
+            .env("PODIUM_INPUT", "/input")
+            .env("PODIUM_OUTPUT", "/output")
+            .env("PODIUM_MODE", "worker")
+            .env("PODIUM_CPUS", limits.cpus.to_string())
+            .env("OMP_NUM_THREADS", limits.cpus.to_string())
+            .stdin(Stdio::piped());
+        super::process::gpu_environment(&mut cmd, &start.gpus, false);
+        let cpus = self
+            .cgroups
+            .as_ref()
+            .and_then(|h| h.cpus_for_slot(start.slot, limits.cpus));
+        let fds: Vec<RawFd> = held.iter().map(|f| f.as_raw_fd()).collect();
+        let (child, group) =
+            self.spawn(cmd, limits, cpus.as_deref(), slot_id.map(|id| (id, fds)))?;
+        // The child holds its own copies of the bind descriptors.
+        drop(held);
+        Ok(Spawned {
+            child,
+            stop: Stopper::Sandbox { group },
+            folders,
+            watch_output: slot_id.is_none(),
+        })
+    }
+}
+
+/// bwrap's arguments binding `(host folder, inside, writable)`. As root (`by_descriptor`) the
+/// slot's bwrap cannot be trusted to reach the folders by path (an ancestor may be private to
+/// root), so podium opens them and hands bwrap the descriptors, which the caller keeps open
+/// until bwrap has started.
+fn folder_binds(
+    folders: [(&Path, &str, bool); 3],
+    by_descriptor: bool,
+) -> Result<(Vec<OsString>, Vec<std::fs::File>), String> {
+    let mut held = Vec::new();
+    if !by_descriptor {
+        let binds = bind_args(&folders.map(|(dir, inside, writable)| {
+            (
+                if writable { "--bind" } else { "--ro-bind" },
+                dir.as_os_str(),
+                inside,
+            )
+        }));
+        return Ok((binds, held));
+    }
+    let mut args = Vec::new();
+    for (dir, inside, writable) in folders {
+        let f = std::fs::File::open(dir)
+            .map_err(|e| format!("podium could not open {}: {e}", dir.display()))?;
+        args.extend([
+            OsString::from(if writable {
+                "--bind-fd"
+            } else {
+                "--ro-bind-fd"
+            }),
+            OsString::from(f.as_raw_fd().to_string()),
+            OsString::from(inside),
+        ]);
+        held.push(f);
+    }
+    Ok((args, held))
 }
 
 /// The first host uid (and gid) of the slots: slot k runs as `SLOT_ID_BASE + k` when podium
@@ -812,7 +887,7 @@ fn find_bwrap() -> Result<PathBuf, String> {
 
 /// SIGKILL to every process of the case. With a cgroup, to each member until none is left;
 /// without, to bwrap's supervisor (its PID namespace dies with it) and what descends from it.
-fn kill_everything(group: Option<&CaseGroup>, supervisor: libc::pid_t) {
+pub(super) fn kill_everything(group: Option<&CaseGroup>, supervisor: libc::pid_t) {
     match group {
         Some(g) => {
             g.kill_all(Duration::from_secs(10));
@@ -832,7 +907,7 @@ fn kill_everything(group: Option<&CaseGroup>, supervisor: libc::pid_t) {
 }
 
 /// The processes descending from `root` (not `root` itself), from /proc.
-fn descendants(root: libc::pid_t) -> Vec<libc::pid_t> {
+pub(super) fn descendants(root: libc::pid_t) -> Vec<libc::pid_t> {
     let mut parent_of: Vec<(libc::pid_t, libc::pid_t)> = Vec::new();
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {

@@ -162,6 +162,22 @@ impl Backend for RoundBackends {
     fn submission_details(&self, submission: &str) -> Option<serde_json::Value> {
         self.each().find_map(|b| b.submission_details(submission))
     }
+
+    /// Workers are native programs: the native backend starts them.
+    fn start_worker(
+        &self,
+        start: &super::worker::WorkerStart,
+        limits: &Limits,
+    ) -> std::result::Result<super::worker::Spawned, String> {
+        match self.of(start.submission) {
+            Some(b) => b.start_worker(start, limits),
+            None => Err(super::wrong_kind(start.submission)),
+        }
+    }
+
+    fn runs_workers(&self) -> bool {
+        self.native.as_ref().is_some_and(|n| n.runs_workers())
+    }
 }
 
 /// The Slurm backend, with the challenge's `[cluster]` settings or Slurm's defaults.
