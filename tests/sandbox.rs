@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use common::*;
+use podium::challenge::Challenge;
 use podium::pipeline::run_and_score;
 use podium::runner::sandbox::SandboxBackend;
 use podium::runner::{Backend, RoundOptions};
@@ -1064,4 +1065,145 @@ fn each_slot_sees_only_its_own_gpus() {
     assert!(!done.status.success(), "{said}");
     assert!(said.contains("no NVIDIA GPU was found"), "{said}");
     assert!(!dir.path().join("out-none/runs.csv").exists());
+}
+
+/// A worker-mode submission in bash: reports what it sees once, then serves cases from
+/// `answers/`, doing `special` first (which may stop the worker).
+fn sandboxed_worker(challenge: &Challenge, parent: &Path, name: &str, special: &str) -> PathBuf {
+    let dir = parent.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("submission.toml"),
+        format!("team = \"fixtures\"\nname = \"{name}\"\n[run]\nkind = \"process\"\nmode = \"worker\"\ncommand = [\"/bin/bash\", \"./worker.sh\", \"{{input}}\", \"{{output}}\"]\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("worker.sh"),
+        format!(
+            r#"#!/bin/bash
+set -u
+IN="$1"; OUT="$2"
+echo "gpus=$PODIUM_GPUS mode=$PODIUM_MODE in=$IN dev=$(ls /dev | grep nvidia | tr '\n' ' ')" >&2
+echo ready
+while read -r CASE; do
+{special}
+  mkdir -p "$OUT/masks"
+  head -n 1 answers/predictions.csv > "$OUT/predictions.csv"
+  grep "^$CASE," answers/predictions.csv >> "$OUT/predictions.csv"
+  cp "answers/masks/$CASE.nii.gz" "$OUT/masks/"
+  echo "done $CASE"
+done
+"#
+        ),
+    )
+    .unwrap();
+    perfect_predictions(challenge, "test", &dir.join("answers"));
+    dir
+}
+
+#[test]
+fn a_worker_in_the_sandbox_keeps_the_limits_and_its_slots_gpus_and_leaves_nothing_behind() {
+    use std::os::unix::fs::PermissionsExt;
+    let backend = backend();
+    let (dir, challenge) = small_challenge(8);
+    let challenge = with_limits(
+        &challenge,
+        "wall_time_per_case_s = 3\ngrace_period_s = 1\nmemory_mb = 200\ngpus = 1\n",
+    );
+    let ids: Vec<String> = truth_rows(&challenge, "test")
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    let devices = dir.path().join("fake-dev");
+    std::fs::create_dir_all(&devices).unwrap();
+    for node in ["nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm"] {
+        std::fs::write(devices.join(node), "").unwrap();
+        std::fs::set_permissions(devices.join(node), std::fs::Permissions::from_mode(0o666))
+            .unwrap();
+    }
+    for folder in [dir.path(), devices.as_path()] {
+        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let pool = podium::runner::gpus::GpuPool::new(vec![0, 1], 1, devices.clone()).unwrap();
+    let subs = dir.path().join("subs");
+    // `exec` makes the hog the worker itself, so the kernel's OOM kill ends the worker.
+    let special = format!(
+        r#"  case "$CASE" in
+    {slow}) sleep 3017 & wait ;;
+    {hog}) exec dd if=/dev/zero of=/dev/null bs=400M count=1 ;;
+  esac"#,
+        slow = ids[1],
+        hog = ids[4]
+    );
+    sandboxed_worker(&challenge, &subs, "served", &special);
+    let out = dir.path().join("out");
+    let phase = challenge.phase_paths("test", None).unwrap();
+    let options = RoundOptions {
+        jobs: 2,
+        out_dir: out.clone(),
+        resume: false,
+        gpus: Some(pool),
+    };
+    let mut starts = 0;
+    run_and_score(
+        &challenge,
+        &phase,
+        &Submission::discover(&subs).unwrap(),
+        &backend,
+        &options,
+        &mut |e| {
+            if matches!(e, podium::runner::RunEvent::WorkerStarted { .. }) {
+                starts += 1;
+            }
+        },
+    )
+    .unwrap();
+    let runs = read_csv(&out.join("runs.csv"));
+    let status = |id: &str| {
+        let r = runs.iter().find(|r| r["case_id"] == id).unwrap();
+        (r["status"].clone(), r["message"].clone())
+    };
+    assert_eq!(status(&ids[1]).0, "timeout", "{:?}", status(&ids[1]));
+    assert_eq!(status(&ids[4]).0, "oom", "{:?}", status(&ids[4]));
+    assert!(status(&ids[4]).1.contains("memory limit of 200 MB"));
+    for (k, id) in ids.iter().enumerate() {
+        if k != 1 && k != 4 {
+            assert_eq!(status(id).0, "ok", "{id}: {:?}", status(id));
+        }
+    }
+    // One worker per slot, and one more after each of the two cases that ended one, unless
+    // that case was its slot's last: never one per case.
+    assert!((3..=4).contains(&starts), "{starts} starts");
+    assert_eq!(processes_running("sleep 3017"), 0);
+    assert!(leftover_cgroups().is_empty(), "{:?}", leftover_cgroups());
+    // Each slot's worker saw its own GPU and the control nodes, nothing else of /dev; and the
+    // worker's folders are /input and /output as in per-case mode.
+    for slot in 0..2 {
+        let log =
+            std::fs::read_to_string(out.join(format!("logs/served/worker-{slot}.stderr.log")))
+                .unwrap();
+        let line = log.lines().last().unwrap();
+        let gpu = line
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .trim_start_matches("gpus=");
+        assert!(["0", "1"].contains(&gpu), "{line}");
+        assert!(line.contains("mode=worker in=/input"), "{line}");
+        let mut seen: Vec<&str> = line
+            .split("dev=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        seen.sort();
+        let own = format!("nvidia{gpu}");
+        let mut expected = vec![own.as_str(), "nvidia-uvm", "nvidiactl"];
+        expected.sort();
+        assert_eq!(seen, expected, "{line}");
+    }
+    // No tmpfs of the round is left mounted, and its work folder is gone.
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!mounts.contains(&*out.to_string_lossy()), "{mounts}");
+    assert!(!out.join("work").join("served").exists());
 }

@@ -509,6 +509,12 @@ impl CappedLog {
 
     /// Writes the log to `path` and returns its last line of text.
     pub(super) fn finish(self, path: &Path) -> String {
+        self.finish_into(path, false)
+    }
+
+    /// Like [`CappedLog::finish`], after what `path` holds already when `append` (a worker's
+    /// log, which keeps every start of the slot's workers).
+    pub(super) fn finish_into(self, path: &Path, append: bool) -> String {
         let tail: Vec<u8> = self.tail.into_iter().collect();
         let mut text = self.head.clone();
         if self.dropped > 0 {
@@ -522,7 +528,13 @@ impl CappedLog {
             );
         }
         text.extend_from_slice(&tail);
-        let _ = std::fs::write(path, &text);
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &text));
         let last = last_line(&tail);
         if last.is_empty() {
             last_line(&self.head)

@@ -518,8 +518,8 @@ impl Worker {
             &mut route.worker,
             [CappedLog::new(self.log_cap), CappedLog::new(self.log_cap)],
         );
-        out.finish(stdout_log);
-        err.finish(stderr_log)
+        out.finish_into(stdout_log, true);
+        err.finish_into(stderr_log, true)
     }
 
     /// Ends a worker that has no case left: stdin closes, the program has the grace period
@@ -661,6 +661,7 @@ impl<'a> SlotWorker<'a> {
                 Err((ending, wall_s)) => {
                     let mut ended = self.worker.take().expect("running");
                     let mut execution = ended.fail_case(ending, job, wall, limits);
+                    ended.finish_logs(&self.logs);
                     execution.wall_s = wall_s;
                     return Served { execution, start_s };
                 }
