@@ -293,3 +293,65 @@ fn slots_run_the_cases_of_different_submissions_at_the_same_time() {
         "no case of alpha ran while a case of beta ran:\n{text}"
     );
 }
+
+/// A fake device root of `gpus` NVIDIA GPUs and the control node (CI has no GPU).
+fn fake_gpus(dir: &Path, gpus: u32) -> std::path::PathBuf {
+    let root = dir.join("fake-dev");
+    std::fs::create_dir_all(&root).unwrap();
+    for node in (0..gpus)
+        .map(|k| format!("nvidia{k}"))
+        .chain(["nvidiactl".to_string()])
+    {
+        std::fs::write(root.join(node), "").unwrap();
+    }
+    root
+}
+
+/// Each case's `runs.csv` row names the GPU its slot gave it (the one the program was told
+/// to use), and leaves GPU time and peak GPU memory empty: fake device nodes have no driver
+/// to report them.
+#[test]
+fn runs_csv_names_each_cases_gpus_and_leaves_what_no_driver_reported_empty() {
+    use podium::runner::gpus::GpuPool;
+    let (dir, challenge) = small_challenge(4);
+    let challenge = with_limits(&challenge, "gpus = 1\n");
+    let root = fake_gpus(dir.path(), 2);
+    let subs = dir.path().join("subs");
+    script_submission(
+        &subs,
+        "gpu-probe",
+        "sleep 0.2\necho \"cuda=$CUDA_VISIBLE_DEVICES\" >&2\nexit 1",
+    );
+    let out = dir.path().join("out");
+    let phase = challenge.phase_paths("test", None).unwrap();
+    let pool = GpuPool::new(GpuPool::discover(&root), 1, root.clone()).unwrap();
+    let options = RoundOptions {
+        jobs: pool.max_slots(),
+        out_dir: out.clone(),
+        resume: false,
+        gpus: Some(pool.clone()),
+    };
+    let subs = Submission::discover(&subs).unwrap();
+    run_and_score(
+        &challenge,
+        &phase,
+        &subs,
+        &ProcessBackend,
+        &options,
+        &mut |_| {},
+    )
+    .unwrap();
+    let runs = read_csv(&out.join("runs.csv"));
+    assert_eq!(runs.len(), 4);
+    let slots: Vec<String> = (0..pool.max_slots())
+        .map(|s| pool.list_for_slot(s))
+        .collect();
+    for r in &runs {
+        let saw = r["message"].rsplit("cuda=").next().unwrap().trim();
+        assert_eq!(r["gpus"], saw, "{r:?}");
+        assert!(slots.contains(&r["gpus"]), "{r:?} not one of {slots:?}");
+        for empty in ["gpu_time_s", "gpu_peak_memory_mib", "gpus_used"] {
+            assert_eq!(r[empty], "", "{empty} of {r:?}");
+        }
+    }
+}

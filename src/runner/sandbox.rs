@@ -321,6 +321,7 @@ impl SandboxBackend {
             peak_memory_mib,
             message,
             program_said: stderr_tail,
+            gpu: Default::default(),
         })
     }
 }
