@@ -355,3 +355,62 @@ fn runs_csv_names_each_cases_gpus_and_leaves_what_no_driver_reported_empty() {
         }
     }
 }
+
+/// `podium check` says, for the GPU a program was given, that podium cannot tell whether the
+/// program used it, and why; without any GPU, `check` and `run` stop before the round with one
+/// message, not a failed case per case.
+#[test]
+fn check_reports_on_the_gpus_and_a_host_without_one_stops_before_the_round() {
+    let (dir, challenge) = small_challenge(3);
+    let challenge = with_limits(&challenge, "gpus = 1\n");
+    let root = fake_gpus(dir.path(), 1);
+    let subs = dir.path().join("subs");
+    let sub = script_submission(&subs, "gpu-probe", "exit 0");
+    let podium = |args: &[&str], out: &Path, device_root: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
+            .args(args)
+            .args(["--backend", "process", "--challenge"])
+            .arg(&challenge.root)
+            .arg("--out")
+            .arg(out)
+            .env("PODIUM_DEVICE_ROOT", device_root)
+            .output()
+            .unwrap()
+    };
+    let out = dir.path().join("out-check");
+    let checked = podium(&["check", sub.to_str().unwrap()], &out, &root);
+    let stdout = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        stdout.contains("GPU: podium cannot tell whether the program used GPU 0: its GPUs are in a test device root"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    let none = dir.path().join("no-dev");
+    std::fs::create_dir_all(&none).unwrap();
+    let run_args = [
+        "run",
+        "--allow-unisolated",
+        "--phase",
+        "test",
+        "--submissions",
+        subs.to_str().unwrap(),
+    ];
+    for (args, out) in [
+        (&["check", sub.to_str().unwrap()][..], "out-check-none"),
+        (&run_args[..], "out-run-none"),
+    ] {
+        let out = dir.path().join(out);
+        let done = podium(args, &out, &none);
+        let said = String::from_utf8_lossy(&done.stderr);
+        assert!(!done.status.success(), "{args:?}: {said}");
+        assert_eq!(
+            said.lines()
+                .filter(|l| l.contains("no NVIDIA GPU was found"))
+                .count(),
+            1,
+            "{args:?}: {said}"
+        );
+        assert!(!out.join("runs.csv").exists(), "{args:?} ran cases");
+    }
+}
