@@ -309,7 +309,7 @@ fn fake_gpus(dir: &Path, gpus: u32) -> std::path::PathBuf {
 
 /// Each case's `runs.csv` row names the GPU its slot gave it (the one the program was told
 /// to use), and leaves GPU time and peak GPU memory empty: fake device nodes have no driver
-/// to report them.
+/// to report them. The report shows the GPU columns.
 #[test]
 fn runs_csv_names_each_cases_gpus_and_leaves_what_no_driver_reported_empty() {
     use podium::runner::gpus::GpuPool;
@@ -353,6 +353,15 @@ fn runs_csv_names_each_cases_gpus_and_leaves_what_no_driver_reported_empty() {
         for empty in ["gpu_time_s", "gpu_peak_memory_mib", "gpus_used"] {
             assert_eq!(r[empty], "", "{empty} of {r:?}");
         }
+    }
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(report.contains("<th>peak GPU memory (MiB)</th>"));
+    for r in &runs {
+        let cells = format!(
+            "<td>{}</td><td class=\"n\">–</td><td class=\"n\">–</td>",
+            r["gpus"]
+        );
+        assert!(report.contains(&cells), "no {cells} for {}", r["case_id"]);
     }
 }
 
