@@ -863,6 +863,15 @@ fn check_command(
         &mut |e| reporter.report(e),
     )?;
     print_outcome(&outcome);
+    // Not a reason to reject: a program may run on the CPU within the limits, only slower.
+    let runs = podium::runner::events::RunsCsv::read(&outcome.out_dir.join("runs.csv"))?;
+    let unavailable = options
+        .gpus
+        .as_ref()
+        .and_then(|pool| podium::runner::gpu_monitor::source(pool.dev_root()).err());
+    for line in podium::runner::gpu_monitor::check_lines(&runs, unavailable) {
+        println!("GPU: {}", podium::text::shown(&line));
+    }
     let reasons = pipeline::rejection_reasons(&outcome, &submission.name);
     if reasons.is_empty() {
         println!("check passed: every case of phase {phase} ran and scored without a problem");

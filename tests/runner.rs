@@ -293,3 +293,133 @@ fn slots_run_the_cases_of_different_submissions_at_the_same_time() {
         "no case of alpha ran while a case of beta ran:\n{text}"
     );
 }
+
+/// A fake device root of `gpus` NVIDIA GPUs and the control node (CI has no GPU).
+fn fake_gpus(dir: &Path, gpus: u32) -> std::path::PathBuf {
+    let root = dir.join("fake-dev");
+    std::fs::create_dir_all(&root).unwrap();
+    for node in (0..gpus)
+        .map(|k| format!("nvidia{k}"))
+        .chain(["nvidiactl".to_string()])
+    {
+        std::fs::write(root.join(node), "").unwrap();
+    }
+    root
+}
+
+/// Each case's `runs.csv` row names the GPU its slot gave it (the one the program was told
+/// to use), and leaves GPU time and peak GPU memory empty: fake device nodes have no driver
+/// to report them. The report shows the GPU columns.
+#[test]
+fn runs_csv_names_each_cases_gpus_and_leaves_what_no_driver_reported_empty() {
+    use podium::runner::gpus::GpuPool;
+    let (dir, challenge) = small_challenge(4);
+    let challenge = with_limits(&challenge, "gpus = 1\n");
+    let root = fake_gpus(dir.path(), 2);
+    let subs = dir.path().join("subs");
+    script_submission(
+        &subs,
+        "gpu-probe",
+        "sleep 0.2\necho \"cuda=$CUDA_VISIBLE_DEVICES\" >&2\nexit 1",
+    );
+    let out = dir.path().join("out");
+    let phase = challenge.phase_paths("test", None).unwrap();
+    let pool = GpuPool::new(GpuPool::discover(&root), 1, root.clone()).unwrap();
+    let options = RoundOptions {
+        jobs: pool.max_slots(),
+        out_dir: out.clone(),
+        resume: false,
+        gpus: Some(pool.clone()),
+    };
+    let subs = Submission::discover(&subs).unwrap();
+    run_and_score(
+        &challenge,
+        &phase,
+        &subs,
+        &ProcessBackend,
+        &options,
+        &mut |_| {},
+    )
+    .unwrap();
+    let runs = read_csv(&out.join("runs.csv"));
+    assert_eq!(runs.len(), 4);
+    let slots: Vec<String> = (0..pool.max_slots())
+        .map(|s| pool.list_for_slot(s))
+        .collect();
+    for r in &runs {
+        let saw = r["message"].rsplit("cuda=").next().unwrap().trim();
+        assert_eq!(r["gpus"], saw, "{r:?}");
+        assert!(slots.contains(&r["gpus"]), "{r:?} not one of {slots:?}");
+        for empty in ["gpu_time_s", "gpu_peak_memory_mib", "gpus_used"] {
+            assert_eq!(r[empty], "", "{empty} of {r:?}");
+        }
+    }
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(report.contains("<th>peak GPU memory (MiB)</th>"));
+    for r in &runs {
+        let cells = format!(
+            "<td>{}</td><td class=\"n\">–</td><td class=\"n\">–</td>",
+            r["gpus"]
+        );
+        assert!(report.contains(&cells), "no {cells} for {}", r["case_id"]);
+    }
+}
+
+/// `podium check` says, for the GPU a program was given, that podium cannot tell whether the
+/// program used it, and why; without any GPU, `check` and `run` stop before the round with one
+/// message, not a failed case per case.
+#[test]
+fn check_reports_on_the_gpus_and_a_host_without_one_stops_before_the_round() {
+    let (dir, challenge) = small_challenge(3);
+    let challenge = with_limits(&challenge, "gpus = 1\n");
+    let root = fake_gpus(dir.path(), 1);
+    let subs = dir.path().join("subs");
+    let sub = script_submission(&subs, "gpu-probe", "exit 0");
+    let podium = |args: &[&str], out: &Path, device_root: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
+            .args(args)
+            .args(["--backend", "process", "--challenge"])
+            .arg(&challenge.root)
+            .arg("--out")
+            .arg(out)
+            .env("PODIUM_DEVICE_ROOT", device_root)
+            .output()
+            .unwrap()
+    };
+    let out = dir.path().join("out-check");
+    let checked = podium(&["check", sub.to_str().unwrap()], &out, &root);
+    let stdout = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        stdout.contains("GPU: podium cannot tell whether the program used GPU 0: its GPUs are in a test device root"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    let none = dir.path().join("no-dev");
+    std::fs::create_dir_all(&none).unwrap();
+    let run_args = [
+        "run",
+        "--allow-unisolated",
+        "--phase",
+        "test",
+        "--submissions",
+        subs.to_str().unwrap(),
+    ];
+    for (args, out) in [
+        (&["check", sub.to_str().unwrap()][..], "out-check-none"),
+        (&run_args[..], "out-run-none"),
+    ] {
+        let out = dir.path().join(out);
+        let done = podium(args, &out, &none);
+        let said = String::from_utf8_lossy(&done.stderr);
+        assert!(!done.status.success(), "{args:?}: {said}");
+        assert_eq!(
+            said.lines()
+                .filter(|l| l.contains("no NVIDIA GPU was found"))
+                .count(),
+            1,
+            "{args:?}: {said}"
+        );
+        assert!(!out.join("runs.csv").exists(), "{args:?} ran cases");
+    }
+}

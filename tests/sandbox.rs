@@ -1044,6 +1044,7 @@ fn each_slot_sees_only_its_own_gpus() {
                 .and_then(|l| l.split_whitespace().next())
                 .unwrap_or_else(|| panic!("{line}"));
             assert!(["0", "1", "2"].contains(&gpu), "{line}");
+            assert_eq!(r["gpus"], gpu, "runs.csv names the slot's GPU: {r:?}");
             if backend == "sandbox" {
                 assert!(line.contains("cuda=unset"), "{line}");
                 let dev = line.split("dev=").nth(1).unwrap().trim();

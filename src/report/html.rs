@@ -675,13 +675,26 @@ fn runs(html: &mut String, input: &ReportInput) {
     for status in STATUSES {
         let _ = write!(html, "<th>{}</th>", status.as_str());
     }
-    html.push_str("<th>mean wall (s)</th><th>max wall (s)</th><th>CPU time (s)</th><th>max peak memory (MiB)</th></tr></thead><tbody>");
+    html.push_str("<th>mean wall (s)</th><th>max wall (s)</th><th>CPU time (s)</th><th>max peak memory (MiB)</th>");
+    // Only a round whose cases had GPUs gets their columns.
+    let gpus = input.runs.iter().any(|r| !r.gpu.gpus.is_empty());
+    if gpus {
+        html.push_str("<th>GPU time (s)</th><th>max peak GPU memory (MiB)</th>");
+    }
+    html.push_str("</tr></thead><tbody>");
+    let max = |values: &mut dyn Iterator<Item = f64>| {
+        values.fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+    };
+    let total = |values: Vec<f64>, digits: usize| {
+        if values.is_empty() {
+            "–".to_string()
+        } else {
+            format!("{:.digits$}", values.iter().sum::<f64>())
+        }
+    };
     for (name, records) in &by_submission {
         let walls: Vec<f64> = records.iter().map(|r| r.wall_s).collect();
-        let peak = records
-            .iter()
-            .filter_map(|r| r.peak_memory_mib)
-            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+        let peak = max(&mut records.iter().filter_map(|r| r.peak_memory_mib));
         let cpu: Vec<f64> = records.iter().filter_map(|r| r.cpu_s).collect();
         let _ = write!(
             html,
@@ -695,12 +708,24 @@ fn runs(html: &mut String, input: &ReportInput) {
         }
         let _ = write!(
             html,
-            "<td class=\"n\">{:.2}</td><td class=\"n\">{:.2}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            "<td class=\"n\">{:.2}</td><td class=\"n\">{:.2}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>",
             walls.iter().sum::<f64>() / walls.len().max(1) as f64,
             walls.iter().copied().fold(0.0, f64::max),
-            if cpu.is_empty() { "–".to_string() } else { format!("{:.1}", cpu.iter().sum::<f64>()) },
+            total(cpu, 1),
             number(peak, 0)
         );
+        if gpus {
+            let _ = write!(
+                html,
+                "<td class=\"n\">{}</td><td class=\"n\">{}</td>",
+                total(records.iter().filter_map(|r| r.gpu.time_s).collect(), 1),
+                number(
+                    max(&mut records.iter().filter_map(|r| r.gpu.peak_memory_mib)),
+                    0
+                )
+            );
+        }
+        html.push_str("</tr>");
     }
     html.push_str("</tbody></table>\n<h3>Status of every case</h3><p class=\"muted legend\">One square per case, in case order; hover for the case.");
     for status in STATUSES {
@@ -731,20 +756,35 @@ fn runs(html: &mut String, input: &ReportInput) {
         html.push_str("</div></div>\n");
         let _ = write!(
             html,
-            "<details class=\"cases\"><summary>{}: every case</summary><table class=\"sortable\"><thead><tr><th>case</th><th>status</th><th>wall (s)</th><th>CPU (s)</th><th>peak memory (MiB)</th><th>message</th></tr></thead><tbody>",
-            escape(name)
+            "<details class=\"cases\"><summary>{}: every case</summary><table class=\"sortable\"><thead><tr><th>case</th><th>status</th><th>wall (s)</th><th>CPU (s)</th><th>peak memory (MiB)</th>{}<th>message</th></tr></thead><tbody>",
+            escape(name),
+            if gpus {
+                "<th>GPUs</th><th>GPU (s)</th><th>peak GPU memory (MiB)</th>"
+            } else {
+                ""
+            }
         );
         for r in &sorted {
             let _ = write!(
                 html,
-                "<tr><td>{}</td><td>{}</td><td class=\"n\">{:.2}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td class=\"n\">{:.2}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>",
                 escape(&r.case_id),
                 r.status.as_str(),
                 r.wall_s,
                 number(r.cpu_s, 2),
                 number(r.peak_memory_mib, 1),
-                escape(&message(r))
             );
+            if gpus {
+                let list: Vec<String> = r.gpu.gpus.iter().map(u32::to_string).collect();
+                let _ = write!(
+                    html,
+                    "<td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>",
+                    list.join(","),
+                    number(r.gpu.time_s, 2),
+                    number(r.gpu.peak_memory_mib, 1)
+                );
+            }
+            let _ = write!(html, "<td>{}</td></tr>", escape(&message(r)));
         }
         html.push_str("</tbody></table></details>\n");
     }

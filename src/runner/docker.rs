@@ -444,6 +444,7 @@ impl DockerBackend {
             peak_memory_mib: None,
             message,
             program_said,
+            gpu: Default::default(),
         }
     }
 

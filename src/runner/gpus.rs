@@ -102,6 +102,11 @@ impl GpuPool {
         })
     }
 
+    /// Where the GPUs' device nodes are: `/dev`, or a test's root.
+    pub fn dev_root(&self) -> &Path {
+        &self.dev_root
+    }
+
     /// How many cases can run at once, each on GPUs of its own.
     pub fn max_slots(&self) -> usize {
         self.devices.len() / self.per_case

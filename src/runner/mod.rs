@@ -9,6 +9,7 @@ mod case_mounts;
 mod cgroup;
 pub mod docker;
 pub mod events;
+pub mod gpu_monitor;
 pub mod gpus;
 mod image_archive;
 pub mod node;
@@ -63,6 +64,10 @@ pub struct Execution {
     /// The last line the program wrote to stderr, for the organizer (and for teams on a
     /// public phase, where they may see their own output).
     pub program_said: String,
+    /// Which GPUs the case had and what they did; set around the backend by
+    /// [`gpu_monitor::run_watched`]. (Absent from the results of older Slurm nodes.)
+    #[serde(default)]
+    pub gpu: gpu_monitor::GpuUsage,
 }
 
 impl Execution {
@@ -77,6 +82,7 @@ impl Execution {
             peak_memory_mib: None,
             message,
             program_said: String::new(),
+            gpu: gpu_monitor::GpuUsage::default(),
         }
     }
 }
@@ -199,6 +205,8 @@ pub struct CaseRecord {
     /// For the team: on a hidden phase, podium's message alone, never the program's output
     /// (which could carry what it read); on a public phase, the same as `message`.
     pub team_message: String,
+    /// `runs.csv`'s GPU columns.
+    pub gpu: gpu_monitor::GpuUsage,
 }
 
 /// What a finished round hands to scoring: per submission, where its collected predictions are
@@ -642,6 +650,7 @@ fn not_run(
         peak_memory_mib: None,
         team_message: message.clone(),
         message,
+        gpu: gpu_monitor::GpuUsage::default(),
     }
 }
 
@@ -680,7 +689,10 @@ fn run_one(
             .map(|p| p.nodes_for_slot(place.slot))
             .unwrap_or_default(),
     };
-    let execution = execute(&job);
+    let execution =
+        gpu_monitor::run_watched(&job, submission.run.mode() == RunMode::Worker, || {
+            execute(&job)
+        });
     let said = if execution.program_said.is_empty() || execution.status == ExecStatus::Ok {
         String::new()
     } else {
@@ -717,5 +729,6 @@ fn run_one(
             format!("{message}{said}")
         },
         message: format!("{message}{said}"),
+        gpu: execution.gpu,
     }
 }

@@ -155,8 +155,8 @@ pub fn exec_batch(batch_file: &Path) -> Result<()> {
             Err(e) => Execution::not_started(format!(
                 "podium could not create the output folder on node {host}: {e}"
             )),
-            Ok(()) => backend.run_case(
-                &CaseJob {
+            Ok(()) => {
+                let job = CaseJob {
                     submission: &submission,
                     case_id: case.case_id.clone(),
                     input_dir: case.input_dir.clone(),
@@ -173,9 +173,13 @@ pub fn exec_batch(batch_file: &Path) -> Result<()> {
                         .as_ref()
                         .map(|p| p.nodes_for_slot(0))
                         .unwrap_or_default(),
-                },
-                &spec.limits,
-            ),
+                };
+                // The job's GPUs are its own and its cases run one after another, so the
+                // node measures them as a slot of a local round does.
+                super::gpu_monitor::run_watched(&job, false, || {
+                    backend.run_case(&job, &spec.limits)
+                })
+            }
         };
         write_atomically(
             &case.result,

@@ -102,6 +102,7 @@ impl Backend for ProcessBackend {
                 peak_memory_mib: None,
                 message: format!("cannot start {:?}: {e}", command[0]),
                 program_said: String::new(),
+                gpu: Default::default(),
             },
         }
     }
@@ -262,6 +263,7 @@ fn execute(
         peak_memory_mib: None,
         message,
         program_said: stderr_tail,
+        gpu: Default::default(),
     })
 }
 

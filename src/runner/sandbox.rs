@@ -335,6 +335,7 @@ impl SandboxBackend {
             peak_memory_mib,
             message,
             program_said: stderr_tail,
+            gpu: Default::default(),
         })
     }
 }

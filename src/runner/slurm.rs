@@ -730,6 +730,7 @@ impl Backend for SlurmBackend {
                 peak_memory_mib: None,
                 message,
                 program_said: String::new(),
+                gpu: Default::default(),
             };
             let slurm_log = placed
                 .task

@@ -263,9 +263,10 @@ impl Worker {
         limits: &Limits,
         wall: Duration,
         worker_logs: &(PathBuf, PathBuf),
-    ) -> Result<(Worker, f64), Execution> {
+    ) -> Result<(Worker, f64), Box<Execution>> {
         let begun = Instant::now();
-        let failed = |message: String| Execution::not_started(format!("the worker {message}"));
+        let failed =
+            |message: String| Box::new(Execution::not_started(format!("the worker {message}")));
         let _ = std::fs::remove_dir_all(&start.dir);
         let spawned = backend.start_worker(start, limits).map_err(failed)?;
         let Spawned {
@@ -356,7 +357,7 @@ impl Worker {
             ),
             _ => format!("stopped before saying `ready`: {message}"),
         };
-        Err(Execution {
+        Err(Box::new(Execution {
             status,
             exit_code: exit.and_then(|e| e.code()),
             signal: exit.and_then(|e| e.signal()),
@@ -365,7 +366,8 @@ impl Worker {
             peak_memory_mib: None,
             message: format!("the worker {what}"),
             program_said: said,
-        })
+            gpu: Default::default(),
+        }))
     }
 
     /// The next protocol line, or how the worker stopped answering before `deadline`.
@@ -633,7 +635,7 @@ impl<'a> SlotWorker<'a> {
                     Err(execution) => {
                         self.failed_starts += 1;
                         return Served {
-                            execution,
+                            execution: *execution,
                             start_s: None,
                         };
                     }
@@ -730,6 +732,7 @@ fn run_in(
             .map(|b| b as f64 / (1u64 << 20) as f64),
         message: String::new(),
         program_said: String::new(),
+        gpu: Default::default(),
     };
     if let Err(e) = case_mounts::copy_tree(&worker.folders.output, &job.output_dir) {
         execution.status = ExecStatus::Failed;
@@ -781,6 +784,7 @@ impl Worker {
                 _ => format!("the worker {message}"),
             },
             program_said: said,
+            gpu: Default::default(),
         }
     }
 }
