@@ -273,9 +273,9 @@ pub struct Limits {
     /// Size of `/dev/shm` in a Docker container (PyTorch data loaders need more than Docker's
     /// 64 MB default). The sandbox gives a private tmpfs `/dev/shm` bounded by `memory_mb`.
     pub shm_mb: u64,
-    /// GPUs given to a Docker container (a device request for `gpus` GPUs, as `docker run
-    /// --gpus N`). The process and sandbox backends run on the host's devices and do not
-    /// enforce it.
+    /// GPUs each case gets: each slot of the round has its own `gpus` of the machine's, bound
+    /// alone into the sandbox, selected for the process backend, asked by id from Docker
+    /// (docs/contract.md, "Limits").
     pub gpus: u32,
 }
 
