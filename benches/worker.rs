@@ -105,6 +105,7 @@ fn time_round(
         gpus: None,
     };
     let mut start_s: Option<f64> = None;
+    let mut finished: Vec<Instant> = Vec::new();
     let began = Instant::now();
     let runs = run_round(
         challenge,
@@ -112,14 +113,21 @@ fn time_round(
         std::slice::from_ref(submission),
         backend,
         &options,
-        &mut |event| {
-            if let RunEvent::WorkerStarted { seconds, .. } = event {
-                *start_s.get_or_insert(0.0) += seconds;
-            }
+        &mut |event| match event {
+            RunEvent::WorkerStarted { seconds, .. } => *start_s.get_or_insert(0.0) += seconds,
+            RunEvent::CaseFinished(_) => finished.push(Instant::now()),
+            _ => {}
         },
     )
     .unwrap();
     let round_s = began.elapsed().as_secs_f64();
+    let (first, last) = (finished[0], finished[finished.len() - 1]);
+    eprintln!(
+        "  first case done after {:.3} s, last case done {:.3} s before the round's end; between them {:.2} ms per case",
+        first.duration_since(began).as_secs_f64(),
+        round_s - last.duration_since(began).as_secs_f64(),
+        last.duration_since(first).as_secs_f64() * 1000.0 / (finished.len() - 1) as f64
+    );
     let ok = runs[0]
         .cases
         .values()
