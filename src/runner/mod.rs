@@ -8,6 +8,7 @@
 mod case_mounts;
 mod cgroup;
 pub mod docker;
+pub mod driver_libraries;
 pub mod events;
 pub mod gpu_monitor;
 pub mod gpus;

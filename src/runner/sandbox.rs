@@ -767,9 +767,13 @@ fn become_slot_user(id: u32, bind_fds: &[RawFd]) -> std::io::Result<()> {
 
 /// The case's GPU device nodes inside its `/dev`, and nothing else of the host's devices:
 /// the slot's own `nvidia<K>` and the driver's control nodes, under their own names. The
-/// driver's user-space libraries come with the read-only `/usr`.
+/// driver's user-space libraries come with the read-only `/usr` and `/lib*`; those installed
+/// elsewhere are bound read-only at their own paths ([`super::driver_libraries`]).
 fn gpu_binds(nodes: &[PathBuf]) -> Vec<OsString> {
-    nodes
+    if nodes.is_empty() {
+        return Vec::new();
+    }
+    let mut binds: Vec<OsString> = nodes
         .iter()
         .filter_map(|node| {
             let name = node.file_name()?;
@@ -780,7 +784,16 @@ fn gpu_binds(nodes: &[PathBuf]) -> Vec<OsString> {
             ])
         })
         .flatten()
-        .collect()
+        .collect();
+    let libraries = super::driver_libraries::host_libraries();
+    for path in super::driver_libraries::paths_to_bind(libraries, is_system_path) {
+        binds.extend([
+            OsString::from("--ro-bind"),
+            path.clone().into_os_string(),
+            path.into_os_string(),
+        ]);
+    }
+    binds
 }
 
 fn bind_args(binds: &[(&str, &std::ffi::OsStr, &str)]) -> Vec<OsString> {
