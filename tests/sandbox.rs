@@ -17,6 +17,7 @@ use std::time::Instant;
 use common::*;
 use podium::challenge::Challenge;
 use podium::pipeline::run_and_score;
+use podium::results::CaseStatus;
 use podium::runner::sandbox::SandboxBackend;
 use podium::runner::{Backend, RoundOptions};
 use podium::submission::Submission;
@@ -1207,4 +1208,72 @@ fn a_worker_in_the_sandbox_keeps_the_limits_and_its_slots_gpus_and_leaves_nothin
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(!mounts.contains(&*out.to_string_lossy()), "{mounts}");
     assert!(!out.join("work").join("served").exists());
+}
+
+/// While podium checks and empties a worker's output folder, the worker is still running: a
+/// hostile one keeps swapping names for links to the truth and to a host folder. podium reads
+/// and empties through descriptors without following links, so it collects no truth and
+/// changes nothing outside the folder.
+#[test]
+fn a_worker_racing_podium_with_links_reaches_nothing_of_the_host() {
+    use std::os::unix::fs::PermissionsExt;
+    let backend = backend();
+    let (dir, challenge) = small_challenge(6);
+    let truth_masks = challenge
+        .phase_paths("test", None)
+        .unwrap()
+        .truth_mask("masks", "x")
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let victim = dir.path().join("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("keep.txt"), "host file").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let subs = dir.path().join("subs");
+    let special = format!(
+        r#"  if [ ! -e /tmp/racing ]; then
+    touch /tmp/racing
+    ( while true; do
+        ln -sfn {truth} "$OUT/masks"; rm -f "$OUT/masks"; mkdir -p "$OUT/masks"; rmdir "$OUT/masks"
+        ln -sfn {victim} "$OUT/v"; rm -f "$OUT/v"; mkdir -p "$OUT/v/w"; rm -rf "$OUT/v"
+      done ) 2>/dev/null &
+  fi
+  head -n 1 answers/predictions.csv > "$OUT/predictions.csv"
+  grep "^$CASE," answers/predictions.csv >> "$OUT/predictions.csv"
+  echo "done $CASE"
+  continue"#,
+        truth = truth_masks.display(),
+        victim = victim.display()
+    );
+    sandboxed_worker(&challenge, &subs, "racer", &special);
+    let out = dir.path().join("out");
+    let outcome = sandboxed_round(&backend, &challenge, &subs, &out, 1);
+    let runs = read_csv(&out.join("runs.csv"));
+    assert_eq!(runs.len(), 6);
+    assert!(
+        runs.iter()
+            .all(|r| ["missing", "failed"].contains(&r["status"].as_str())),
+        "{runs:?}"
+    );
+    let collected = out.join("predictions/racer/masks");
+    let masks = std::fs::read_dir(&collected)
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(masks, 0, "a truth mask was collected through a link");
+    // Every segmentation score is a missing mask's (the worst value), none a truth mask's.
+    assert!(outcome
+        .scores
+        .case_scores
+        .iter()
+        .filter(|c| c.task == "segmentation")
+        .all(|c| c.status == CaseStatus::Missing));
+    assert_eq!(
+        std::fs::read_to_string(victim.join("keep.txt")).unwrap(),
+        "host file"
+    );
+    let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o755);
+    assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 1);
+    assert!(std::fs::read_dir(&truth_masks).unwrap().count() >= 6);
 }

@@ -489,7 +489,7 @@ pub fn run_round(
                                             },
                                         ));
                                     }
-                                    served.execution
+                                    (served.execution, served.outputs_in)
                                 };
                                 run_one(
                                     hidden_phase,
@@ -502,7 +502,8 @@ pub fn run_round(
                                     limits,
                                 )
                             } else {
-                                let mut execute = |job: &CaseJob| backend.run_case(job, limits);
+                                let mut execute =
+                                    |job: &CaseJob| (backend.run_case(job, limits), None);
                                 run_one(
                                     hidden_phase,
                                     challenge,
@@ -659,7 +660,7 @@ fn not_run(
 fn run_one(
     hidden_phase: bool,
     challenge: &Challenge,
-    execute: &mut dyn FnMut(&CaseJob) -> Execution,
+    execute: &mut dyn FnMut(&CaseJob) -> (Execution, Option<PathBuf>),
     submission: &Submission,
     case_id: &str,
     place: &CasePlace,
@@ -690,9 +691,13 @@ fn run_one(
             .map(|p| p.nodes_for_slot(place.slot))
             .unwrap_or_default(),
     };
+    // Where the outputs are when not in `output_dir`: a worker's folder, read in place.
+    let mut outputs_in = None;
     let execution =
         gpu_monitor::run_watched(&job, submission.run.mode() == RunMode::Worker, || {
-            execute(&job)
+            let (execution, found_in) = execute(&job);
+            outputs_in = found_in;
+            execution
         });
     let said = if execution.program_said.is_empty() || execution.status == ExecStatus::Ok {
         String::new()
@@ -706,8 +711,12 @@ fn run_one(
         ExecStatus::Oom => (CaseStatus::Oom, execution.message.clone()),
         ExecStatus::OutputLimit => (CaseStatus::OutputLimit, execution.message.clone()),
         ExecStatus::Ok => {
-            let (output, status, message) =
-                staging::check_case_output(&output_dir, case_id, challenge, limits);
+            let (output, status, message) = staging::check_case_output(
+                outputs_in.as_deref().unwrap_or(&output_dir),
+                case_id,
+                challenge,
+                limits,
+            );
             match collector.lock().unwrap().add(case_id, output) {
                 Ok(()) => (status, message),
                 Err(e) => (CaseStatus::Invalid, e.to_string()),

@@ -152,6 +152,67 @@ pub fn open_file(dir: &File, entry: &str) -> std::result::Result<File, Refusal> 
     Ok(opened)
 }
 
+/// Folders deeper than this below a folder being emptied are not followed: emptying fails,
+/// and the caller gives up the folder rather than podium's stack.
+const MAX_EMPTY_DEPTH: usize = 128;
+
+/// Removes everything inside the opened folder `dir`, keeping `dir` itself, without following
+/// a link at any depth: each name is unlinked relative to its folder's descriptor, and a
+/// folder is opened with `O_NOFOLLOW` (and made writable through that descriptor) before its
+/// own names go. A program still running can rename or replace names meanwhile; the worst it
+/// gets is an error, never podium deleting or changing anything outside `dir`.
+pub fn empty_dir(dir: &File) -> Result<()> {
+    empty_at(dir, 0)
+}
+
+fn empty_at(dir: &File, depth: usize) -> Result<()> {
+    let listing = format!("/proc/self/fd/{}", dir.as_raw_fd());
+    for entry in std::fs::read_dir(listing)? {
+        let entry = entry?;
+        let c = CString::new(entry.file_name().as_bytes())
+            .map_err(|e| Error::new(ErrorKind::InvalidInput, e))?;
+        if unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) } == 0 {
+            continue;
+        }
+        let e = Error::last_os_error();
+        if !matches!(e.raw_os_error(), Some(libc::EISDIR | libc::EPERM)) {
+            if e.raw_os_error() == Some(libc::ENOENT) {
+                continue;
+            }
+            return Err(e);
+        }
+        if depth >= MAX_EMPTY_DEPTH {
+            return Err(Error::other(format!(
+                "folders nested deeper than {MAX_EMPTY_DEPTH}"
+            )));
+        }
+        // A folder the program made unreadable is opened as a bare handle first, and made
+        // readable through that handle's own /proc link, which names that very folder.
+        let handle = open_at(Some(dir), &c, libc::O_PATH | libc::O_DIRECTORY)?;
+        let link = CString::new(format!("/proc/self/fd/{}", handle.as_raw_fd()))
+            .map_err(|e| Error::new(ErrorKind::InvalidInput, e))?;
+        if unsafe { libc::chmod(link.as_ptr(), 0o700) } != 0 {
+            return Err(Error::last_os_error());
+        }
+        // (Opened without O_NOFOLLOW: the /proc link is the one link that must be followed.)
+        let fd = unsafe {
+            libc::open(
+                link.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(Error::last_os_error());
+        }
+        let sub = unsafe { File::from_raw_fd(fd) };
+        empty_at(&sub, depth + 1)?;
+        if unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) } != 0 {
+            return Err(Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// Bytes of the regular files under `dir` (without following links), and the number of
 /// entries seen. Stops counting past `max_entries`, so an inode flood costs podium little.
 pub fn tree_size(dir: &File, max_entries: usize) -> (u64, usize) {
@@ -193,6 +254,48 @@ fn walk(dir: &File, depth: usize, max_entries: usize, bytes: &mut u64, entries: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emptying_never_follows_a_link_and_opens_up_locked_folders() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("truth.csv"), "secret").unwrap();
+        std::fs::set_permissions(outside.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let root = dir.path().join("output");
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/b/f"), "x").unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("a/link")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("truth.csv"), root.join("file-link"))
+            .unwrap();
+        std::fs::set_permissions(root.join("a/b"), std::fs::Permissions::from_mode(0o000)).unwrap();
+        std::fs::set_permissions(root.join("a"), std::fs::Permissions::from_mode(0o500)).unwrap();
+        let opened = open_root(&root).unwrap();
+        empty_dir(&opened).unwrap();
+        assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_to_string(outside.path().join("truth.csv")).unwrap(),
+            "secret"
+        );
+        let mode = std::fs::metadata(outside.path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755, "the link's target kept its mode");
+    }
+
+    #[test]
+    fn emptying_gives_up_on_a_folder_nested_too_deep() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut deep = dir.path().join("output");
+        let root = deep.clone();
+        for _ in 0..(MAX_EMPTY_DEPTH + 2) {
+            deep = deep.join("d");
+        }
+        std::fs::create_dir_all(&deep).unwrap();
+        let opened = open_root(&root).unwrap();
+        assert!(empty_dir(&opened).is_err());
+    }
 
     #[test]
     fn links_fifos_and_folders_are_refused_without_following_them() {

@@ -28,6 +28,7 @@ use wait_timeout::ChildExt;
 
 use super::case_mounts::{self, OutputWatch};
 use super::cgroup::CaseGroup;
+use super::nofollow;
 use super::process::{describe_exit, CappedLog, ExitContext};
 use super::{Backend, CaseJob, ExecStatus, Execution};
 use crate::challenge::Limits;
@@ -161,27 +162,18 @@ impl Drop for WorkerFolders {
         for point in self.mounts.drain(..) {
             case_mounts::unmount(&point);
         }
-        let _ = empty_folder(&self.root);
-        let _ = std::fs::remove_dir(&self.root);
+        // The worker is gone by now (a `Worker` stops its program before its folders drop).
+        let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 
 /// Removes everything inside `dir`, keeping `dir` itself (it may be a mount point, or bound
-/// into a sandbox). Folders the program made unreadable are opened up first.
+/// into a sandbox). The worker may still be running and renaming things: nothing is followed
+/// ([`nofollow::empty_dir`]).
 fn empty_folder(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        if entry.file_type()?.is_dir() {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))?;
-            empty_folder(&path)?;
-            std::fs::remove_dir(&path)?;
-        } else {
-            std::fs::remove_file(&path)?;
-        }
-    }
-    Ok(())
+    let opened =
+        nofollow::open_root(dir).map_err(|r| std::io::Error::other(r.describe("the folder")))?;
+    nofollow::empty_dir(&opened)
 }
 
 /// Where the program's output goes: to the case in flight, else to the worker's own log.
@@ -581,11 +573,15 @@ pub(super) struct SlotWorker<'a> {
     failed_starts: u32,
 }
 
-/// What one case cost the worker besides its own run: the seconds spent starting a worker for
-/// it, if one started.
+/// How a case went through a worker.
 pub(super) struct Served {
     pub execution: Execution,
+    /// The seconds spent starting a worker for it, if one started.
     pub start_s: Option<f64>,
+    /// Where its outputs are, when the worker answered: the worker's own output folder, which
+    /// the still-running worker could change at any moment, so podium reads it in place
+    /// through descriptors ([`super::nofollow`]) and never copies it by path.
+    pub outputs_in: Option<PathBuf>,
 }
 
 impl<'a> SlotWorker<'a> {
@@ -624,6 +620,7 @@ impl<'a> SlotWorker<'a> {
                             self.logs.1.file_name().unwrap_or_default().to_string_lossy()
                         )),
                         start_s,
+                        outputs_in: None,
                     };
                 }
                 match Worker::start(self.backend, &self.start, limits, wall, &self.logs) {
@@ -637,6 +634,7 @@ impl<'a> SlotWorker<'a> {
                         return Served {
                             execution: *execution,
                             start_s: None,
+                            outputs_in: None,
                         };
                     }
                 }
@@ -650,6 +648,7 @@ impl<'a> SlotWorker<'a> {
                         "podium could not prepare the worker's folders: {e}"
                     )),
                     start_s,
+                    outputs_in: None,
                 };
             }
             let execution = run_in(worker, job, wall, limits);
@@ -659,13 +658,23 @@ impl<'a> SlotWorker<'a> {
                     gone.end(Ending::Gone, wall, limits);
                     gone.finish_logs(&self.logs);
                 }
-                Ok(execution) => return Served { execution, start_s },
+                Ok(execution) => {
+                    return Served {
+                        execution,
+                        start_s,
+                        outputs_in: Some(worker.folders.output.clone()),
+                    }
+                }
                 Err((ending, wall_s)) => {
                     let mut ended = self.worker.take().expect("running");
                     let mut execution = ended.fail_case(ending, job, wall, limits);
                     ended.finish_logs(&self.logs);
                     execution.wall_s = wall_s;
-                    return Served { execution, start_s };
+                    return Served {
+                        execution,
+                        start_s,
+                        outputs_in: None,
+                    };
                 }
             }
         }
@@ -674,6 +683,7 @@ impl<'a> SlotWorker<'a> {
                 "the worker ended before it could be given the case, twice".into(),
             ),
             start_s,
+            outputs_in: None,
         }
     }
 
@@ -734,10 +744,7 @@ fn run_in(
         program_said: String::new(),
         gpu: Default::default(),
     };
-    if let Err(e) = case_mounts::copy_tree(&worker.folders.output, &job.output_dir) {
-        execution.status = ExecStatus::Failed;
-        execution.message = format!("podium could not collect the worker's output: {e}");
-    } else if worker.folders.is_tmpfs() && case_mounts::is_full(&worker.folders.output) {
+    if worker.folders.is_tmpfs() && case_mounts::is_full(&worker.folders.output) {
         execution.status = ExecStatus::OutputLimit;
         execution.message = format!(
             "filled /output, which holds at most the output limit of {} MB",
