@@ -1277,3 +1277,81 @@ fn a_worker_racing_podium_with_links_reaches_nothing_of_the_host() {
     assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 1);
     assert!(std::fs::read_dir(&truth_masks).unwrap().count() >= 6);
 }
+
+/// The Python worker example, as a team gets it: `podium check` runs it in the sandbox out of
+/// the box, in worker mode; and the same program run per case collects the same predictions.
+#[test]
+fn the_python_worker_example_passes_check_and_predicts_alike_in_both_modes() {
+    let backend = backend();
+    let (dir, challenge) = small_challenge(6);
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("submissions/python-worker");
+    let checked = std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
+        .current_dir(dir.path())
+        .args(["check", "--backend", "sandbox", "--challenge"])
+        .arg(&challenge.root)
+        .arg(&example)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&checked.stderr).to_string()
+        + &String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success(), "{said}");
+    assert!(said.contains("worker on slot"), "{said}");
+    assert!(said.contains("check passed"), "{said}");
+
+    // The same folder, per case and as a worker, on the hidden phase.
+    let subs = dir.path().join("subs");
+    for mode in ["per-case", "worker"] {
+        let copy = subs.join(mode);
+        std::fs::create_dir_all(&copy).unwrap();
+        for entry in std::fs::read_dir(&example).unwrap().flatten() {
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), copy.join(entry.file_name())).unwrap();
+            }
+        }
+        let toml = std::fs::read_to_string(copy.join("submission.toml")).unwrap();
+        let toml = toml
+            .replace("name = \"python-worker\"", &format!("name = \"{mode}\""))
+            .replace("mode = \"worker\"", &format!("mode = \"{mode}\""));
+        assert!(toml.contains(&format!("mode = \"{mode}\"")), "{toml}");
+        std::fs::write(copy.join("submission.toml"), toml).unwrap();
+    }
+    let out = dir.path().join("out");
+    let outcome = sandboxed_round(&backend, &challenge, &subs, &out, 2);
+    assert!(
+        outcome.scores.problems.is_empty(),
+        "{:?}",
+        outcome.scores.problems
+    );
+    let rows = |mode: &str| {
+        let text =
+            std::fs::read_to_string(out.join("predictions").join(mode).join("predictions.csv"))
+                .unwrap();
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(rows("per-case"), rows("worker"));
+    assert_eq!(rows("worker").len(), 7);
+    for (id, ..) in truth_rows(&challenge, "test") {
+        // The header and voxels, not the gzip header's time stamp.
+        let mask = |mode: &str| {
+            use std::io::Read;
+            let path = out
+                .join("predictions")
+                .join(mode)
+                .join(format!("masks/{id}.nii.gz"));
+            let mut bytes = Vec::new();
+            flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+                .read_to_end(&mut bytes)
+                .unwrap();
+            bytes
+        };
+        assert!(
+            mask("per-case") == mask("worker"),
+            "the masks of {id} differ"
+        );
+    }
+    let dice = |mode: &str| metric(&outcome.scores, mode, "segmentation", "dice");
+    assert_eq!(dice("per-case"), dice("worker"));
+    assert!(dice("worker").unwrap() > 0.5);
+}
