@@ -113,8 +113,19 @@ fn processes_running(needle: &str) -> usize {
         .count()
 }
 
-/// Per-case cgroups this test process left behind (named `podium-<pid>-<n>`).
+/// Per-case cgroups this test process left behind (named `podium-<pid>-<n>`). Other tests of
+/// this binary run cases meanwhile: their groups hold processes, or are gone a moment later,
+/// so only groups that stay empty of processes count.
 fn leftover_cgroups() -> Vec<PathBuf> {
+    let empty = |dir: &Path| {
+        std::fs::read_to_string(dir.join("cgroup.procs")).is_ok_and(|t| t.trim().is_empty())
+    };
+    let first: Vec<PathBuf> = own_case_groups().into_iter().filter(|d| empty(d)).collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    first.into_iter().filter(|d| empty(d)).collect()
+}
+
+fn own_case_groups() -> Vec<PathBuf> {
     let prefix = format!("podium-{}-", std::process::id());
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
     let mut left = Vec::new();
