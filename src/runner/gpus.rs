@@ -114,6 +114,11 @@ impl GpuPool {
         })
     }
 
+    /// Every GPU of the round, in the order the slots take them.
+    pub fn devices(&self) -> &[u32] {
+        &self.devices
+    }
+
     /// Where the GPUs' device nodes are: `/dev`, or a test's root.
     pub fn dev_root(&self) -> &Path {
         &self.dev_root
