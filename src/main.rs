@@ -144,8 +144,8 @@ enum Command {
         /// GPU indices the round may use when the challenge gives cases GPUs (`[limits] gpus`),
         /// for example `0,1` (default: every NVIDIA GPU of the machine). Each of the round's
         /// slots gets its own `gpus` of them, and `--jobs` is capped so that no two running
-        /// cases share a GPU.
-        #[arg(long, value_name = "LIST", conflicts_with = "resume")]
+        /// cases share a GPU. With `--resume`: instead of the GPUs the round started with.
+        #[arg(long, value_name = "LIST")]
         gpus: Option<String>,
         /// Truth folder to use instead of phases/<phase>/truth.
         #[arg(long, value_name = "DIR")]
@@ -400,6 +400,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             jobs,
             verbose,
             allow_unisolated,
+            gpus,
             ..
         } => {
             let plan = pipeline::RoundPlan::read(&run_dir)?;
@@ -427,6 +428,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 &run_dir,
                 selected.backend.as_ref(),
                 jobs,
+                gpus.as_deref(),
                 RANKING_METHOD.get().copied().flatten(),
                 &mut |e| reporter.report(e),
             )?;

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::ranking::analysis::RankingMethod;
 use crate::ranking::{self, LeaderboardRow};
 use crate::results::RoundScores;
+use crate::runner::gpus::GpuPool;
 use crate::runner::{self, Backend, RoundOptions, RunEvent, SubmissionRun};
 use crate::scoring::{self, ScoringInput};
 use crate::submission::Submission;
@@ -74,6 +75,12 @@ pub struct RoundPlan {
     pub identities: Vec<crate::submission::Identity>,
     pub backend: String,
     pub jobs: usize,
+    /// The GPUs the round's slots share out (`--gpus`, or every GPU of the machine): a
+    /// resumed round runs on the same. Absent where the round had none to share out (no
+    /// `[limits] gpus`, or Slurm's, which gives each job its own), and from the plans of a
+    /// podium that did not record them, whose rounds resume on every GPU of the machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<Vec<u32>>,
 }
 
 impl RoundPlan {
@@ -93,6 +100,11 @@ impl RoundPlan {
             identities: submissions.iter().map(Submission::identity).collect(),
             backend: backend.name().to_string(),
             jobs: options.jobs,
+            gpus: options
+                .gpus
+                .as_ref()
+                .filter(|_| challenge.limits.gpus > 0)
+                .map(|pool| pool.devices().to_vec()),
         })
     }
 
@@ -137,28 +149,28 @@ impl RoundPlan {
 }
 
 /// `podium run --resume <run-dir>`: finishes the cases a round has not recorded yet, keeping
-/// the recorded ones, then scores everything as an uninterrupted round would.
+/// the recorded ones, then scores everything as an uninterrupted round would. `gpu_list`
+/// (`--gpus`) replaces the GPUs the round started with, in its plan too.
 pub fn resume(
     run_dir: &Path,
     backend: &dyn Backend,
     jobs: Option<usize>,
+    gpu_list: Option<&str>,
     ranking_method: Option<RankingMethod>,
     on_event: &mut dyn FnMut(&RunEvent),
 ) -> Result<RoundOutcome> {
-    let plan = RoundPlan::read(run_dir)?;
+    let mut plan = RoundPlan::read(run_dir)?;
     let (mut challenge, phase, submissions) = plan.load()?;
     if let Some(method) = ranking_method {
         challenge.ranking.method = method;
     }
-    // The same GPUs as when the round started: every NVIDIA GPU of the machine.
-    let gpus = match challenge.limits.gpus {
-        0 => None,
-        n => {
-            let root = crate::runner::gpus::GpuPool::device_root();
-            let devices = crate::runner::gpus::GpuPool::discover(&root);
-            Some(crate::runner::gpus::GpuPool::new(devices, n, root).map_err(Error::msg)?)
+    let gpus = resumed_gpus(&plan, challenge.limits.gpus, gpu_list)?;
+    if gpu_list.is_some() {
+        if let Some(pool) = &gpus {
+            plan.gpus = Some(pool.devices().to_vec());
+            plan.write(run_dir)?;
         }
-    };
+    }
     let options = RoundOptions {
         jobs: jobs.unwrap_or(plan.jobs),
         out_dir: run_dir.to_path_buf(),
@@ -173,6 +185,38 @@ pub fn resume(
         &options,
         on_event,
     )
+}
+
+/// The GPUs a resumed round shares out: those it started with, as its plan lists them.
+fn resumed_gpus(
+    plan: &RoundPlan,
+    per_case: u32,
+    gpu_list: Option<&str>,
+) -> Result<Option<GpuPool>> {
+    // Slurm gives each job its GPUs on its node; the organizer's machine may have none.
+    if per_case == 0 || plan.backend == "slurm" {
+        return Ok(None);
+    }
+    let root = GpuPool::device_root();
+    let devices = match (gpu_list, &plan.gpus) {
+        (Some(list), _) => GpuPool::parse_list(list, &root).map_err(Error::msg)?,
+        (None, Some(devices)) => {
+            let gone = |k: &&u32| !root.join(format!("nvidia{k}")).exists();
+            if let Some(k) = devices.iter().find(gone) {
+                let list = devices.iter().map(u32::to_string).collect::<Vec<_>>();
+                return Err(Error::msg(format!(
+                    "the round started on GPU(s) {} (round.json), but GPU {k} has no device node {} now. Resume where it is back, or pass --gpus with the GPUs to use instead",
+                    list.join(","),
+                    root.join(format!("nvidia{k}")).display()
+                )));
+            }
+            devices.clone()
+        }
+        (None, None) => GpuPool::discover(&root),
+    };
+    GpuPool::new(devices, per_case, root)
+        .map(Some)
+        .map_err(Error::msg)
 }
 
 /// `podium rescore <run-dir>`: scores a finished round again from its stored outputs (after a

@@ -213,3 +213,118 @@ fn check_tells_a_team_case_by_case_what_would_get_it_rejected() {
         "{stdout}"
     );
 }
+
+/// A round started with `--gpus 1` resumes on GPU 1, not on every GPU of the machine (fake
+/// device nodes, since CI has no GPU). A GPU it started with that is gone since stops the
+/// resumption before any case, with a message; `--gpus` then picks others, for later
+/// resumptions too. A plan from before podium recorded its GPUs resumes on every GPU.
+#[test]
+fn a_resumed_round_keeps_the_gpus_it_started_with() {
+    let (dir, challenge) = small_challenge(4);
+    let challenge = with_limits(&challenge, "gpus = 1\n");
+    let root = dir.path().join("fake-dev");
+    std::fs::create_dir_all(&root).unwrap();
+    for node in ["nvidia0", "nvidia1", "nvidia2", "nvidiactl"] {
+        std::fs::write(root.join(node), "").unwrap();
+    }
+    let subs = dir.path().join("subs");
+    script_submission(
+        &subs,
+        "gpu-probe",
+        "echo \"cuda=$CUDA_VISIBLE_DEVICES\" >&2\nexit 1",
+    );
+    let out = dir.path().join("round");
+    let podium = |args: &[&str]| {
+        podium()
+            .args(args)
+            .env("PODIUM_DEVICE_ROOT", &root)
+            .output()
+            .unwrap()
+    };
+    let started = podium(&[
+        "run",
+        "--backend",
+        "process",
+        "--allow-unisolated",
+        "--jobs",
+        "3",
+        "--gpus",
+        "1",
+        "--phase",
+        "test",
+        "--challenge",
+        challenge.root.to_str().unwrap(),
+        "--submissions",
+        subs.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let runs_csv = out.join("runs.csv");
+    // An interruption after the first case: the journal holds it alone.
+    let interrupt = || {
+        let text = std::fs::read_to_string(&runs_csv).unwrap();
+        let kept: Vec<&str> = text.lines().take(2).collect();
+        std::fs::write(&runs_csv, kept.join("\n") + "\n").unwrap();
+    };
+    // Every case ran on `gpu`, as runs.csv says and as CUDA was told.
+    let ran_on = |gpu: &str| {
+        let runs = read_csv(&runs_csv);
+        assert_eq!(runs.len(), 4);
+        for r in &runs[1..] {
+            assert_eq!(r["gpus"], gpu, "{r:?}");
+            assert!(r["message"].ends_with(&format!("cuda={gpu}")), "{r:?}");
+        }
+    };
+    ran_on("1");
+    let resume = |extra: &[&str]| {
+        let mut args = vec!["run", "--resume", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        podium(&args)
+    };
+
+    interrupt();
+    let resumed = resume(&[]);
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    ran_on("1");
+
+    interrupt();
+    std::fs::remove_file(root.join("nvidia1")).unwrap();
+    let refused = resume(&[]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{said}");
+    assert!(
+        said.contains("the round started on GPU(s) 1 (round.json), but GPU 1 has no device node"),
+        "{said}"
+    );
+    assert_eq!(read_csv(&runs_csv).len(), 1, "no case ran");
+    let moved = resume(&["--gpus", "2"]);
+    assert!(
+        moved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&moved.stderr)
+    );
+    ran_on("2");
+    interrupt();
+    assert!(resume(&[]).status.success(), "round.json now lists GPU 2");
+    ran_on("2");
+
+    // A plan without the GPUs: the first of every GPU the machine has now.
+    let plan_path = out.join("round.json");
+    let mut plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_path).unwrap()).unwrap();
+    assert_eq!(plan["gpus"], serde_json::json!([2]));
+    plan.as_object_mut().unwrap().remove("gpus");
+    std::fs::write(&plan_path, plan.to_string()).unwrap();
+    interrupt();
+    assert!(resume(&[]).status.success());
+    ran_on("0");
+}

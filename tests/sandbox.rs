@@ -1006,8 +1006,9 @@ with zipfile.ZipFile({wheel:?}, "w") as z:
 /// `[limits] gpus = 1` on a machine of three GPUs (a fake device root, since CI has none):
 /// `--jobs 5` is capped at 3 with a message, and each case's `/dev` holds its slot's one
 /// `nvidia<K>` node and the driver's control nodes, nothing of the other GPUs. The process
-/// backend selects the same GPU through `CUDA_VISIBLE_DEVICES`. With no GPU at all the round
-/// stops before it starts, with one message.
+/// backend selects the same GPU through `CUDA_VISIBLE_DEVICES`, named by its minor number since
+/// a fake device root has no NVML to give UUIDs. With no GPU at all the round stops before it
+/// starts, with one message.
 #[test]
 fn each_slot_sees_only_its_own_gpus() {
     use std::os::unix::fs::PermissionsExt;
@@ -1030,7 +1031,7 @@ fn each_slot_sees_only_its_own_gpus() {
         &subs,
         "gpu-probe",
         r#"command = ["/bin/bash", "./predict.sh", "{input}", "{output}"]"#,
-        "sleep 0.3\necho \"gpus=$PODIUM_GPUS cuda=${CUDA_VISIBLE_DEVICES-unset} dev=$(ls /dev | grep nvidia | tr '\\n' ' ')\" >&2\nexit 1",
+        "sleep 0.3\necho \"gpus=$PODIUM_GPUS cuda=${CUDA_VISIBLE_DEVICES-unset} nvidia=$NVIDIA_VISIBLE_DEVICES dev=$(ls /dev | grep nvidia | tr '\\n' ' ')\" >&2\nexit 1",
     );
     let podium = |backend: &str, out: &Path, device_root: &Path| {
         podium_run(&challenge.root, &subs, out, backend, 5)
@@ -1057,6 +1058,8 @@ fn each_slot_sees_only_its_own_gpus() {
                 .unwrap_or_else(|| panic!("{line}"));
             assert!(["0", "1", "2"].contains(&gpu), "{line}");
             assert_eq!(r["gpus"], gpu, "runs.csv names the slot's GPU: {r:?}");
+            // No NVML for a fake device root: the toolkit gets the minor number, not a UUID.
+            assert!(line.contains(&format!("nvidia={gpu} ")), "{line}");
             if backend == "sandbox" {
                 assert!(line.contains("cuda=unset"), "{line}");
                 let dev = line.split("dev=").nth(1).unwrap().trim();

@@ -639,12 +639,16 @@ fn container_config(
         hard: Some(value),
     };
     // The slot's own GPUs by id when the round has a pool, so that two containers of the round
-    // never land on one GPU; a count only without one (a library caller's round).
+    // never land on one GPU; a count only without one (a library caller's round). The ids are
+    // UUIDs where NVML gives them: the toolkit's indices are NVML's, not the minor numbers.
     let device_requests = (limits.gpus > 0).then(|| {
         let (count, device_ids) = if job.gpus.is_empty() {
             (Some(i64::from(limits.gpus)), None)
         } else {
-            (None, Some(job.gpus.iter().map(u32::to_string).collect()))
+            (
+                None,
+                Some(super::gpus::device_names(&job.gpus, &job.gpu_nodes)),
+            )
         };
         vec![DeviceRequest {
             count,

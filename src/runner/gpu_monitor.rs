@@ -15,7 +15,7 @@
 //! 6 s of CPU, 4 s of it one after another after `syn`, for seven functions of NVML's stable
 //! C interface.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -245,6 +245,16 @@ pub fn run_watched(job: &CaseJob, resident: bool, run: impl FnOnce() -> Executio
 /// NVML (loaded on first use) for the GPUs whose nodes are in `dev_root`, or why podium
 /// cannot read them.
 pub fn source(dev_root: &Path) -> Result<&'static dyn GpuSource, &'static str> {
+    driver(dev_root).map(|n| n as &dyn GpuSource)
+}
+
+/// The UUID of each GPU NVML could open, by minor number, read once when NVML is loaded; or
+/// why there are none (as [`source`]).
+pub fn uuids(dev_root: &Path) -> Result<&'static HashMap<u32, String>, &'static str> {
+    driver(dev_root).map(|n| &n.uuids)
+}
+
+fn driver(dev_root: &Path) -> Result<&'static nvml::Nvml, &'static str> {
     // A test's fake `nvidia<K>` files are not the driver's GPUs of the same numbers.
     if dev_root != Path::new("/dev") {
         return Err("its GPUs are in a test device root (PODIUM_DEVICE_ROOT), of which the NVIDIA management library knows nothing");
@@ -252,7 +262,6 @@ pub fn source(dev_root: &Path) -> Result<&'static dyn GpuSource, &'static str> {
     static NVML: OnceLock<Result<nvml::Nvml, String>> = OnceLock::new();
     NVML.get_or_init(|| nvml::Nvml::load(c"libnvidia-ml.so.1"))
         .as_ref()
-        .map(|n| n as &dyn GpuSource)
         .map_err(String::as_str)
 }
 
@@ -363,7 +372,13 @@ mod nvml {
         /// By minor number, since podium names GPUs by their `/dev/nvidia<K>` node, while
         /// NVML numbers them in PCI bus order.
         devices: HashMap<u32, Device>,
+        /// `GPU-…` by minor number: how CUDA and the NVIDIA container toolkit can be told of
+        /// a GPU whatever their numbering ([`super::super::gpus::device_names`]).
+        pub(super) uuids: HashMap<u32, String>,
     }
+
+    /// NVML_DEVICE_UUID_V2_BUFFER_SIZE of nvml.h.
+    const UUID_BUFFER: usize = 96;
 
     // NVML is thread-safe ("it is safe to make simultaneous NVML calls from multiple
     // threads", its reference says), and a device handle stays valid until nvmlShutdown,
@@ -417,6 +432,8 @@ mod nvml {
                     symbol(lib, c"nvmlDeviceGetHandleByIndex_v2")?;
                 let minor: unsafe extern "C" fn(Device, *mut c_uint) -> Return =
                     symbol(lib, c"nvmlDeviceGetMinorNumber")?;
+                let uuid: unsafe extern "C" fn(Device, *mut c_char, c_uint) -> Return =
+                    symbol(lib, c"nvmlDeviceGetUUID")?;
                 let failed = |what: &str, code: Return| {
                     let text = error_string(code);
                     let text = if text.is_null() {
@@ -435,20 +452,30 @@ mod nvml {
                 if code != SUCCESS {
                     return Err(failed("count the GPUs", code));
                 }
-                // A GPU NVML cannot open (lost, or not this user's) is left out: its cases
-                // get no figures rather than stopping the round.
+                // A GPU NVML cannot open (lost, or not this user's) is left out: podium can
+                // neither measure it nor name it to CUDA, and `GpuPool::new` refuses it
+                // before the round.
                 let mut devices = HashMap::new();
+                let mut uuids = HashMap::new();
                 for index in 0..n {
                     let mut device: Device = std::ptr::null_mut();
                     let mut k: c_uint = 0;
                     if by_index(index, &mut device) == SUCCESS && minor(device, &mut k) == SUCCESS {
                         devices.insert(k, device);
+                        // One byte beyond what NVML is told it may write, so that the text
+                        // ends within the buffer whatever the library does.
+                        let mut text = [0 as c_char; UUID_BUFFER + 1];
+                        if uuid(device, text.as_mut_ptr(), UUID_BUFFER as c_uint) == SUCCESS {
+                            let text = CStr::from_ptr(text.as_ptr()).to_string_lossy();
+                            uuids.insert(k, text.into_owned());
+                        }
                     }
                 }
                 Ok(Nvml {
                     memory_info: symbol(lib, c"nvmlDeviceGetMemoryInfo")?,
                     utilization: symbol(lib, c"nvmlDeviceGetUtilizationRates")?,
                     devices,
+                    uuids,
                 })
             }
         }
@@ -683,18 +710,25 @@ mod tests {
     }
 
     /// NVML through the real driver where there is one: every GPU of `/dev` is found by its
-    /// minor number and its memory read. Elsewhere, the reason names the library.
+    /// minor number, its memory read and its UUID known. Elsewhere, the reason names the
+    /// library.
     #[test]
     fn the_driver_reads_every_gpu_of_dev_or_says_why_not() {
         let dev = Path::new("/dev");
         match source(dev) {
             Err(why) => assert!(why.contains("NVIDIA management library"), "{why}"),
             Ok(nvml) => {
+                let uuids = uuids(dev).unwrap();
                 for minor in super::super::gpus::GpuPool::discover(dev) {
                     let reading = nvml.read(minor);
                     assert!(
                         reading.memory_used_bytes.is_some(),
                         "GPU {minor}: {reading:?}"
+                    );
+                    assert!(
+                        uuids.get(&minor).is_some_and(|u| u.starts_with("GPU-")),
+                        "GPU {minor}: {:?}",
+                        uuids.get(&minor)
                     );
                 }
             }
@@ -703,7 +737,8 @@ mod tests {
 
     /// The C side of the binding against a stand-in library of nvml.h's signatures, built
     /// with the C compiler Rust links with: NVML numbers its GPUs in PCI order, here the
-    /// reverse of their minor numbers, and podium must find each by its minor number.
+    /// reverse of their minor numbers, and podium must find each by its minor number, and
+    /// name it to CUDA by the UUID of that GPU, not of NVML's GPU of the same number.
     #[test]
     fn the_binding_finds_gpus_by_minor_number_and_reads_them() {
         let dir = tempfile::tempdir().unwrap();
@@ -712,10 +747,13 @@ mod tests {
             dir.path().join("libnvml-standin.so"),
         );
         let (gpus, gib, busy) = (3u32, 1u64 << 30, 7u32);
+        let uuid_prefix = "8b3c0d2e-standin-index";
+        let uuid_of_index = |index: u32| format!("GPU-{uuid_prefix}-{index}");
         std::fs::write(
             &c,
             format!(
                 r#"
+#include <stdio.h>
 typedef struct {{ unsigned long long total, free, used; }} mem_t;
 typedef struct {{ unsigned int gpu, memory; }} util_t;
 int nvmlInit_v2(void) {{ return 0; }}
@@ -727,6 +765,8 @@ int nvmlDeviceGetMinorNumber(void *d, unsigned int *m) {{ *m = minor_of(d); retu
 int nvmlDeviceGetMemoryInfo(void *d, mem_t *m) {{
   m->total = 100ULL * {gib}ULL; m->used = (minor_of(d) + 1) * {gib}ULL; m->free = m->total - m->used; return 0; }}
 int nvmlDeviceGetUtilizationRates(void *d, util_t *u) {{ u->gpu = {busy} * (minor_of(d) + 1); u->memory = 1; return 0; }}
+int nvmlDeviceGetUUID(void *d, char *uuid, unsigned int length) {{
+  return snprintf(uuid, length, "GPU-{uuid_prefix}-%lu", (unsigned long)d - 1) < (int)length ? 0 : 7; }}
 "#
             ),
         )
@@ -751,6 +791,11 @@ int nvmlDeviceGetUtilizationRates(void *d, util_t *u) {{ u->gpu = {busy} * (mino
             );
         }
         assert_eq!(nvml.read(gpus), Reading::default(), "no such GPU");
+        let by_minor: Vec<String> = (0..gpus)
+            .map(|minor| uuid_of_index(gpus - 1 - minor))
+            .collect();
+        let named = crate::runner::gpus::names_from(&[0, 1, 2], Some(&nvml.uuids));
+        assert_eq!(named, by_minor, "/dev/nvidia0 is NVML's GPU 2, and so on");
         let missing = nvml::Nvml::load(c"libnvml-that-is-not-there.so.1")
             .err()
             .unwrap();

@@ -5,8 +5,15 @@
 //! the number of whole groups the machine has. The devices are NVIDIA's `/dev/nvidia<K>` nodes
 //! (or `--gpus 0,2,…`); a test can point podium at a device root of its own
 //! (`PODIUM_DEVICE_ROOT`), since CI has no GPU.
+//!
+//! podium names a GPU by the minor number K of its node, but CUDA and the NVIDIA container
+//! toolkit number GPUs as NVML does, in PCI bus order, and nothing binds the two orders to
+//! agree. So a program is told its GPUs by UUID where NVML knows them ([`device_names`]).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+use super::gpu_monitor;
 
 /// The control nodes a CUDA program opens beside its GPUs' own nodes, bound where present.
 const CONTROL_NODES: [&str; 4] = [
@@ -95,11 +102,21 @@ impl GpuPool {
                 "the challenge gives each case {per_case} GPU(s) ([limits] gpus = {per_case}), but {have}. Run on a machine with GPUs, or pass --gpus with the indices to use"
             ));
         }
+        // Without NVML, the minor numbers stand in for the GPUs (see `names_from`); with it, a GPU
+        // it cannot open has no UUID, and its number could name another slot's GPU to CUDA.
+        if let Ok(uuids) = gpu_monitor::uuids(&dev_root) {
+            known_to_the_driver(&devices, uuids, &dev_root)?;
+        }
         Ok(GpuPool {
             devices,
             per_case,
             dev_root,
         })
+    }
+
+    /// Every GPU of the round, in the order the slots take them.
+    pub fn devices(&self) -> &[u32] {
+        &self.devices
     }
 
     /// Where the GPUs' device nodes are: `/dev`, or a test's root.
@@ -135,13 +152,51 @@ impl GpuPool {
         nodes
     }
 
-    /// `0,2` for the slot's GPUs, as `CUDA_VISIBLE_DEVICES` and `NVIDIA_VISIBLE_DEVICES` take.
+    /// `0,2` for the slot's GPUs, as `PODIUM_GPUS` and `runs.csv` list them.
     pub fn list_for_slot(&self, slot: usize) -> String {
         self.for_slot(slot)
             .iter()
             .map(u32::to_string)
             .collect::<Vec<_>>()
             .join(",")
+    }
+}
+
+/// How to name the GPUs `gpus`, whose nodes are `gpu_nodes` (a case's or worker's), to CUDA
+/// (`CUDA_VISIBLE_DEVICES`) and to the NVIDIA container toolkit (`NVIDIA_VISIBLE_DEVICES`,
+/// Docker's device ids): their UUIDs, which NVML reads once per podium process.
+pub fn device_names(gpus: &[u32], gpu_nodes: &[PathBuf]) -> Vec<String> {
+    let dev_root = gpu_nodes.first().and_then(|node| node.parent());
+    names_from(
+        gpus,
+        dev_root.and_then(|root| gpu_monitor::uuids(root).ok()),
+    )
+}
+
+/// `uuids` by minor number, from NVML. A GPU it does not give (no driver, a test's device
+/// root) is named by its minor number, which CUDA and the toolkit read as their own index:
+/// right where the minor numbers follow the PCI bus order, as they do on most machines, but
+/// nothing guarantees it.
+pub(crate) fn names_from(gpus: &[u32], uuids: Option<&HashMap<u32, String>>) -> Vec<String> {
+    gpus.iter()
+        .map(|k| match uuids.and_then(|u| u.get(k)) {
+            Some(uuid) => uuid.clone(),
+            None => k.to_string(),
+        })
+        .collect()
+}
+
+fn known_to_the_driver(
+    devices: &[u32],
+    uuids: &HashMap<u32, String>,
+    dev_root: &Path,
+) -> Result<(), String> {
+    match devices.iter().find(|k| !uuids.contains_key(k)) {
+        None => Ok(()),
+        Some(k) => Err(format!(
+            "GPU {k} has a device node {}, but the NVIDIA management library cannot open it (or read its UUID), so podium cannot tell CUDA which GPU it is. Leave it out of the round's GPUs (--gpus)",
+            dev_root.join(format!("nvidia{k}")).display()
+        )),
     }
 }
 
@@ -198,5 +253,31 @@ mod tests {
         assert!(GpuPool::parse_list("x", root.path())
             .unwrap_err()
             .contains("not a GPU index"));
+    }
+
+    /// NVML's UUIDs where it gives them; the minor numbers, as CUDA's indices, where it does
+    /// not. (Reading the UUIDs from NVML is tested in `gpu_monitor` against a stand-in
+    /// library whose PCI order differs from its minor numbers.)
+    #[test]
+    fn gpus_are_named_by_uuid_where_nvml_knows_them_else_by_minor_number() {
+        let uuids = HashMap::from([(0, "GPU-b".to_string()), (2, "GPU-a".to_string())]);
+        assert_eq!(names_from(&[2, 0], Some(&uuids)), ["GPU-a", "GPU-b"]);
+        assert_eq!(names_from(&[2, 0], None), ["2", "0"]);
+        let root = fake_root(&["nvidia0", "nvidia1"]);
+        let nodes = GpuPool::new(vec![0, 1], 1, root.path().to_path_buf())
+            .unwrap()
+            .nodes_for_slot(1);
+        assert_eq!(
+            device_names(&[1], &nodes),
+            ["1"],
+            "a test's device root: no NVML"
+        );
+        // A GPU NVML could not open stops the pool before the round.
+        let err = known_to_the_driver(&[0, 1, 2], &uuids, Path::new("/dev")).unwrap_err();
+        assert!(
+            err.starts_with("GPU 1 has a device node /dev/nvidia1"),
+            "{err}"
+        );
+        assert!(known_to_the_driver(&[2, 0], &uuids, Path::new("/dev")).is_ok());
     }
 }

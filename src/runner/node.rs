@@ -133,7 +133,12 @@ pub fn exec_batch(batch_file: &Path) -> Result<()> {
             return fail_all(format!("preparing the image on node {host} failed: {e}"));
         }
     }
-    // The GPUs Slurm gave the job (`--gres=gpu:N`), for the node's sandbox to bind.
+    // The GPUs Slurm gave the job (`--gres=gpu:N`), for the node's sandbox to bind. Slurm
+    // lists them by its own index of the node's GPU records, taken here for minor numbers:
+    // they agree where the records follow their files /dev/nvidia0, 1, … in order, as
+    // Slurm sorts the ones it detects, but nothing guarantees it (docs/slurm.md). Where Slurm
+    // constrains the job's devices, a GPU taken by mistake cannot be opened, and the pool,
+    // which asks NVML for each GPU's UUID, stops the job's cases with a message instead.
     let gpus = match (spec.limits.gpus, std::env::var("SLURM_JOB_GPUS")) {
         (0, _) | (_, Err(_)) => None,
         (n, Ok(list)) => {

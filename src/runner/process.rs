@@ -84,7 +84,7 @@ impl Backend for ProcessBackend {
             limits,
         );
         cmd.env("PODIUM_CASE_ID", &job.case_id);
-        gpu_environment(&mut cmd, &job.gpus, true);
+        gpu_environment(&mut cmd, &job.gpus, &job.gpu_nodes, true);
         let wall = Duration::from_secs_f64(
             limits
                 .wall_time_per_case_s
@@ -123,7 +123,7 @@ impl Backend for ProcessBackend {
             limits,
         );
         cmd.env("PODIUM_MODE", "worker");
-        gpu_environment(&mut cmd, &start.gpus, true);
+        gpu_environment(&mut cmd, &start.gpus, &start.gpu_nodes, true);
         let output_bytes = limits.output_mb.saturating_mul(1 << 20);
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -176,25 +176,34 @@ fn program_command(
     cmd
 }
 
-/// The case's GPUs in its environment: `PODIUM_GPUS` and `NVIDIA_VISIBLE_DEVICES` name the
-/// slot's indices. Where the environment is what selects them (`by_environment`, the process
-/// backend), `CUDA_VISIBLE_DEVICES` holds them too, in PCI bus order (that of the
-/// `/dev/nvidia<K>` nodes and `nvidia-smi`), and is empty without GPUs so CUDA sees none; this
-/// is a selection, not a boundary. The sandbox selects by binding the slot's nodes alone and
-/// leaves CUDA to number what it finds, as the NVIDIA container toolkit does.
-pub(super) fn gpu_environment(cmd: &mut Command, gpus: &[u32], by_environment: bool) {
-    let list = gpus
+/// The case's GPUs in its environment: `PODIUM_GPUS` lists podium's indices (the K of
+/// `/dev/nvidia<K>`, as `runs.csv` does), and `NVIDIA_VISIBLE_DEVICES` names the same GPUs
+/// as CUDA and the container toolkit know them ([`super::gpus::device_names`]: UUIDs where the
+/// driver gives them). Where the environment is what selects them (`by_environment`, the
+/// process backend), `CUDA_VISIBLE_DEVICES` holds those names too, and is empty without GPUs
+/// so CUDA sees none; this is a selection, not a boundary. The sandbox selects by binding the
+/// slot's nodes alone and leaves CUDA to number what it finds, as the NVIDIA container
+/// toolkit does.
+pub(super) fn gpu_environment(
+    cmd: &mut Command,
+    gpus: &[u32],
+    gpu_nodes: &[PathBuf],
+    by_environment: bool,
+) {
+    let indices = gpus
         .iter()
         .map(u32::to_string)
         .collect::<Vec<_>>()
         .join(",");
-    cmd.env("PODIUM_GPUS", &list).env(
+    let names = super::gpus::device_names(gpus, gpu_nodes).join(",");
+    cmd.env("PODIUM_GPUS", &indices).env(
         "NVIDIA_VISIBLE_DEVICES",
-        if list.is_empty() { "void" } else { &list },
+        if names.is_empty() { "void" } else { &names },
     );
     if by_environment {
+        // For minor numbers, where NVML gave no UUIDs: the order they are assumed to follow.
         cmd.env("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
-            .env("CUDA_VISIBLE_DEVICES", &list);
+            .env("CUDA_VISIBLE_DEVICES", &names);
     }
 }
 

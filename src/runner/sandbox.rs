@@ -611,7 +611,7 @@ impl Backend for SandboxBackend {
             .env("PODIUM_CASE_ID", &job.case_id)
             .env("PODIUM_CPUS", limits.cpus.to_string())
             .env("OMP_NUM_THREADS", limits.cpus.to_string());
-        super::process::gpu_environment(&mut cmd, &job.gpus, false);
+        super::process::gpu_environment(&mut cmd, &job.gpus, &job.gpu_nodes, false);
         let wall = Duration::from_secs_f64(
             limits
                 .wall_time_per_case_s
@@ -680,7 +680,7 @@ impl Backend for SandboxBackend {
             .env("PODIUM_CPUS", limits.cpus.to_string())
             .env("OMP_NUM_THREADS", limits.cpus.to_string())
             .stdin(Stdio::piped());
-        super::process::gpu_environment(&mut cmd, &start.gpus, false);
+        super::process::gpu_environment(&mut cmd, &start.gpus, &start.gpu_nodes, false);
         let cpus = self
             .cgroups
             .as_ref()
