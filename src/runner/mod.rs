@@ -93,8 +93,11 @@ pub(crate) fn wrong_kind(submission: &Submission) -> String {
 pub struct CaseJob<'a> {
     pub submission: &'a Submission,
     pub case_id: String,
-    /// Holds `cases.csv` with this one case and `images/<case_id>.nii.gz`.
+    /// Holds `cases.csv` with this one case and `images/<case_id>.nii.gz`; not made at all
+    /// for a backend that makes the case's input itself ([`Backend::copies_input`]).
     pub input_dir: PathBuf,
+    /// The case's image in the challenge, for a backend that makes the input itself.
+    pub image: PathBuf,
     /// Empty and writable; the program writes `predictions.csv` and `masks/` here.
     pub output_dir: PathBuf,
     pub stdout_log: PathBuf,
@@ -135,6 +138,12 @@ pub trait Backend: Sync {
     /// `run_case` then waits for each. An error stops the round before any case runs.
     fn enqueue(&self, _jobs: &[CaseJob], _limits: &Limits) -> Result<(), String> {
         Ok(())
+    }
+    /// Whether the backend puts a case's input where the program reads it by itself, from
+    /// `CaseJob::image` (a tmpfs as root, the cluster's shared folder), so that the round
+    /// need not stage a copy of it first.
+    fn copies_input(&self, _submission: &Submission) -> bool {
+        false
     }
     /// What the receipt records about how a prepared submission ran (the resolved image).
     fn submission_details(&self, _submission: &str) -> Option<serde_json::Value> {
@@ -256,14 +265,17 @@ pub fn run_round(
     } else {
         (events::RunsCsv::create(&journal)?, BTreeMap::new())
     };
-    let unfinished: Vec<String> = cases
+    // Each unfinished case, with the number of submissions still to run it.
+    let unfinished: Vec<(String, usize)> = cases
         .iter()
-        .filter(|c| {
-            submissions
+        .map(|c| {
+            let runs = submissions
                 .iter()
-                .any(|s| !done.get(&s.name).is_some_and(|d| d.contains_key(*c)))
+                .filter(|s| !done.get(&s.name).is_some_and(|d| d.contains_key(c)))
+                .count();
+            (c.clone(), runs)
         })
-        .cloned()
+        .filter(|(_, runs)| *runs > 0)
         .collect();
     let staged = staging::StagedInputs::create(phase, &unfinished, out)?;
     let limits = &challenge.limits;
@@ -338,6 +350,7 @@ pub fn run_round(
                 submission: lane.submission,
                 case_id: case_id.clone(),
                 input_dir: staged.dir_of(case_id),
+                image: phase.image(case_id),
                 output_dir: lane.work.join(case_id),
                 stdout_log: lane.logs.join(format!("{case_id}.stdout.log")),
                 stderr_log: lane.logs.join(format!("{case_id}.stderr.log")),
@@ -440,6 +453,7 @@ pub fn run_round(
                         )
                     }
                 };
+                staged.release(case_id);
                 lane.used_ms
                     .fetch_add((record.wall_s * 1000.0) as u64, Ordering::SeqCst);
                 lane.records
@@ -551,10 +565,19 @@ fn run_one(
     if let Err(e) = std::fs::create_dir_all(&output_dir) {
         return fail(format!("podium could not create the output folder: {e}"));
     }
+    let input_dir = if backend.copies_input(submission) {
+        staged.dir_of(case_id)
+    } else {
+        match staged.acquire(case_id) {
+            Ok(dir) => dir,
+            Err(message) => return fail(message),
+        }
+    };
     let job = CaseJob {
         submission,
         case_id: case_id.to_string(),
-        input_dir: staged.dir_of(case_id),
+        input_dir,
+        image: staged.image_of(case_id),
         output_dir: output_dir.clone(),
         stdout_log: logs.join(format!("{case_id}.stdout.log")),
         stderr_log: logs.join(format!("{case_id}.stderr.log")),
