@@ -56,7 +56,16 @@ impl CaseFolders {
             .len();
         // Room for the image's pages, cases.csv and the folders' inodes.
         let size_kb = image_bytes / 1024 + 1024;
-        folders.mount(&input, &format!("size={size_kb}k,mode=0755"))?;
+        let options = format!("size={size_kb}k,mode=0755");
+        // Huge pages, where the kernel has them, copy a CT image in and free it again about
+        // four times faster than 4 KiB pages (docs/benchmarks.md): without them the tmpfs
+        // would cost a case more than a copy to disk.
+        if folders
+            .mount(&input, &format!("{options},huge=within_size"))
+            .is_err()
+        {
+            folders.mount(&input, &options)?;
+        }
         super::staging::stage_case(&job.image, &job.case_id, &input)
             .map_err(|e| format!("cannot copy the case's input into its tmpfs: {e}"))?;
         folders.input = input;

@@ -134,7 +134,12 @@ pub(super) fn stage_case(image: &Path, case_id: &str, dir: &Path) -> std::io::Re
     let csv = dir.join("cases.csv");
     std::fs::write(&csv, format!("case_id\n{case_id}\n"))?;
     let target = images.join(format!("{case_id}.nii.gz"));
-    std::fs::copy(image, &target)?;
+    let mut source = std::fs::File::open(image)?;
+    let mut copy = std::fs::File::create(&target)?;
+    // At full size before the bytes arrive, so that the case's tmpfs (mounted
+    // `huge=within_size`, see case_mounts.rs) can back it with huge pages.
+    copy.set_len(source.metadata()?.len())?;
+    std::io::copy(&mut source, &mut copy)?;
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644))?;
     std::fs::set_permissions(&csv, std::fs::Permissions::from_mode(0o644))?;
     for d in [dir, &images] {
