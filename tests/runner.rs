@@ -294,6 +294,73 @@ fn slots_run_the_cases_of_different_submissions_at_the_same_time() {
     );
 }
 
+/// A case's input is staged when its first run needs it and removed after its last, not all
+/// before the round: while a case runs, the staging folder holds that case alone, as a copy of
+/// its image (never a link to the challenge's) beside a one-row `cases.csv`, readable by all.
+#[test]
+fn each_case_is_staged_just_before_it_runs_and_removed_after_its_last_run() {
+    let (dir, challenge) = small_challenge(3);
+    let subs = dir.path().join("subs");
+    let body = r#"ls -a "$(dirname "$IN")" | grep -v '^\.' | tr '\n' ' ' >&2; echo >&2
+stat -c '%a %h %i' "$IN" "$IN/images" "$IN/cases.csv" "$IN/images/$CASE.nii.gz" >&2
+ls "$IN" >&2; ls "$IN/images" >&2
+cat "$IN/cases.csv" >&2"#;
+    for name in ["alpha", "beta"] {
+        script_submission(&subs, name, body);
+    }
+    let out = dir.path().join("out");
+    let phase = challenge.phase_paths("test", None).unwrap();
+    let options = RoundOptions {
+        jobs: 1,
+        out_dir: out.clone(),
+        resume: false,
+        gpus: None,
+    };
+    podium::runner::run_round(
+        &challenge,
+        &phase,
+        &Submission::discover(&subs).unwrap(),
+        &ProcessBackend,
+        &options,
+        &mut |_| {},
+    )
+    .unwrap();
+    for (id, ..) in truth_rows(&challenge, "test") {
+        use std::os::unix::fs::MetadataExt;
+        let original = std::fs::metadata(phase.image(&id)).unwrap().ino();
+        for name in ["alpha", "beta"] {
+            let log = std::fs::read_to_string(
+                out.join("logs").join(name).join(format!("{id}.stderr.log")),
+            )
+            .unwrap();
+            let lines: Vec<&str> = log.lines().collect();
+            assert_eq!(lines[0].trim(), id, "the staging folder held more: {log}");
+            let stats: Vec<Vec<&str>> = lines[1..5]
+                .iter()
+                .map(|l| l.split_whitespace().collect())
+                .collect();
+            let modes: Vec<&str> = stats.iter().map(|s| s[0]).collect();
+            assert_eq!(modes, ["755", "755", "644", "644"], "{log}");
+            assert_eq!(stats[3][1], "1", "the image has other links: {log}");
+            assert_ne!(
+                stats[3][2],
+                original.to_string(),
+                "the challenge's own file"
+            );
+            let listing = format!("cases.csv\nimages\n{id}.nii.gz\n");
+            assert!(log.contains(&listing), "{log}");
+            assert!(log.ends_with(&format!("case_id\n{id}\n")), "{log}");
+        }
+    }
+    let left: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".staging-"))
+        .collect();
+    assert!(left.is_empty(), "staging left behind: {left:?}");
+}
+
 /// A fake device root of `gpus` NVIDIA GPUs and the control node (CI has no GPU).
 fn fake_gpus(dir: &Path, gpus: u32) -> std::path::PathBuf {
     let root = dir.join("fake-dev");

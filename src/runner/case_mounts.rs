@@ -1,8 +1,8 @@
 //! The folders a case's program sees, as podium prepares them on the host, shared by the
 //! sandbox and docker backends.
 //!
-//! As root, each case gets two fresh tmpfs mounts: its input (a copy of the staged case, read
-//! by the program) and its output (`output_mb` in size, so the kernel caps the whole folder
+//! As root, each case gets two fresh tmpfs mounts: its input (staged straight from the
+//! challenge's image, so the round makes no other copy of it) and its output (`output_mb` in size, so the kernel caps the whole folder
 //! while the case runs, not only each file). A fresh filesystem also has no host path: in the
 //! program's `/proc/self/mountinfo` the two folders show as `tmpfs`, never as a folder of the
 //! round. After the case, the output is copied (links as links, for the output check to
@@ -28,8 +28,9 @@ pub(super) struct CaseFolders {
 }
 
 impl CaseFolders {
-    /// The case's folders: fresh tmpfs mounts owned by `uid` when `as_root`, else the job's
-    /// own input and output folders.
+    /// The case's folders: fresh tmpfs mounts owned by `uid` when `as_root` (the backend then
+    /// says so in [`super::Backend::copies_input`], and the round stages nothing), else the
+    /// job's own input and output folders.
     pub fn create(
         job: &CaseJob,
         limits: &Limits,
@@ -50,12 +51,22 @@ impl CaseFolders {
             PathBuf::from(name)
         };
         let input = beside(".in");
-        let input_bytes =
-            tree_bytes(&job.input_dir).map_err(|e| format!("cannot size the staged input: {e}"))?;
-        // Room for the files' pages and the folders' inodes.
-        let size_kb = input_bytes / 1024 + 1024;
-        folders.mount(&input, &format!("size={size_kb}k,mode=0755"))?;
-        copy_tree(&job.input_dir, &input)
+        let image_bytes = std::fs::metadata(&job.image)
+            .map_err(|e| format!("cannot read the case's image: {e}"))?
+            .len();
+        // Room for the image's pages, cases.csv and the folders' inodes.
+        let size_kb = image_bytes / 1024 + 1024;
+        let options = format!("size={size_kb}k,mode=0755");
+        // Huge pages, where the kernel has them, copy a CT image in and free it again about
+        // four times faster than 4 KiB pages (docs/benchmarks.md): without them the tmpfs
+        // would cost a case more than a copy to disk.
+        if folders
+            .mount(&input, &format!("{options},huge=within_size"))
+            .is_err()
+        {
+            folders.mount(&input, &options)?;
+        }
+        super::staging::stage_case(&job.image, &job.case_id, &input)
             .map_err(|e| format!("cannot copy the case's input into its tmpfs: {e}"))?;
         folders.input = input;
         let output = beside(".out");
@@ -159,20 +170,6 @@ pub(super) fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-fn tree_bytes(dir: &Path) -> std::io::Result<u64> {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let meta = entry.metadata()?;
-        total += if meta.is_dir() {
-            tree_bytes(&entry.path())? + 4096
-        } else {
-            meta.len() + 4096
-        };
-    }
-    Ok(total)
 }
 
 pub(super) fn mount_tmpfs(target: &Path, options: &str) -> std::io::Result<()> {

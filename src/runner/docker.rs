@@ -482,6 +482,11 @@ impl Backend for DockerBackend {
         "docker"
     }
 
+    /// As root, the case's input is a tmpfs of its own ([`CaseFolders`]).
+    fn copies_input(&self, _submission: &Submission) -> bool {
+        self.as_root
+    }
+
     fn enforced_limits(&self) -> &'static [&'static str] {
         &[
             "wall_time_per_case_s",
@@ -773,6 +778,7 @@ mod tests {
             submission,
             case_id: "case_007".into(),
             input_dir: "/run/in".into(),
+            image: "/challenge/images/case_007.nii.gz".into(),
             output_dir: "/run/out".into(),
             stdout_log: "/run/o.log".into(),
             stderr_log: "/run/e.log".into(),

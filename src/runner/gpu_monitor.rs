@@ -654,6 +654,7 @@ mod tests {
             submission,
             case_id: "case-1".into(),
             input_dir: "/run/in".into(),
+            image: "/phase/images/case-1.nii.gz".into(),
             output_dir: "/run/out".into(),
             stdout_log: "/run/o.log".into(),
             stderr_log: "/run/e.log".into(),

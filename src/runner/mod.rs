@@ -101,8 +101,11 @@ pub(crate) fn wrong_kind(submission: &Submission) -> String {
 pub struct CaseJob<'a> {
     pub submission: &'a Submission,
     pub case_id: String,
-    /// Holds `cases.csv` with this one case and `images/<case_id>.nii.gz`.
+    /// Holds `cases.csv` with this one case and `images/<case_id>.nii.gz`; not made at all
+    /// for a backend that makes the case's input itself ([`Backend::copies_input`]).
     pub input_dir: PathBuf,
+    /// The case's image in the challenge, for a backend that makes the input itself.
+    pub image: PathBuf,
     /// Empty and writable; the program writes `predictions.csv` and `masks/` here.
     pub output_dir: PathBuf,
     pub stdout_log: PathBuf,
@@ -143,6 +146,12 @@ pub trait Backend: Sync {
     /// `run_case` then waits for each. An error stops the round before any case runs.
     fn enqueue(&self, _jobs: &[CaseJob], _limits: &Limits) -> Result<(), String> {
         Ok(())
+    }
+    /// Whether the backend puts a case's input where the program reads it by itself, from
+    /// `CaseJob::image` (a tmpfs as root, the cluster's shared folder), so that the round
+    /// need not stage a copy of it first.
+    fn copies_input(&self, _submission: &Submission) -> bool {
+        false
     }
     /// What the receipt records about how a prepared submission ran (the resolved image).
     fn submission_details(&self, _submission: &str) -> Option<serde_json::Value> {
@@ -279,14 +288,17 @@ pub fn run_round(
     } else {
         (events::RunsCsv::create(&journal)?, BTreeMap::new())
     };
-    let unfinished: Vec<String> = cases
+    // Each unfinished case, with the number of submissions still to run it.
+    let unfinished: Vec<(String, usize)> = cases
         .iter()
-        .filter(|c| {
-            submissions
+        .map(|c| {
+            let runs = submissions
                 .iter()
-                .any(|s| !done.get(&s.name).is_some_and(|d| d.contains_key(*c)))
+                .filter(|s| !done.get(&s.name).is_some_and(|d| d.contains_key(c)))
+                .count();
+            (c.clone(), runs)
         })
-        .cloned()
+        .filter(|(_, runs)| *runs > 0)
         .collect();
     let staged = staging::StagedInputs::create(phase, &unfinished, out)?;
     let limits = &challenge.limits;
@@ -368,6 +380,7 @@ pub fn run_round(
                 submission: lane.submission,
                 case_id: case_id.clone(),
                 input_dir: staged.dir_of(case_id),
+                image: phase.image(case_id),
                 output_dir: lane.work.join(case_id),
                 stdout_log: lane.logs.join(format!("{case_id}.stdout.log")),
                 stderr_log: lane.logs.join(format!("{case_id}.stderr.log")),
@@ -450,15 +463,17 @@ pub fn run_round(
                         ),
                         ),
                         Ok(()) => {
+                            let worker_mode = submission.run.mode() == RunMode::Worker;
                             let place = CasePlace {
                                 slot,
+                                stage_input: worker_mode || !backend.copies_input(submission),
                                 gpus,
                                 staged,
                                 work: &lane.work,
                                 logs: &lane.logs,
                                 collector: &lane.collector,
                             };
-                            if submission.run.mode() == RunMode::Worker {
+                            if worker_mode {
                                 let (_, worker) = slot_worker.get_or_insert_with(|| {
                                     let start = worker::WorkerStart {
                                         submission,
@@ -517,6 +532,7 @@ pub fn run_round(
                             }
                         }
                     };
+                    staged.release(case_id);
                     lane.used_ms
                         .fetch_add((record.wall_s * 1000.0) as u64, Ordering::SeqCst);
                     lane.records
@@ -628,6 +644,10 @@ impl Lane<'_> {
 /// Where one case runs: its slot and the folders of its submission.
 struct CasePlace<'a> {
     slot: usize,
+    /// Whether the case's input must be staged for the backend (one that fills the case's
+    /// folders from the phase's image itself does not need it; a worker's folders are filled
+    /// from the staged input).
+    stage_input: bool,
     gpus: Option<&'a gpus::GpuPool>,
     staged: &'a staging::StagedInputs,
     work: &'a Path,
@@ -673,10 +693,19 @@ fn run_one(
     if let Err(e) = std::fs::create_dir_all(&output_dir) {
         return fail(format!("podium could not create the output folder: {e}"));
     }
+    let input_dir = if !place.stage_input {
+        staged.dir_of(case_id)
+    } else {
+        match staged.acquire(case_id) {
+            Ok(dir) => dir,
+            Err(message) => return fail(message),
+        }
+    };
     let job = CaseJob {
         submission,
         case_id: case_id.to_string(),
-        input_dir: staged.dir_of(case_id),
+        input_dir,
+        image: staged.image_of(case_id),
         output_dir: output_dir.clone(),
         stdout_log: logs.join(format!("{case_id}.stdout.log")),
         stderr_log: logs.join(format!("{case_id}.stderr.log")),

@@ -165,6 +165,10 @@ pub fn exec_batch(batch_file: &Path) -> Result<()> {
                     submission: &submission,
                     case_id: case.case_id.clone(),
                     input_dir: case.input_dir.clone(),
+                    image: case
+                        .input_dir
+                        .join("images")
+                        .join(format!("{}.nii.gz", case.case_id)),
                     output_dir: case.output_dir.clone(),
                     stdout_log: case.stdout_log.clone(),
                     stderr_log: case.stderr_log.clone(),

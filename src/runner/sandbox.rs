@@ -499,6 +499,11 @@ impl Backend for SandboxBackend {
         "sandbox"
     }
 
+    /// As root, the case's input is a tmpfs of its own ([`CaseFolders`]).
+    fn copies_input(&self, _submission: &Submission) -> bool {
+        slot_identity(0).is_some()
+    }
+
     fn isolation(&self) -> String {
         let base = match (self.cgroup_version(), self.cgroup_problem()) {
             (Some(version), _) => format!("bubblewrap namespaces (user, pid, net, ipc, uts, mount) and a per-case {version} group"),

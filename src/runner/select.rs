@@ -152,6 +152,11 @@ impl Backend for RoundBackends {
         }
     }
 
+    fn copies_input(&self, submission: &Submission) -> bool {
+        self.of(submission)
+            .is_some_and(|b| b.copies_input(submission))
+    }
+
     fn run_case(&self, job: &CaseJob, limits: &Limits) -> Execution {
         match self.of(job.submission) {
             Some(b) => b.run_case(job, limits),

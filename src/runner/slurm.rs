@@ -430,7 +430,7 @@ impl SlurmBackend {
     fn hand_over(spec: &CaseSpec, job: &CaseJob) -> Result<(), String> {
         let _ = std::fs::remove_dir_all(&job.output_dir);
         if spec.output_dir.exists() {
-            copy_tree(&spec.output_dir, &job.output_dir, Links::Keep)
+            copy_tree(&spec.output_dir, &job.output_dir)
         } else {
             std::fs::create_dir_all(&job.output_dir)
         }
@@ -519,6 +519,11 @@ fn scontrol_show(task: &str) -> (Option<String>, Option<f64>, Option<i32>) {
 impl Backend for SlurmBackend {
     fn name(&self) -> &'static str {
         "slurm"
+    }
+
+    /// `enqueue` copies each case into the cluster's shared folder, before any case runs.
+    fn copies_input(&self, _submission: &Submission) -> bool {
+        true
     }
 
     fn enforced_limits(&self) -> &'static [&'static str] {
@@ -633,16 +638,16 @@ impl Backend for SlurmBackend {
                 continue;
             }
             let spec = Self::case_spec(&out, job);
-            // The case's own copy of its input: the round's staging folder does not outlive
-            // the organizer's podium, and the job may start after it is gone. Every submission
-            // shares it, and a running job may be reading it, so an existing copy is kept;
-            // a new one appears whole, by a rename.
+            // The case's own copy of its input, made here from the challenge's image (the
+            // round stages nothing for Slurm, see `copies_input`): the job may start after the
+            // organizer's podium is gone. Every submission shares it, and a running job may be
+            // reading it, so an existing copy is kept; a new one appears whole, by a rename.
             if !spec.input_dir.exists() {
                 let partial = spec
                     .input_dir
                     .with_file_name(format!(".partial-{}", job.case_id));
                 let _ = std::fs::remove_dir_all(&partial);
-                copy_tree(&job.input_dir, &partial, Links::Follow)
+                super::staging::stage_case(&job.image, &job.case_id, &partial)
                     .and_then(|()| std::fs::rename(&partial, &spec.input_dir))
                     .map_err(|e| format!("cannot stage {} for the cluster: {e}", job.case_id))?;
             }
@@ -792,35 +797,20 @@ fn wait_final(task: &str, poll: Duration) -> (Option<String>, Option<f64>, Optio
     (None, None, None)
 }
 
-/// How [`copy_tree`] copies.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Links {
-    /// Hard-link files, copying what a symbolic link points to: podium's own staged inputs.
-    Follow,
-    /// Copy each file's bytes, and recreate a symbolic link as a link: a program's output,
-    /// where a link is refused by the output check and must never be followed (it could point
-    /// at the truth).
-    Keep,
-}
-
-/// Copies a folder.
-fn copy_tree(from: &Path, to: &Path, links: Links) -> std::io::Result<()> {
+/// Copies a program's output folder: each file's bytes, and a symbolic link as a link, which
+/// the output check refuses and which must never be followed (it could point at the truth).
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let target = to.join(entry.file_name());
         let kind = entry.file_type()?;
-        if kind.is_symlink() && links == Links::Keep {
+        if kind.is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
         } else if kind.is_dir() {
-            copy_tree(&entry.path(), &target, links)?;
-        } else if links == Links::Keep {
-            std::fs::copy(entry.path(), &target)?;
+            copy_tree(&entry.path(), &target)?;
         } else {
-            let source = std::fs::canonicalize(entry.path())?;
-            if std::fs::hard_link(&source, &target).is_err() {
-                std::fs::copy(&source, &target)?;
-            }
+            std::fs::copy(entry.path(), &target)?;
         }
     }
     Ok(())

@@ -1,7 +1,8 @@
 //! Per-case input folders, and collecting per-case outputs into one predictions folder.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use super::nofollow;
 use super::CaseStatus;
@@ -10,53 +11,141 @@ use crate::error::{Error, Result};
 use crate::io::table::Table;
 
 /// One input folder per case, holding that case only: a program cannot read the other cases'
-/// images, and never the truth, which is not staged at all. Removed when dropped.
+/// images, and never the truth, which is not staged at all.
+///
+/// A case's folder is made when its first run needs it and removed once every submission of
+/// the round has run the case, not all of them before the first case. Staged up front, 20 CT
+/// cases were 1.6 GB of copies not yet on disk, enough on a busy machine to start the kernel's
+/// writeback and slow every copy down, where an organizer's loop holds one image at a time
+/// and deletes it before it is ever written out (docs/benchmarks.md). What is left is removed
+/// when dropped.
 pub(super) struct StagedInputs {
     root: tempfile::TempDir,
+    phase: PhasePaths,
+    cases: HashMap<String, Mutex<Staged>>,
+}
+
+/// One case's staging state.
+struct Staged {
+    /// Runs of the case still to come in this round, each ending with a release.
+    uses_left: usize,
+    present: bool,
 }
 
 impl StagedInputs {
-    pub fn create(phase: &PhasePaths, cases: &[String], out: &Path) -> Result<StagedInputs> {
+    /// `cases` are the round's unfinished cases, each with the number of submissions that will
+    /// run it. Fails, naming the case, when an image cannot be opened: better before the round
+    /// than as a failure of every submission on that case.
+    pub fn create(
+        phase: &PhasePaths,
+        cases: &[(String, usize)],
+        out: &Path,
+    ) -> Result<StagedInputs> {
         std::fs::create_dir_all(out).map_err(|e| Error::io("create", out, e))?;
         let root = tempfile::Builder::new()
             .prefix(".staging-")
             .tempdir_in(out)
             .map_err(|e| Error::io("create a staging folder in", out, e))?;
-        for case_id in cases {
-            let dir = root.path().join(case_id);
-            let images = dir.join("images");
-            std::fs::create_dir_all(&images).map_err(|e| Error::io("create", &images, e))?;
-            std::fs::write(dir.join("cases.csv"), format!("case_id\n{case_id}\n"))
-                .map_err(|e| Error::io("write", &dir.join("cases.csv"), e))?;
-            let source = phase.image(case_id);
-            let target = images.join(format!("{case_id}.nii.gz"));
-            // A copy, not a link: without a sandbox a program could otherwise modify the
-            // challenge's own image through its staged name.
-            let copied = std::fs::copy(&source, &target).and_then(|_| {
-                // Readable by the sandbox's unprivileged slot users, whatever the source's mode.
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644))?;
-                for dir in [&dir, &images] {
-                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+        let mut staged = HashMap::new();
+        for (case_id, uses) in cases {
+            let image = phase.image(case_id);
+            let readable = std::fs::File::open(&image).and_then(|f| {
+                if f.metadata()?.is_file() {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::other("not a file"))
                 }
-                std::fs::set_permissions(
-                    dir.join("cases.csv"),
-                    std::fs::Permissions::from_mode(0o644),
-                )
             });
-            copied.map_err(|e| {
+            readable.map_err(|e| {
                 Error::msg(format!(
                     "cannot stage the image of case {case_id:?} from {}: {e}. Run `podium validate` on the challenge.",
-                    source.display()
+                    image.display()
                 ))
             })?;
+            staged.insert(
+                case_id.clone(),
+                Mutex::new(Staged {
+                    uses_left: *uses,
+                    present: false,
+                }),
+            );
         }
-        Ok(StagedInputs { root })
+        Ok(StagedInputs {
+            root,
+            phase: phase.clone(),
+            cases: staged,
+        })
     }
 
+    /// Where the case's folder is (or will be) staged.
     pub fn dir_of(&self, case_id: &str) -> PathBuf {
         self.root.path().join(case_id)
     }
+
+    /// The case's image in the challenge.
+    pub fn image_of(&self, case_id: &str) -> PathBuf {
+        self.phase.image(case_id)
+    }
+
+    /// The case's folder, staged now unless another run of the case already did.
+    pub fn acquire(&self, case_id: &str) -> std::result::Result<PathBuf, String> {
+        let dir = self.dir_of(case_id);
+        let Some(entry) = self.cases.get(case_id) else {
+            return Err(format!(
+                "internal error: case {case_id} was not expected in this round"
+            ));
+        };
+        let mut staged = entry.lock().unwrap_or_else(|e| e.into_inner());
+        if !staged.present {
+            if let Err(e) = stage_case(&self.image_of(case_id), case_id, &dir) {
+                let _ = std::fs::remove_dir_all(&dir);
+                // No host path: on a hidden phase, teams see this message.
+                return Err(format!(
+                    "podium could not stage the input of case {case_id}: {e}"
+                ));
+            }
+            staged.present = true;
+        }
+        Ok(dir)
+    }
+
+    /// Ends one run of the case, whether it used the folder or not; the last one removes it.
+    pub fn release(&self, case_id: &str) {
+        let Some(entry) = self.cases.get(case_id) else {
+            return;
+        };
+        let mut staged = entry.lock().unwrap_or_else(|e| e.into_inner());
+        staged.uses_left = staged.uses_left.saturating_sub(1);
+        if staged.uses_left == 0 && staged.present {
+            let _ = std::fs::remove_dir_all(self.dir_of(case_id));
+            staged.present = false;
+        }
+    }
+}
+
+/// Writes one case's input into `dir`: `cases.csv` listing that case alone, and a copy of its
+/// `image` as `images/<case_id>.nii.gz`, readable by everyone (the sandbox's unprivileged slot
+/// users), whatever the source's mode. A copy, not a link: without a sandbox a program could
+/// otherwise modify the challenge's own image through its staged name.
+pub(super) fn stage_case(image: &Path, case_id: &str, dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images)?;
+    let csv = dir.join("cases.csv");
+    std::fs::write(&csv, format!("case_id\n{case_id}\n"))?;
+    let target = images.join(format!("{case_id}.nii.gz"));
+    let mut source = std::fs::File::open(image)?;
+    let mut copy = std::fs::File::create(&target)?;
+    // At full size before the bytes arrive, so that the case's tmpfs (mounted
+    // `huge=within_size`, see case_mounts.rs) can back it with huge pages.
+    copy.set_len(source.metadata()?.len())?;
+    std::io::copy(&mut source, &mut copy)?;
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644))?;
+    std::fs::set_permissions(&csv, std::fs::Permissions::from_mode(0o644))?;
+    for d in [dir, &images] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
 }
 
 /// What one case's output folder held that is worth keeping.
@@ -293,5 +382,86 @@ impl Collector {
                 .map_err(|e| Error::io("sync", path, e))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    use super::*;
+
+    fn phase(dir: &Path, cases: &[&str]) -> PhasePaths {
+        let input = dir.join("input");
+        std::fs::create_dir_all(input.join("images")).unwrap();
+        for case in cases {
+            let image = input.join("images").join(format!("{case}.nii.gz"));
+            std::fs::write(&image, format!("image of {case}")).unwrap();
+            std::fs::set_permissions(&image, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        PhasePaths {
+            name: "test".into(),
+            input,
+            truth: dir.join("truth"),
+        }
+    }
+
+    #[test]
+    fn a_case_is_staged_at_its_first_run_and_removed_after_its_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let phase = phase(dir.path(), &["a", "b"]);
+        let out = dir.path().join("out");
+        let cases = [("a".to_string(), 2), ("b".to_string(), 1)];
+        let staged = StagedInputs::create(&phase, &cases, &out).unwrap();
+        assert!(!staged.dir_of("a").exists() && !staged.dir_of("b").exists());
+
+        let a = staged.acquire("a").unwrap();
+        let image = a.join("images/a.nii.gz");
+        assert_eq!(std::fs::read_to_string(&image).unwrap(), "image of a");
+        assert_eq!(
+            std::fs::read_to_string(a.join("cases.csv")).unwrap(),
+            "case_id\na\n"
+        );
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+        assert_eq!(mode(&a), 0o755);
+        assert_eq!(mode(&a.join("images")), 0o755);
+        assert_eq!(mode(&image), 0o644);
+        assert_eq!(mode(&a.join("cases.csv")), 0o644);
+        let meta = std::fs::metadata(&image).unwrap();
+        let source = std::fs::metadata(phase.image("a")).unwrap();
+        assert_eq!(meta.nlink(), 1, "a copy, not a link");
+        assert_ne!(meta.ino(), source.ino());
+        assert!(
+            !staged.dir_of("b").exists(),
+            "b is staged only when it runs"
+        );
+
+        staged.release("a");
+        assert!(a.exists(), "the second run of a still needs it");
+        assert_eq!(staged.acquire("a").unwrap(), a);
+        staged.release("a");
+        assert!(!a.exists(), "removed after the last run");
+        // A run that never used its folder (its submission failed to prepare) releases too.
+        staged.release("b");
+        assert!(!staged.dir_of("b").exists());
+
+        let root = staged.dir_of("a").parent().unwrap().to_path_buf();
+        drop(staged);
+        assert!(!root.exists());
+    }
+
+    #[test]
+    fn an_image_that_cannot_be_read_is_named_before_the_round() {
+        let dir = tempfile::tempdir().unwrap();
+        let phase = phase(dir.path(), &["a"]);
+        let cases = [("a".to_string(), 1), ("gone".to_string(), 1)];
+        let err = StagedInputs::create(&phase, &cases, &dir.path().join("out"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("case \"gone\"") && err.contains("podium validate"),
+            "{err}"
+        );
     }
 }
