@@ -473,63 +473,60 @@ pub fn run_round(
                                 logs: &lane.logs,
                                 collector: &lane.collector,
                             };
-                            if worker_mode {
-                                let (_, worker) = slot_worker.get_or_insert_with(|| {
-                                    let start = worker::WorkerStart {
-                                        submission,
-                                        slot,
-                                        dir: lane.work.join(format!(".worker-{slot}")),
-                                        gpus: gpus
-                                            .map(|p| p.for_slot(slot).to_vec())
-                                            .unwrap_or_default(),
-                                        gpu_nodes: gpus
-                                            .map(|p| p.nodes_for_slot(slot))
-                                            .unwrap_or_default(),
+                            let mut by_worker;
+                            let mut by_process;
+                            let execute: &mut dyn FnMut(&CaseJob) -> (Execution, Option<PathBuf>) =
+                                if worker_mode {
+                                    let (_, worker) = slot_worker.get_or_insert_with(|| {
+                                        let start = worker::WorkerStart {
+                                            submission,
+                                            slot,
+                                            dir: lane.work.join(format!(".worker-{slot}")),
+                                            gpus: gpus
+                                                .map(|p| p.for_slot(slot).to_vec())
+                                                .unwrap_or_default(),
+                                            gpu_nodes: gpus
+                                                .map(|p| p.nodes_for_slot(slot))
+                                                .unwrap_or_default(),
+                                        };
+                                        (l, worker::SlotWorker::new(backend, start, &lane.logs))
+                                    });
+                                    by_worker = |job: &CaseJob| {
+                                        let served = worker.run_case(job, limits);
+                                        if let Some(seconds) = served.start_s {
+                                            // A start counts in the submission's budget, as it
+                                            // does inside every case of a per-case program.
+                                            lane.used_ms.fetch_add(
+                                                (seconds * 1000.0) as u64,
+                                                Ordering::SeqCst,
+                                            );
+                                            let _ = tx.send((
+                                                l,
+                                                RunEvent::WorkerStarted {
+                                                    submission: submission.name.clone(),
+                                                    slot,
+                                                    seconds,
+                                                },
+                                            ));
+                                        }
+                                        (served.execution, served.outputs_in)
                                     };
-                                    (l, worker::SlotWorker::new(backend, start, &lane.logs))
-                                });
-                                let mut execute = |job: &CaseJob| {
-                                    let served = worker.run_case(job, limits);
-                                    if let Some(seconds) = served.start_s {
-                                        // A start counts in the submission's budget, as it does
-                                        // inside every case of a per-case program.
-                                        lane.used_ms
-                                            .fetch_add((seconds * 1000.0) as u64, Ordering::SeqCst);
-                                        let _ = tx.send((
-                                            l,
-                                            RunEvent::WorkerStarted {
-                                                submission: submission.name.clone(),
-                                                slot,
-                                                seconds,
-                                            },
-                                        ));
-                                    }
-                                    (served.execution, served.outputs_in)
+                                    &mut by_worker
+                                } else {
+                                    by_process =
+                                        |job: &CaseJob| (backend.run_case(job, limits), None);
+                                    &mut by_process
                                 };
-                                run_one(
-                                    hidden_phase,
-                                    challenge,
-                                    &mut execute,
-                                    submission,
-                                    case_id,
-                                    &place,
-                                    remaining,
-                                    limits,
-                                )
-                            } else {
-                                let mut execute =
-                                    |job: &CaseJob| (backend.run_case(job, limits), None);
-                                run_one(
-                                    hidden_phase,
-                                    challenge,
-                                    &mut execute,
-                                    submission,
-                                    case_id,
-                                    &place,
-                                    remaining,
-                                    limits,
-                                )
-                            }
+                            run_one(
+                                hidden_phase,
+                                challenge,
+                                execute,
+                                submission,
+                                case_id,
+                                &place,
+                                remaining,
+                                limits,
+                            )
                         }
                     };
                     staged.release(case_id);

@@ -124,19 +124,7 @@ impl Backend for ProcessBackend {
         );
         cmd.env("PODIUM_MODE", "worker");
         gpu_environment(&mut cmd, &start.gpus, &start.gpu_nodes, true);
-        let output_bytes = limits.output_mb.saturating_mul(1 << 20);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        // SAFETY: only async-signal-safe libc calls between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                set_rlimit(libc::RLIMIT_CORE, 0)?;
-                set_rlimit(libc::RLIMIT_FSIZE, output_bytes)?;
-                close_inherited_descriptors()
-            });
-        }
+        limit_child(&mut cmd, limits, Stdio::piped());
         let child = cmd
             .spawn()
             .map_err(|e| format!("could not be started ({:?}): {e}", command[0]))?;
@@ -224,19 +212,7 @@ fn execute(
     (stdout_log, stderr_log): (&Path, &Path),
     watch: Option<&Path>,
 ) -> std::io::Result<Execution> {
-    let output_bytes = limits.output_mb.saturating_mul(1 << 20);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    // SAFETY: only async-signal-safe libc calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            set_rlimit(libc::RLIMIT_CORE, 0)?;
-            set_rlimit(libc::RLIMIT_FSIZE, output_bytes)?;
-            close_inherited_descriptors()
-        });
-    }
+    limit_child(&mut cmd, limits, Stdio::null());
     let started = Instant::now();
     let mut child = cmd.spawn()?;
     let log_cap = limits.log_kb.saturating_mul(1024);
@@ -346,6 +322,25 @@ pub(super) fn describe_exit(
             String::new()
         };
         (ExecStatus::Failed, format!("exit code {code}{how}"))
+    }
+}
+
+/// The program's own process group, its stdout and stderr piped, `stdin` as given, and
+/// between fork and exec the rlimits (no core dumps, files up to `output_mb`) and no inherited
+/// descriptors.
+fn limit_child(cmd: &mut Command, limits: &Limits, stdin: Stdio) {
+    let output_bytes = limits.output_mb.saturating_mul(1 << 20);
+    cmd.stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    // SAFETY: only async-signal-safe libc calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            set_rlimit(libc::RLIMIT_CORE, 0)?;
+            set_rlimit(libc::RLIMIT_FSIZE, output_bytes)?;
+            close_inherited_descriptors()
+        });
     }
 }
 

@@ -245,6 +245,34 @@ impl SandboxBackend {
         Ok((child, group))
     }
 
+    /// bwrap running the submission's `command` with `binds`, its arguments and environment
+    /// naming the folders as the program sees them (`/input`, `/output`) and its GPUs.
+    fn program_command(
+        &self,
+        binds: &[OsString],
+        limits: &Limits,
+        command: &[String],
+        (gpus, gpu_nodes): (&[u32], &[PathBuf]),
+    ) -> Command {
+        let fill = |arg: &String| {
+            arg.replace("{input}", "/input")
+                .replace("{output}", "/output")
+        };
+        let mut cmd = self.command(
+            binds,
+            limits.network,
+            &inside_program(&command[0]),
+            command[1..].iter().map(fill),
+        );
+        cmd.env("HOME", "/output")
+            .env("PODIUM_INPUT", "/input")
+            .env("PODIUM_OUTPUT", "/output")
+            .env("PODIUM_CPUS", limits.cpus.to_string())
+            .env("OMP_NUM_THREADS", limits.cpus.to_string());
+        super::process::gpu_environment(&mut cmd, gpus, gpu_nodes, false);
+        cmd
+    }
+
     /// Runs `cmd` (bwrap) in a new cgroup with the limits, waits at most `wall`, and captures
     /// capped logs.
     #[allow(clippy::too_many_arguments)]
@@ -578,10 +606,6 @@ impl Backend for SandboxBackend {
         let RunSpec::Process { command, .. } = &job.submission.run else {
             return Execution::not_started(wrong_kind(job.submission));
         };
-        let fill = |arg: &String| {
-            arg.replace("{input}", "/input")
-                .replace("{output}", "/output")
-        };
         // As root, each slot runs as its own unprivileged host uid, and the case's folders are
         // fresh tmpfs mounts (the output one of `output_mb`). The slot's bwrap then cannot be
         // trusted to reach the folders by path (an ancestor may be private to root), so podium
@@ -604,19 +628,8 @@ impl Backend for SandboxBackend {
         let fds: Vec<RawFd> = held.iter().map(|f| f.as_raw_fd()).collect();
         let mut binds = binds;
         binds.extend(gpu_binds(&job.gpu_nodes));
-        let mut cmd = self.command(
-            &binds,
-            limits.network,
-            &inside_program(&command[0]),
-            command[1..].iter().map(fill),
-        );
-        cmd.env("HOME", "/output")
-            .env("PODIUM_INPUT", "/input")
-            .env("PODIUM_OUTPUT", "/output")
-            .env("PODIUM_CASE_ID", &job.case_id)
-            .env("PODIUM_CPUS", limits.cpus.to_string())
-            .env("OMP_NUM_THREADS", limits.cpus.to_string());
-        super::process::gpu_environment(&mut cmd, &job.gpus, &job.gpu_nodes, false);
+        let mut cmd = self.program_command(&binds, limits, command, (&job.gpus, &job.gpu_nodes));
+        cmd.env("PODIUM_CASE_ID", &job.case_id);
         let wall = Duration::from_secs_f64(
             limits
                 .wall_time_per_case_s
@@ -668,24 +681,9 @@ impl Backend for SandboxBackend {
             slot_id.is_some(),
         )?;
         binds.extend(gpu_binds(&start.gpu_nodes));
-        let fill = |arg: &String| {
-            arg.replace("{input}", "/input")
-                .replace("{output}", "/output")
-        };
-        let mut cmd = self.command(
-            &binds,
-            limits.network,
-            &inside_program(&command[0]),
-            command[1..].iter().map(fill),
-        );
-        cmd.env("HOME", "/output")
-            .env("PODIUM_INPUT", "/input")
-            .env("PODIUM_OUTPUT", "/output")
-            .env("PODIUM_MODE", "worker")
-            .env("PODIUM_CPUS", limits.cpus.to_string())
-            .env("OMP_NUM_THREADS", limits.cpus.to_string())
-            .stdin(Stdio::piped());
-        super::process::gpu_environment(&mut cmd, &start.gpus, &start.gpu_nodes, false);
+        let mut cmd =
+            self.program_command(&binds, limits, command, (&start.gpus, &start.gpu_nodes));
+        cmd.env("PODIUM_MODE", "worker").stdin(Stdio::piped());
         let cpus = self
             .cgroups
             .as_ref()
