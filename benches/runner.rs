@@ -14,6 +14,8 @@
 //! case. Without a reachable engine (or without gcc) it prints why it skipped, and the rest
 //! of the bench is unaffected.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -138,27 +140,9 @@ fn docker_rows(dir: &Path) {
     }
 }
 
-/// A challenge of `cases` tiny cases (2×2×2 volumes) at `root`.
+/// A challenge of `cases` tiny cases at `root`.
 fn write_challenge(root: &Path, cases: usize) -> Phase {
-    let input = root.join("phases/test/input");
-    std::fs::create_dir_all(input.join("images")).unwrap();
-    std::fs::write(root.join("challenge.toml"), CHALLENGE).unwrap();
-    let mut csv = String::from("case_id\n");
-    let tiny = ndarray::Array3::<i16>::zeros((2, 2, 2));
-    for i in 0..cases {
-        let id = format!("case-{i:04}");
-        podium::io::nifti::write_volume(
-            &input.join(format!("images/{id}.nii.gz")),
-            tiny.view(),
-            [1.0; 3],
-            6,
-        )
-        .unwrap();
-        csv += &format!("{id}\n");
-    }
-    std::fs::write(input.join("cases.csv"), csv).unwrap();
-    let challenge = Challenge::load(root).unwrap();
-    let paths = challenge.phase_paths("test", None).unwrap();
+    let (challenge, paths) = common::tiny_challenge(root, cases);
     Phase { challenge, paths }
 }
 
@@ -373,17 +357,3 @@ fn median(mut values: Vec<f64>) -> f64 {
         values[mid]
     }
 }
-
-const CHALLENGE: &str = r#"
-name = "bench-runner"
-[[phases]]
-name = "test"
-[[tasks]]
-name = "detection"
-kind = "binary-classification"
-prediction = "p"
-truth = "label"
-positive_class = "yes"
-metrics = ["auc"]
-primary = "auc"
-"#;

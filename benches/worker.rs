@@ -17,6 +17,8 @@
 //!
 //! Both with the process backend, 1 job; worker mode also in the sandbox when bwrap works.
 
+mod common;
+
 use std::path::Path;
 use std::time::Instant;
 
@@ -26,20 +28,6 @@ use podium::submission::Submission;
 
 const CASES: usize = 100;
 const START_S: f64 = 2.0;
-
-const CHALLENGE: &str = r#"
-name = "bench-worker"
-[[phases]]
-name = "test"
-[[tasks]]
-name = "detection"
-kind = "binary-classification"
-prediction = "p"
-truth = "label"
-positive_class = "yes"
-metrics = ["auc"]
-primary = "auc"
-"#;
 
 /// The same script serves both modes: per case it answers the case in its input folder and
 /// exits; as a worker it answers every case line.
@@ -54,7 +42,7 @@ while read -r CASE; do answer "$CASE"; echo "done $CASE"; done
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let (challenge, phase) = write_challenge(&dir.path().join("challenge"));
+    let (challenge, phase) = common::tiny_challenge(&dir.path().join("challenge"), CASES);
     let per_case = write_submission(&dir.path().join("per-case"), "per-case");
     let worker = write_submission(&dir.path().join("worker"), "worker");
     let sandbox = podium::runner::sandbox::SandboxBackend::probe();
@@ -134,24 +122,6 @@ fn time_round(
         .filter(|c| c.status == podium::results::CaseStatus::Ok)
         .count();
     (round_s, start_s, ok)
-}
-
-fn write_challenge(root: &Path) -> (Challenge, PhasePaths) {
-    let input = root.join("phases/test/input");
-    std::fs::create_dir_all(input.join("images")).unwrap();
-    std::fs::write(root.join("challenge.toml"), CHALLENGE).unwrap();
-    let mut csv = String::from("case_id\n");
-    let tiny = ndarray::Array3::<i16>::zeros((2, 2, 2));
-    for i in 0..CASES {
-        let id = format!("case-{i:04}");
-        let image = input.join(format!("images/{id}.nii.gz"));
-        podium::io::nifti::write_volume(&image, tiny.view(), [1.0; 3], 6).unwrap();
-        csv += &format!("{id}\n");
-    }
-    std::fs::write(input.join("cases.csv"), csv).unwrap();
-    let challenge = Challenge::load(root).unwrap();
-    let phase = challenge.phase_paths("test", None).unwrap();
-    (challenge, phase)
 }
 
 fn write_submission(dir: &Path, mode: &str) -> Submission {
