@@ -91,11 +91,6 @@ impl CaseFolders {
         Ok(())
     }
 
-    /// The tmpfs mounts of the case, for a handler that must unmount them on an interrupt.
-    pub fn mount_points(&self) -> &[PathBuf] {
-        &self.mounts
-    }
-
     /// After the program: copies the output tmpfs into the case's output folder, and names a
     /// full tmpfs as the output limit.
     pub fn collect(&self, job: &CaseJob, limits: &Limits, mut execution: Execution) -> Execution {
@@ -172,15 +167,32 @@ pub(super) fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Every tmpfs podium has mounted and not yet unmounted, and whether an interrupt has closed
+/// the list. Mounting and unmounting hold its lock, so an interrupt handler that closes it
+/// ([`unmount_all_and_refuse_more`]) unmounts every mount made before, and none is made after:
+/// a mount made between a slot's `mount` and its own bookkeeping could otherwise outlive
+/// podium's exit.
+static MOUNTED: std::sync::Mutex<(bool, Vec<PathBuf>)> = std::sync::Mutex::new((false, Vec::new()));
+
+fn mounted() -> std::sync::MutexGuard<'static, (bool, Vec<PathBuf>)> {
+    MOUNTED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 pub(super) fn mount_tmpfs(target: &Path, options: &str) -> std::io::Result<()> {
-    let target = CString::new(target.as_os_str().as_bytes())?;
+    let mut mounted = mounted();
+    if mounted.0 {
+        return Err(std::io::Error::other("podium is stopping"));
+    }
+    let target_c = CString::new(target.as_os_str().as_bytes())?;
     let options = CString::new(options)?;
     let fs = c"tmpfs";
     let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     let rc = unsafe {
         libc::mount(
             fs.as_ptr(),
-            target.as_ptr(),
+            target_c.as_ptr(),
             fs.as_ptr(),
             flags,
             options.as_ptr().cast(),
@@ -189,10 +201,29 @@ pub(super) fn mount_tmpfs(target: &Path, options: &str) -> std::io::Result<()> {
     if rc != 0 {
         return Err(std::io::Error::last_os_error());
     }
+    mounted.1.push(target.to_path_buf());
     Ok(())
 }
 
 pub(super) fn unmount(target: &Path) {
+    let mut mounted = mounted();
+    detach(target);
+    mounted.1.retain(|m| m != target);
+}
+
+/// For an interrupt handler about to exit: unmounts every tmpfs podium holds, and refuses any
+/// later mount. Returns how many it unmounted.
+pub(super) fn unmount_all_and_refuse_more() -> usize {
+    let mut mounted = mounted();
+    mounted.0 = true;
+    let points = std::mem::take(&mut mounted.1);
+    for point in &points {
+        detach(point);
+    }
+    points.len()
+}
+
+fn detach(target: &Path) {
     if let Ok(target) = CString::new(target.as_os_str().as_bytes()) {
         unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
     }

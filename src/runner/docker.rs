@@ -41,7 +41,7 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use super::case_mounts::{unmount, CaseFolders};
+use super::case_mounts::CaseFolders;
 use super::process::{describe_exit, CappedLog, ExitContext};
 use super::sandbox::{MAX_PROCESSES, SLOT_ID_BASE};
 use super::{wrong_kind, Backend, CaseJob, Execution};
@@ -88,8 +88,6 @@ struct RoundState {
     /// Held while a container is created; set to true by the interrupt handler, after which no
     /// container is created, so the handler's removal misses none.
     interrupted: Mutex<bool>,
-    /// The host tmpfs mounts of running cases, unmounted on interrupt.
-    mounts: Mutex<Vec<PathBuf>>,
 }
 
 impl DockerBackend {
@@ -159,9 +157,7 @@ impl DockerBackend {
                     "\npodium: interrupted (signal {signal}); removing the round's containers"
                 );
                 let removed = handle.block_on(remove_round_containers(&docker, &run_id));
-                for mount in round.mounts.lock().unwrap().drain(..) {
-                    unmount(&mount);
-                }
+                super::case_mounts::unmount_all_and_refuse_more();
                 match removed {
                     Ok(n) => eprintln!(
                         "podium: removed {n} container(s); finished cases are kept: `podium run --resume <run folder>` goes on"
@@ -313,13 +309,12 @@ impl DockerBackend {
         };
         let folders = match CaseFolders::create(job, limits, uid, self.as_root) {
             Ok(m) => m,
-            Err(e) => return Execution::not_started(e),
+            Err(e) => {
+                // Refused because an interrupt is unmounting the round: not the case's fault.
+                self.stop_here_if_interrupted();
+                return Execution::not_started(e);
+            }
         };
-        self.round
-            .mounts
-            .lock()
-            .unwrap()
-            .extend(folders.mount_points().iter().cloned());
         let run_id = self.round.run_id.lock().unwrap().clone();
         let config = container_config(job, limits, image, command, uid, &folders, &run_id);
         let created = {
@@ -351,11 +346,6 @@ impl DockerBackend {
             )),
         };
         let execution = folders.collect(job, limits, execution);
-        self.round
-            .mounts
-            .lock()
-            .unwrap()
-            .retain(|m| !folders.mount_points().contains(m));
         drop(folders);
         self.stop_here_if_interrupted();
         execution
