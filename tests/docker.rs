@@ -4,7 +4,7 @@
 //! check` works on images, and no container or mount survives a round, a timeout or an
 //! interrupted podium.
 //!
-//! These tests need a Docker engine (`.ci/run` starts one). Under `CI=true` they fail without
+//! These tests need a Docker engine (`tests/run.sh` starts one). Under `CI=true` they fail without
 //! it; elsewhere they print `SKIPPED: ...` and return.
 
 mod common;

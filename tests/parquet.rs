@@ -1,5 +1,5 @@
 //! With `--features parquet`, every round also writes Parquet copies of its long tables, with
-//! the CSVs' rows and columns. `.ci/run` runs this test with the feature.
+//! the CSVs' rows and columns. `tests/run.sh` runs this test with the feature.
 #![cfg(feature = "parquet")]
 
 mod common;

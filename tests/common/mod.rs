@@ -2,7 +2,11 @@
 //! submissions written as shell scripts.
 #![allow(dead_code)]
 
+pub mod components;
 pub mod docker_images;
+
+#[allow(unused_imports)]
+pub use components::*;
 
 use std::path::{Path, PathBuf};
 
