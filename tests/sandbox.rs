@@ -1394,3 +1394,56 @@ fn the_python_worker_example_passes_check_and_predicts_alike_in_both_modes() {
     assert_eq!(dice("per-case"), dice("worker"));
     assert!(dice("worker").unwrap() > 0.5);
 }
+
+/// As root, each slot's bubblewrap runs as the slot's own user and must pass through every
+/// folder above the round's: a private one (mode 0700, as a home folder often is) stops the
+/// round at once with one message naming it, rather than failing every case of every team.
+#[test]
+fn a_round_folder_the_slot_users_cannot_reach_stops_the_round_with_one_message() {
+    let Some(backend) = backend() else {
+        return;
+    };
+    if unsafe { libc::geteuid() } != 0 {
+        // Without root the program runs as podium's own user, which reaches its own folders.
+        return;
+    }
+    let (dir, challenge) = small_challenge(3);
+    let subs = dir.path().join("subs");
+    script_submission(&subs, "quiet", "exit 0");
+    let private = dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(
+        &private,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let phase = challenge.phase_paths("test", None).unwrap();
+    let options = RoundOptions {
+        jobs: 1,
+        out_dir: private.join("round"),
+        resume: false,
+        gpus: None,
+    };
+    let submissions = Submission::discover(&subs).unwrap();
+    let err = run_and_score(
+        &challenge,
+        &phase,
+        &submissions,
+        &backend,
+        &options,
+        &mut |_| {},
+    )
+    .err()
+    .expect("the round must not start");
+    let said = err.to_string();
+    assert!(
+        said.contains(&format!("{} has mode 0700", private.display()))
+            && said.contains("chmod o+x"),
+        "{said}"
+    );
+    let journal = private.join("round/runs.csv");
+    assert!(
+        !journal.exists() || read_csv(&journal).is_empty(),
+        "no case ran"
+    );
+}

@@ -573,6 +573,15 @@ impl Backend for SandboxBackend {
         }
     }
 
+    /// As root, the slots' users must reach the round's folder: checked once here, so that an
+    /// organizer's private folder fails the round with one message, not every case.
+    fn start_round(&self, _run_id: &str, out_dir: &Path) -> Result<(), String> {
+        if slot_identity(0).is_some() {
+            reachable_by_slot_users(out_dir, "the round's output folder")?;
+        }
+        Ok(())
+    }
+
     fn prepare(&self, submission: &Submission, log: &Path, limits: &Limits) -> Result<(), String> {
         let RunSpec::Process { build, command, .. } = &submission.run else {
             return Err(wrong_kind(submission));
@@ -580,6 +589,9 @@ impl Backend for SandboxBackend {
         // A team's upload may already hold a setuid file or a device node (an archive unpacked
         // by root keeps them): refused before anything of the submission runs.
         check_submission_tree(&submission.dir)?;
+        if slot_identity(0).is_some() {
+            reachable_by_slot_users(&submission.dir, "the submission's folder")?;
+        }
         if !build.is_empty() {
             self.build(submission, build, log, limits)?;
         }
@@ -737,6 +749,32 @@ fn folder_binds(
         held.push(f);
     }
     Ok((args, held))
+}
+
+/// As root, each slot's bwrap runs as the slot's own unprivileged user, and bubblewrap resolves
+/// the folders it binds by path even when it is handed their descriptors: a folder above them
+/// that other users cannot enter (a home folder of mode 0700) would fail every case with
+/// "bwrap: Can't find source path … Permission denied". Names the first such folder.
+fn reachable_by_slot_users(dir: &Path, what: &str) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::fs::canonicalize(dir)
+        .map_err(|e| format!("podium cannot resolve {what} {}: {e}", dir.display()))?;
+    for folder in dir.ancestors().collect::<Vec<_>>().into_iter().rev() {
+        let mode = std::fs::metadata(folder)
+            .map_err(|e| format!("podium cannot read {}: {e}", folder.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o001 == 0 {
+            return Err(format!(
+                "the sandbox's slot users (uid {SLOT_ID_BASE} and up) cannot reach {what} {}: {} has mode {:04o}, which other users cannot enter. Let them pass through it (`chmod o+x {}` lets them enter it without listing it), or choose a folder under one they can enter (for example /srv or /tmp)",
+                dir.display(),
+                folder.display(),
+                mode & 0o7777,
+                folder.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The first host uid (and gid) of the slots: slot k runs as `SLOT_ID_BASE + k` when podium
