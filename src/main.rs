@@ -235,13 +235,17 @@ enum Command {
         final_split: bool,
     },
     /// For teams: run your submission on the public phase with the challenge's limits and say
-    /// what would get it rejected.
+    /// what the server would find.
     ///
     /// Runs exactly as `podium run` does on the organizers' server (same limits, same
-    /// environment), validates the outputs, scores them, and lists every problem case by case.
-    /// A Docker submission (`kind = "docker"`, with `image` or `image_archive`) is loaded and
-    /// run in containers exactly as on the server. Exits with status 1 when the submission
-    /// would be rejected.
+    /// environment), validates the outputs, scores them, and lists the problems by kind, with
+    /// how many cases each concerns and the first of them (problems.csv has every case). A
+    /// case with a problem is scored, not refused: with the worst value of each metric of the
+    /// tasks concerned (or left out, under `[scoring] missing = "exclude"`). Only a
+    /// submission.toml the server cannot read gets a submission refused. A Docker submission
+    /// (`kind = "docker"`, with `image` or `image_archive`) is loaded and run in containers
+    /// exactly as on the server. Exits with status 1 when any case has a problem, 2 when the
+    /// submission would be refused.
     Check {
         /// Your submission folder (holding submission.toml).
         #[arg(value_name = "SUBMISSION_DIR")]
@@ -841,7 +845,9 @@ fn check_command(
             })?,
     };
     let paths = challenge.phase_paths(&phase, None)?;
-    let submission = Submission::load(submission_dir)?;
+    // The one thing the server refuses a submission for before running it.
+    let submission = Submission::load(submission_dir)
+        .map_err(|e| Error::msg(format!("the server would refuse this submission: {e}")))?;
     let gpus = gpu_pool(&challenge, gpu_list)?;
     let options = RoundOptions {
         resume: false,
@@ -874,19 +880,19 @@ fn check_command(
     for line in podium::runner::gpu_monitor::check_lines(&runs, unavailable) {
         println!("GPU: {}", podium::text::shown(&line));
     }
-    let reasons = pipeline::rejection_reasons(&outcome, &submission.name);
-    if reasons.is_empty() {
+    let findings = pipeline::check_findings(&outcome, &submission.name);
+    if findings.is_empty() {
         println!("check passed: every case of phase {phase} ran and scored without a problem");
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "check FAILED: {} problem{} would get this submission rejected:",
-        reasons.len(),
-        if reasons.len() == 1 { "" } else { "s" }
-    );
-    for reason in &reasons {
-        println!("  {}", podium::text::shown(reason));
+    println!("check FAILED: what the server would find, by kind (every case in problems.csv):");
+    for group in &findings {
+        println!("  {}", podium::text::shown(&group.line()));
     }
+    println!(
+        "On the server, {}.",
+        podium::scoring::findings::consequence(&findings, challenge.scoring.missing)
+    );
     Ok(ExitCode::FAILURE)
 }
 
