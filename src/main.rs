@@ -32,11 +32,29 @@ use podium::{Error, Result};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--ranking-method`: an option of the commands that rank, and of no other.
+#[derive(clap::Args)]
+struct RankingArg {
     /// Rank with this method instead of the challenge's `[ranking] method`, to compare:
     /// mean-then-rank, median-then-rank, rank-then-mean or test-then-rank (docs/ranking.md).
     /// Every method's ranks are in ranking/methods.csv either way.
-    #[arg(long, global = true, value_enum, value_name = "METHOD")]
+    #[arg(long, value_enum, value_name = "METHOD")]
     ranking_method: Option<RankingMethod>,
+}
+
+impl Command {
+    fn ranking_method(&self) -> Option<RankingMethod> {
+        match self {
+            Command::Demo { ranking, .. }
+            | Command::Run { ranking, .. }
+            | Command::Rescore { ranking, .. }
+            | Command::Leaderboard { ranking, .. }
+            | Command::Score { ranking, .. } => ranking.ranking_method,
+            _ => None,
+        }
+    }
 }
 
 /// `--ranking-method`, for every command that ranks.
@@ -84,6 +102,8 @@ enum Command {
         /// Output folder (default: reports/covid19-ct-test-<UTC time>).
         #[arg(long)]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        ranking: RankingArg,
     },
     /// Create a challenge from a template, with generated data.
     ///
@@ -130,11 +150,12 @@ enum Command {
         /// The phase to run on, for example `dev` (public) or `test` (hidden).
         #[arg(long, required_unless_present = "resume")]
         phase: Option<String>,
-        /// One submission folder (holding submission.toml) or a folder of them. A folder whose
-        /// submission.toml is invalid, or whose name an earlier folder took, is refused alone
-        /// (listed in the round's refused.csv); the others run.
+        /// One submission folder (holding submission.toml) or a folder of them; repeat it to
+        /// run several (`--submissions a --submissions b`). A folder whose submission.toml is
+        /// invalid, or whose name an earlier folder took, is refused alone (listed in the
+        /// round's refused.csv); the others run.
         #[arg(long, value_name = "DIR", required_unless_present = "resume")]
-        submissions: Option<PathBuf>,
+        submissions: Vec<PathBuf>,
         /// The organizer's registry of who sent what (default: teams.toml beside
         /// challenge.toml). It maps each submission folder to its team and lists the baselines;
         /// a folder it does not list is its own team, named after the folder. A team's own
@@ -177,6 +198,8 @@ enum Command {
         /// Also print a line for every case that went well.
         #[arg(long)]
         verbose: bool,
+        #[command(flatten)]
+        ranking: RankingArg,
     },
     /// Score a finished round again from its stored outputs, without running anything.
     ///
@@ -185,6 +208,8 @@ enum Command {
     Rescore {
         #[arg(value_name = "RUN_DIR")]
         run_dir: PathBuf,
+        #[command(flatten)]
+        ranking: RankingArg,
     },
     /// Run a batch of cases on a cluster node (what a Slurm job of `podium run --backend slurm`
     /// runs; not for direct use).
@@ -222,7 +247,8 @@ enum Command {
     ///
     /// Reads RUN_DIR/leaderboard.csv, as `podium run`, `score` or `rescore` wrote it with the
     /// declared ranking method. Team names are escaped for every format. To rank with another
-    /// method, `podium rescore RUN_DIR --ranking-method METHOD` first.
+    /// method, `podium rescore RUN_DIR --ranking-method METHOD` first; `--ranking-method` here
+    /// applies where this command ranks: with `--final`, and for a folder of rounds.
     Leaderboard {
         /// The folder of a finished round.
         #[arg(value_name = "RUN_DIR")]
@@ -233,6 +259,8 @@ enum Command {
         /// phase (the cases its live leaderboard never showed), into RUN_DIR/final/.
         #[arg(long = "final")]
         final_split: bool,
+        #[command(flatten)]
+        ranking: RankingArg,
     },
     /// For teams: run your submission on the public phase with the challenge's limits and say
     /// what the server would find.
@@ -297,12 +325,14 @@ enum Command {
         /// Output folder for scores.csv, metrics.csv, problems.csv, leaderboard.csv, run.json.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        #[command(flatten)]
+        ranking: RankingArg,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _ = RANKING_METHOD.set(cli.ranking_method);
+    let _ = RANKING_METHOD.set(cli.command.ranking_method());
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -324,6 +354,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             docker,
             jobs,
             out,
+            ..
         } => {
             let data = PathBuf::from("reports")
                 .join("demo-data")
@@ -453,14 +484,15 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             teams,
             gpus,
             resume: None,
+            ..
         } => {
-            let (Some(challenge), Some(phase), Some(submissions)) = (challenge, phase, submissions)
+            let (Some(challenge), Some(phase), false) = (challenge, phase, submissions.is_empty())
             else {
                 return Err(Error::msg(
                     "run needs --challenge, --phase and --submissions (or --resume DIR)",
                 ));
             };
-            let (mut submissions, refused) = Submission::discover_each(&submissions)?;
+            let (mut submissions, refused) = Submission::discover_all(&submissions)?;
             for r in &refused {
                 eprintln!(
                     "{:>10} {}",
@@ -497,6 +529,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             run_dir,
             format,
             final_split,
+            ..
         } => {
             let is_rounds_folder = run_dir.is_dir()
                 && !run_dir.join("leaderboard.csv").exists()
@@ -531,6 +564,12 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                     podium::report::leaderboard::render(&outcome.out_dir, &rows, format)?
                 );
                 return Ok(ExitCode::SUCCESS);
+            }
+            if !final_split && RANKING_METHOD.get().copied().flatten().is_some() {
+                return Err(Error::msg(format!(
+                    "`podium leaderboard {0}` prints the ranking the round wrote, without ranking anew; to rank it with another method, run `podium rescore {0} --ranking-method METHOD` first",
+                    run_dir.display()
+                )));
             }
             let run_dir = if final_split {
                 let outcome =
@@ -587,7 +626,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Rescore { run_dir } => {
+        Command::Rescore { run_dir, .. } => {
             let outcome = pipeline::rescore(&run_dir, RANKING_METHOD.get().copied().flatten())?;
             print_outcome(&outcome);
             Ok(ExitCode::SUCCESS)
@@ -616,6 +655,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             truth,
             name,
             out,
+            ..
         } => {
             let challenge = load_challenge(&challenge)?;
             let paths = challenge.phase_paths(&phase, truth.as_deref())?;

@@ -408,3 +408,100 @@ fn a_resumed_round_keeps_the_gpus_it_started_with() {
     assert!(resume(&[]).status.success());
     ran_on("0");
 }
+
+/// `--submissions` repeated runs the submissions of every folder given; a name that a folder
+/// given earlier took is refused, the others run.
+#[test]
+fn run_takes_several_submissions_folders() {
+    let (dir, challenge) = small_challenge(3);
+    let body = "mkdir -p \"$OUT/masks\"\nhead -n 1 answers/predictions.csv > \"$OUT/predictions.csv\"\ngrep \"^$CASE,\" answers/predictions.csv >> \"$OUT/predictions.csv\"\ncp \"answers/masks/$CASE.nii.gz\" \"$OUT/masks/\"";
+    let first = script_submission(&dir.path().join("first"), "alpha", body);
+    let second = script_submission(&dir.path().join("second"), "beta", body);
+    let clash = script_submission(&dir.path().join("third"), "alpha", body);
+    for sub in [&first, &second, &clash] {
+        perfect_predictions(&challenge, "test", &sub.join("answers"));
+    }
+    let out = dir.path().join("out");
+    let ran = podium()
+        .args([
+            "run",
+            "--phase",
+            "test",
+            "--backend",
+            "process",
+            "--allow-unisolated",
+        ])
+        .arg("--challenge")
+        .arg(&challenge.root)
+        .arg("--submissions")
+        .arg(dir.path().join("first"))
+        .arg("--submissions")
+        .arg(&second)
+        .arg("--submissions")
+        .arg(&clash)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let ranked: Vec<String> = read_csv(&out.join("leaderboard.csv"))
+        .into_iter()
+        .map(|r| r["submission"].clone())
+        .collect();
+    assert_eq!(ranked.len(), 2, "{ranked:?}");
+    assert!(ranked.contains(&"alpha".to_string()) && ranked.contains(&"beta".to_string()));
+    let refused = read_csv(&out.join("refused.csv"));
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0]["reason"].contains("already taken"),
+        "{refused:?}"
+    );
+}
+
+/// `--ranking-method` is an option of the commands that rank only, and `podium leaderboard` of
+/// one round, which prints what the round wrote, says to rescore instead of ignoring it.
+#[test]
+fn ranking_method_is_an_option_of_the_ranking_commands_only() {
+    let help = |args: &[&str]| {
+        let out = podium().args(args).arg("--help").output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for ranks in [
+        &["run"][..],
+        &["rescore"],
+        &["score"],
+        &["demo"],
+        &["leaderboard"],
+    ] {
+        assert!(help(ranks).contains("--ranking-method"), "{ranks:?}");
+    }
+    for does_not in [&[][..], &["validate"], &["init"], &["report"], &["check"]] {
+        assert!(!help(does_not).contains("--ranking-method"), "{does_not:?}");
+    }
+    let refused = podium()
+        .args([
+            "validate",
+            "anywhere",
+            "--ranking-method",
+            "median-then-rank",
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let leaderboard = podium()
+        .arg("leaderboard")
+        .arg(dir.path().join("round"))
+        .args(["--ranking-method", "median-then-rank"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&leaderboard.stderr);
+    assert!(
+        !leaderboard.status.success() && stderr.contains("podium rescore"),
+        "{stderr}"
+    );
+}
