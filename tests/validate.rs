@@ -149,3 +149,29 @@ fn a_hidden_phase_without_its_truth_is_a_note_and_the_truth_can_come_from_elsewh
         "{text}"
     );
 }
+
+/// On a fresh clone the demo challenge has no generated data: `validate` says what to run for
+/// each phase, not only that a file cannot be read.
+#[test]
+fn validate_before_any_data_says_what_to_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let challenge = dir.path().join("fresh");
+    std::fs::create_dir_all(&challenge).unwrap();
+    std::fs::write(
+        challenge.join("challenge.toml"),
+        podium::demo::COVID19_CT_TOML,
+    )
+    .unwrap();
+    let (code, out) = podium(&["validate", challenge.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    for phase in ["dev", "test"] {
+        assert!(
+            out.contains(&format!("phase \"{phase}\" has no data yet"))
+                && out.contains(&format!(
+                    "podium init --template covid19-ct {}",
+                    challenge.display()
+                )),
+            "{out}"
+        );
+    }
+}
