@@ -115,6 +115,10 @@ enum Command {
         template: String,
         /// Folder to create the challenge in.
         dir: PathBuf,
+        /// The challenge's name, in challenge.toml and its report folders' names (default:
+        /// the folder's name). A challenge.toml already in DIR is kept as it is.
+        #[arg(long)]
+        name: Option<String>,
         /// Cases per phase.
         #[arg(long, default_value_t = 40)]
         cases: usize,
@@ -397,6 +401,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Init {
             template,
             dir,
+            name,
             cases,
             size,
             seed,
@@ -407,6 +412,13 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                     demo::TEMPLATES.join(", ")
                 )));
             }
+            let name = name.unwrap_or_else(|| {
+                dir.canonicalize()
+                    .unwrap_or_else(|_| std::path::absolute(&dir).unwrap_or_else(|_| dir.clone()))
+                    .file_name()
+                    .map_or_else(|| template.clone(), |n| n.to_string_lossy().into_owned())
+            });
+            demo::write_template_toml(&dir, &name)?;
             generate(&dir, &GenerationStamp::new(cases, size, seed))?;
             let challenge = load_challenge(&dir)?;
             let report = validate::validate(&challenge, None, None);
