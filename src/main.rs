@@ -32,11 +32,29 @@ use podium::{Error, Result};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--ranking-method`: an option of the commands that rank, and of no other.
+#[derive(clap::Args)]
+struct RankingArg {
     /// Rank with this method instead of the challenge's `[ranking] method`, to compare:
     /// mean-then-rank, median-then-rank, rank-then-mean or test-then-rank (docs/ranking.md).
     /// Every method's ranks are in ranking/methods.csv either way.
-    #[arg(long, global = true, value_enum, value_name = "METHOD")]
+    #[arg(long, value_enum, value_name = "METHOD")]
     ranking_method: Option<RankingMethod>,
+}
+
+impl Command {
+    fn ranking_method(&self) -> Option<RankingMethod> {
+        match self {
+            Command::Demo { ranking, .. }
+            | Command::Run { ranking, .. }
+            | Command::Rescore { ranking, .. }
+            | Command::Leaderboard { ranking, .. }
+            | Command::Score { ranking, .. } => ranking.ranking_method,
+            _ => None,
+        }
+    }
 }
 
 /// `--ranking-method`, for every command that ranks.
@@ -84,6 +102,8 @@ enum Command {
         /// Output folder (default: reports/covid19-ct-test-<UTC time>).
         #[arg(long)]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        ranking: RankingArg,
     },
     /// Create a challenge from a template, with generated data.
     ///
@@ -95,6 +115,10 @@ enum Command {
         template: String,
         /// Folder to create the challenge in.
         dir: PathBuf,
+        /// The challenge's name, in challenge.toml and its report folders' names (default:
+        /// the folder's name). A challenge.toml already in DIR is kept as it is.
+        #[arg(long)]
+        name: Option<String>,
         /// Cases per phase.
         #[arg(long, default_value_t = 40)]
         cases: usize,
@@ -130,11 +154,12 @@ enum Command {
         /// The phase to run on, for example `dev` (public) or `test` (hidden).
         #[arg(long, required_unless_present = "resume")]
         phase: Option<String>,
-        /// One submission folder (holding submission.toml) or a folder of them. A folder whose
-        /// submission.toml is invalid, or whose name an earlier folder took, is refused alone
-        /// (listed in the round's refused.csv); the others run.
+        /// One submission folder (holding submission.toml) or a folder of them; repeat it to
+        /// run several (`--submissions a --submissions b`). A folder whose submission.toml is
+        /// invalid, or whose name an earlier folder took, is refused alone (listed in the
+        /// round's refused.csv); the others run.
         #[arg(long, value_name = "DIR", required_unless_present = "resume")]
-        submissions: Option<PathBuf>,
+        submissions: Vec<PathBuf>,
         /// The organizer's registry of who sent what (default: teams.toml beside
         /// challenge.toml). It maps each submission folder to its team and lists the baselines;
         /// a folder it does not list is its own team, named after the folder. A team's own
@@ -177,6 +202,8 @@ enum Command {
         /// Also print a line for every case that went well.
         #[arg(long)]
         verbose: bool,
+        #[command(flatten)]
+        ranking: RankingArg,
     },
     /// Score a finished round again from its stored outputs, without running anything.
     ///
@@ -185,6 +212,8 @@ enum Command {
     Rescore {
         #[arg(value_name = "RUN_DIR")]
         run_dir: PathBuf,
+        #[command(flatten)]
+        ranking: RankingArg,
     },
     /// Run a batch of cases on a cluster node (what a Slurm job of `podium run --backend slurm`
     /// runs; not for direct use).
@@ -222,7 +251,8 @@ enum Command {
     ///
     /// Reads RUN_DIR/leaderboard.csv, as `podium run`, `score` or `rescore` wrote it with the
     /// declared ranking method. Team names are escaped for every format. To rank with another
-    /// method, `podium rescore RUN_DIR --ranking-method METHOD` first.
+    /// method, `podium rescore RUN_DIR --ranking-method METHOD` first; `--ranking-method` here
+    /// applies where this command ranks: with `--final`, and for a folder of rounds.
     Leaderboard {
         /// The folder of a finished round.
         #[arg(value_name = "RUN_DIR")]
@@ -233,15 +263,21 @@ enum Command {
         /// phase (the cases its live leaderboard never showed), into RUN_DIR/final/.
         #[arg(long = "final")]
         final_split: bool,
+        #[command(flatten)]
+        ranking: RankingArg,
     },
     /// For teams: run your submission on the public phase with the challenge's limits and say
-    /// what would get it rejected.
+    /// what the server would find.
     ///
     /// Runs exactly as `podium run` does on the organizers' server (same limits, same
-    /// environment), validates the outputs, scores them, and lists every problem case by case.
-    /// A Docker submission (`kind = "docker"`, with `image` or `image_archive`) is loaded and
-    /// run in containers exactly as on the server. Exits with status 1 when the submission
-    /// would be rejected.
+    /// environment), validates the outputs, scores them, and lists the problems by kind, with
+    /// how many cases each concerns and the first of them (problems.csv has every case). A
+    /// case with a problem is scored, not refused: with the worst value of each metric of the
+    /// tasks concerned (or left out, under `[scoring] missing = "exclude"`). Only a
+    /// submission.toml the server cannot read gets a submission refused. A Docker submission
+    /// (`kind = "docker"`, with `image` or `image_archive`) is loaded and run in containers
+    /// exactly as on the server. Exits with status 1 when any case has a problem, 2 when the
+    /// submission would be refused.
     Check {
         /// Your submission folder (holding submission.toml).
         #[arg(value_name = "SUBMISSION_DIR")]
@@ -293,12 +329,14 @@ enum Command {
         /// Output folder for scores.csv, metrics.csv, problems.csv, leaderboard.csv, run.json.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        #[command(flatten)]
+        ranking: RankingArg,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _ = RANKING_METHOD.set(cli.ranking_method);
+    let _ = RANKING_METHOD.set(cli.command.ranking_method());
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -320,6 +358,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             docker,
             jobs,
             out,
+            ..
         } => {
             let data = PathBuf::from("reports")
                 .join("demo-data")
@@ -362,6 +401,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Init {
             template,
             dir,
+            name,
             cases,
             size,
             seed,
@@ -372,6 +412,13 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                     demo::TEMPLATES.join(", ")
                 )));
             }
+            let name = name.unwrap_or_else(|| {
+                dir.canonicalize()
+                    .unwrap_or_else(|_| std::path::absolute(&dir).unwrap_or_else(|_| dir.clone()))
+                    .file_name()
+                    .map_or_else(|| template.clone(), |n| n.to_string_lossy().into_owned())
+            });
+            demo::write_template_toml(&dir, &name)?;
             generate(&dir, &GenerationStamp::new(cases, size, seed))?;
             let challenge = load_challenge(&dir)?;
             let report = validate::validate(&challenge, None, None);
@@ -449,14 +496,15 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             teams,
             gpus,
             resume: None,
+            ..
         } => {
-            let (Some(challenge), Some(phase), Some(submissions)) = (challenge, phase, submissions)
+            let (Some(challenge), Some(phase), false) = (challenge, phase, submissions.is_empty())
             else {
                 return Err(Error::msg(
                     "run needs --challenge, --phase and --submissions (or --resume DIR)",
                 ));
             };
-            let (mut submissions, refused) = Submission::discover_each(&submissions)?;
+            let (mut submissions, refused) = Submission::discover_all(&submissions)?;
             for r in &refused {
                 eprintln!(
                     "{:>10} {}",
@@ -493,6 +541,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             run_dir,
             format,
             final_split,
+            ..
         } => {
             let is_rounds_folder = run_dir.is_dir()
                 && !run_dir.join("leaderboard.csv").exists()
@@ -527,6 +576,12 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                     podium::report::leaderboard::render(&outcome.out_dir, &rows, format)?
                 );
                 return Ok(ExitCode::SUCCESS);
+            }
+            if !final_split && RANKING_METHOD.get().copied().flatten().is_some() {
+                return Err(Error::msg(format!(
+                    "`podium leaderboard {0}` prints the ranking the round wrote, without ranking anew; to rank it with another method, run `podium rescore {0} --ranking-method METHOD` first",
+                    run_dir.display()
+                )));
             }
             let run_dir = if final_split {
                 let outcome =
@@ -583,7 +638,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Rescore { run_dir } => {
+        Command::Rescore { run_dir, .. } => {
             let outcome = pipeline::rescore(&run_dir, RANKING_METHOD.get().copied().flatten())?;
             print_outcome(&outcome);
             Ok(ExitCode::SUCCESS)
@@ -612,6 +667,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             truth,
             name,
             out,
+            ..
         } => {
             let challenge = load_challenge(&challenge)?;
             let paths = challenge.phase_paths(&phase, truth.as_deref())?;
@@ -841,7 +897,9 @@ fn check_command(
             })?,
     };
     let paths = challenge.phase_paths(&phase, None)?;
-    let submission = Submission::load(submission_dir)?;
+    // The one thing the server refuses a submission for before running it.
+    let submission = Submission::load(submission_dir)
+        .map_err(|e| Error::msg(format!("the server would refuse this submission: {e}")))?;
     let gpus = gpu_pool(&challenge, gpu_list)?;
     let options = RoundOptions {
         resume: false,
@@ -874,19 +932,19 @@ fn check_command(
     for line in podium::runner::gpu_monitor::check_lines(&runs, unavailable) {
         println!("GPU: {}", podium::text::shown(&line));
     }
-    let reasons = pipeline::rejection_reasons(&outcome, &submission.name);
-    if reasons.is_empty() {
+    let findings = pipeline::check_findings(&outcome, &submission.name);
+    if findings.is_empty() {
         println!("check passed: every case of phase {phase} ran and scored without a problem");
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "check FAILED: {} problem{} would get this submission rejected:",
-        reasons.len(),
-        if reasons.len() == 1 { "" } else { "s" }
-    );
-    for reason in &reasons {
-        println!("  {}", podium::text::shown(reason));
+    println!("check FAILED: what the server would find, by kind (every case in problems.csv):");
+    for group in &findings {
+        println!("  {}", podium::text::shown(&group.line()));
     }
+    println!(
+        "On the server, {}.",
+        podium::scoring::findings::consequence(&findings, challenge.scoring.missing)
+    );
     Ok(ExitCode::FAILURE)
 }
 

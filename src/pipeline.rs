@@ -294,38 +294,14 @@ fn score_stored(
     finish(&challenge, out_dir, scores, &receipt)
 }
 
-/// Why a checked submission would be rejected, one line per case in words a team can act on;
-/// empty when every case ran and scored without a finding.
-pub fn rejection_reasons(outcome: &RoundOutcome, submission: &str) -> Vec<String> {
-    let scores = &outcome.scores;
-    let runs = runner::events::RunsCsv::read(&outcome.out_dir.join("runs.csv")).unwrap_or_default();
-    let mut reasons: Vec<String> = runs
-        .iter()
-        .filter(|r| r.submission == submission && r.status != crate::results::CaseStatus::Ok)
-        .map(|r| format!("case {}: {}: {}", r.case_id, r.status.as_str(), r.message))
-        .collect();
-    reasons.extend(
-        scores
-            .problems
-            .iter()
-            .filter(|p| p.submission == submission)
-            .map(|p| {
-                let task = if p.task.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", p.task)
-                };
-                let case = if p.case_id == "*" {
-                    "all cases".to_string()
-                } else {
-                    format!("case {}", p.case_id)
-                };
-                format!("{case}{task}: {}", p.problem)
-            }),
-    );
-    let mut seen = std::collections::HashSet::new();
-    reasons.retain(|r| seen.insert(r.clone()));
-    reasons
+/// What `podium check` found in a submission's round, grouped by kind; empty when every case
+/// ran and scored without a finding. Scoring records each case's findings once, run failures
+/// included, so this reads them there alone.
+pub fn check_findings(
+    outcome: &RoundOutcome,
+    submission: &str,
+) -> Vec<scoring::findings::FindingGroup> {
+    scoring::findings::group(&outcome.scores.problems, submission)
 }
 
 /// Scores one predictions folder (`podium score`) and writes the results into `out_dir`.

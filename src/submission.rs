@@ -270,12 +270,47 @@ impl Submission {
         Ok((found, refused))
     }
 
+    /// [`Submission::discover_each`] of every folder of `dirs` (`--submissions`, repeated), in
+    /// order: a submission whose name one of an earlier folder took is refused too, and a
+    /// folder given twice counts once.
+    pub fn discover_all(dirs: &[PathBuf]) -> Result<(Vec<Submission>, Vec<Refused>)> {
+        let mut found: Vec<Submission> = Vec::new();
+        let mut refused = Vec::new();
+        for dir in dirs {
+            let (submissions, refused_here) = Submission::discover_each(dir)?;
+            refused.extend(refused_here);
+            for s in submissions {
+                match found.iter().find(|f| f.name == s.name) {
+                    Some(first) if same_folder(&first.dir, &s.dir) => {}
+                    Some(first) => refused.push(Refused {
+                        reason: format!(
+                            "its name {:?} is already taken by {}; names must be unique",
+                            s.name,
+                            first.dir.display()
+                        ),
+                        dir: s.dir,
+                    }),
+                    None => found.push(s),
+                }
+            }
+        }
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok((found, refused))
+    }
+
     /// The name of the submission's folder: chosen by the organizer, unlike `name`.
     pub fn folder_name(&self) -> String {
         self.dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
+    }
+}
+
+fn same_folder(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
     }
 }
 

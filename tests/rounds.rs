@@ -145,7 +145,7 @@ fn rescore_recomputes_from_the_stored_outputs_after_a_truth_fix_without_running(
 }
 
 #[test]
-fn check_tells_a_team_case_by_case_what_would_get_it_rejected() {
+fn check_tells_a_team_what_the_server_would_find_and_do() {
     let (dir, challenge) = small_challenge(3);
     let good = script_submission(&dir.path().join("good"), "good", "mkdir -p \"$OUT/masks\"\nhead -n 1 answers/predictions.csv > \"$OUT/predictions.csv\"\ngrep \"^$CASE,\" answers/predictions.csv >> \"$OUT/predictions.csv\"\ncp \"answers/masks/$CASE.nii.gz\" \"$OUT/masks/\"");
     let dev_answers = good.join("answers");
@@ -222,12 +222,92 @@ fn check_tells_a_team_case_by_case_what_would_get_it_rejected() {
     let stdout = String::from_utf8_lossy(&failed.stdout);
     assert_eq!(failed.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("check FAILED"), "{stdout}");
-    assert!(stdout.contains(&format!("case {first} (segmentation): masks/{first}.nii.gz has shape [64, 64, 40], the image has [64, 64, 48]")), "{stdout}");
+    assert!(stdout.contains(&format!("segmentation: case {first}: masks/{first}.nii.gz has shape [64, 64, 40], the image has [64, 64, 48]")), "{stdout}");
     assert!(
         stdout.contains(&format!("case {second}"))
             && stdout.contains("not a probability in [0, 1]"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("these 2 cases would be scored with the worst value")
+            && stdout.contains("the submission is not rejected"),
+        "{stdout}"
+    );
+}
+
+/// A submission that writes every row of predictions.csv but no mask: `podium check` says so
+/// on one line with the number of cases, names the mask (not the row) as what is missing, and
+/// says what the server does with those cases, which is scoring them, not refusing them. Each
+/// case's finding is recorded once, in problems.csv and on the screen.
+#[test]
+fn check_groups_missing_masks_into_one_line_that_says_the_rows_are_fine() {
+    let cases = 4;
+    let (dir, challenge) = small_challenge(cases);
+    let rows_only = script_submission(
+        &dir.path().join("subs"),
+        "rows-only",
+        "echo case_id,p_covid,p_other_pneumonia,p_normal,involvement_pct,stage > \"$OUT/predictions.csv\"\necho \"$CASE,0.2,0.3,0.5,10,1\" >> \"$OUT/predictions.csv\"",
+    );
+    let out = dir.path().join("out");
+    let checked = podium()
+        .arg("check")
+        .arg(&rows_only)
+        .arg("--challenge")
+        .arg(&challenge.root)
+        .args(["--backend", "process", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&checked.stdout);
+    assert_eq!(checked.status.code(), Some(1), "{stdout}");
+    let finding_lines: Vec<&str> = stdout.lines().filter(|l| l.contains("masks/")).collect();
+    assert_eq!(finding_lines.len(), 1, "{stdout}");
+    let line = finding_lines[0];
+    assert!(
+        line.contains(&format!("segmentation, {cases} cases"))
+            && line.contains("no masks/<case>.nii.gz")
+            && line.contains("row in predictions.csv is fine"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "these {cases} cases would be scored with the worst value"
+        )) && stdout.contains("the submission is not rejected")
+            && !stdout.contains("would get this submission rejected"),
+        "{stdout}"
+    );
+    for problems in [
+        out.join("problems.csv"),
+        out.join("teams/rows-only/problems.csv"),
+    ] {
+        let rows = read_csv(&problems);
+        assert_eq!(rows.len(), cases, "one row per case: {rows:?}");
+        let distinct: std::collections::BTreeSet<_> = rows.iter().collect();
+        assert_eq!(distinct.len(), rows.len(), "{rows:?}");
+    }
+}
+
+/// A case whose predictions.csv holds its row twice is reported as that, in problems.csv too,
+/// not as a case with no row (what the merged predictions alone would suggest).
+#[test]
+fn a_row_written_twice_is_reported_as_such_not_as_a_missing_row() {
+    let (dir, challenge) = small_challenge(3);
+    let twice = script_submission(
+        &dir.path().join("subs"),
+        "twice",
+        "mkdir -p \"$OUT/masks\"\ncp answers/masks/$CASE.nii.gz \"$OUT/masks/\"\nhead -n 1 answers/predictions.csv > \"$OUT/predictions.csv\"\ngrep \"^$CASE,\" answers/predictions.csv >> \"$OUT/predictions.csv\"\ngrep \"^$CASE,\" answers/predictions.csv >> \"$OUT/predictions.csv\"",
+    );
+    perfect_predictions(&challenge, "test", &twice.join("answers"));
+    let out = dir.path().join("out");
+    process_round(&challenge, &dir.path().join("subs"), &out);
+    let rows = read_csv(&out.join("problems.csv"));
+    assert!(!rows.is_empty());
+    for row in &rows {
+        assert!(
+            row["problem"].contains("predictions.csv has 2 rows for case"),
+            "{rows:?}"
+        );
+    }
 }
 
 /// A round started with `--gpus 1` resumes on GPU 1, not on every GPU of the machine (fake
@@ -343,4 +423,101 @@ fn a_resumed_round_keeps_the_gpus_it_started_with() {
     interrupt();
     assert!(resume(&[]).status.success());
     ran_on("0");
+}
+
+/// `--submissions` repeated runs the submissions of every folder given; a name that a folder
+/// given earlier took is refused, the others run.
+#[test]
+fn run_takes_several_submissions_folders() {
+    let (dir, challenge) = small_challenge(3);
+    let body = "mkdir -p \"$OUT/masks\"\nhead -n 1 answers/predictions.csv > \"$OUT/predictions.csv\"\ngrep \"^$CASE,\" answers/predictions.csv >> \"$OUT/predictions.csv\"\ncp \"answers/masks/$CASE.nii.gz\" \"$OUT/masks/\"";
+    let first = script_submission(&dir.path().join("first"), "alpha", body);
+    let second = script_submission(&dir.path().join("second"), "beta", body);
+    let clash = script_submission(&dir.path().join("third"), "alpha", body);
+    for sub in [&first, &second, &clash] {
+        perfect_predictions(&challenge, "test", &sub.join("answers"));
+    }
+    let out = dir.path().join("out");
+    let ran = podium()
+        .args([
+            "run",
+            "--phase",
+            "test",
+            "--backend",
+            "process",
+            "--allow-unisolated",
+        ])
+        .arg("--challenge")
+        .arg(&challenge.root)
+        .arg("--submissions")
+        .arg(dir.path().join("first"))
+        .arg("--submissions")
+        .arg(&second)
+        .arg("--submissions")
+        .arg(&clash)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let ranked: Vec<String> = read_csv(&out.join("leaderboard.csv"))
+        .into_iter()
+        .map(|r| r["submission"].clone())
+        .collect();
+    assert_eq!(ranked.len(), 2, "{ranked:?}");
+    assert!(ranked.contains(&"alpha".to_string()) && ranked.contains(&"beta".to_string()));
+    let refused = read_csv(&out.join("refused.csv"));
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0]["reason"].contains("already taken"),
+        "{refused:?}"
+    );
+}
+
+/// `--ranking-method` is an option of the commands that rank only, and `podium leaderboard` of
+/// one round, which prints what the round wrote, says to rescore instead of ignoring it.
+#[test]
+fn ranking_method_is_an_option_of_the_ranking_commands_only() {
+    let help = |args: &[&str]| {
+        let out = podium().args(args).arg("--help").output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for ranks in [
+        &["run"][..],
+        &["rescore"],
+        &["score"],
+        &["demo"],
+        &["leaderboard"],
+    ] {
+        assert!(help(ranks).contains("--ranking-method"), "{ranks:?}");
+    }
+    for does_not in [&[][..], &["validate"], &["init"], &["report"], &["check"]] {
+        assert!(!help(does_not).contains("--ranking-method"), "{does_not:?}");
+    }
+    let refused = podium()
+        .args([
+            "validate",
+            "anywhere",
+            "--ranking-method",
+            "median-then-rank",
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let leaderboard = podium()
+        .arg("leaderboard")
+        .arg(dir.path().join("round"))
+        .args(["--ranking-method", "median-then-rank"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&leaderboard.stderr);
+    assert!(
+        !leaderboard.status.success() && stderr.contains("podium rescore"),
+        "{stderr}"
+    );
 }

@@ -149,3 +149,60 @@ fn a_hidden_phase_without_its_truth_is_a_note_and_the_truth_can_come_from_elsewh
         "{text}"
     );
 }
+
+/// On a fresh clone the demo challenge has no generated data: `validate` says what to run for
+/// each phase, not only that a file cannot be read.
+#[test]
+fn validate_before_any_data_says_what_to_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let challenge = dir.path().join("fresh");
+    std::fs::create_dir_all(&challenge).unwrap();
+    std::fs::write(
+        challenge.join("challenge.toml"),
+        podium::demo::COVID19_CT_TOML,
+    )
+    .unwrap();
+    let (code, out) = podium(&["validate", challenge.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    for phase in ["dev", "test"] {
+        assert!(
+            out.contains(&format!("phase \"{phase}\" has no data yet"))
+                && out.contains(&format!(
+                    "podium init --template covid19-ct {}",
+                    challenge.display()
+                )),
+            "{out}"
+        );
+    }
+}
+
+/// `podium init` names the new challenge after its folder, or `--name`, and its comments point
+/// at that folder, not at the demo's.
+#[test]
+fn init_names_the_challenge_after_its_folder_or_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let by_folder = dir.path().join("lung-study");
+    let (code, out) = podium(&["init", by_folder.to_str().unwrap(), "--cases", "3"]);
+    assert_eq!(code, 0, "{out}");
+    let toml = std::fs::read_to_string(by_folder.join("challenge.toml")).unwrap();
+    assert!(toml.contains("name = \"lung-study\""), "{toml}");
+    assert!(!toml.contains("challenges/covid19-ct"), "{toml}");
+    assert!(toml.contains(&by_folder.display().to_string()), "{toml}");
+    let challenge = podium::challenge::Challenge::load(&by_folder).unwrap();
+    assert_eq!(challenge.name, "lung-study");
+
+    let named = dir.path().join("other");
+    let (code, out) = podium(&[
+        "init",
+        named.to_str().unwrap(),
+        "--cases",
+        "3",
+        "--name",
+        "ct-2027",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        podium::challenge::Challenge::load(&named).unwrap().name,
+        "ct-2027"
+    );
+}

@@ -111,11 +111,13 @@ impl Default for RankingSettings {
 }
 
 impl RankingSettings {
-    pub(super) fn check(&self, tasks: &[Task]) -> Vec<String> {
+    /// `declared`: the name of every `[[tasks]]` table, those with errors of their own too,
+    /// so that one mistake in a task is not also reported as an undeclared task here.
+    pub(super) fn check(&self, declared: &[String]) -> Vec<String> {
         let mut problems = Vec::new();
         for (task, weight) in &self.weights {
-            if !tasks.iter().any(|t| &t.name == task) {
-                let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
+            if !declared.contains(task) {
+                let names: Vec<&str> = declared.iter().map(String::as_str).collect();
                 problems.push(format!(
                     "[ranking] weights names task {task:?}, which is not declared; the tasks are: {}",
                     names.join(", ")
@@ -541,6 +543,7 @@ impl TaskFile {
         }
 
         let mut metrics = Vec::new();
+        let mut unknown_metric = false;
         if self.metrics.is_empty() {
             problems.push("`metrics` is empty; list at least the primary metric".into());
         }
@@ -550,7 +553,10 @@ impl TaskFile {
                     problems.push(format!("metric {name:?} is listed twice"))
                 }
                 Ok(m) => metrics.push(m),
-                Err(e) => problems.push(e),
+                Err(e) => {
+                    unknown_metric = true;
+                    problems.push(e)
+                }
             }
         }
         let primary = match Metric::parse_for(&self.primary, kind) {
@@ -562,7 +568,8 @@ impl TaskFile {
                 None
             }
             Ok(m) => {
-                if !metrics.contains(&m) && !metrics.is_empty() {
+                // An unknown name in `metrics` is most likely the primary misspelt: said once.
+                if !metrics.contains(&m) && !metrics.is_empty() && !unknown_metric {
                     problems.push(format!(
                         "`primary` = {:?} must also be listed in `metrics`",
                         self.primary

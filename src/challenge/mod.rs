@@ -207,6 +207,7 @@ impl Challenge {
             problems.push(at("no [[tasks]] declared".into()));
         }
         let mut tasks = Vec::new();
+        let declared: Vec<String> = def.tasks.iter().map(|t| t.name.clone()).collect();
         let mut task_names = std::collections::BTreeSet::new();
         for (i, raw) in def.tasks.into_iter().enumerate() {
             let label = format!("task #{} ({:?})", i + 1, raw.name);
@@ -218,7 +219,7 @@ impl Challenge {
                 Err(errs) => problems.extend(errs.into_iter().map(|e| at(format!("{label}: {e}")))),
             }
         }
-        problems.extend(def.ranking.check(&tasks).into_iter().map(&at));
+        problems.extend(def.ranking.check(&declared).into_iter().map(&at));
         if def.leaderboard.quota == Some(0) {
             problems.push(at(
                 "[leaderboard] quota = 0 would refuse every submission; give at least 1, or remove it for no quota".into(),

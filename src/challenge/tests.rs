@@ -190,3 +190,26 @@ fn a_cluster_table_configures_slurm_and_is_checked() {
         .to_string();
     assert!(err.contains("pbs"), "{err}");
 }
+
+/// A misspelt metric in one task is reported once: not also as its primary missing from
+/// `metrics`, nor as `[ranking] weights` naming an undeclared task.
+#[test]
+fn an_unknown_metric_is_reported_once_without_the_errors_that_follow_from_it() {
+    let text = MINIMAL.replace("[\"auc\"]", "[\"auk\"]").replace(
+        "[[phases]]",
+        "[ranking]\nweights = { detection = 1.0 }\n[[phases]]",
+    );
+    let err = parse(&text).unwrap_err();
+    let Error::List(problems) = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("unknown metric \"auk\""),
+        "{problems:?}"
+    );
+    // Also when `metrics` lists other, known names beside the misspelt one.
+    let text = MINIMAL.replace("[\"auc\"]", "[\"auk\", \"sensitivity\"]");
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(!err.contains("must also be listed"), "{err}");
+}

@@ -21,6 +21,16 @@ pub struct ValidationReport {
 
 /// Checks every phase (or only `only_phase`). `truth_override` replaces the truth folder of the
 /// phase being checked, as `--truth` does for `run` and `score`.
+/// A phase without its case list, as on a fresh clone where the data is not generated yet:
+/// what to run, not an I/O error.
+fn no_data_yet(challenge: &Challenge, phase: &str, paths: &crate::challenge::PhasePaths) -> String {
+    let root = challenge.root.display();
+    format!(
+        "phase {phase:?} has no data yet: no {}. Generate synthetic data for this challenge with `podium init --template covid19-ct {root}` (it keeps challenge.toml), or copy the phase's files there (docs/contract.md); `podium demo` generates its own copy of the demo challenge and runs the examples on it",
+        paths.cases_csv().display()
+    )
+}
+
 pub fn validate(
     challenge: &Challenge,
     only_phase: Option<&str>,
@@ -36,6 +46,12 @@ pub fn validate(
         };
         let cases = match crate::scoring::truth::read_case_ids(&paths) {
             Ok(c) => c,
+            Err(_) if !paths.cases_csv().exists() => {
+                report
+                    .errors
+                    .push(no_data_yet(challenge, &phase.name, &paths));
+                continue;
+            }
             Err(e) => {
                 report.errors.push(format!("phase {:?}: {e}", phase.name));
                 continue;

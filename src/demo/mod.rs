@@ -84,6 +84,34 @@ pub fn refresh_challenge_toml(dir: &Path) -> Result<()> {
     std::fs::write(&toml, COVID19_CT_TOML).map_err(|e| Error::io("write", &toml, e))
 }
 
+/// Writes the template's `challenge.toml` into `dir` for a new challenge called `name`, unless
+/// one is there: the name and the header comments are the new challenge's, not the demo's.
+pub fn write_template_toml(dir: &Path, name: &str) -> Result<()> {
+    let toml = dir.join("challenge.toml");
+    if toml.exists() {
+        return Ok(());
+    }
+    if !crate::ids::is_safe_name(name) {
+        return Err(Error::msg(format!(
+            "{name:?} cannot name a challenge (it names its report folders): use letters, digits, '-', '_' or '.', or pass --name"
+        )));
+    }
+    let body_start = COVID19_CT_TOML
+        .find("\nname = ")
+        .expect("the template declares its name");
+    let header = format!(
+        "# Challenge {name}, from podium's covid19-ct template: COVID-19 on chest CT.\n#\n# The data under phases/ is synthetic; generate it anew (other sizes, more cases) with\n#   podium init --template covid19-ct {} --cases 40 --size small\n# which keeps this file. Replace it with your own data as docs/contract.md describes.\n# docs/contract.md describes every file; docs/metrics.md every metric.\n",
+        dir.display()
+    );
+    let body = COVID19_CT_TOML[body_start..].replacen(
+        "name = \"covid19-ct\"",
+        &format!("name = {name:?}"),
+        1,
+    );
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+    std::fs::write(&toml, header + &body).map_err(|e| Error::io("write", &toml, e))
+}
+
 /// Writes `challenge.toml` (unless one exists) and generates the `dev` and `test` phases.
 /// `progress` is called once per generated case.
 pub fn init_covid19_ct(

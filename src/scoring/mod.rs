@@ -4,6 +4,7 @@
 //! recorded as a [`Problem`] for that case, the case gets the value the challenge's missing
 //! policy gives it, and scoring goes on.
 
+pub mod findings;
 pub mod predictions;
 mod tasks;
 pub mod truth;

@@ -151,6 +151,13 @@ impl Predictions {
         }
     }
 
+    /// The case has exactly one row in predictions.csv (whatever its fields hold).
+    pub fn has_row(&self, case_id: &str) -> bool {
+        self.file_problem.is_none()
+            && !self.duplicated.contains(case_id)
+            && self.rows.contains_key(case_id)
+    }
+
     pub fn mask(&self, dir: &str, case_id: &str) -> PathBuf {
         self.dir.join(dir).join(format!("{case_id}.nii.gz"))
     }

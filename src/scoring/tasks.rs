@@ -223,6 +223,22 @@ impl Context<'_> {
         }
     }
 
+    /// What the run's own check said about one file of the case (`file`, as the output
+    /// folder names it), when it found that file absent or malformed: the merged predictions
+    /// only show that the case's row or mask is not there, not why.
+    fn run_finding(&self, case_id: &str, file: &str) -> Option<(CaseStatus, String)> {
+        let record = self.runs?.get(case_id)?;
+        if !matches!(record.status, CaseStatus::Missing | CaseStatus::Invalid) {
+            return None;
+        }
+        let about_file: Vec<&str> = record
+            .team_message
+            .split("; ")
+            .filter(|part| part.contains(file))
+            .collect();
+        (!about_file.is_empty()).then(|| (record.status, about_file.join("; ")))
+    }
+
     fn resolve_cell<T>(
         &self,
         case_id: &str,
@@ -234,7 +250,9 @@ impl Context<'_> {
         }
         match self.predictions.cell(case_id, column) {
             super::predictions::Cell::Value(v) => parse(v).map_err(|m| (CaseStatus::Invalid, m)),
-            super::predictions::Cell::Missing(m) => Err((CaseStatus::Missing, m)),
+            super::predictions::Cell::Missing(m) => Err(self
+                .run_finding(case_id, "predictions.csv")
+                .unwrap_or((CaseStatus::Missing, m))),
             super::predictions::Cell::Invalid(m) => Err((CaseStatus::Invalid, m)),
         }
     }
@@ -669,13 +687,14 @@ impl Context<'_> {
                 let path = self.predictions.mask(spec.prediction_dir, case_id);
                 let shown = format!("{}/{case_id}.nii.gz", spec.prediction_dir);
                 if !path.exists() {
-                    return (
-                        case_id.clone(),
-                        Ok((
-                            Err((CaseStatus::Missing, format!("no mask {shown}"))),
-                            worst(),
-                        )),
-                    );
+                    let (status, mut text) = self
+                        .run_finding(case_id, &shown)
+                        .unwrap_or_else(|| (CaseStatus::Missing, format!("no mask {shown}")));
+                    // Said, so that a team does not go looking for a CSV problem too.
+                    if self.predictions.has_row(case_id) {
+                        text.push_str("; the case's row in predictions.csv is fine");
+                    }
+                    return (case_id.clone(), Ok((Err((status, text)), worst())));
                 }
                 // The team's header is checked against the truth's grid before any voxel is
                 // decoded, so a mask claiming a huge volume costs nothing.
