@@ -421,6 +421,54 @@ impl RunsCsv {
 mod tests {
     use super::*;
 
+    fn progress(done: usize, total: usize, elapsed_s: f64) -> Progress {
+        Progress {
+            done,
+            total,
+            failed: 1,
+            elapsed_s,
+        }
+    }
+
+    #[test]
+    fn the_eta_extrapolates_the_mean_time_of_the_finished_cases() {
+        assert_eq!(progress(0, 10, 5.0).eta_s(), None);
+        let p = progress(4, 10, 20.0);
+        assert_eq!(p.eta_s(), Some(20.0 / 4.0 * 6.0));
+        assert_eq!(progress(10, 10, 20.0).eta_s(), Some(0.0));
+        assert_eq!(p.line(), "4/10 cases, 1 failed, ETA 30s");
+        assert_eq!(
+            progress(0, 10, 5.0).status(),
+            "1 failed, ETA after the first case"
+        );
+        assert_eq!(duration(187.0), "3m07s");
+        assert_eq!(duration(7500.0), "2h05m");
+    }
+
+    #[test]
+    fn a_log_gets_a_progress_line_per_tenth_or_heartbeat_and_none_for_the_last_case() {
+        let mut throttle = ProgressThrottle::default();
+        let total = 40;
+        // Four cases a second: ten lines at most, whatever the number of cases.
+        let lines: Vec<usize> = (1..=total)
+            .filter(|&done| throttle.due("a", &progress(done, total, done as f64 / 4.0)))
+            .collect();
+        assert_eq!(lines, [4, 8, 12, 16, 20, 24, 28, 32, 36]);
+        // A slow round: a tenth takes longer than the heartbeat, so a line comes meanwhile.
+        let mut throttle = ProgressThrottle::default();
+        let slow = |done: usize| progress(done, 1000, done as f64 * 10.0);
+        let beats: Vec<usize> = (1..=20)
+            .filter(|&done| throttle.due("b", &slow(done)))
+            .collect();
+        let every = (ProgressThrottle::HEARTBEAT_S / 10.0) as usize;
+        assert_eq!(
+            beats,
+            (1..=20).filter(|d| d % every == 0).collect::<Vec<_>>()
+        );
+        // Each submission has its own tenths.
+        assert!(throttle.due("c", &progress(1, 3, 0.1)));
+    }
+
     #[test]
     fn runs_csv_keeps_no_escape_sequence_nor_formula_and_reads_back_what_it_shows() {
         let dir = tempfile::tempdir().unwrap();
