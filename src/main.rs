@@ -121,8 +121,10 @@ enum Command {
     /// container, through the Docker engine) with only that case's image in its input folder;
     /// a failed, timed-out or invalid case is recorded and the round goes on. Results go to the
     /// output folder: runs.csv, scores.csv, metrics.csv, problems.csv, leaderboard.csv,
-    /// run.json, predictions/ and logs/. Ctrl-C during a Docker round removes its containers;
-    /// `--resume` goes on.
+    /// run.json, predictions/ and logs/. A terminal shows each submission's cases done,
+    /// failures and ETA; a log gets a PROGRESS line every tenth of its cases (or minute).
+    /// Ctrl-C or SIGTERM stops the round's programs (and removes a Docker round's containers),
+    /// keeps the finished cases, prints the `--resume` command and exits with 130 or 143.
     Run {
         /// The challenge folder (holding challenge.toml).
         #[arg(long, value_name = "DIR", required_unless_present = "resume")]
