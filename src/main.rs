@@ -145,8 +145,10 @@ enum Command {
     /// container, through the Docker engine) with only that case's image in its input folder;
     /// a failed, timed-out or invalid case is recorded and the round goes on. Results go to the
     /// output folder: runs.csv, scores.csv, metrics.csv, problems.csv, leaderboard.csv,
-    /// run.json, predictions/ and logs/. Ctrl-C during a Docker round removes its containers;
-    /// `--resume` goes on.
+    /// run.json, predictions/ and logs/. A terminal shows each submission's cases done,
+    /// failures and ETA; a log gets a PROGRESS line every tenth of its cases (or minute).
+    /// Ctrl-C or SIGTERM stops the round's programs (and removes a Docker round's containers),
+    /// keeps the finished cases, prints the `--resume` command and exits with 130 or 143.
     Run {
         /// The challenge folder (holding challenge.toml).
         #[arg(long, value_name = "DIR", required_unless_present = "resume")]
@@ -451,7 +453,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             ..
         } => {
             let plan = pipeline::RoundPlan::read(&run_dir)?;
-            let (challenge, _, submissions) = plan.load()?;
+            let (challenge, _, mut submissions) = plan.load()?;
+            prebuild_own_examples(&mut submissions)?;
             let hidden = challenge.phase(&plan.phase)?.visibility == Visibility::Hidden;
             // The same kind of backend as the interrupted round, which was allowed then.
             let selected = if plan.backend == "slurm" {
@@ -521,6 +524,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                     "every submission folder was refused (see the REFUSED lines); nothing to run",
                 ));
             }
+            prebuild_own_examples(&mut submissions)?;
             let (submissions, out) = match &rounds {
                 Some(dir) => admit(dir, &challenge, &phase, submissions)?,
                 None => (submissions, out),
@@ -872,6 +876,27 @@ fn prebuild_trusted(submission: &mut Submission) -> Result<()> {
     Ok(())
 }
 
+/// podium's own example crates, members of its cargo workspace (Cargo.toml).
+const OWN_EXAMPLES: [&str; 2] = ["threshold-baseline", "random-guess"];
+
+/// Builds podium's own examples on the host ([`prebuild_trusted`]): their toolchain, cargo,
+/// is not in the sandbox. A submission is one of them when its folder is that example's folder
+/// in the source tree podium was built from, whatever its submission.toml says; every other
+/// submission's `build` runs where its cases run (in the sandbox), since it is a team's code.
+fn prebuild_own_examples(submissions: &mut [Submission]) -> Result<()> {
+    let own = Path::new(env!("CARGO_MANIFEST_DIR")).join("submissions");
+    for submission in submissions {
+        let folder = submission.dir.canonicalize().ok();
+        let is_own = OWN_EXAMPLES
+            .iter()
+            .any(|name| folder.is_some() && own.join(name).canonicalize().ok() == folder);
+        if is_own {
+            prebuild_trusted(submission)?;
+        }
+    }
+    Ok(())
+}
+
 fn check_command(
     submission_dir: &Path,
     challenge_dir: &Path,
@@ -898,8 +923,9 @@ fn check_command(
     };
     let paths = challenge.phase_paths(&phase, None)?;
     // The one thing the server refuses a submission for before running it.
-    let submission = Submission::load(submission_dir)
+    let mut submission = Submission::load(submission_dir)
         .map_err(|e| Error::msg(format!("the server would refuse this submission: {e}")))?;
+    prebuild_own_examples(std::slice::from_mut(&mut submission))?;
     let gpus = gpu_pool(&challenge, gpu_list)?;
     let options = RoundOptions {
         resume: false,

@@ -521,3 +521,86 @@ fn ranking_method_is_an_option_of_the_ranking_commands_only() {
         "{stderr}"
     );
 }
+
+
+/// Ctrl-C (SIGINT) and SIGTERM alike: the cases' programs, in process groups of their own, are
+/// killed; the finished case stays in the journal, the interrupted ones are not recorded;
+/// podium says how to resume and exits with 128 + the signal. The resumed round says what it
+/// keeps and runs only the rest.
+#[test]
+fn an_interrupted_round_stops_its_programs_keeps_finished_cases_and_says_how_to_resume() {
+    for (signal, marker) in [(libc::SIGINT, "271.8281"), (libc::SIGTERM, "271.8282")] {
+        let (_dir, out, said, code) = interrupt_stalling_round("process", signal, marker);
+        assert_eq!(code, Some(128 + signal), "{said}");
+        assert!(
+            said.contains(&format!(
+                "1 of 4 case(s) finished and kept in {}",
+                out.join("runs.csv").display()
+            )) && said.contains(&format!(
+                "`podium run --resume {}` runs the other 3",
+                out.display()
+            )),
+            "{said}"
+        );
+        wait_for("end of the killed programs", || {
+            processes_running(marker) == 0
+        });
+        let runs = read_csv(&out.join("runs.csv"));
+        assert_eq!(runs.len(), 1, "only the finished case: {runs:?}");
+        assert_eq!(runs[0]["status"], "ok");
+
+        std::fs::write(out.parent().unwrap().join("subs/stalling/resume-now"), "").unwrap();
+        let resumed = podium()
+            .args(["run", "--resume"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&resumed.stderr);
+        assert!(resumed.status.success(), "{said}");
+        assert!(
+            said.contains("resuming: 1 case kept from runs.csv, 3 to run"),
+            "{said}"
+        );
+        let runs = read_csv(&out.join("runs.csv"));
+        assert_eq!(runs.len(), 4);
+        assert!(runs.iter().all(|r| r["status"] == "ok"), "{runs:?}");
+        assert!(
+            !out.join("work").exists(),
+            "the empty work/ folder is removed"
+        );
+    }
+}
+
+/// With stderr not a terminal (a CI log), a round prints progress lines with the cases done of
+/// the total, the failures and an ETA; and it leaves no empty work/ folder.
+#[test]
+fn a_round_logged_to_a_file_prints_progress_lines_and_leaves_no_work_folder() {
+    let (dir, challenge) = small_challenge(4);
+    let subs = dir.path().join("subs");
+    slow_submission(&subs, &challenge);
+    let out = dir.path().join("round");
+    let ran = podium()
+        .args(["run", "--jobs", "1", "--phase", "test", "--challenge"])
+        .arg(&challenge.root)
+        .arg("--submissions")
+        .arg(&subs)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&ran.stderr);
+    assert!(ran.status.success(), "{said}");
+    let progress: Vec<&str> = said.lines().filter(|l| l.contains("PROGRESS")).collect();
+    let cases = truth_rows(&challenge, "test").len();
+    assert!(
+        progress[0].contains(&format!("steady 1/{cases} cases, 0 failed, ETA ")),
+        "{said}"
+    );
+    assert!(progress.len() < cases, "none for the last case: {said}");
+    assert!(out.join("runs.csv").is_file());
+    assert!(
+        !out.join("work").exists(),
+        "{:?}",
+        std::fs::read_dir(&out).unwrap().collect::<Vec<_>>()
+    );
+}

@@ -241,8 +241,14 @@ fn a_submission_that_cannot_be_prepared_fails_every_case_with_the_reason() {
     assert!(runs.iter().all(
         |r| r["status"] == "failed" && r["message"].contains("preparing the submission failed")
     ));
+    // The build's own words, not its command line (which holds them too here).
+    let logs = out.canonicalize().unwrap().join("logs/unbuildable");
     assert!(
-        runs[0]["message"].contains("missing header"),
+        runs[0]["message"].contains("exit code 1; its stderr ends with: cc: error: missing header")
+            && runs[0]["message"].contains(&format!(
+                "{} (stderr)",
+                logs.join("prepare.err.log").display()
+            )),
         "{}",
         runs[0]["message"]
     );

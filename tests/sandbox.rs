@@ -1447,3 +1447,115 @@ fn a_round_folder_the_slot_users_cannot_reach_stops_the_round_with_one_message()
         "no case ran"
     );
 }
+
+
+/// podium's own Rust examples, the README's team example among them, pass `podium check` in
+/// the sandbox as they are: podium builds them on the host, since cargo is not in the sandbox.
+#[test]
+fn the_rust_examples_pass_check_in_the_sandbox() {
+    if backend().is_none() {
+        return;
+    }
+    let (dir, challenge) = small_challenge(3);
+    for example in ["threshold-baseline", "random-guess"] {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("submissions")
+            .join(example);
+        let checked = std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
+            .args(["check", "--backend", "sandbox", "--challenge"])
+            .arg(&challenge.root)
+            .arg(&folder)
+            .arg("--out")
+            .arg(dir.path().join(example))
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&checked.stderr).to_string()
+            + &String::from_utf8_lossy(&checked.stdout);
+        assert!(checked.status.success(), "{said}");
+        assert!(
+            said.contains(&format!(
+                "BUILD {example} (on the host: podium's own example)"
+            )),
+            "{said}"
+        );
+    }
+}
+
+/// A failed build says why in its own words (the end of its stderr) and names both of its
+/// logs; a build tool the sandbox lacks (a copy of an example, whose cargo is the host's) is
+/// named as such, with what to do.
+#[test]
+fn a_failed_build_quotes_its_stderr_and_a_tool_missing_in_the_sandbox_is_named() {
+    let Some(backend) = backend() else {
+        return;
+    };
+    let (dir, challenge) = small_challenge(3);
+    let subs = dir.path().join("subs");
+    let run = r#"command = ["/bin/bash", "./predict.sh", "{input}", "{output}"]"#;
+    write_submission(
+        &subs,
+        "broken",
+        &format!("{run}\nbuild = [\"/bin/bash\", \"-c\", \"echo compiling >&2; echo 'error: cannot find model.h' >&2; exit 3\"]"),
+        "exit 0",
+    );
+    write_submission(
+        &subs,
+        "rusty",
+        &format!("{run}\nbuild = [\"cargo\", \"build\", \"--release\"]"),
+        "exit 0",
+    );
+    let out = dir.path().join("out");
+    sandboxed_round(&backend, &challenge, &subs, &out, 1);
+    let runs = read_csv(&out.join("runs.csv"));
+    let message =
+        |name: &str| runs.iter().find(|r| r["submission"] == name).unwrap()["message"].clone();
+    let logs = out.canonicalize().unwrap().join("logs");
+    let broken = message("broken");
+    assert!(
+        broken
+            .contains("exit code 3; its stderr ends with: compiling | error: cannot find model.h")
+            && broken.contains(&format!(
+                "{} (stderr) and {} (stdout)",
+                logs.join("broken/prepare.err.log").display(),
+                logs.join("broken/prepare.log").display()
+            )),
+        "{broken}"
+    );
+    let rusty = message("rusty");
+    assert!(
+        rusty.contains("`cargo` does not exist in the sandbox")
+            && rusty.contains("prepare.err.log"),
+        "{rusty}"
+    );
+}
+
+/// SIGTERM to podium alone stops a sandboxed round as it stops a process round: its programs
+/// are killed, the finished case is kept, and podium says how to resume.
+#[test]
+fn an_interrupted_sandboxed_round_kills_its_programs_and_says_how_to_resume() {
+    if backend().is_none() {
+        return;
+    }
+    let marker = "271.8283";
+    let (_dir, out, said, code) = interrupt_stalling_round("sandbox", libc::SIGTERM, marker);
+    assert_eq!(code, Some(143), "{said}");
+    assert!(
+        said.contains("1 of 4 case(s) finished and kept")
+            && said.contains(&format!("`podium run --resume {}`", out.display())),
+        "{said}"
+    );
+    wait_for("end of the sandboxed programs", || {
+        processes_running(marker) == 0
+    });
+    assert_eq!(read_csv(&out.join("runs.csv")).len(), 1);
+    // As root the stalled cases ran in tmpfs folders of their own: none outlives podium.
+    let round = std::fs::canonicalize(&out).unwrap();
+    let left: Vec<String> = std::fs::read_to_string("/proc/self/mounts")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|m| Path::new(m).starts_with(&round))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
+}

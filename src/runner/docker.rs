@@ -138,36 +138,27 @@ impl DockerBackend {
         self.images.lock().unwrap().clone()
     }
 
-    /// On SIGINT, SIGTERM or SIGHUP: removes the round's containers and unmounts its output
-    /// folders, then exits with 130. The journal already holds every finished case, so
-    /// `podium run --resume` goes on from there. Without this, an interrupted podium would leave
-    /// its containers running: the engine, not podium, is their parent.
+    /// On SIGINT, SIGTERM or SIGHUP: removes the round's containers, as part of the round's
+    /// interrupt handler ([`super::interrupt`]), which then unmounts the cases' folders, says
+    /// how to resume and exits with 128 + the signal. Without this, an interrupted podium would
+    /// leave its containers running: the engine, not podium, is their parent.
     pub fn remove_containers_on_interrupt(&self) -> Result<(), String> {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
-            .map_err(|e| format!("cannot watch for interrupts: {e}"))?;
         let docker = self.docker.clone();
         let handle = self.runtime.handle().clone();
         let round = Arc::clone(&self.round);
-        std::thread::spawn(move || {
-            if let Some(signal) = signals.forever().next() {
-                *round.interrupted.lock().unwrap() = true;
-                let run_id = round.run_id.lock().unwrap().clone();
-                eprintln!(
-                    "\npodium: interrupted (signal {signal}); removing the round's containers"
-                );
-                let removed = handle.block_on(remove_round_containers(&docker, &run_id));
-                super::case_mounts::unmount_all_and_refuse_more();
-                match removed {
-                    Ok(n) => eprintln!(
-                        "podium: removed {n} container(s); finished cases are kept: `podium run --resume <run folder>` goes on"
-                    ),
-                    Err(e) => eprintln!("podium: could not remove the containers labelled {RUN_LABEL}={run_id}: {e}"),
-                }
-                std::process::exit(130);
+        super::interrupt::on_interrupt(Box::new(move || {
+            *round.interrupted.lock().unwrap() = true;
+            let run_id = round.run_id.lock().unwrap().clone();
+            eprintln!("podium: removing the round's containers");
+            let removed = handle.block_on(remove_round_containers(&docker, &run_id));
+            match removed {
+                Ok(n) => eprintln!("podium: removed {n} container(s)"),
+                Err(e) => eprintln!(
+                    "podium: could not remove the containers labelled {RUN_LABEL}={run_id}: {e}"
+                ),
             }
-        });
-        Ok(())
+        }));
+        super::interrupt::install()
     }
 
     /// Builds an image from a folder holding a Dockerfile (the legacy builder, which every

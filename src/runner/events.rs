@@ -38,11 +38,95 @@ pub enum RunEvent {
         seconds: f64,
     },
     CaseFinished(CaseRecord),
+    /// After each finished case: how far its submission is.
+    Progress {
+        submission: String,
+        progress: Progress,
+    },
+    /// `podium run --resume`: cases kept from the journal, and cases (of all submissions) that
+    /// will run.
+    Resumed {
+        kept: usize,
+        to_run: usize,
+    },
     SubmissionFinished {
         submission: String,
         seconds: f64,
         counts: BTreeMap<CaseStatus, usize>,
     },
+}
+
+/// How far one submission's cases of this run are (a resumed round counts only the cases it
+/// runs).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+    /// Cases finished with any status but `ok`.
+    pub failed: usize,
+    /// Seconds since the round's cases started.
+    pub elapsed_s: f64,
+}
+
+impl Progress {
+    /// Seconds left if the other cases take what the finished ones took on average; none
+    /// before the first case finishes.
+    pub fn eta_s(&self) -> Option<f64> {
+        (self.done > 0).then(|| {
+            self.elapsed_s / self.done as f64 * self.total.saturating_sub(self.done) as f64
+        })
+    }
+
+    /// Failures and ETA, as shown beside a progress bar.
+    pub fn status(&self) -> String {
+        let eta = match self.eta_s() {
+            Some(s) => format!("ETA {}", duration(s)),
+            None => "ETA after the first case".into(),
+        };
+        format!("{} failed, {eta}", self.failed)
+    }
+
+    /// `done/total cases, failed, ETA`, as a log line shows it.
+    pub fn line(&self) -> String {
+        format!("{}/{} cases, {}", self.done, self.total, self.status())
+    }
+}
+
+/// `2h05m`, `3m07s`, `42s`.
+fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s:02}s"),
+        (h, m, _) => format!("{h}h{m:02}m"),
+    }
+}
+
+/// When a log that is not a terminal gets a progress line: each time a submission passes
+/// another tenth of its cases, and after [`ProgressThrottle::HEARTBEAT_S`] without a line (a
+/// tenth of a long round may take hours); never for its last case, which its DONE line reports.
+#[derive(Debug, Default)]
+pub struct ProgressThrottle {
+    /// The last tenth reported, per submission, and when.
+    last: std::collections::HashMap<String, (usize, f64)>,
+}
+
+impl ProgressThrottle {
+    pub const HEARTBEAT_S: f64 = 60.0;
+
+    pub fn due(&mut self, submission: &str, p: &Progress) -> bool {
+        if p.total == 0 || p.done >= p.total {
+            return false;
+        }
+        let tenth = p.done * 10 / p.total;
+        let (last_tenth, last_s) = self.last.get(submission).copied().unwrap_or((0, 0.0));
+        let due = tenth > last_tenth || p.elapsed_s - last_s >= Self::HEARTBEAT_S;
+        if due {
+            self.last
+                .insert(submission.to_string(), (tenth, p.elapsed_s));
+        }
+        due
+    }
 }
 
 pub fn count_statuses<'a>(
@@ -64,6 +148,8 @@ pub struct TerminalReporter {
     pub show_ok: bool,
     bars: indicatif::MultiProgress,
     by_submission: std::collections::HashMap<String, indicatif::ProgressBar>,
+    /// Progress lines when stderr is not a terminal (a CI log): few, so the log stays short.
+    throttle: ProgressThrottle,
 }
 
 impl TerminalReporter {
@@ -74,6 +160,7 @@ impl TerminalReporter {
                 indicatif::ProgressDrawTarget::stderr(),
             ),
             by_submission: std::collections::HashMap::new(),
+            throttle: ProgressThrottle::default(),
         }
     }
 
@@ -97,9 +184,10 @@ impl TerminalReporter {
             RunEvent::Preparing { submission, cases } => {
                 self.line(format!("{:>10} {}", "PREPARE", clean(submission)));
                 let bar = self.bars.add(indicatif::ProgressBar::new(*cases as u64));
-                if let Ok(style) = indicatif::ProgressStyle::with_template("{prefix:>20} [{bar:30}] {pos}/{len} cases, {elapsed}") {
+                if let Ok(style) = indicatif::ProgressStyle::with_template("{prefix:>20} [{bar:30}] {pos}/{len} cases, {elapsed}, {msg}") {
                     bar.set_style(style.progress_chars("=> "));
                 }
+                bar.set_message(Progress::default().status());
                 bar.set_prefix(clean(submission).chars().take(20).collect::<String>());
                 self.by_submission.insert(submission.clone(), bar);
             }
@@ -128,6 +216,19 @@ impl TerminalReporter {
                     ));
                 }
             }
+            RunEvent::Progress { submission, progress } => {
+                if !self.bars.is_hidden() {
+                    if let Some(bar) = self.by_submission.get(submission) {
+                        bar.set_message(progress.status());
+                    }
+                } else if self.throttle.due(submission, progress) {
+                    self.line(format!("{:>10} {} {}", "PROGRESS", clean(submission), progress.line()));
+                }
+            }
+            RunEvent::Resumed { kept, to_run } => self.line(format!(
+                "podium: resuming: {kept} case{} kept from runs.csv, {to_run} to run",
+                plural(*kept)
+            )),
             RunEvent::SubmissionFinished { submission, seconds, counts } => {
                 if let Some(bar) = self.by_submission.remove(submission) {
                     bar.finish_and_clear();
@@ -319,6 +420,54 @@ impl RunsCsv {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn progress(done: usize, total: usize, elapsed_s: f64) -> Progress {
+        Progress {
+            done,
+            total,
+            failed: 1,
+            elapsed_s,
+        }
+    }
+
+    #[test]
+    fn the_eta_extrapolates_the_mean_time_of_the_finished_cases() {
+        assert_eq!(progress(0, 10, 5.0).eta_s(), None);
+        let p = progress(4, 10, 20.0);
+        assert_eq!(p.eta_s(), Some(20.0 / 4.0 * 6.0));
+        assert_eq!(progress(10, 10, 20.0).eta_s(), Some(0.0));
+        assert_eq!(p.line(), "4/10 cases, 1 failed, ETA 30s");
+        assert_eq!(
+            progress(0, 10, 5.0).status(),
+            "1 failed, ETA after the first case"
+        );
+        assert_eq!(duration(187.0), "3m07s");
+        assert_eq!(duration(7500.0), "2h05m");
+    }
+
+    #[test]
+    fn a_log_gets_a_progress_line_per_tenth_or_heartbeat_and_none_for_the_last_case() {
+        let mut throttle = ProgressThrottle::default();
+        let total = 40;
+        // Four cases a second: ten lines at most, whatever the number of cases.
+        let lines: Vec<usize> = (1..=total)
+            .filter(|&done| throttle.due("a", &progress(done, total, done as f64 / 4.0)))
+            .collect();
+        assert_eq!(lines, [4, 8, 12, 16, 20, 24, 28, 32, 36]);
+        // A slow round: a tenth takes longer than the heartbeat, so a line comes meanwhile.
+        let mut throttle = ProgressThrottle::default();
+        let slow = |done: usize| progress(done, 1000, done as f64 * 10.0);
+        let beats: Vec<usize> = (1..=20)
+            .filter(|&done| throttle.due("b", &slow(done)))
+            .collect();
+        let every = (ProgressThrottle::HEARTBEAT_S / 10.0) as usize;
+        assert_eq!(
+            beats,
+            (1..=20).filter(|d| d % every == 0).collect::<Vec<_>>()
+        );
+        // Each submission has its own tenths.
+        assert!(throttle.due("c", &progress(1, 3, 0.1)));
+    }
 
     #[test]
     fn runs_csv_keeps_no_escape_sequence_nor_formula_and_reads_back_what_it_shows() {

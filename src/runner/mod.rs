@@ -13,6 +13,7 @@ pub mod events;
 pub mod gpu_monitor;
 pub mod gpus;
 mod image_archive;
+pub mod interrupt;
 pub mod node;
 mod nofollow;
 pub mod process;
@@ -300,6 +301,7 @@ pub fn run_round(
         })
         .filter(|(_, runs)| *runs > 0)
         .collect();
+    interrupt::watch_round(out, submissions.len() * cases.len()).map_err(Error::msg)?;
     let staged = staging::StagedInputs::create(phase, &unfinished, out)?;
     let limits = &challenge.limits;
     let hidden_phase =
@@ -312,6 +314,13 @@ pub fn run_round(
         jobs: options.jobs,
         backend: backend.name(),
     });
+    if options.resume {
+        let to_run: usize = unfinished.iter().map(|(_, runs)| runs).sum();
+        on_event(&RunEvent::Resumed {
+            kept: submissions.len() * cases.len() - to_run,
+            to_run,
+        });
+    }
 
     backend
         .start_round(&run_id(out), out)
@@ -402,6 +411,7 @@ pub fn run_round(
     // that submissions progress together and one slow submission does not hold the others.
     let queue = Mutex::new(CaseQueue::new(&lanes));
     let mut left: Vec<usize> = lanes.iter().map(|l| l.pending.len()).collect();
+    let mut failed = vec![0; lanes.len()];
     let round_started = Instant::now();
     for (l, lane) in lanes.iter().enumerate() {
         if left[l] == 0 {
@@ -546,11 +556,27 @@ pub fn run_round(
         drop(tx);
         for (l, event) in rx {
             if let RunEvent::CaseFinished(record) = &event {
-                runs_csv.append(record)?;
+                // After an interruption the handler owns the end: a case whose program it
+                // killed is not a failure of the program, and runs again on resume.
+                let Some(appended) = interrupt::unless_interrupted(|| runs_csv.append(record))
+                else {
+                    continue;
+                };
+                appended?;
             }
             on_event(&event);
-            if matches!(event, RunEvent::CaseFinished(_)) {
+            if let RunEvent::CaseFinished(record) = &event {
                 left[l] -= 1;
+                failed[l] += usize::from(record.status != CaseStatus::Ok);
+                on_event(&RunEvent::Progress {
+                    submission: record.submission.clone(),
+                    progress: events::Progress {
+                        done: lanes[l].pending.len() - left[l],
+                        total: lanes[l].pending.len(),
+                        failed: failed[l],
+                        elapsed_s: round_started.elapsed().as_secs_f64(),
+                    },
+                });
                 if left[l] == 0 {
                     lanes[l].report_finished(round_started, on_event);
                 }
@@ -560,7 +586,7 @@ pub fn run_round(
     })?;
 
     backend.finish_round();
-    Ok(lanes
+    let runs = lanes
         .into_iter()
         .map(|lane| {
             let _ = std::fs::remove_dir_all(&lane.work);
@@ -570,7 +596,10 @@ pub fn run_round(
                 cases: lane.records.into_inner().unwrap_or_else(|e| e.into_inner()),
             }
         })
-        .collect())
+        .collect();
+    // Only the submissions' folders were in it; a resumed round makes it again.
+    let _ = std::fs::remove_dir(out.join("work"));
+    Ok(runs)
 }
 
 /// The round's pending cases, handed to slots one at a time. Cases are interleaved across

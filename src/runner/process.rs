@@ -54,11 +54,9 @@ impl Backend for ProcessBackend {
             let outcome = outcome
                 .map_err(|e| format!("cannot start the build command {:?}: {e}", build[0]))?;
             if outcome.status != ExecStatus::Ok {
-                return Err(format!(
-                    "build command `{}` {}; see {}",
-                    build.join(" "),
-                    outcome.message,
-                    log.display()
+                return Err(build_failure(
+                    format!("build command `{}` {}", build.join(" "), outcome.message),
+                    (log, &err_log),
                 ));
             }
         }
@@ -250,6 +248,35 @@ fn execute(
         program_said: stderr_tail,
         gpu: Default::default(),
     })
+}
+
+/// Lines of a failed build's stderr quoted in its message: a compiler's error and its
+/// summary, without the whole log.
+const BUILD_ERROR_LINES: usize = 5;
+
+/// Why a build failed: `summary` in podium's words, then the last lines of the build's stderr
+/// (escaped; a build reads no case, so its output reveals nothing of a hidden phase) and where
+/// its two logs are.
+pub(super) fn build_failure(summary: String, (stdout_log, stderr_log): (&Path, &Path)) -> String {
+    let stderr = std::fs::read(stderr_log).unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&stderr);
+    let lines: Vec<String> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| crate::text::shown(&l.chars().take(300).collect::<String>()))
+        .collect();
+    let said = if lines.is_empty() {
+        "; it wrote nothing to stderr".to_string()
+    } else {
+        let last = &lines[lines.len().saturating_sub(BUILD_ERROR_LINES)..];
+        format!("; its stderr ends with: {}", last.join(" | "))
+    };
+    format!(
+        "{summary}{said}; its whole output is in {} (stderr) and {} (stdout)",
+        stderr_log.display(),
+        stdout_log.display()
+    )
 }
 
 /// What a backend knew about how a program ended, beside its exit status.

@@ -440,13 +440,19 @@ impl SandboxBackend {
         given_back?;
         checked?;
         if outcome.status != ExecStatus::Ok {
-            return Err(format!(
-                "build command `{}` (run in the sandbox, offline unless the challenge allows the network, within build_time_s = {} s) {}; see {}",
-                build.join(" "),
-                limits.build_time_s,
-                outcome.message,
-                log.display()
-            ));
+            let failure = super::process::build_failure(
+                format!(
+                    "build command `{}` (run in the sandbox, offline unless the challenge allows the network, within build_time_s = {} s) {}",
+                    build.join(" "),
+                    limits.build_time_s,
+                    outcome.message
+                ),
+                (log, &err_log),
+            );
+            return Err(match missing_in_sandbox(submission, &build[0]) {
+                Some(hint) => format!("{failure}. {hint}"),
+                None => failure,
+            });
         }
         Ok(())
     }
@@ -918,6 +924,26 @@ fn inside_program(program: &str) -> String {
     } else {
         program.to_string()
     }
+}
+
+/// Why `program` cannot start in the sandbox, when it does not exist there: a build tool of
+/// the host outside the system folders (cargo under ~/.cargo, a conda compiler) is not inside.
+fn missing_in_sandbox(submission: &Submission, program: &str) -> Option<String> {
+    let exists = if program.starts_with('/') {
+        is_system_path(Path::new(program)) && Path::new(program).exists()
+    } else if program.contains('/') {
+        submission.dir.join(program).exists()
+    } else {
+        SANDBOX_PATH
+            .split(':')
+            .any(|dir| Path::new(dir).join(program).exists())
+    };
+    (!exists).then(|| {
+        format!(
+            "`{}` does not exist in the sandbox, which holds only the system folders (/usr, /bin, /lib) and the submission folder: build the program before the round and ship it in the folder, without `build` in submission.toml (docs/sandbox.md, \"Building a submission\")",
+            crate::text::shown(program)
+        )
+    })
 }
 
 fn is_system_path(path: &Path) -> bool {

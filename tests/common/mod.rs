@@ -214,3 +214,86 @@ pub fn set_team(dir: &Path, team: &str) {
         .collect();
     std::fs::write(&toml, text.join("\n") + "\n").unwrap();
 }
+
+/// A submission that answers the first case of the test phase at once and sleeps (as
+/// `sleep <marker>`, to be found among the machine's processes) on the others, until
+/// `resume-now` exists in its folder.
+pub fn stalling_submission(
+    parent: &std::path::Path,
+    challenge: &podium::challenge::Challenge,
+    marker: &str,
+) -> std::path::PathBuf {
+    let first = &truth_rows(challenge, "test")[0].0;
+    let body = format!("if [ \"$CASE\" != \"{first}\" ] && [ ! -e resume-now ]; then exec sleep {marker}; fi\nmkdir -p \"$OUT/masks\"\nhead -n 1 answers/predictions.csv > \"$OUT/predictions.csv\"\ngrep \"^$CASE,\" answers/predictions.csv >> \"$OUT/predictions.csv\"\ncp \"answers/masks/$CASE.nii.gz\" \"$OUT/masks/\"");
+    let sub = script_submission(parent, "stalling", &body);
+    perfect_predictions(challenge, "test", &sub.join("answers"));
+    sub
+}
+
+/// Processes of the machine whose command line contains `needle`.
+pub fn processes_running(needle: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|c| {
+            String::from_utf8_lossy(c)
+                .replace('\0', " ")
+                .contains(needle)
+        })
+        .count()
+}
+
+/// Waits until `ready` holds, for at most 20 s.
+pub fn wait_for(what: &str, ready: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !ready() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Starts a round of `backend` on 4 cases of a stalling submission, waits until its first case
+/// is recorded and two others are running, and sends `signal` to podium alone (not to its
+/// process group, as `kill` or a scheduler does). Returns podium's stderr and exit status.
+pub fn interrupt_stalling_round(
+    backend: &str,
+    signal: libc::c_int,
+    marker: &str,
+) -> (tempfile::TempDir, std::path::PathBuf, String, Option<i32>) {
+    let (dir, challenge) = small_challenge(4);
+    let subs = dir.path().join("subs");
+    stalling_submission(&subs, &challenge, marker);
+    let out = dir.path().join("round");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
+        .args([
+            "run",
+            "--jobs",
+            "2",
+            "--phase",
+            "test",
+            "--allow-unisolated",
+        ])
+        .args(["--backend", backend, "--challenge"])
+        .arg(&challenge.root)
+        .arg("--submissions")
+        .arg(&subs)
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("finished first case", || {
+        std::fs::read_to_string(out.join("runs.csv")).is_ok_and(|t| t.lines().count() == 2)
+    });
+    wait_for("stalled cases", || processes_running(marker) == 2);
+    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    let ended = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&ended.stderr).to_string();
+    (dir, out, said, ended.status.code())
+}
