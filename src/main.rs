@@ -861,6 +861,16 @@ fn prebuild_trusted(submission: &mut Submission) -> Result<()> {
     if build.is_empty() {
         return Ok(());
     }
+    if is_own_example(submission) && example_is_built(submission) {
+        eprintln!(
+            "{:>10} {} (podium's own example, built since its last change)",
+            "FRESH", submission.name
+        );
+        if let RunSpec::Process { build, .. } = &mut submission.run {
+            build.clear();
+        }
+        return Ok(());
+    }
     eprintln!(
         "{:>10} {} (on the host: podium's own example)",
         "BUILD", submission.name
@@ -884,17 +894,56 @@ const OWN_EXAMPLES: [&str; 2] = ["threshold-baseline", "random-guess"];
 /// in the source tree podium was built from, whatever its submission.toml says; every other
 /// submission's `build` runs where its cases run (in the sandbox), since it is a team's code.
 fn prebuild_own_examples(submissions: &mut [Submission]) -> Result<()> {
-    let own = Path::new(env!("CARGO_MANIFEST_DIR")).join("submissions");
     for submission in submissions {
-        let folder = submission.dir.canonicalize().ok();
-        let is_own = OWN_EXAMPLES
-            .iter()
-            .any(|name| folder.is_some() && own.join(name).canonicalize().ok() == folder);
-        if is_own {
+        if is_own_example(submission) {
             prebuild_trusted(submission)?;
         }
     }
     Ok(())
+}
+
+/// A submission is one of podium's own examples when its folder is that example's folder in
+/// the source tree podium was built from, whatever its submission.toml says.
+fn is_own_example(submission: &Submission) -> bool {
+    let own = Path::new(env!("CARGO_MANIFEST_DIR")).join("submissions");
+    let folder = submission.dir.canonicalize().ok();
+    OWN_EXAMPLES
+        .iter()
+        .any(|name| folder.is_some() && own.join(name).canonicalize().ok() == folder)
+}
+
+/// Whether an example's program is newer than everything it is built from (its Cargo.toml,
+/// its sources and the workspace's Cargo.lock), so that `cargo install --force`, which relinks
+/// and copies the program every time (about 3 s and 173 MiB here), can be skipped.
+fn example_is_built(submission: &Submission) -> bool {
+    let RunSpec::Process { command, .. } = &submission.run else {
+        return false;
+    };
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let Some(built) = modified(&submission.dir.join(&command[0])) else {
+        return false;
+    };
+    let mut sources = vec![
+        submission.dir.join("Cargo.toml"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock"),
+    ];
+    let mut folders = vec![submission.dir.join("src")];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            return false;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                sources.push(path);
+            }
+        }
+    }
+    sources
+        .iter()
+        .all(|source| modified(source).is_some_and(|changed| changed < built))
 }
 
 fn check_command(
@@ -1079,5 +1128,49 @@ fn print_outcome(outcome: &RoundOutcome) {
             "The private split decides the final ranking: `podium leaderboard {} --final` reveals it",
             outcome.out_dir.display()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An example built after its last change is not built again; a change to its sources
+    /// after the build is.
+    #[test]
+    fn an_example_is_built_when_its_program_is_newer_than_its_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let crate_dir = dir.path().join("example");
+        std::fs::create_dir_all(crate_dir.join("src/nested")).unwrap();
+        std::fs::create_dir_all(crate_dir.join(".build/bin")).unwrap();
+        std::fs::write(
+            crate_dir.join("Cargo.toml"),
+            "[package]\nname = \"example\"\n",
+        )
+        .unwrap();
+        std::fs::write(crate_dir.join("src/main.rs"), "fn main() {}\n").unwrap();
+        std::fs::write(crate_dir.join("src/nested/util.rs"), "\n").unwrap();
+        std::fs::write(crate_dir.join(".build/bin/example"), "program").unwrap();
+        std::fs::write(
+            crate_dir.join("submission.toml"),
+            "name = \"example\"\n[run]\nkind = \"process\"\ncommand = [\".build/bin/example\"]\nbuild = [\"cargo\", \"install\"]\n",
+        )
+        .unwrap();
+        let submission = Submission::load(&crate_dir).unwrap();
+        let at = |path: &str, offset_s: u64| {
+            let time = std::time::SystemTime::now() + std::time::Duration::from_secs(offset_s);
+            std::fs::File::options()
+                .write(true)
+                .open(crate_dir.join(path))
+                .unwrap()
+                .set_modified(time)
+                .unwrap();
+        };
+        at(".build/bin/example", 3600);
+        assert!(example_is_built(&submission));
+        at("src/nested/util.rs", 7200);
+        assert!(!example_is_built(&submission));
+        std::fs::remove_file(crate_dir.join(".build/bin/example")).unwrap();
+        assert!(!example_is_built(&submission));
     }
 }

@@ -522,7 +522,6 @@ fn ranking_method_is_an_option_of_the_ranking_commands_only() {
     );
 }
 
-
 /// Ctrl-C (SIGINT) and SIGTERM alike: the cases' programs, in process groups of their own, are
 /// killed; the finished case stays in the journal, the interrupted ones are not recorded;
 /// podium says how to resume and exits with 128 + the signal. The resumed round says what it
