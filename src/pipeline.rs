@@ -291,7 +291,13 @@ pub fn rescore(run_dir: &Path, options: &RescoreOptions) -> Result<RoundOutcome>
             }
             // Refuse an incomplete round before anything is moved.
             let (_, phase, submissions) = RoundPlan::read(run_dir)?.load()?;
-            check_complete(run_dir, &phase, &submissions, &read_journal(run_dir)?, false)?;
+            check_complete(
+                run_dir,
+                &phase,
+                &submissions,
+                &read_journal(run_dir)?,
+                false,
+            )?;
             let kept = run_dir.join(format!("replaced-{}", utc_stamp(now_unix())));
             let moved = move_official_result(run_dir, &kept)?;
             score_stored(run_dir, run_dir, CaseSelection::Public, None, false).inspect_err(|_| {
@@ -373,7 +379,12 @@ fn check_complete(
     submissions: &[Submission],
     records: &[runner::CaseRecord],
     allow_incomplete: bool,
-) -> Result<Option<(crate::results::Incomplete, std::collections::BTreeSet<String>)>> {
+) -> Result<
+    Option<(
+        crate::results::Incomplete,
+        std::collections::BTreeSet<String>,
+    )>,
+> {
     let cases = scoring::truth::read_case_ids(phase)?;
     let submissions: Vec<&str> = submissions.iter().map(|s| s.name.as_str()).collect();
     let recorded: std::collections::BTreeSet<(&str, &str)> = records
@@ -382,7 +393,11 @@ fn check_complete(
         .collect();
     let ran_by_all: std::collections::BTreeSet<String> = cases
         .iter()
-        .filter(|c| submissions.iter().all(|s| recorded.contains(&(*s, c.as_str()))))
+        .filter(|c| {
+            submissions
+                .iter()
+                .all(|s| recorded.contains(&(*s, c.as_str())))
+        })
         .cloned()
         .collect();
     let expected = submissions.len() * cases.len();
@@ -560,8 +575,7 @@ pub(crate) fn finish(
     let mut analysis = ranking::analysis::analyze(challenge, &scores.ranking, &names, None);
     if names.len() < scores.submissions.len() {
         let everyone: Vec<String> = scores.submissions.iter().map(|s| s.name.clone()).collect();
-        analysis.placement =
-            ranking::analysis::placement(challenge, &scores.ranking, &everyone);
+        analysis.placement = ranking::analysis::placement(challenge, &scores.ranking, &everyone);
     }
     let leaderboard = ranking::leaderboard(
         &scores,

@@ -385,7 +385,7 @@ impl RankingAnalysis {
             .filter(|t| unbeaten(t).is_some_and(|(_, u)| u))
             .cloned()
             .collect();
-        (unbeaten_overall || !unbeaten_tasks.is_empty()).then(|| BaselineVerdict {
+        (unbeaten_overall || !unbeaten_tasks.is_empty()).then_some(BaselineVerdict {
             best_baseline,
             unbeaten_overall,
             unbeaten_tasks,

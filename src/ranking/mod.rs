@@ -131,8 +131,8 @@ fn place_baselines(
     let mut waiting = baselines.into_iter().peekable();
     for row in ranked {
         let team_place = place(&row);
-        while let Some(baseline) =
-            waiting.next_if(|b| row.rank.is_some() && team_place.is_some_and(|t| place(b) < Some(t)))
+        while let Some(baseline) = waiting
+            .next_if(|b| row.rank.is_some() && team_place.is_some_and(|t| place(b) < Some(t)))
         {
             placed.push(baseline);
         }

@@ -155,7 +155,11 @@ pub fn render(run_dir: &Path, rows: &[StoredRow], format: Format) -> Result<Stri
         }
         Format::Markdown => {
             let plain: Vec<LeaderboardRow> = rows.iter().map(|r| r.row.clone()).collect();
-            format!("{}{}", warning.replace("INCOMPLETE result", "**INCOMPLETE result**"), markdown(&plain))
+            format!(
+                "{}{}",
+                warning.replace("INCOMPLETE result", "**INCOMPLETE result**"),
+                markdown(&plain)
+            )
         }
     })
 }

@@ -146,7 +146,11 @@ pub fn baseline_sentence(analysis: &RankingAnalysis) -> Option<String> {
     } else {
         format!(
             "task{} {}",
-            if verdict.unbeaten_tasks.len() == 1 { "" } else { "s" },
+            if verdict.unbeaten_tasks.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
             verdict
                 .unbeaten_tasks
                 .iter()
