@@ -100,6 +100,7 @@ fn round() -> RoundScores {
             cases: cases.clone(),
             values: BTreeMap::new(),
         },
+        incomplete: None,
     };
     for s in 0..SUBMISSIONS {
         let name = format!("team-{s:02}");

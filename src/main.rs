@@ -209,13 +209,31 @@ enum Command {
     },
     /// Score a finished round again from its stored outputs, without running anything.
     ///
-    /// For after a metric or truth fix: reads <RUN_DIR>/round.json, runs.csv and predictions/,
-    /// and rewrites the score files in place.
+    /// Reads <RUN_DIR>/round.json, runs.csv and predictions/. The round's official result is
+    /// never overwritten in passing: `--out DIR` writes the rescore to a new folder (for
+    /// another --ranking-method, or to see what a metric or truth fix or a podium upgrade
+    /// changes), and `--replace-official` makes a rescore with the round's own settings its
+    /// official result, keeping the files it replaces in RUN_DIR/replaced-<UTC time>/.
+    /// An interrupted round is refused: finish it with `podium run --resume RUN_DIR`.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["out", "replace_official"])))]
     Rescore {
         #[arg(value_name = "RUN_DIR")]
         run_dir: PathBuf,
         #[command(flatten)]
         ranking: RankingArg,
+        /// Write the rescore into DIR (new or empty, outside RUN_DIR); RUN_DIR is left as it is.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Replace the round's official result, with the round's own settings (no
+        /// --ranking-method, no --allow-incomplete); the replaced files are kept in
+        /// RUN_DIR/replaced-<UTC time>/.
+        #[arg(long)]
+        replace_official: bool,
+        /// Score an interrupted round anyway, on the cases every submission ran (with --out):
+        /// the result is marked INCOMPLETE everywhere, names no winner, and blames no team for
+        /// the cases that did not run.
+        #[arg(long)]
+        allow_incomplete: bool,
     },
     /// Run a batch of cases on a cluster node (what a Slurm job of `podium run --backend slurm`
     /// runs; not for direct use).
@@ -642,8 +660,23 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Rescore { run_dir, .. } => {
-            let outcome = pipeline::rescore(&run_dir, RANKING_METHOD.get().copied().flatten())?;
+        Command::Rescore {
+            run_dir,
+            out,
+            replace_official: _,
+            allow_incomplete,
+            ..
+        } => {
+            let options = pipeline::RescoreOptions {
+                // clap requires one of --out and --replace-official.
+                target: out.map_or(
+                    pipeline::RescoreTarget::ReplaceOfficial,
+                    pipeline::RescoreTarget::NewFolder,
+                ),
+                ranking_method: RANKING_METHOD.get().copied().flatten(),
+                allow_incomplete,
+            };
+            let outcome = pipeline::rescore(&run_dir, &options)?;
             print_outcome(&outcome);
             Ok(ExitCode::SUCCESS)
         }
@@ -1101,14 +1134,23 @@ fn print_outcome(outcome: &RoundOutcome) {
         "Leaderboard: {} / {} ({cases}); each task ranked {method}, then the mean of task ranks; 95% CIs in brackets",
         scores.challenge, scores.phase
     );
+    let incomplete = scores.incomplete.as_ref().map(|i| i.summary(scores.cases));
+    if let Some(line) = &incomplete {
+        println!("{line}");
+    }
     println!();
     print!(
         "{}",
         podium::report::terminal::leaderboard_table(&outcome.leaderboard)
     );
     println!();
-    for line in podium::report::terminal::ranking_caveats(&outcome.analysis) {
-        println!("{line}");
+    match &incomplete {
+        Some(line) => println!("{line}"),
+        None => {
+            for line in podium::report::terminal::ranking_caveats(&outcome.analysis) {
+                println!("{line}");
+            }
+        }
     }
     println!();
     if !scores.problems.is_empty() {

@@ -219,11 +219,223 @@ fn resumed_gpus(
         .map_err(Error::msg)
 }
 
+/// Where `podium rescore` writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RescoreTarget {
+    /// A new or empty folder outside the round's: the round's official result stays as it was.
+    NewFolder(PathBuf),
+    /// The round's own folder, as its new official result, with the same settings only; the
+    /// files it replaces are kept in `replaced-<UTC time>/` inside it.
+    ReplaceOfficial,
+}
+
+/// What `podium rescore` is asked to do.
+#[derive(Clone, Debug)]
+pub struct RescoreOptions {
+    pub target: RescoreTarget,
+    /// Overrides the challenge's declared method.
+    pub ranking_method: Option<RankingMethod>,
+    /// Score an interrupted round on the cases every submission ran, marked INCOMPLETE.
+    pub allow_incomplete: bool,
+}
+
+/// The files and folders of a round's result, as [`finish`] writes them: what
+/// `--replace-official` moves aside before writing the new result.
+pub const OFFICIAL_RESULT: [&str; 15] = [
+    "scores.csv",
+    "metrics.csv",
+    "problems.csv",
+    "curves.csv",
+    "confusion.csv",
+    "values.csv",
+    "leaderboard.csv",
+    "scores.parquet",
+    "metrics.parquet",
+    "ranking",
+    "teams",
+    "run.json",
+    "report-data.json",
+    "report.html",
+    "report.md",
+];
+
 /// `podium rescore <run-dir>`: scores a finished round again from its stored outputs (after a
-/// metric or truth fix), without running anything.
-/// `ranking_method` overrides the challenge's declared method.
-pub fn rescore(run_dir: &Path, ranking_method: Option<RankingMethod>) -> Result<RoundOutcome> {
-    score_stored(run_dir, run_dir, CaseSelection::Public, ranking_method)
+/// metric or truth fix), without running anything. The round's official result is never
+/// overwritten in passing: a rescore with other settings writes to a new folder, and one that
+/// replaces the official result keeps the files it replaces.
+pub fn rescore(run_dir: &Path, options: &RescoreOptions) -> Result<RoundOutcome> {
+    match &options.target {
+        RescoreTarget::NewFolder(out) => {
+            check_new_folder(run_dir, out)?;
+            std::fs::create_dir_all(out).map_err(|e| Error::io("create", out, e))?;
+            // The journal travels along: the team files and the report's run counts read it.
+            let journal = run_dir.join("runs.csv");
+            if journal.is_file() {
+                let copy = out.join("runs.csv");
+                std::fs::copy(&journal, &copy).map_err(|e| Error::io("copy", &journal, e))?;
+            }
+            score_stored(
+                run_dir,
+                out,
+                CaseSelection::Public,
+                options.ranking_method,
+                options.allow_incomplete,
+            )
+        }
+        RescoreTarget::ReplaceOfficial => {
+            if options.ranking_method.is_some() || options.allow_incomplete {
+                return Err(Error::msg(format!(
+                    "--replace-official takes the round's own settings only: a rescore with --ranking-method or --allow-incomplete is a comparison, not the official result of {}. Write it to a new folder with --out DIR",
+                    run_dir.display()
+                )));
+            }
+            // Refuse an incomplete round before anything is moved.
+            let (_, phase, submissions) = RoundPlan::read(run_dir)?.load()?;
+            check_complete(
+                run_dir,
+                &phase,
+                &submissions,
+                &read_journal(run_dir)?,
+                false,
+            )?;
+            let kept = run_dir.join(format!("replaced-{}", utc_stamp(now_unix())));
+            let moved = move_official_result(run_dir, &kept)?;
+            score_stored(run_dir, run_dir, CaseSelection::Public, None, false).inspect_err(|_| {
+                // Put the official result back as it was: a failed rescore replaces nothing.
+                for name in &moved {
+                    let _ = std::fs::remove_dir_all(run_dir.join(name));
+                    let _ = std::fs::remove_file(run_dir.join(name));
+                    let _ = std::fs::rename(kept.join(name), run_dir.join(name));
+                }
+                let _ = std::fs::remove_dir(&kept);
+            })
+        }
+    }
+}
+
+/// A rescore's folder must be new or empty, and outside the round's folder, whose files are
+/// the round's official record.
+fn check_new_folder(run_dir: &Path, out: &Path) -> Result<()> {
+    let round = std::fs::canonicalize(run_dir).map_err(|e| Error::io("resolve", run_dir, e))?;
+    // The nearest existing ancestor says where a folder that does not exist yet would be.
+    let mut existing = out.to_path_buf();
+    let mut below = Vec::new();
+    while !existing.exists() {
+        let Some(name) = existing.file_name() else {
+            break;
+        };
+        below.push(name.to_os_string());
+        existing.pop();
+    }
+    let base = if existing.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        existing.clone()
+    };
+    let mut resolved = std::fs::canonicalize(&base).map_err(|e| Error::io("resolve", &base, e))?;
+    resolved.extend(below.iter().rev());
+    if resolved.starts_with(&round) {
+        return Err(Error::msg(format!(
+            "--out {} is inside the round's folder {}, which holds its official result; pass a folder outside it",
+            out.display(),
+            run_dir.display()
+        )));
+    }
+    if out.exists() {
+        let mut entries = std::fs::read_dir(out).map_err(|e| Error::io("list", out, e))?;
+        if entries.next().is_some() {
+            return Err(Error::msg(format!(
+                "--out {} exists and is not empty; pass a new or empty folder, so that no earlier result is overwritten",
+                out.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Moves the round's current result into `kept`, returning the names moved.
+fn move_official_result(run_dir: &Path, kept: &Path) -> Result<Vec<&'static str>> {
+    std::fs::create_dir_all(kept).map_err(|e| Error::io("create", kept, e))?;
+    let mut moved = Vec::new();
+    for name in OFFICIAL_RESULT {
+        let from = run_dir.join(name);
+        if from.symlink_metadata().is_ok() {
+            std::fs::rename(&from, kept.join(name)).map_err(|e| Error::io("move", &from, e))?;
+            moved.push(name);
+        }
+    }
+    Ok(moved)
+}
+
+fn read_journal(run_dir: &Path) -> Result<Vec<runner::CaseRecord>> {
+    runner::events::RunsCsv::read(&run_dir.join("runs.csv"))
+}
+
+/// Whether `runs.csv` records every case of every submission of the round. An interrupted
+/// round is refused unless `allow_incomplete`; then the result says how much it stands on.
+fn check_complete(
+    run_dir: &Path,
+    phase: &PhasePaths,
+    submissions: &[Submission],
+    records: &[runner::CaseRecord],
+    allow_incomplete: bool,
+) -> Result<
+    Option<(
+        crate::results::Incomplete,
+        std::collections::BTreeSet<String>,
+    )>,
+> {
+    let cases = scoring::truth::read_case_ids(phase)?;
+    let submissions: Vec<&str> = submissions.iter().map(|s| s.name.as_str()).collect();
+    let recorded: std::collections::BTreeSet<(&str, &str)> = records
+        .iter()
+        .map(|r| (r.submission.as_str(), r.case_id.as_str()))
+        .collect();
+    let ran_by_all: std::collections::BTreeSet<String> = cases
+        .iter()
+        .filter(|c| {
+            submissions
+                .iter()
+                .all(|s| recorded.contains(&(*s, c.as_str())))
+        })
+        .cloned()
+        .collect();
+    let expected = submissions.len() * cases.len();
+    let runs_recorded = submissions
+        .iter()
+        .flat_map(|s| cases.iter().map(move |c| (*s, c.as_str())))
+        .filter(|pair| recorded.contains(pair))
+        .count();
+    if runs_recorded == expected {
+        return Ok(None);
+    }
+    if !allow_incomplete {
+        return Err(Error::msg(format!(
+            "the round in {} is incomplete: runs.csv records {runs_recorded} of {expected} case runs ({} submissions × {} cases). Finish it with `podium run --resume {}`; to look at a partial result meanwhile, `podium rescore {} --allow-incomplete --out DIR`",
+            run_dir.display(),
+            submissions.len(),
+            cases.len(),
+            run_dir.display(),
+            run_dir.display()
+        )));
+    }
+    if ran_by_all.is_empty() {
+        return Err(Error::msg(format!(
+            "the round in {} is incomplete (runs.csv records {runs_recorded} of {expected} case runs) and no case ran for every submission, so even a partial result would compare nothing. Finish it with `podium run --resume {}`",
+            run_dir.display(),
+            run_dir.display()
+        )));
+    }
+    let incomplete = crate::results::Incomplete {
+        runs_recorded,
+        runs_expected: expected,
+        cases_not_run: cases
+            .iter()
+            .filter(|c| !ran_by_all.contains(*c))
+            .cloned()
+            .collect(),
+    };
+    Ok(Some((incomplete, ran_by_all)))
 }
 
 /// `podium leaderboard RUN_DIR --final`: the round scored and ranked on the private split of
@@ -238,6 +450,7 @@ pub fn final_leaderboard(
         &run_dir.join("final"),
         CaseSelection::Private,
         ranking_method,
+        false,
     )?;
     if outcome.scores.selection != CaseSelection::Private {
         let _ = std::fs::remove_dir_all(run_dir.join("final"));
@@ -250,23 +463,26 @@ pub fn final_leaderboard(
 }
 
 /// Scores the stored outputs of the round in `run_dir` on `selection` and writes the results
-/// to `out_dir`.
+/// to `out_dir`. An interrupted round is refused, unless `allow_incomplete`.
 fn score_stored(
     run_dir: &Path,
     out_dir: &Path,
     selection: CaseSelection,
     ranking_method: Option<RankingMethod>,
+    allow_incomplete: bool,
 ) -> Result<RoundOutcome> {
     let plan = RoundPlan::read(run_dir)?;
     let (mut challenge, phase, submissions) = plan.load()?;
     if let Some(method) = ranking_method {
         challenge.ranking.method = method;
     }
+    let records = read_journal(run_dir)?;
+    let partial = check_complete(run_dir, &phase, &submissions, &records, allow_incomplete)?;
     let mut by_submission: std::collections::BTreeMap<
         String,
         std::collections::BTreeMap<String, runner::CaseRecord>,
     > = Default::default();
-    for record in runner::events::RunsCsv::read(&run_dir.join("runs.csv"))? {
+    for record in records {
         by_submission
             .entry(record.submission.clone())
             .or_default()
@@ -289,7 +505,14 @@ fn score_stored(
         })
         .collect();
     let started = now_unix();
-    let scores = scoring::score_round(&challenge, &phase, &inputs, selection)?;
+    let mut scores = scoring::score_round_on(
+        &challenge,
+        &phase,
+        &inputs,
+        selection,
+        partial.as_ref().map(|(_, ran)| ran),
+    )?;
+    scores.incomplete = partial.map(|(incomplete, _)| incomplete);
     let receipt = Receipt::new(&challenge, &phase, started, None, &submissions);
     finish(&challenge, out_dir, scores, &receipt)
 }
@@ -325,7 +548,11 @@ pub(crate) fn finish(
     receipt: &Receipt,
 ) -> Result<RoundOutcome> {
     let names = ranking::ranked_submissions(&scores);
-    let analysis = ranking::analysis::analyze(challenge, &scores.ranking, &names, None);
+    let mut analysis = ranking::analysis::analyze(challenge, &scores.ranking, &names, None);
+    if names.len() < scores.submissions.len() {
+        let everyone: Vec<String> = scores.submissions.iter().map(|s| s.name.clone()).collect();
+        analysis.placement = ranking::analysis::placement(challenge, &scores.ranking, &everyone);
+    }
     let leaderboard = ranking::leaderboard(
         &scores,
         &challenge.tasks,
@@ -351,6 +578,7 @@ pub(crate) fn finish(
     receipt.selection = scores.selection;
     receipt.cases_scored = scores.cases;
     receipt.phase_cases = scores.phase_cases;
+    receipt.incomplete = scores.incomplete.clone();
     let text = serde_json::to_string_pretty(&receipt).map_err(|e| Error::msg(e.to_string()))?;
     std::fs::write(&receipt_path, text).map_err(|e| Error::io("write", &receipt_path, e))?;
     files.push(receipt_path);
@@ -413,6 +641,9 @@ pub struct Receipt {
     pub selection: CaseSelection,
     pub cases_scored: usize,
     pub phase_cases: usize,
+    /// Set for a partial result of an interrupted round (`rescore --allow-incomplete`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<crate::results::Incomplete>,
     pub confidence_intervals: String,
     pub submissions: Vec<ReceiptSubmission>,
     pub host: Host,
@@ -471,6 +702,7 @@ impl Receipt {
             selection: CaseSelection::All,
             cases_scored: 0,
             phase_cases: 0,
+            incomplete: None,
             confidence_intervals: "95%: Wilson for sensitivity and specificity; otherwise percentile bootstrap over cases, stratified by truth class for classification, with [scoring] bootstrap_resamples and seed".to_string(),
             submissions: submissions
                 .iter()

@@ -171,6 +171,34 @@ pub struct RoundScores {
     /// Each task's primary metric per submission, resamplable, for the ranking analysis.
     #[serde(skip)]
     pub ranking: crate::ranking::inputs::RankingInputs,
+    /// Set when the organizer asked for a partial result of an interrupted round
+    /// (`podium rescore --allow-incomplete`): such a result names no winner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<Incomplete>,
+}
+
+/// How much of an interrupted round a partial result stands on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incomplete {
+    /// Case runs `runs.csv` records, of the submissions × phase cases the round was to run.
+    pub runs_recorded: usize,
+    pub runs_expected: usize,
+    /// Cases of the selection that at least one submission never ran. They are left out of
+    /// every submission's scores, so all are compared on the same cases and none is blamed
+    /// for a case that never ran.
+    pub cases_not_run: Vec<String>,
+}
+
+impl Incomplete {
+    /// One sentence for every place the result shows.
+    pub fn summary(&self, cases_scored: usize) -> String {
+        format!(
+            "INCOMPLETE result: runs.csv records {} of {} case runs; scored on the {cases_scored} cases every submission ran, {} not run (not counted against any team); no winner",
+            self.runs_recorded,
+            self.runs_expected,
+            self.cases_not_run.len()
+        )
+    }
 }
 
 impl RoundScores {

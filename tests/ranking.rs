@@ -102,8 +102,26 @@ fn a_round_writes_its_ranking_analysis_and_the_method_can_be_overridden() {
     assert_eq!(dice["test"], "wilcoxon");
     assert_eq!(dice["significant"], "true", "{dice:?}");
 
-    let rescored = std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
-        .args(["rescore", "--ranking-method", "test-then-rank"])
+    let official = std::fs::read(out.join("leaderboard.csv")).unwrap();
+    let podium = || std::process::Command::new(env!("CARGO_BIN_EXE_podium"));
+    // Another method is a comparison: never into the round's folder, never over its result.
+    for target in [vec!["--replace-official".to_string()], vec![]] {
+        let refused = podium()
+            .args(["rescore", "--ranking-method", "test-then-rank"])
+            .args(&target)
+            .arg(&out)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            !refused.status.success() && said.contains("--out"),
+            "{target:?}: {said}"
+        );
+    }
+    let compared = dir.path().join("compared");
+    let rescored = podium()
+        .args(["rescore", "--ranking-method", "test-then-rank", "--out"])
+        .arg(&compared)
         .arg(&out)
         .output()
         .unwrap();
@@ -114,12 +132,25 @@ fn a_round_writes_its_ranking_analysis_and_the_method_can_be_overridden() {
         String::from_utf8_lossy(&rescored.stderr)
     );
     assert!(text.contains("each task ranked test-then-rank"), "{text}");
-    let receipt: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
-    assert_eq!(receipt["ranking"]["method"], "test-then-rank");
+    let method = |d: &std::path::Path| {
+        let receipt: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("run.json")).unwrap()).unwrap();
+        receipt["ranking"]["method"].clone()
+    };
+    assert_eq!(method(&compared), "test-then-rank");
+    assert_eq!(method(&out), challenge.ranking.method.name());
+    assert_eq!(
+        std::fs::read(out.join("leaderboard.csv")).unwrap(),
+        official
+    );
 
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
-        .args(["rescore", "--ranking-method", "best-guess"])
+        .args([
+            "rescore",
+            "--replace-official",
+            "--ranking-method",
+            "best-guess",
+        ])
         .arg(&out)
         .output()
         .unwrap();
@@ -196,8 +227,9 @@ fn the_leaderboard_exports_in_every_format_and_escapes_team_names() {
     );
 }
 
-/// Baselines are shown beside the teams but never ranked, so an example cannot push a team
-/// down; the team ranks first even when a baseline scores better.
+/// Baselines are shown beside the teams but never take a rank number, so an example cannot
+/// push a team down; the team ranks first even when a baseline scores better (where the
+/// baseline then stands is the next test's).
 #[test]
 fn baselines_are_shown_but_not_ranked_beside_team_submissions() {
     let (dir, challenge) = small_challenge(6);
@@ -212,15 +244,10 @@ fn baselines_are_shown_but_not_ranked_beside_team_submissions() {
     let out = dir.path().join("out");
     let outcome = process_round(&challenge, &subs, &out);
     let board = &outcome.leaderboard;
-    assert_eq!(
-        (board[0].submission.as_str(), board[0].rank),
-        ("random-guess", Some(1))
-    );
-    assert_eq!(
-        (board[1].submission.as_str(), board[1].rank),
-        ("threshold-baseline", None)
-    );
-    assert!(board[1]
+    let find = |name: &str| board.iter().find(|r| r.submission == name).unwrap();
+    assert_eq!(find("random-guess").rank, Some(1));
+    assert_eq!(find("threshold-baseline").rank, None);
+    assert!(find("threshold-baseline")
         .tasks
         .iter()
         .all(|t| t.rank.is_none() && t.value.is_some()));
@@ -229,8 +256,12 @@ fn baselines_are_shown_but_not_ranked_beside_team_submissions() {
         vec!["random-guess".to_string()]
     );
     let rows = read_csv(&out.join("leaderboard.csv"));
+    let baseline = rows
+        .iter()
+        .find(|r| r["submission"] == "threshold-baseline")
+        .unwrap();
     assert_eq!(
-        (rows[1]["rank"].as_str(), rows[1]["baseline"].as_str()),
+        (baseline["rank"].as_str(), baseline["baseline"].as_str()),
         ("", "true")
     );
     let table = std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
@@ -241,9 +272,7 @@ fn baselines_are_shown_but_not_ranked_beside_team_submissions() {
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(
         text.lines()
-            .nth(3)
-            .unwrap()
-            .starts_with("-     threshold-baseline (baseline)"),
+            .any(|l| l.starts_with("-     threshold-baseline (baseline)")),
         "{text}"
     );
 }
@@ -323,7 +352,26 @@ fn the_live_leaderboard_shows_the_public_split_and_final_reveals_the_private_one
     );
 
     // The same seed gives the same split; a splits.csv in the truth folder overrides it.
-    podium::pipeline::rescore(&out, None).unwrap();
+    let replace = podium::pipeline::RescoreOptions {
+        target: podium::pipeline::RescoreTarget::ReplaceOfficial,
+        ranking_method: None,
+        allow_incomplete: false,
+    };
+    let rescored = podium::pipeline::rescore(&out, &replace).unwrap();
+    // What --replace-official moves aside is everything a result writes.
+    for file in &rescored.files {
+        let first = file
+            .strip_prefix(&out)
+            .unwrap()
+            .components()
+            .next()
+            .unwrap();
+        let name = first.as_os_str().to_str().unwrap();
+        assert!(
+            podium::pipeline::OFFICIAL_RESULT.contains(&name),
+            "{name} is not in OFFICIAL_RESULT"
+        );
+    }
     assert_eq!(case_ids(&out.join("scores.csv")), public);
     let chosen: Vec<String> = truth_rows(&challenge, "test")
         .iter()
@@ -343,9 +391,79 @@ fn the_live_leaderboard_shows_the_public_split_and_final_reveals_the_private_one
         splits,
     )
     .unwrap();
-    podium::pipeline::rescore(&out, None).unwrap();
+    podium::pipeline::rescore(&out, &replace).unwrap();
     assert_eq!(
         case_ids(&out.join("scores.csv")),
         chosen.into_iter().collect()
+    );
+}
+
+/// A baseline stands at its place among the teams, without a rank number, and a team below it
+/// is never announced as a plain winner; a team above it is.
+#[test]
+fn baselines_stand_at_their_place_and_a_team_below_the_best_baseline_is_no_plain_winner() {
+    let (dir, challenge) = small_challenge(12);
+    let mut team_first_seen = Vec::new();
+    for (team, baseline) in [
+        ("random-guess", "threshold-baseline"),
+        ("threshold-baseline", "random-guess"),
+    ] {
+        let subs = dir.path().join(format!("subs-{team}"));
+        binary_submission(&subs, team, &workspace_binary(team));
+        make_team_submission(&subs.join(team));
+        binary_submission(&subs, baseline, &workspace_binary(baseline));
+        let out = dir.path().join(format!("out-{team}"));
+        let outcome = process_round(&challenge, &subs, &out);
+        let team_place = outcome.analysis.place("consensus", team).unwrap();
+        let baseline_place = outcome.analysis.place("consensus", baseline).unwrap();
+        let team_first = team_place <= baseline_place;
+        team_first_seen.push(team_first);
+        let order: Vec<(&str, Option<usize>)> = outcome
+            .leaderboard
+            .iter()
+            .map(|r| (r.submission.as_str(), r.rank))
+            .collect();
+        let expected = if team_first {
+            [(team, Some(1)), (baseline, None)]
+        } else {
+            [(baseline, None), (team, Some(1))]
+        };
+        assert_eq!(order, expected, "{team} against {baseline}");
+        let csv: Vec<(String, String)> = read_csv(&out.join("leaderboard.csv"))
+            .into_iter()
+            .map(|r| (r["submission"].clone(), r["rank"].clone()))
+            .collect();
+        let shown: Vec<(String, String)> = expected
+            .iter()
+            .map(|(s, r)| (s.to_string(), r.map_or(String::new(), |k| k.to_string())))
+            .collect();
+        assert_eq!(csv, shown);
+        let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+        let summary = std::fs::read_to_string(out.join("report.md")).unwrap();
+        let caveats = podium::report::terminal::ranking_caveats(&outcome.analysis).join("\n");
+        if team_first {
+            assert!(report.contains(&format!("Winner: <strong>{team}</strong>")));
+            assert!(!caveats.contains("NO TEAM BEATS"), "{caveats}");
+        } else {
+            let sentence = format!("NO TEAM BEATS THE BEST BASELINE, {baseline}");
+            assert!(caveats.contains(&sentence), "{caveats}");
+            assert!(report.contains(&sentence) && summary.contains(&sentence));
+            assert!(report.contains("No winner above the baseline"));
+            assert!(!report.contains("Winner:") && !summary.contains("Winner:"));
+        }
+        // The tasks the sentence names are exactly those where no team places above it.
+        let verdict = outcome.analysis.baseline_verdict();
+        for task in &outcome.analysis.tasks {
+            let beaten =
+                outcome.analysis.place(task, team) < outcome.analysis.place(task, baseline);
+            let named = verdict
+                .as_ref()
+                .is_some_and(|v| v.unbeaten_tasks.contains(task));
+            assert_eq!(named, !beaten, "{task}");
+        }
+    }
+    assert!(
+        team_first_seen.contains(&true) && team_first_seen.contains(&false),
+        "one round has the team above the baseline and the other below it"
     );
 }

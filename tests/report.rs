@@ -194,8 +194,14 @@ fn the_report_holds_every_section_chart_and_team_and_nothing_external() {
 
     // report.md beside it, the hostile team escaped for Markdown.
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    // The baseline is shown, not ranked: the team beating the crasher wins.
-    assert!(md.contains("Winner: **random-guess**"), "{md}");
+    // The baseline takes no rank, but the team beating the crasher is no plain winner
+    // while it does not beat the baseline.
+    assert!(
+        md.contains("No winner above the baseline: the best team, **random-guess**")
+            && md.contains("NO TEAM BEATS THE BEST BASELINE, threshold-baseline")
+            && !md.contains("Winner:"),
+        "{md}"
+    );
     assert!(!md.contains(HOSTILE_TEAM), "{md}");
 }
 

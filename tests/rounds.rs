@@ -131,17 +131,176 @@ fn rescore_recomputes_from_the_stored_outputs_after_a_truth_fix_without_running(
     // The submission could not run any more: rescoring must not need it.
     std::fs::remove_file(subs.join("steady/predict.sh")).unwrap();
 
-    let rescored = podium().arg("rescore").arg(&out).output().unwrap();
+    // Never over the official result in passing: a plain rescore names its target.
+    let refused = |args: &[&std::ffi::OsStr], why: &str| {
+        let output = podium()
+            .arg("rescore")
+            .args(args)
+            .arg(&out)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && said.contains(why),
+            "{args:?}: {said}"
+        );
+    };
+    refused(&[], "--out");
+    let inside = out.join("compare");
+    refused(
+        &["--out".as_ref(), inside.as_os_str()],
+        "inside the round's folder",
+    );
+    refused(
+        &["--out".as_ref(), out.as_os_str()],
+        "inside the round's folder",
+    );
+    let taken = dir.path().join("taken");
+    std::fs::create_dir_all(&taken).unwrap();
+    std::fs::write(taken.join("notes.txt"), "kept").unwrap();
+    refused(&["--out".as_ref(), taken.as_os_str()], "not empty");
+    assert_eq!(mae(&out), "0", "the refusals wrote nothing");
+
+    let compared = dir.path().join("compared");
+    let rescored = podium()
+        .arg("rescore")
+        .arg("--out")
+        .arg(&compared)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        rescored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rescored.stderr)
+    );
+    assert_eq!(mae(&compared), "1", "4 points on one case of 4");
+    assert_eq!(
+        mae(&out),
+        "0",
+        "the official result stays until it is replaced"
+    );
+
+    let rescored = podium()
+        .arg("rescore")
+        .arg("--replace-official")
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(
         rescored.status.success(),
         "{}",
         String::from_utf8_lossy(&rescored.stderr)
     );
     assert_eq!(mae(&out), "1", "4 points on one case of 4");
+    let kept: Vec<std::path::PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("replaced-")
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(mae(&kept[0]), "0", "the replaced result is kept");
     assert_eq!(
         std::fs::read_to_string(out.join("runs.csv")).unwrap(),
         runs_before
     );
+}
+
+/// An interrupted round is refused, pointing to --resume; a partial result, when asked for,
+/// says INCOMPLETE everywhere, names no winner and blames no team for what never ran.
+#[test]
+fn rescore_refuses_an_interrupted_round_unless_a_partial_result_is_asked_for() {
+    let (dir, challenge) = small_challenge(8);
+    let subs = dir.path().join("subs");
+    slow_submission(&subs, &challenge);
+    let out = dir.path().join("interrupted");
+    let mut child = podium()
+        .args(["run", "--jobs", "1", "--phase", "test", "--challenge"])
+        .arg(&challenge.root)
+        .arg("--submissions")
+        .arg(&subs)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1800));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let ran: std::collections::BTreeSet<String> = read_csv(&out.join("runs.csv"))
+        .into_iter()
+        .map(|r| r["case_id"].clone())
+        .collect();
+    assert!(!ran.is_empty() && ran.len() < 8, "{} cases ran", ran.len());
+    let counts = format!("{} of 8 case runs", ran.len());
+
+    for target in [&["--replace-official"][..], &["--out", "anywhere"][..]] {
+        let refused = podium()
+            .arg("rescore")
+            .args(target)
+            .arg(&out)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{target:?}");
+        assert!(
+            said.contains(&format!("podium run --resume {}", out.display()))
+                && said.contains(&counts),
+            "{said}"
+        );
+    }
+    assert!(!dir.path().join("anywhere").join("leaderboard.csv").exists());
+
+    let partial = dir.path().join("partial");
+    let rescored = podium()
+        .args(["rescore", "--allow-incomplete", "--out"])
+        .arg(&partial)
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&rescored.stdout);
+    assert!(
+        rescored.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&rescored.stderr)
+    );
+    assert!(
+        text.contains("INCOMPLETE") && text.contains(&counts),
+        "{text}"
+    );
+    assert!(!text.contains("ranks first"), "{text}");
+    let board = read_csv(&partial.join("leaderboard.csv"));
+    assert!(!board.is_empty() && board.iter().all(|r| r["result"] == "INCOMPLETE"));
+    let receipt: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(partial.join("run.json")).unwrap()).unwrap();
+    assert_eq!(receipt["incomplete"]["runs_recorded"], ran.len());
+    assert_eq!(receipt["incomplete"]["runs_expected"], 8);
+    let report = std::fs::read_to_string(partial.join("report.html")).unwrap();
+    assert!(report.contains("INCOMPLETE result") && !report.contains("Winner:"));
+    let scored: std::collections::BTreeSet<String> = read_csv(&partial.join("scores.csv"))
+        .into_iter()
+        .map(|r| r["case_id"].clone())
+        .collect();
+    assert_eq!(scored, ran, "only the cases that ran are scored");
+    let blamed: Vec<_> = read_csv(&partial.join("problems.csv"))
+        .into_iter()
+        .filter(|p| !ran.contains(&p["case_id"]))
+        .collect();
+    assert!(blamed.is_empty(), "cases that never ran: {blamed:?}");
+    let markdown = podium()
+        .args(["leaderboard", "--format", "markdown"])
+        .arg(&partial)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&markdown.stdout).contains("**INCOMPLETE result**"));
 }
 
 #[test]

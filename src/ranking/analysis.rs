@@ -330,6 +330,23 @@ pub struct RankingAnalysis {
     pub rank_counts: Vec<RankCount>,
     pub kendall: Vec<KendallTau>,
     pub significance: Vec<Significance>,
+    /// The declared method's ranks, per task and consensus, of the teams and the baselines
+    /// together, on all cases: where each baseline places among the teams, and whether a team
+    /// beats it. Empty when the round has no baseline beside its teams.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placement: Vec<MethodRank>,
+}
+
+/// Where no team beats the best baseline: overall, and on which tasks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BaselineVerdict {
+    /// The baseline that places best overall.
+    pub best_baseline: String,
+    /// No team places strictly above the best baseline overall.
+    pub unbeaten_overall: bool,
+    /// The tasks on which no team places strictly above the best baseline of that task.
+    pub unbeaten_tasks: Vec<String>,
+    pub task_count: usize,
 }
 
 impl RankingAnalysis {
@@ -339,6 +356,41 @@ impl RankingAnalysis {
             .iter()
             .find(|m| m.method == method.name() && m.scope == scope && m.submission == submission)
             .map(|m| m.rank)
+    }
+
+    /// The place of `submission` among teams and baselines together in `scope`.
+    pub fn place(&self, scope: &str, submission: &str) -> Option<usize> {
+        self.placement
+            .iter()
+            .find(|m| m.scope == scope && m.submission == submission)
+            .map(|m| m.rank)
+    }
+
+    /// Where no team beats the best baseline; None when a team beats it overall and on
+    /// every task, or when the round has no baseline beside its teams.
+    pub fn baseline_verdict(&self) -> Option<BaselineVerdict> {
+        let is_team = |name: &str| self.submissions.iter().any(|s| s == name);
+        let unbeaten = |scope: &str| -> Option<(String, bool)> {
+            let in_scope = || self.placement.iter().filter(move |m| m.scope == scope);
+            let best = in_scope()
+                .filter(|m| !is_team(&m.submission))
+                .min_by(|a, b| a.rank.cmp(&b.rank).then(a.submission.cmp(&b.submission)))?;
+            let beaten = in_scope().any(|m| is_team(&m.submission) && m.rank < best.rank);
+            Some((best.submission.clone(), !beaten))
+        };
+        let (best_baseline, unbeaten_overall) = unbeaten(CONSENSUS)?;
+        let unbeaten_tasks: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|t| unbeaten(t).is_some_and(|(_, u)| u))
+            .cloned()
+            .collect();
+        (unbeaten_overall || !unbeaten_tasks.is_empty()).then_some(BaselineVerdict {
+            best_baseline,
+            unbeaten_overall,
+            unbeaten_tasks,
+            task_count: self.tasks.len(),
+        })
     }
 
     /// The median Kendall τ of a scope over the resamples.
@@ -359,6 +411,33 @@ pub fn analyze(
     inputs: &RankingInputs,
     submissions: &[String],
     method: Option<RankingMethod>,
+) -> RankingAnalysis {
+    analyze_with(challenge, inputs, submissions, method, true)
+}
+
+/// The declared method's ranks of `submissions` on all cases, per task and consensus, without
+/// the rank-stability bootstrap: for [`RankingAnalysis::placement`].
+pub fn placement(
+    challenge: &Challenge,
+    inputs: &RankingInputs,
+    submissions: &[String],
+) -> Vec<MethodRank> {
+    let analysis = analyze_with(challenge, inputs, submissions, None, false);
+    let method = challenge.ranking.method.name();
+    analysis
+        .methods
+        .into_iter()
+        .filter(|m| m.method == method)
+        .collect()
+}
+
+/// [`analyze`], with the rank-stability bootstrap only when `stability`.
+fn analyze_with(
+    challenge: &Challenge,
+    inputs: &RankingInputs,
+    submissions: &[String],
+    method: Option<RankingMethod>,
+    stability: bool,
 ) -> RankingAnalysis {
     let settings: &RankingSettings = &challenge.ranking;
     let method = method.unwrap_or(settings.method);
@@ -489,7 +568,7 @@ pub fn analyze(
         }
     }
 
-    if settings.bootstrap_resamples > 0 && n_cases > 0 && !submissions.is_empty() {
+    if stability && settings.bootstrap_resamples > 0 && n_cases > 0 && !submissions.is_empty() {
         let resamples: Vec<Vec<Vec<usize>>> = (0..settings.bootstrap_resamples)
             .into_par_iter()
             .map_init(

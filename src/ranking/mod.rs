@@ -111,7 +111,35 @@ pub fn leaderboard(
             .cmp(&(b.rank.is_none(), b.rank))
             .then_with(|| a.submission.cmp(&b.submission))
     });
-    rows
+    place_baselines(rows, analysis)
+}
+
+/// Moves each unranked baseline to its place among the teams, as benchmark rows stand in a
+/// Kaggle table: above the first team it places strictly above (teams keep their order and
+/// their rank numbers; a team level with a baseline stays above it). Rows without a place
+/// (an analysis without [`analysis::RankingAnalysis::placement`]) stay at the end.
+fn place_baselines(
+    rows: Vec<LeaderboardRow>,
+    analysis: &analysis::RankingAnalysis,
+) -> Vec<LeaderboardRow> {
+    let place = |r: &LeaderboardRow| analysis.place(analysis::CONSENSUS, &r.submission);
+    let (mut baselines, ranked): (Vec<LeaderboardRow>, Vec<LeaderboardRow>) = rows
+        .into_iter()
+        .partition(|r| r.rank.is_none() && place(r).is_some());
+    baselines.sort_by_key(|r| (place(r), r.submission.clone()));
+    let mut placed = Vec::with_capacity(ranked.len() + baselines.len());
+    let mut waiting = baselines.into_iter().peekable();
+    for row in ranked {
+        let team_place = place(&row);
+        while let Some(baseline) = waiting
+            .next_if(|b| row.rank.is_some() && team_place.is_some_and(|t| place(b) < Some(t)))
+        {
+            placed.push(baseline);
+        }
+        placed.push(row);
+    }
+    placed.extend(waiting);
+    placed
 }
 
 /// Who the analysis ranks: the team submissions. Baselines are shown beside them but not
@@ -142,5 +170,51 @@ mod tests {
         let errors = [Some(3.0), Some(1.0), None];
         assert_eq!(competition_ranks(&errors, false), vec![2, 1, 3]);
         assert_eq!(competition_ranks(&[None, None], true), vec![1, 1]);
+    }
+
+    fn row(name: &str, rank: Option<usize>) -> LeaderboardRow {
+        LeaderboardRow {
+            rank,
+            submission: name.into(),
+            team: name.into(),
+            baseline: rank.is_none(),
+            mean_task_rank: None,
+            tasks: Vec::new(),
+            run_counts: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn baselines_stand_above_the_first_team_they_place_strictly_above() {
+        let places = [("a", 1), ("x", 2), ("b", 3), ("c", 3), ("y", 3), ("z", 9)];
+        let analysis = analysis::RankingAnalysis {
+            submissions: vec!["a".into(), "b".into(), "c".into()],
+            placement: places
+                .iter()
+                .map(|(s, rank)| analysis::MethodRank {
+                    method: "mean-then-rank".into(),
+                    scope: analysis::CONSENSUS.into(),
+                    submission: s.to_string(),
+                    rank: *rank,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let rows = vec![
+            row("a", Some(1)),
+            row("b", Some(2)),
+            row("c", Some(2)),
+            row("z", None),
+            row("y", None),
+            row("x", None),
+        ];
+        let order: Vec<String> = place_baselines(rows, &analysis)
+            .into_iter()
+            .map(|r| r.submission)
+            .collect();
+        // y is level with b and c: a team level with a baseline stays above it.
+        assert_eq!(order, ["a", "x", "b", "c", "y", "z"]);
+        let verdict = analysis.baseline_verdict();
+        assert!(verdict.is_none(), "team a places above every baseline");
     }
 }

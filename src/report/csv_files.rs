@@ -148,7 +148,13 @@ pub fn write_all(
             header.push(text(&format!("{}.rank", t.task)));
         }
     }
-    header.extend(["cases_ok", "cases_not_ok"].map(String::from));
+    // `INCOMPLETE` on every row of a partial result, so no row read alone passes for final.
+    header.extend(["cases_ok", "cases_not_ok", "result"].map(String::from));
+    let result = if round.incomplete.is_some() {
+        "INCOMPLETE"
+    } else {
+        "complete"
+    };
     let header_refs: Vec<&str> = header.iter().map(String::as_str).collect();
     write_rows(
         &board,
@@ -183,7 +189,7 @@ pub fn write_all(
                     n.to_string()
                 }
             };
-            row.extend([run(ok), run(not_ok)]);
+            row.extend([run(ok), run(not_ok), result.to_string()]);
             row
         }),
     )?;

@@ -173,14 +173,26 @@ fn summary(html: &mut String, input: &ReportInput) {
         .method
         .map_or("mean-then-rank", RankingMethod::name);
     html.push_str("<h2 id=\"summary\">Summary</h2>\n");
+    if let Some(incomplete) = &input.scores.incomplete {
+        let _ = writeln!(
+            html,
+            "<p class=\"warn incomplete\">{}.</p>",
+            escape(&incomplete.summary(input.scores.cases))
+        );
+    }
     let _ = write!(
         html,
         "<p class=\"winner\">Ranked by <code>{method}</code> per task, then the weighted mean of task ranks. {}",
-        super::winner_sentence(input.leaderboard, |r| format!(
-            "<strong>{}</strong> ({})",
-            escape(&r.submission),
-            escape(&r.team)
-        ))
+        super::winner_sentence(
+            input.leaderboard,
+            input.analysis,
+            input.scores.incomplete.is_some(),
+            |r| format!(
+                "<strong>{}</strong> ({})",
+                escape(&r.submission),
+                escape(&r.team)
+            )
+        )
     );
     html.push_str("</p>\n");
     let s = input.scores;
@@ -197,14 +209,23 @@ fn summary(html: &mut String, input: &ReportInput) {
     };
     let _ = write!(
         html,
-        "<p>{} cases scored{scope}; {} submissions, {} of them baselines (shown, not ranked). The phase is {}.</p>\n<ul class=\"caveats\">",
+        "<p>{} cases scored{scope}; {} submissions, {} of them baselines (shown at their place, without a rank). The phase is {}.</p>\n<ul class=\"caveats\">",
         s.cases,
         s.submissions.len(),
         s.submissions.iter().filter(|x| x.baseline).count(),
         if input.receipt.hidden { "hidden: only organizers see its truth" } else { "public: teams have its truth" }
     );
-    for line in ranking_caveats(input.analysis) {
-        let class = if line.contains("UNSTABLE") || line.contains("depends on the method") {
+    let caveats = if input.scores.incomplete.is_some() {
+        Vec::new()
+    } else {
+        ranking_caveats(input.analysis)
+    };
+    for line in caveats {
+        let class = if line.contains("UNSTABLE")
+            || line.contains("depends on the method")
+            || line.contains("BEATS THE BEST BASELINE")
+            || line.contains("beats the best baseline")
+        {
             " class=\"warn\""
         } else {
             ""
@@ -215,7 +236,7 @@ fn summary(html: &mut String, input: &ReportInput) {
 }
 
 fn leaderboard(html: &mut String, input: &ReportInput) {
-    html.push_str("<h2 id=\"leaderboard\">Leaderboard</h2>\n<p class=\"muted\">Primary metric of each task with its 95 % CI; baselines are shown in italics and not ranked. Click a header to sort.</p>\n<table class=\"sortable\"><thead><tr><th>rank</th><th>submission</th><th>team</th>");
+    html.push_str("<h2 id=\"leaderboard\">Leaderboard</h2>\n<p class=\"muted\">Primary metric of each task with its 95 % CI; baselines are shown in italics at their place among the teams, without a rank. Click a header to sort.</p>\n<table class=\"sortable\"><thead><tr><th>rank</th><th>submission</th><th>team</th>");
     if let Some(first) = input.leaderboard.first() {
         for t in &first.tasks {
             let _ = write!(

@@ -33,6 +33,8 @@ pub struct StoredRow {
     pub row: LeaderboardRow,
     pub cases_ok: Option<usize>,
     pub cases_not_ok: Option<usize>,
+    /// The row belongs to a partial result of an interrupted round (`result` = INCOMPLETE).
+    pub incomplete: bool,
 }
 
 /// Reads `RUN_DIR/leaderboard.csv`.
@@ -112,6 +114,7 @@ pub fn read(run_dir: &Path) -> Result<Vec<StoredRow>> {
             },
             cases_ok: count("cases_ok"),
             cases_not_ok: count("cases_not_ok"),
+            incomplete: column("result").is_some_and(|c| f(c) == "INCOMPLETE"),
         });
     }
     Ok(rows)
@@ -119,6 +122,11 @@ pub fn read(run_dir: &Path) -> Result<Vec<StoredRow>> {
 
 /// The leaderboard in `format`.
 pub fn render(run_dir: &Path, rows: &[StoredRow], format: Format) -> Result<String> {
+    let warning = if rows.iter().any(|r| r.incomplete) {
+        "INCOMPLETE result of an interrupted round: no winner (run.json says how many cases ran)\n\n"
+    } else {
+        ""
+    };
     Ok(match format {
         Format::Csv => neutralized_csv(&run_dir.join("leaderboard.csv"))?,
         Format::Json => {
@@ -143,11 +151,15 @@ pub fn render(run_dir: &Path, rows: &[StoredRow], format: Format) -> Result<Stri
         }
         Format::Table => {
             let plain: Vec<LeaderboardRow> = rows.iter().map(|r| r.row.clone()).collect();
-            super::terminal::leaderboard_table(&plain)
+            format!("{warning}{}", super::terminal::leaderboard_table(&plain))
         }
         Format::Markdown => {
             let plain: Vec<LeaderboardRow> = rows.iter().map(|r| r.row.clone()).collect();
-            markdown(&plain)
+            format!(
+                "{}{}",
+                warning.replace("INCOMPLETE result", "**INCOMPLETE result**"),
+                markdown(&plain)
+            )
         }
     })
 }

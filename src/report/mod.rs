@@ -217,13 +217,33 @@ fn write_plots(
 }
 
 /// "Winner: A. Runner-up: B." over the ranked rows (baselines are shown, not ranked), each
-/// submission written by `name` in the reporter's own escaping.
+/// submission written by `name` in the reporter's own escaping. An incomplete result names no
+/// winner, nor does a round in which no team beats the best baseline overall.
 fn winner_sentence(
     leaderboard: &[LeaderboardRow],
+    analysis: &RankingAnalysis,
+    incomplete: bool,
     name: impl Fn(&LeaderboardRow) -> String,
 ) -> String {
+    if incomplete {
+        return "No winner: this is an INCOMPLETE result.".to_string();
+    }
     let ranked = || leaderboard.iter().filter(|r| r.rank.is_some());
     let winners: Vec<String> = ranked().filter(|r| r.rank == Some(1)).map(&name).collect();
+    if let Some(verdict) = analysis.baseline_verdict().filter(|v| v.unbeaten_overall) {
+        let baseline = leaderboard
+            .iter()
+            .find(|r| r.submission == verdict.best_baseline)
+            .map_or_else(|| verdict.best_baseline.clone(), &name);
+        return format!(
+            "No winner above the baseline: the best team, {}, does not beat the best baseline, {baseline}.",
+            if winners.is_empty() {
+                "none".to_string()
+            } else {
+                winners.join(", ")
+            }
+        );
+    }
     let mut sentence = format!(
         "Winner: {}.",
         if winners.is_empty() {
@@ -254,18 +274,28 @@ pub fn markdown_summary(data: &ReportDataRefs, html_name: &str) -> String {
         s.cases,
         s.submissions.len()
     );
-    md.push_str(&winner_sentence(data.leaderboard, |r| {
-        format!(
-            "**{}** ({})",
-            escape_markdown(&r.submission),
-            escape_markdown(&r.team)
-        )
-    }));
+    if let Some(incomplete) = &s.incomplete {
+        let _ = write!(md, "**{}.**\n\n", incomplete.summary(s.cases));
+    }
+    md.push_str(&winner_sentence(
+        data.leaderboard,
+        data.analysis,
+        s.incomplete.is_some(),
+        |r| {
+            format!(
+                "**{}** ({})",
+                escape_markdown(&r.submission),
+                escape_markdown(&r.team)
+            )
+        },
+    ));
     md.push_str("\n\n");
     md.push_str(&leaderboard::markdown(data.leaderboard));
     md.push('\n');
-    for line in terminal::ranking_caveats(data.analysis) {
-        let _ = writeln!(md, "- {}", escape_markdown(&line));
+    if s.incomplete.is_none() {
+        for line in terminal::ranking_caveats(data.analysis) {
+            let _ = writeln!(md, "- {}", escape_markdown(&line));
+        }
     }
     let _ = writeln!(
         md,

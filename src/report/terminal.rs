@@ -82,6 +82,12 @@ pub fn ranking_caveats(analysis: &RankingAnalysis) -> Vec<String> {
             .collect()
     };
     let declared = winners(method);
+    lines.extend(baseline_sentence(analysis));
+    let among = if analysis.placement.is_empty() {
+        ""
+    } else {
+        " among the teams"
+    };
     if analysis.resamples > 0 {
         for interval in analysis
             .intervals
@@ -89,7 +95,7 @@ pub fn ranking_caveats(analysis: &RankingAnalysis) -> Vec<String> {
             .filter(|i| i.scope == CONSENSUS && i.rank == 1)
         {
             lines.push(format!(
-                "{} ranks first in {:.0}% of {} bootstrap resamples over cases (95% rank interval {}–{})",
+                "{} ranks first{among} in {:.0}% of {} bootstrap resamples over cases (95% rank interval {}–{})",
                 clean(&interval.submission),
                 interval.first * 100.0,
                 analysis.resamples,
@@ -129,4 +135,41 @@ pub fn ranking_caveats(analysis: &RankingAnalysis) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// Where no team beats the best baseline, in words, so that a team below it is never
+/// announced as a plain winner; None when a team beats it overall and on every task.
+pub fn baseline_sentence(analysis: &RankingAnalysis) -> Option<String> {
+    let verdict = analysis.baseline_verdict()?;
+    let tasks = if verdict.unbeaten_tasks.len() == verdict.task_count {
+        "every task".to_string()
+    } else {
+        format!(
+            "task{} {}",
+            if verdict.unbeaten_tasks.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            verdict
+                .unbeaten_tasks
+                .iter()
+                .map(|t| clean(t))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    Some(if verdict.unbeaten_overall {
+        let also = if verdict.unbeaten_tasks.is_empty() {
+            String::new()
+        } else {
+            format!(" and on {tasks}")
+        };
+        format!(
+            "NO TEAM BEATS THE BEST BASELINE, {}: it places above or level with every team overall{also}",
+            clean(&verdict.best_baseline)
+        )
+    } else {
+        format!("no team beats the best baseline on {tasks}")
+    })
 }

@@ -106,10 +106,25 @@ pub fn score_round(
     inputs: &[ScoringInput],
     selection: CaseSelection,
 ) -> Result<RoundScores> {
+    score_round_on(challenge, phase, inputs, selection, None)
+}
+
+/// [`score_round`] on the cases of `selection` that are also in `only`, when given: a partial
+/// result of an interrupted round scores only the cases every submission ran.
+pub fn score_round_on(
+    challenge: &Challenge,
+    phase: &PhasePaths,
+    inputs: &[ScoringInput],
+    selection: CaseSelection,
+    only: Option<&std::collections::BTreeSet<String>>,
+) -> Result<RoundScores> {
     let mut truth = Truth::read(challenge, phase)?;
     let phase_cases = truth.cases.clone();
     let public = split::public_cases(challenge, phase, &phase_cases)?;
     truth.cases = split::select(&phase_cases, public.as_ref(), selection);
+    if let Some(only) = only {
+        truth.cases.retain(|c| only.contains(c));
+    }
     let in_split: std::collections::BTreeSet<&String> = truth.cases.iter().collect();
     let mut round = RoundScores {
         challenge: challenge.name.clone(),
@@ -134,6 +149,7 @@ pub fn score_round(
             cases: truth.cases.clone(),
             values: BTreeMap::new(),
         },
+        incomplete: None,
     };
     for input in inputs {
         let mut problems = Vec::new();
