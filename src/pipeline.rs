@@ -298,7 +298,7 @@ pub fn rescore(run_dir: &Path, options: &RescoreOptions) -> Result<RoundOutcome>
                 &read_journal(run_dir)?,
                 false,
             )?;
-            let kept = run_dir.join(format!("replaced-{}", utc_stamp(now_unix())));
+            let kept = new_replaced_folder(run_dir)?;
             let moved = move_official_result(run_dir, &kept)?;
             score_stored(run_dir, run_dir, CaseSelection::Public, None, false).inspect_err(|_| {
                 // Put the official result back as it was: a failed rescore replaces nothing.
@@ -354,8 +354,27 @@ fn check_new_folder(run_dir: &Path, out: &Path) -> Result<()> {
 }
 
 /// Moves the round's current result into `kept`, returning the names moved.
+/// `replaced-<UTC time>/` in the round's folder, created now: `-2`, `-3`… after the time when
+/// an earlier replacement of the same second holds the name.
+fn new_replaced_folder(run_dir: &Path) -> Result<PathBuf> {
+    let stamp = utc_stamp(now_unix());
+    for attempt in 1.. {
+        let name = if attempt == 1 {
+            format!("replaced-{stamp}")
+        } else {
+            format!("replaced-{stamp}-{attempt}")
+        };
+        let kept = run_dir.join(name);
+        match std::fs::create_dir(&kept) {
+            Ok(()) => return Ok(kept),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io("create", &kept, e)),
+        }
+    }
+    unreachable!("an unbounded range")
+}
+
 fn move_official_result(run_dir: &Path, kept: &Path) -> Result<Vec<&'static str>> {
-    std::fs::create_dir_all(kept).map_err(|e| Error::io("create", kept, e))?;
     let mut moved = Vec::new();
     for name in OFFICIAL_RESULT {
         let from = run_dir.join(name);
@@ -779,5 +798,14 @@ mod tests {
         // 2026-11-26 23:02:56 UTC
         assert_eq!(super::utc_stamp(1_795_734_176), "20261126-230256");
         assert_eq!(super::utc_stamp(951_782_400), "20000229-000000");
+    }
+
+    #[test]
+    fn replacements_within_one_second_get_folders_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = super::new_replaced_folder(dir.path()).unwrap();
+        let second = super::new_replaced_folder(dir.path()).unwrap();
+        assert_ne!(first, second);
+        assert!(first.is_dir() && second.is_dir());
     }
 }

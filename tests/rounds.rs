@@ -210,6 +210,24 @@ fn rescore_recomputes_from_the_stored_outputs_after_a_truth_fix_without_running(
         std::fs::read_to_string(out.join("runs.csv")).unwrap(),
         runs_before
     );
+    // A second replacement, within the same second or not, keeps the first one's files too.
+    let again = podium()
+        .arg("rescore")
+        .arg("--replace-official")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let replaced = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("replaced-"))
+        .count();
+    assert_eq!(replaced, 2);
 }
 
 /// An interrupted round is refused, pointing to --resume; a partial result, when asked for,
