@@ -150,6 +150,8 @@ enum Command {
         /// Truth folder to use instead of phases/<phase>/truth.
         #[arg(long, value_name = "DIR")]
         truth: Option<PathBuf>,
+        #[command(flatten)]
+        bad_truth: BadTruthArg,
         /// Cases run at once (default: the number of CPUs).
         #[arg(long)]
         jobs: Option<usize>,
@@ -185,6 +187,8 @@ enum Command {
     Rescore {
         #[arg(value_name = "RUN_DIR")]
         run_dir: PathBuf,
+        #[command(flatten)]
+        bad_truth: BadTruthArg,
     },
     /// Run a batch of cases on a cluster node (what a Slurm job of `podium run --backend slurm`
     /// runs; not for direct use).
@@ -287,6 +291,8 @@ enum Command {
         /// Truth folder to use instead of phases/<phase>/truth.
         #[arg(long, value_name = "DIR")]
         truth: Option<PathBuf>,
+        #[command(flatten)]
+        bad_truth: BadTruthArg,
         /// The name shown for these predictions (default: the folder's name).
         #[arg(long)]
         name: Option<String>,
@@ -294,6 +300,20 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+}
+
+/// `--leave-out-bad-truth`, shared by `run`, `score` and `rescore`.
+#[derive(clap::Args)]
+struct BadTruthArg {
+    /// Score without the cases whose truth or image `podium validate` finds broken, for every
+    /// submission alike, instead of refusing. The phase's data is checked before anything runs
+    /// or is scored; without this flag any finding stops the command (exit status 2) with the
+    /// findings by case. With it, the leaderboard, report and run.json say how many cases were
+    /// scored and which were left out and why (truth-findings.csv); teams are never told. A
+    /// problem of the whole phase (no labels.csv, say) still stops the command. A round started
+    /// with it keeps it on `--resume`, `rescore` and `leaderboard --final`.
+    #[arg(long = "leave-out-bad-truth")]
+    leave_out: bool,
 }
 
 fn main() -> ExitCode {
@@ -356,6 +376,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 cluster_default: false,
                 refused: Vec::new(),
                 gpus: None,
+                leave_out_bad_truth: false,
             };
             run_command(&data, "test", submissions, None, round)
         }
@@ -401,6 +422,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             verbose,
             allow_unisolated,
             gpus,
+            bad_truth,
             ..
         } => {
             let plan = pipeline::RoundPlan::read(&run_dir)?;
@@ -430,6 +452,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 jobs,
                 gpus.as_deref(),
                 RANKING_METHOD.get().copied().flatten(),
+                bad_truth.leave_out,
                 &mut |e| reporter.report(e),
             )?;
             print_outcome(&outcome);
@@ -448,6 +471,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             rounds,
             teams,
             gpus,
+            bad_truth,
             resume: None,
         } => {
             let (Some(challenge), Some(phase), Some(submissions)) = (challenge, phase, submissions)
@@ -486,6 +510,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 cluster_default: true,
                 refused,
                 gpus,
+                leave_out_bad_truth: bad_truth.leave_out,
             };
             run_command(&challenge, &phase, submissions, truth.as_deref(), round)
         }
@@ -583,8 +608,12 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Rescore { run_dir } => {
-            let outcome = pipeline::rescore(&run_dir, RANKING_METHOD.get().copied().flatten())?;
+        Command::Rescore { run_dir, bad_truth } => {
+            let outcome = pipeline::rescore(
+                &run_dir,
+                RANKING_METHOD.get().copied().flatten(),
+                bad_truth.leave_out,
+            )?;
             print_outcome(&outcome);
             Ok(ExitCode::SUCCESS)
         }
@@ -610,11 +639,13 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             phase,
             predictions,
             truth,
+            bad_truth,
             name,
             out,
         } => {
             let challenge = load_challenge(&challenge)?;
             let paths = challenge.phase_paths(&phase, truth.as_deref())?;
+            let paths = validate::check_before_scoring(&challenge, &paths, bad_truth.leave_out)?;
             let name = name.unwrap_or_else(|| {
                 predictions
                     .canonicalize()
@@ -642,6 +673,8 @@ struct RoundArgs {
     refused: Vec<podium::submission::Refused>,
     /// `--gpus`: the GPU indices the round may use.
     gpus: Option<String>,
+    /// `--leave-out-bad-truth`.
+    leave_out_bad_truth: bool,
 }
 
 /// Cases collected at once from a cluster: each slot waits for one case's job.
@@ -656,6 +689,8 @@ fn run_command(
 ) -> Result<ExitCode> {
     let challenge = load_challenge(challenge_dir)?;
     let paths = challenge.phase_paths(phase, truth)?;
+    // Before any submission runs: a broken truth must not cost a round, nor blame a team.
+    let paths = validate::check_before_scoring(&challenge, &paths, round.leave_out_bad_truth)?;
     let hidden = challenge.phase(phase)?.visibility == Visibility::Hidden;
     // A challenge with a [cluster] table runs its rounds there unless told otherwise.
     let slurm = round.backend == BackendKind::Slurm
@@ -953,7 +988,7 @@ fn print_outcome(outcome: &RoundOutcome) {
         .analysis
         .method
         .map_or("mean-then-rank", |m| m.name());
-    let cases = match scores.selection {
+    let mut cases = match scores.selection {
         podium::challenge::split::CaseSelection::All => format!("{} cases", scores.cases),
         podium::challenge::split::CaseSelection::Public => format!(
             "PUBLIC split: {} of {} cases",
@@ -964,6 +999,9 @@ fn print_outcome(outcome: &RoundOutcome) {
             scores.cases, scores.phase_cases
         ),
     };
+    if !scores.left_out.is_empty() {
+        cases += &format!("; {}", podium::report::left_out_phrase(scores));
+    }
     println!(
         "Leaderboard: {} / {} ({cases}); each task ranked {method}, then the mean of task ranks; 95% CIs in brackets",
         scores.challenge, scores.phase
@@ -983,6 +1021,14 @@ fn print_outcome(outcome: &RoundOutcome) {
             "{} problem{} recorded in problems.csv",
             scores.problems.len(),
             if scores.problems.len() == 1 { "" } else { "s" }
+        );
+    }
+    let truth_findings = scores.left_out.iter().map(|c| c.reasons.len()).sum::<usize>()
+        + scores.truth_findings.len();
+    if truth_findings > 0 {
+        println!(
+            "{truth_findings} finding{} about the challenge's own truth or images in truth-findings.csv (never shown to teams)",
+            if truth_findings == 1 { "" } else { "s" }
         );
     }
     println!("Results in {}", outcome.out_dir.display());

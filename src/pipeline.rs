@@ -81,6 +81,10 @@ pub struct RoundPlan {
     /// podium that did not record them, whose rounds resume on every GPU of the machine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpus: Option<Vec<u32>>,
+    /// The organizer accepted leaving cases with a broken truth or image out of scoring
+    /// (`--leave-out-bad-truth`): a resumed round and `podium leaderboard --final` do the same.
+    #[serde(default)]
+    pub leave_out_bad_truth: bool,
 }
 
 impl RoundPlan {
@@ -105,6 +109,7 @@ impl RoundPlan {
                 .as_ref()
                 .filter(|_| challenge.limits.gpus > 0)
                 .map(|pool| pool.devices().to_vec()),
+            leave_out_bad_truth: !phase.left_out.is_empty(),
         })
     }
 
@@ -150,17 +155,25 @@ impl RoundPlan {
 
 /// `podium run --resume <run-dir>`: finishes the cases a round has not recorded yet, keeping
 /// the recorded ones, then scores everything as an uninterrupted round would. `gpu_list`
-/// (`--gpus`) replaces the GPUs the round started with, in its plan too.
+/// (`--gpus`) replaces the GPUs the round started with, in its plan too. The truth is checked
+/// again first; cases with a broken truth are left out when the round started with
+/// `--leave-out-bad-truth` or `leave_out_bad_truth` says so now.
 pub fn resume(
     run_dir: &Path,
     backend: &dyn Backend,
     jobs: Option<usize>,
     gpu_list: Option<&str>,
     ranking_method: Option<RankingMethod>,
+    leave_out_bad_truth: bool,
     on_event: &mut dyn FnMut(&RunEvent),
 ) -> Result<RoundOutcome> {
     let mut plan = RoundPlan::read(run_dir)?;
     let (mut challenge, phase, submissions) = plan.load()?;
+    let phase = crate::challenge::validate::check_before_scoring(
+        &challenge,
+        &phase,
+        leave_out_bad_truth || plan.leave_out_bad_truth,
+    )?;
     if let Some(method) = ranking_method {
         challenge.ranking.method = method;
     }
@@ -221,9 +234,28 @@ fn resumed_gpus(
 
 /// `podium rescore <run-dir>`: scores a finished round again from its stored outputs (after a
 /// metric or truth fix), without running anything.
-/// `ranking_method` overrides the challenge's declared method.
-pub fn rescore(run_dir: &Path, ranking_method: Option<RankingMethod>) -> Result<RoundOutcome> {
-    score_stored(run_dir, run_dir, CaseSelection::Public, ranking_method)
+/// `ranking_method` overrides the challenge's declared method. The truth is checked first:
+/// findings refuse the rescore unless `leave_out_bad_truth`, which leaves their cases out (and
+/// is recorded in round.json, for `podium leaderboard --final`).
+pub fn rescore(
+    run_dir: &Path,
+    ranking_method: Option<RankingMethod>,
+    leave_out_bad_truth: bool,
+) -> Result<RoundOutcome> {
+    if leave_out_bad_truth {
+        let mut plan = RoundPlan::read(run_dir)?;
+        if !plan.leave_out_bad_truth {
+            plan.leave_out_bad_truth = true;
+            plan.write(run_dir)?;
+        }
+    }
+    score_stored(
+        run_dir,
+        run_dir,
+        CaseSelection::Public,
+        ranking_method,
+        leave_out_bad_truth,
+    )
 }
 
 /// `podium leaderboard RUN_DIR --final`: the round scored and ranked on the private split of
@@ -238,6 +270,7 @@ pub fn final_leaderboard(
         &run_dir.join("final"),
         CaseSelection::Private,
         ranking_method,
+        false,
     )?;
     if outcome.scores.selection != CaseSelection::Private {
         let _ = std::fs::remove_dir_all(run_dir.join("final"));
@@ -250,15 +283,22 @@ pub fn final_leaderboard(
 }
 
 /// Scores the stored outputs of the round in `run_dir` on `selection` and writes the results
-/// to `out_dir`.
+/// to `out_dir`, after checking the truth (cases with findings are left out when
+/// `leave_out_bad_truth` or the round's plan says so, else the findings refuse).
 fn score_stored(
     run_dir: &Path,
     out_dir: &Path,
     selection: CaseSelection,
     ranking_method: Option<RankingMethod>,
+    leave_out_bad_truth: bool,
 ) -> Result<RoundOutcome> {
     let plan = RoundPlan::read(run_dir)?;
     let (mut challenge, phase, submissions) = plan.load()?;
+    let phase = crate::challenge::validate::check_before_scoring(
+        &challenge,
+        &phase,
+        leave_out_bad_truth || plan.leave_out_bad_truth,
+    )?;
     if let Some(method) = ranking_method {
         challenge.ranking.method = method;
     }
@@ -375,6 +415,7 @@ pub(crate) fn finish(
     receipt.selection = scores.selection;
     receipt.cases_scored = scores.cases;
     receipt.phase_cases = scores.phase_cases;
+    receipt.cases_left_out = scores.left_out.clone();
     let text = serde_json::to_string_pretty(&receipt).map_err(|e| Error::msg(e.to_string()))?;
     std::fs::write(&receipt_path, text).map_err(|e| Error::io("write", &receipt_path, e))?;
     files.push(receipt_path);
@@ -437,6 +478,10 @@ pub struct Receipt {
     pub selection: CaseSelection,
     pub cases_scored: usize,
     pub phase_cases: usize,
+    /// Cases of the selection left out of scoring, for every submission, because the organizer
+    /// accepted leaving out their broken truth or image (`--leave-out-bad-truth`), with why.
+    #[serde(default)]
+    pub cases_left_out: Vec<crate::results::LeftOutCase>,
     pub confidence_intervals: String,
     pub submissions: Vec<ReceiptSubmission>,
     pub host: Host,
@@ -495,6 +540,7 @@ impl Receipt {
             selection: CaseSelection::All,
             cases_scored: 0,
             phase_cases: 0,
+            cases_left_out: Vec::new(),
             confidence_intervals: "95%: Wilson for sensitivity and specificity; otherwise percentile bootstrap over cases, stratified by truth class for classification, with [scoring] bootstrap_resamples and seed".to_string(),
             submissions: submissions
                 .iter()

@@ -323,7 +323,7 @@ fn the_live_leaderboard_shows_the_public_split_and_final_reveals_the_private_one
     );
 
     // The same seed gives the same split; a splits.csv in the truth folder overrides it.
-    podium::pipeline::rescore(&out, None).unwrap();
+    podium::pipeline::rescore(&out, None, false).unwrap();
     assert_eq!(case_ids(&out.join("scores.csv")), public);
     let chosen: Vec<String> = truth_rows(&challenge, "test")
         .iter()
@@ -343,7 +343,7 @@ fn the_live_leaderboard_shows_the_public_split_and_final_reveals_the_private_one
         splits,
     )
     .unwrap();
-    podium::pipeline::rescore(&out, None).unwrap();
+    podium::pipeline::rescore(&out, None, false).unwrap();
     assert_eq!(
         case_ids(&out.join("scores.csv")),
         chosen.into_iter().collect()
