@@ -120,9 +120,10 @@ enum Command {
     /// Each case runs in its own process (or, for a `kind = "docker"` submission, its own
     /// container, through the Docker engine) with only that case's image in its input folder;
     /// a failed, timed-out or invalid case is recorded and the round goes on. Results go to the
-    /// output folder: runs.csv, scores.csv, metrics.csv, problems.csv, leaderboard.csv,
-    /// run.json, predictions/ and logs/. Ctrl-C during a Docker round removes its containers;
-    /// `--resume` goes on.
+    /// output folder: runs.csv, scores.csv, metrics.csv, problems.csv, truth-findings.csv,
+    /// leaderboard.csv, run.json, predictions/ and logs/. Ctrl-C during a Docker round removes
+    /// its containers; `--resume` goes on. The phase's data is checked first, as `podium
+    /// validate` does: see --leave-out-bad-truth.
     Run {
         /// The challenge folder (holding challenge.toml).
         #[arg(long, value_name = "DIR", required_unless_present = "resume")]
@@ -183,7 +184,7 @@ enum Command {
     /// Score a finished round again from its stored outputs, without running anything.
     ///
     /// For after a metric or truth fix: reads <RUN_DIR>/round.json, runs.csv and predictions/,
-    /// and rewrites the score files in place.
+    /// and rewrites the score files in place. The truth is checked first, as for `run`.
     Rescore {
         #[arg(value_name = "RUN_DIR")]
         run_dir: PathBuf,
@@ -1023,7 +1024,11 @@ fn print_outcome(outcome: &RoundOutcome) {
             if scores.problems.len() == 1 { "" } else { "s" }
         );
     }
-    let truth_findings = scores.left_out.iter().map(|c| c.reasons.len()).sum::<usize>()
+    let truth_findings = scores
+        .left_out
+        .iter()
+        .map(|c| c.reasons.len())
+        .sum::<usize>()
         + scores.truth_findings.len();
     if truth_findings > 0 {
         println!(

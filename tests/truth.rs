@@ -229,8 +229,8 @@ fn first_case_count(challenge: &Challenge) -> usize {
 /// Nothing about the truth in what the teams get: their problems.csv, nor the round's.
 fn assert_no_truth_for_teams(out: &Path, case_id: &str) {
     for name in ["alpha", "beta"] {
-        let problems = std::fs::read_to_string(out.join("teams").join(name).join("problems.csv"))
-            .unwrap();
+        let problems =
+            std::fs::read_to_string(out.join("teams").join(name).join("problems.csv")).unwrap();
         assert!(
             !problems.contains(case_id) && !problems.contains("truth"),
             "{name} was told about the truth: {problems}"

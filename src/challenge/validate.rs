@@ -347,7 +347,10 @@ fn check_labels(
                 .bad_cases
                 .entry(case_id.clone())
                 .or_default()
-                .push(format!("{}: no truth row for case {case_id}", path.display()));
+                .push(format!(
+                    "{}: no truth row for case {case_id}",
+                    path.display()
+                ));
         }
     }
 }

@@ -93,7 +93,12 @@ pub fn write_all(
         vec![
             text(&f.case_id),
             text(&f.task),
-            if f.case_id == "*" { "note" } else { "left out of the task" }.to_string(),
+            if f.case_id == "*" {
+                "note"
+            } else {
+                "left out of the task"
+            }
+            .to_string(),
             text(&f.finding),
         ]
     });

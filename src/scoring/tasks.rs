@@ -15,8 +15,7 @@ use crate::metrics::{
 };
 use crate::ranking::inputs::{BinaryAuc, LocalStatistic, PrimaryValues};
 use crate::results::{
-    Aggregate, CaseScore, CaseStatus, ConfusionCell, CurvePoint, PairedValue, Problem,
-    TruthFinding,
+    Aggregate, CaseScore, CaseStatus, ConfusionCell, CurvePoint, PairedValue, Problem, TruthFinding,
 };
 use crate::runner::CaseRecord;
 
