@@ -93,6 +93,8 @@ fn round() -> RoundScores {
         case_scores: Vec::new(),
         aggregates: Vec::new(),
         problems: Vec::new(),
+        left_out: Vec::new(),
+        truth_findings: Vec::new(),
         curves: Vec::new(),
         confusion: Vec::new(),
         values: Vec::new(),

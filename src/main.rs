@@ -144,11 +144,13 @@ enum Command {
     /// Each case runs in its own process (or, for a `kind = "docker"` submission, its own
     /// container, through the Docker engine) with only that case's image in its input folder;
     /// a failed, timed-out or invalid case is recorded and the round goes on. Results go to the
-    /// output folder: runs.csv, scores.csv, metrics.csv, problems.csv, leaderboard.csv,
-    /// run.json, predictions/ and logs/. A terminal shows each submission's cases done,
-    /// failures and ETA; a log gets a PROGRESS line every tenth of its cases (or minute).
-    /// Ctrl-C or SIGTERM stops the round's programs (and removes a Docker round's containers),
-    /// keeps the finished cases, prints the `--resume` command and exits with 130 or 143.
+    /// output folder: runs.csv, scores.csv, metrics.csv, problems.csv, truth-findings.csv,
+    /// leaderboard.csv, run.json, predictions/ and logs/. The phase's data is checked first, as
+    /// `podium validate` does: see --leave-out-bad-truth. A terminal shows each submission's
+    /// cases done, failures and ETA; a log gets a PROGRESS line every tenth of its cases (or
+    /// minute). Ctrl-C or SIGTERM stops the round's programs (and removes a Docker round's
+    /// containers), keeps the finished cases, prints the `--resume` command and exits with 130
+    /// or 143.
     Run {
         /// The challenge folder (holding challenge.toml).
         #[arg(long, value_name = "DIR", required_unless_present = "resume")]
@@ -177,6 +179,8 @@ enum Command {
         /// Truth folder to use instead of phases/<phase>/truth.
         #[arg(long, value_name = "DIR")]
         truth: Option<PathBuf>,
+        #[command(flatten)]
+        bad_truth: BadTruthArg,
         /// Cases run at once (default: the number of CPUs).
         #[arg(long)]
         jobs: Option<usize>,
@@ -214,7 +218,8 @@ enum Command {
     /// another --ranking-method, or to see what a metric or truth fix or a podium upgrade
     /// changes), and `--replace-official` makes a rescore with the round's own settings its
     /// official result, keeping the files it replaces in RUN_DIR/replaced-<UTC time>/.
-    /// An interrupted round is refused: finish it with `podium run --resume RUN_DIR`.
+    /// An interrupted round is refused: finish it with `podium run --resume RUN_DIR`. The truth
+    /// is checked first, as for `run`.
     #[command(group(clap::ArgGroup::new("target").required(true).args(["out", "replace_official"])))]
     Rescore {
         #[arg(value_name = "RUN_DIR")]
@@ -234,6 +239,8 @@ enum Command {
         /// the cases that did not run.
         #[arg(long)]
         allow_incomplete: bool,
+        #[command(flatten)]
+        bad_truth: BadTruthArg,
     },
     /// Run a batch of cases on a cluster node (what a Slurm job of `podium run --backend slurm`
     /// runs; not for direct use).
@@ -343,6 +350,8 @@ enum Command {
         /// Truth folder to use instead of phases/<phase>/truth.
         #[arg(long, value_name = "DIR")]
         truth: Option<PathBuf>,
+        #[command(flatten)]
+        bad_truth: BadTruthArg,
         /// The name shown for these predictions (default: the folder's name).
         #[arg(long)]
         name: Option<String>,
@@ -352,6 +361,20 @@ enum Command {
         #[command(flatten)]
         ranking: RankingArg,
     },
+}
+
+/// `--leave-out-bad-truth`, shared by `run`, `score` and `rescore`.
+#[derive(clap::Args)]
+struct BadTruthArg {
+    /// Score without the cases whose truth or image `podium validate` finds broken, for every
+    /// submission alike, instead of refusing. The phase's data is checked before anything runs
+    /// or is scored; without this flag any finding stops the command (exit status 2) with the
+    /// findings by case. With it, the leaderboard, report and run.json say how many cases were
+    /// scored and which were left out and why (truth-findings.csv); teams are never told. A
+    /// problem of the whole phase (no labels.csv, say) still stops the command. A round started
+    /// with it keeps it on `--resume`, `rescore` and `leaderboard --final`.
+    #[arg(long = "leave-out-bad-truth")]
+    leave_out: bool,
 }
 
 fn main() -> ExitCode {
@@ -415,6 +438,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 cluster_default: false,
                 refused: Vec::new(),
                 gpus: None,
+                leave_out_bad_truth: false,
             };
             run_command(&data, "test", submissions, None, round)
         }
@@ -468,6 +492,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             verbose,
             allow_unisolated,
             gpus,
+            bad_truth,
             ..
         } => {
             let plan = pipeline::RoundPlan::read(&run_dir)?;
@@ -498,6 +523,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 jobs,
                 gpus.as_deref(),
                 RANKING_METHOD.get().copied().flatten(),
+                bad_truth.leave_out,
                 &mut |e| reporter.report(e),
             )?;
             print_outcome(&outcome);
@@ -516,6 +542,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             rounds,
             teams,
             gpus,
+            bad_truth,
             resume: None,
             ..
         } => {
@@ -556,6 +583,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 cluster_default: true,
                 refused,
                 gpus,
+                leave_out_bad_truth: bad_truth.leave_out,
             };
             run_command(&challenge, &phase, submissions, truth.as_deref(), round)
         }
@@ -665,6 +693,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             out,
             replace_official: _,
             allow_incomplete,
+            bad_truth,
             ..
         } => {
             let options = pipeline::RescoreOptions {
@@ -675,6 +704,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 ),
                 ranking_method: RANKING_METHOD.get().copied().flatten(),
                 allow_incomplete,
+                leave_out_bad_truth: bad_truth.leave_out,
             };
             let outcome = pipeline::rescore(&run_dir, &options)?;
             print_outcome(&outcome);
@@ -702,12 +732,14 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             phase,
             predictions,
             truth,
+            bad_truth,
             name,
             out,
             ..
         } => {
             let challenge = load_challenge(&challenge)?;
             let paths = challenge.phase_paths(&phase, truth.as_deref())?;
+            let paths = validate::check_before_scoring(&challenge, &paths, bad_truth.leave_out)?;
             let name = name.unwrap_or_else(|| {
                 predictions
                     .canonicalize()
@@ -735,6 +767,8 @@ struct RoundArgs {
     refused: Vec<podium::submission::Refused>,
     /// `--gpus`: the GPU indices the round may use.
     gpus: Option<String>,
+    /// `--leave-out-bad-truth`.
+    leave_out_bad_truth: bool,
 }
 
 /// Cases collected at once from a cluster: each slot waits for one case's job.
@@ -749,6 +783,8 @@ fn run_command(
 ) -> Result<ExitCode> {
     let challenge = load_challenge(challenge_dir)?;
     let paths = challenge.phase_paths(phase, truth)?;
+    // Before any submission runs: a broken truth must not cost a round, nor blame a team.
+    let paths = validate::check_before_scoring(&challenge, &paths, round.leave_out_bad_truth)?;
     let hidden = challenge.phase(phase)?.visibility == Visibility::Hidden;
     // A challenge with a [cluster] table runs its rounds there unless told otherwise.
     let slurm = round.backend == BackendKind::Slurm
@@ -1119,7 +1155,7 @@ fn print_outcome(outcome: &RoundOutcome) {
         .analysis
         .method
         .map_or("mean-then-rank", |m| m.name());
-    let cases = match scores.selection {
+    let mut cases = match scores.selection {
         podium::challenge::split::CaseSelection::All => format!("{} cases", scores.cases),
         podium::challenge::split::CaseSelection::Public => format!(
             "PUBLIC split: {} of {} cases",
@@ -1130,6 +1166,9 @@ fn print_outcome(outcome: &RoundOutcome) {
             scores.cases, scores.phase_cases
         ),
     };
+    if !scores.left_out.is_empty() {
+        cases += &format!("; {}", podium::report::left_out_phrase(scores));
+    }
     println!(
         "Leaderboard: {} / {} ({cases}); each task ranked {method}, then the mean of task ranks; 95% CIs in brackets",
         scores.challenge, scores.phase
@@ -1158,6 +1197,18 @@ fn print_outcome(outcome: &RoundOutcome) {
             "{} problem{} recorded in problems.csv",
             scores.problems.len(),
             if scores.problems.len() == 1 { "" } else { "s" }
+        );
+    }
+    let truth_findings = scores
+        .left_out
+        .iter()
+        .map(|c| c.reasons.len())
+        .sum::<usize>()
+        + scores.truth_findings.len();
+    if truth_findings > 0 {
+        println!(
+            "{truth_findings} finding{} about the challenge's own truth or images in truth-findings.csv (never shown to teams)",
+            if truth_findings == 1 { "" } else { "s" }
         );
     }
     println!("Results in {}", outcome.out_dir.display());

@@ -81,6 +81,10 @@ pub struct RoundPlan {
     /// podium that did not record them, whose rounds resume on every GPU of the machine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpus: Option<Vec<u32>>,
+    /// The organizer accepted leaving cases with a broken truth or image out of scoring
+    /// (`--leave-out-bad-truth`): a resumed round and `podium leaderboard --final` do the same.
+    #[serde(default)]
+    pub leave_out_bad_truth: bool,
 }
 
 impl RoundPlan {
@@ -105,6 +109,7 @@ impl RoundPlan {
                 .as_ref()
                 .filter(|_| challenge.limits.gpus > 0)
                 .map(|pool| pool.devices().to_vec()),
+            leave_out_bad_truth: !phase.left_out.is_empty(),
         })
     }
 
@@ -150,17 +155,25 @@ impl RoundPlan {
 
 /// `podium run --resume <run-dir>`: finishes the cases a round has not recorded yet, keeping
 /// the recorded ones, then scores everything as an uninterrupted round would. `gpu_list`
-/// (`--gpus`) replaces the GPUs the round started with, in its plan too.
+/// (`--gpus`) replaces the GPUs the round started with, in its plan too. The truth is checked
+/// again first; cases with a broken truth are left out when the round started with
+/// `--leave-out-bad-truth` or `leave_out_bad_truth` says so now.
 pub fn resume(
     run_dir: &Path,
     backend: &dyn Backend,
     jobs: Option<usize>,
     gpu_list: Option<&str>,
     ranking_method: Option<RankingMethod>,
+    leave_out_bad_truth: bool,
     on_event: &mut dyn FnMut(&RunEvent),
 ) -> Result<RoundOutcome> {
     let mut plan = RoundPlan::read(run_dir)?;
     let (mut challenge, phase, submissions) = plan.load()?;
+    let phase = crate::challenge::validate::check_before_scoring(
+        &challenge,
+        &phase,
+        leave_out_bad_truth || plan.leave_out_bad_truth,
+    )?;
     if let Some(method) = ranking_method {
         challenge.ranking.method = method;
     }
@@ -237,14 +250,17 @@ pub struct RescoreOptions {
     pub ranking_method: Option<RankingMethod>,
     /// Score an interrupted round on the cases every submission ran, marked INCOMPLETE.
     pub allow_incomplete: bool,
+    /// Leave out the cases whose truth or image is broken, instead of refusing.
+    pub leave_out_bad_truth: bool,
 }
 
 /// The files and folders of a round's result, as [`finish`] writes them: what
 /// `--replace-official` moves aside before writing the new result.
-pub const OFFICIAL_RESULT: [&str; 15] = [
+pub const OFFICIAL_RESULT: [&str; 16] = [
     "scores.csv",
     "metrics.csv",
     "problems.csv",
+    "truth-findings.csv",
     "curves.csv",
     "confusion.csv",
     "values.csv",
@@ -262,7 +278,9 @@ pub const OFFICIAL_RESULT: [&str; 15] = [
 /// `podium rescore <run-dir>`: scores a finished round again from its stored outputs (after a
 /// metric or truth fix), without running anything. The round's official result is never
 /// overwritten in passing: a rescore with other settings writes to a new folder, and one that
-/// replaces the official result keeps the files it replaces.
+/// replaces the official result keeps the files it replaces. The truth is checked first:
+/// findings refuse the rescore unless `leave_out_bad_truth`, which leaves their cases out (and,
+/// for the official result, is recorded in round.json, for `podium leaderboard --final`).
 pub fn rescore(run_dir: &Path, options: &RescoreOptions) -> Result<RoundOutcome> {
     match &options.target {
         RescoreTarget::NewFolder(out) => {
@@ -280,6 +298,7 @@ pub fn rescore(run_dir: &Path, options: &RescoreOptions) -> Result<RoundOutcome>
                 CaseSelection::Public,
                 options.ranking_method,
                 options.allow_incomplete,
+                options.leave_out_bad_truth,
             )
         }
         RescoreTarget::ReplaceOfficial => {
@@ -298,9 +317,24 @@ pub fn rescore(run_dir: &Path, options: &RescoreOptions) -> Result<RoundOutcome>
                 &read_journal(run_dir)?,
                 false,
             )?;
+            if options.leave_out_bad_truth {
+                let mut plan = RoundPlan::read(run_dir)?;
+                if !plan.leave_out_bad_truth {
+                    plan.leave_out_bad_truth = true;
+                    plan.write(run_dir)?;
+                }
+            }
             let kept = new_replaced_folder(run_dir)?;
             let moved = move_official_result(run_dir, &kept)?;
-            score_stored(run_dir, run_dir, CaseSelection::Public, None, false).inspect_err(|_| {
+            let rescored = score_stored(
+                run_dir,
+                run_dir,
+                CaseSelection::Public,
+                None,
+                false,
+                options.leave_out_bad_truth,
+            );
+            rescored.inspect_err(|_| {
                 // Put the official result back as it was: a failed rescore replaces nothing.
                 for name in &moved {
                     let _ = std::fs::remove_dir_all(run_dir.join(name));
@@ -470,6 +504,7 @@ pub fn final_leaderboard(
         CaseSelection::Private,
         ranking_method,
         false,
+        false,
     )?;
     if outcome.scores.selection != CaseSelection::Private {
         let _ = std::fs::remove_dir_all(run_dir.join("final"));
@@ -482,16 +517,24 @@ pub fn final_leaderboard(
 }
 
 /// Scores the stored outputs of the round in `run_dir` on `selection` and writes the results
-/// to `out_dir`. An interrupted round is refused, unless `allow_incomplete`.
+/// to `out_dir`, after checking the truth (cases with findings are left out when
+/// `leave_out_bad_truth` or the round's plan says so, else the findings refuse). An
+/// interrupted round is refused, unless `allow_incomplete`.
 fn score_stored(
     run_dir: &Path,
     out_dir: &Path,
     selection: CaseSelection,
     ranking_method: Option<RankingMethod>,
     allow_incomplete: bool,
+    leave_out_bad_truth: bool,
 ) -> Result<RoundOutcome> {
     let plan = RoundPlan::read(run_dir)?;
     let (mut challenge, phase, submissions) = plan.load()?;
+    let phase = crate::challenge::validate::check_before_scoring(
+        &challenge,
+        &phase,
+        leave_out_bad_truth || plan.leave_out_bad_truth,
+    )?;
     if let Some(method) = ranking_method {
         challenge.ranking.method = method;
     }
@@ -598,6 +641,7 @@ pub(crate) fn finish(
     receipt.cases_scored = scores.cases;
     receipt.phase_cases = scores.phase_cases;
     receipt.incomplete = scores.incomplete.clone();
+    receipt.cases_left_out = scores.left_out.clone();
     let text = serde_json::to_string_pretty(&receipt).map_err(|e| Error::msg(e.to_string()))?;
     std::fs::write(&receipt_path, text).map_err(|e| Error::io("write", &receipt_path, e))?;
     files.push(receipt_path);
@@ -663,6 +707,10 @@ pub struct Receipt {
     /// Set for a partial result of an interrupted round (`rescore --allow-incomplete`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incomplete: Option<crate::results::Incomplete>,
+    /// Cases of the selection left out of scoring, for every submission, because the organizer
+    /// accepted leaving out their broken truth or image (`--leave-out-bad-truth`), with why.
+    #[serde(default)]
+    pub cases_left_out: Vec<crate::results::LeftOutCase>,
     pub confidence_intervals: String,
     pub submissions: Vec<ReceiptSubmission>,
     pub host: Host,
@@ -722,6 +770,7 @@ impl Receipt {
             cases_scored: 0,
             phase_cases: 0,
             incomplete: None,
+            cases_left_out: Vec::new(),
             confidence_intervals: "95%: Wilson for sensitivity and specificity; otherwise percentile bootstrap over cases, stratified by truth class for classification, with [scoring] bootstrap_resamples and seed".to_string(),
             submissions: submissions
                 .iter()

@@ -99,6 +99,26 @@ pub struct Problem {
     pub problem: String,
 }
 
+/// A finding about the challenge's own data (its truth or a case's image), found while scoring:
+/// a row of the organizer's `truth-findings.csv`. It is never a team's problem, so it never
+/// reaches `problems.csv` or a team's files, and it is the same for every submission.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TruthFinding {
+    /// `*` when the finding concerns the whole phase rather than one case.
+    pub case_id: String,
+    pub task: String,
+    pub finding: String,
+}
+
+/// A case the organizer chose to leave out of scoring (`--leave-out-bad-truth`) because
+/// validation found its truth or image broken; left out of every task, for every submission.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeftOutCase {
+    pub case_id: String,
+    /// The validation findings that made the case unusable.
+    pub reasons: Vec<String>,
+}
+
 /// A point of a ROC curve, kept for plotting: a row of `curves.csv`. For a multiclass task
 /// there is one one-vs-rest curve per class.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -150,7 +170,7 @@ pub struct SubmissionInfo {
 pub struct RoundScores {
     pub challenge: String,
     pub phase: String,
-    /// Cases scored: the split's, or the phase's when it has none.
+    /// Cases scored: the split's, or the phase's when it has none, less those in `left_out`.
     pub cases: usize,
     /// Cases of the phase.
     pub phase_cases: usize,
@@ -163,6 +183,12 @@ pub struct RoundScores {
     pub case_scores: Vec<CaseScore>,
     pub aggregates: Vec<Aggregate>,
     pub problems: Vec<Problem>,
+    /// Cases of the selection left out of scoring because of their truth or image.
+    #[serde(default)]
+    pub left_out: Vec<LeftOutCase>,
+    /// Findings about the challenge's own data met while scoring (for the organizer only).
+    #[serde(default)]
+    pub truth_findings: Vec<TruthFinding>,
     pub curves: Vec<CurvePoint>,
     pub confusion: Vec<ConfusionCell>,
     /// Regression tasks' predictions beside their truth.

@@ -356,6 +356,7 @@ fn the_live_leaderboard_shows_the_public_split_and_final_reveals_the_private_one
         target: podium::pipeline::RescoreTarget::ReplaceOfficial,
         ranking_method: None,
         allow_incomplete: false,
+        leave_out_bad_truth: false,
     };
     let rescored = podium::pipeline::rescore(&out, &replace).unwrap();
     // What --replace-official moves aside is everything a result writes.

@@ -380,15 +380,16 @@ fn a_class_absent_from_the_truth_is_left_out_of_macro_auc_and_reported() {
     let phase = challenge.phase_paths("test", None).unwrap();
     let round = score_folder(&challenge, &phase, &preds, "perfect").unwrap();
     let note = round
-        .problems
+        .truth_findings
         .iter()
-        .find(|p| p.submission == "(truth)" && p.task == "differential")
-        .expect("the exclusion is reported");
+        .find(|f| f.case_id == "*" && f.task == "differential")
+        .expect("the exclusion is reported to the organizer");
     assert!(
-        note.problem.contains("class normal has no case"),
+        note.finding.contains("class normal has no case"),
         "{}",
-        note.problem
+        note.finding
     );
+    assert!(round.problems.is_empty(), "{:?}", round.problems);
     // The remaining one-vs-rest AUCs are still computed over every case.
     assert!(metric(&round, "perfect", "differential", "macro_auc").is_some());
     assert_eq!(

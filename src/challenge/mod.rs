@@ -112,6 +112,10 @@ pub struct PhasePaths {
     pub name: String,
     pub input: PathBuf,
     pub truth: PathBuf,
+    /// Cases left out of scoring, for every submission alike, because validation found their
+    /// truth or image broken and the organizer accepted leaving them out
+    /// (`--leave-out-bad-truth`): case id → the findings.
+    pub left_out: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl PhasePaths {
@@ -264,6 +268,7 @@ impl Challenge {
             truth: truth_override
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| dir.join("truth")),
+            left_out: Default::default(),
         })
     }
 

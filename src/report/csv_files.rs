@@ -77,6 +77,37 @@ pub fn write_all(
         }),
     )?;
 
+    // The organizer's: the truth's problems never mix with the teams' in problems.csv.
+    let truth_findings = dir.join("truth-findings.csv");
+    let left_out = round.left_out.iter().flat_map(|case| {
+        case.reasons.iter().map(|reason| {
+            vec![
+                text(&case.case_id),
+                String::new(),
+                "left out".to_string(),
+                text(reason),
+            ]
+        })
+    });
+    let while_scoring = round.truth_findings.iter().map(|f| {
+        vec![
+            text(&f.case_id),
+            text(&f.task),
+            if f.case_id == "*" {
+                "note"
+            } else {
+                "left out of the task"
+            }
+            .to_string(),
+            text(&f.finding),
+        ]
+    });
+    write_rows(
+        &truth_findings,
+        &["case_id", "task", "effect", "finding"],
+        left_out.chain(while_scoring),
+    )?;
+
     let curves = dir.join("curves.csv");
     write_rows(
         &curves,
@@ -194,7 +225,14 @@ pub fn write_all(
         }),
     )?;
     Ok(vec![
-        scores, metrics, problems, curves, confusion, values, board,
+        scores,
+        metrics,
+        problems,
+        truth_findings,
+        curves,
+        confusion,
+        values,
+        board,
     ])
 }
 

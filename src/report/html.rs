@@ -207,6 +207,12 @@ fn summary(html: &mut String, input: &ReportInput) {
             s.cases, s.phase_cases
         ),
     };
+    // Only the organizer hears of the truth's problems.
+    let scope = if input.view == View::Organizer && !s.left_out.is_empty() {
+        format!("{scope} ({})", escape(&super::left_out_phrase(s)))
+    } else {
+        scope
+    };
     let _ = write!(
         html,
         "<p>{} cases scored{scope}; {} submissions, {} of them baselines (shown at their place, without a rank). The phase is {}.</p>\n<ul class=\"caveats\">",
@@ -233,6 +239,18 @@ fn summary(html: &mut String, input: &ReportInput) {
         let _ = write!(html, "<li{class}>{}</li>", escape(&line));
     }
     html.push_str("</ul>\n");
+    if input.view == View::Organizer && !s.left_out.is_empty() {
+        html.push_str("<details><summary>Cases left out, for every submission</summary><ul>");
+        for case in &s.left_out {
+            let _ = write!(
+                html,
+                "<li>{}: {}</li>",
+                escape(&case.case_id),
+                escape(&case.reasons.join("; "))
+            );
+        }
+        html.push_str("</ul></details>\n");
+    }
 }
 
 fn leaderboard(html: &mut String, input: &ReportInput) {

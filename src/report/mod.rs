@@ -162,7 +162,7 @@ pub fn write_report(
         .html
         .file_name()
         .map_or("report.html".into(), |n| n.to_string_lossy().into_owned());
-    std::fs::write(&md_path, markdown_summary(data, &html_name))
+    std::fs::write(&md_path, markdown_summary(data, &html_name, options.view))
         .map_err(|e| Error::io("write", &md_path, e))?;
     files.push(md_path);
     if let Some(dir) = &options.plots {
@@ -258,17 +258,33 @@ fn winner_sentence(
     sentence
 }
 
+/// How many cases of the round were left out of scoring and why, for the organizer's views
+/// only: a team is never told about a problem of the truth.
+pub fn left_out_phrase(scores: &RoundScores) -> String {
+    let n = scores.left_out.len();
+    format!(
+        "{n} case{} left out for every submission, since {} truth or image is broken (truth-findings.csv)",
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "its" } else { "their" }
+    )
+}
+
 /// A short Markdown summary for e-mails and issues: the winner, the leaderboard and the
 /// caveats, pointing at the HTML report for the rest.
-pub fn markdown_summary(data: &ReportDataRefs, html_name: &str) -> String {
+pub fn markdown_summary(data: &ReportDataRefs, html_name: &str, view: View) -> String {
     use leaderboard::escape_markdown;
     let s = data.scores;
     let method = data
         .analysis
         .method
         .map_or("mean-then-rank", RankingMethod::name);
+    let left_out = if view == View::Organizer && !s.left_out.is_empty() {
+        format!(" ({})", escape_markdown(&left_out_phrase(s)))
+    } else {
+        String::new()
+    };
     let mut md = format!(
-        "# {} / {}: results\n\n{} cases scored, {} submissions; each task ranked `{method}`, then the weighted mean of task ranks.\n\n",
+        "# {} / {}: results\n\n{} cases scored{left_out}, {} submissions; each task ranked `{method}`, then the weighted mean of task ranks.\n\n",
         escape_markdown(&s.challenge),
         escape_markdown(&s.phase),
         s.cases,

@@ -403,6 +403,7 @@ mod tests {
             name: "test".into(),
             input,
             truth: dir.join("truth"),
+            left_out: Default::default(),
         }
     }
 

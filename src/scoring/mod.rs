@@ -96,7 +96,9 @@ pub struct ScoringInput<'a> {
 }
 
 /// Scores every submission on the phase. Fails only when the phase itself (its case list or
-/// truth) cannot be read; problems with a submission's files are findings, not errors.
+/// truth) cannot be read; problems with a submission's files are findings, not errors, and
+/// problems with the truth of a case are the organizer's (`truth_findings`), never a team's.
+/// The cases of `phase.left_out` are scored for no submission.
 ///
 /// `selection` restricts scoring to a split of the phase (`CaseSelection::Public` is every case
 /// when the phase has no split); predictions of the other cases are neither scored nor flagged.
@@ -121,7 +123,11 @@ pub fn score_round_on(
     let mut truth = Truth::read(challenge, phase)?;
     let phase_cases = truth.cases.clone();
     let public = split::public_cases(challenge, phase, &phase_cases)?;
-    truth.cases = split::select(&phase_cases, public.as_ref(), selection);
+    let selected = split::select(&phase_cases, public.as_ref(), selection);
+    let (left_out, scored): (Vec<String>, Vec<String>) = selected
+        .into_iter()
+        .partition(|case_id| phase.left_out.contains_key(case_id));
+    truth.cases = scored;
     if let Some(only) = only {
         truth.cases.retain(|c| only.contains(c));
     }
@@ -142,6 +148,14 @@ pub fn score_round_on(
         case_scores: Vec::new(),
         aggregates: Vec::new(),
         problems: Vec::new(),
+        left_out: left_out
+            .into_iter()
+            .map(|case_id| crate::results::LeftOutCase {
+                reasons: phase.left_out[&case_id].clone(),
+                case_id,
+            })
+            .collect(),
+        truth_findings: Vec::new(),
         curves: Vec::new(),
         confusion: Vec::new(),
         values: Vec::new(),
@@ -186,6 +200,7 @@ pub fn score_round_on(
             confusion: &mut round.confusion,
             values: &mut round.values,
             problems: &mut problems,
+            truth_findings: &mut round.truth_findings,
             ranking: &mut round.ranking.values,
         };
         for task in &challenge.tasks {

@@ -15,7 +15,7 @@ use crate::metrics::{
 };
 use crate::ranking::inputs::{BinaryAuc, LocalStatistic, PrimaryValues};
 use crate::results::{
-    Aggregate, CaseScore, CaseStatus, ConfusionCell, CurvePoint, PairedValue, Problem,
+    Aggregate, CaseScore, CaseStatus, ConfusionCell, CurvePoint, PairedValue, Problem, TruthFinding,
 };
 use crate::runner::CaseRecord;
 
@@ -32,6 +32,8 @@ pub(super) struct Context<'a> {
     pub confusion: &'a mut Vec<ConfusionCell>,
     pub values: &'a mut Vec<PairedValue>,
     pub problems: &'a mut Vec<Problem>,
+    /// Findings about the truth or the images: the organizer's, kept apart from the team's.
+    pub truth_findings: &'a mut Vec<TruthFinding>,
     /// Each task's primary metric as the ranking analysis needs it, by (submission, task).
     pub ranking: &'a mut BTreeMap<(String, String), PrimaryValues>,
 }
@@ -40,7 +42,8 @@ pub(super) struct Context<'a> {
 type Resolved<T> = Result<T, (CaseStatus, String)>;
 
 /// One case of a segmentation task: the values per label or why there are none, with the worst
-/// values of the case; or, when the truth mask cannot be read, the challenge's error.
+/// values of the case; or, when the truth mask or the image cannot be used, the challenge's
+/// error (a truth finding, never the team's).
 type MaskComparison = (
     String,
     Result<(Resolved<Vec<LabelValues>>, WorstValues), String>,
@@ -294,12 +297,19 @@ impl Context<'_> {
             None => format!("the truth has no {column} for this case; the case is left out of the task (run `podium validate`)"),
             Some(v) => format!("the truth's {column} = {v:?} is not a value the task declares; the case is left out (run `podium validate`)"),
         };
-        self.problems.push(Problem {
-            submission: "(truth)".into(),
+        self.truth_finding(task, case_id, text);
+    }
+
+    /// Each submission meets the same truth, so a finding about it is recorded once.
+    fn truth_finding(&mut self, task: &Task, case_id: &str, finding: String) {
+        let finding = TruthFinding {
             case_id: case_id.to_string(),
             task: task.name.clone(),
-            problem: text,
-        });
+            finding,
+        };
+        if !self.truth_findings.contains(&finding) {
+            self.truth_findings.push(finding);
+        }
     }
 
     fn case_score(
@@ -638,14 +648,7 @@ impl Context<'_> {
                 "class {} has no case (or no other class) in the truth of this phase: macro_auc averages the one-vs-rest AUCs of the other classes",
                 names.join(", ")
             );
-            if !self.problems.iter().any(|p| p.problem == text) {
-                self.problems.push(Problem {
-                    submission: "(truth)".into(),
-                    case_id: "*".into(),
-                    task: task.name.clone(),
-                    problem: text,
-                });
-            }
+            self.truth_finding(task, "*", text);
         }
         let name = |i: &usize| classes[*i].clone();
         let (t, p): (Vec<String>, Vec<String>) = truth
@@ -677,8 +680,25 @@ impl Context<'_> {
                 let truth_path = self.phase.truth_mask(spec.truth_dir, case_id);
                 let truth = match crate::io::nifti::read_sparse_labels(&truth_path) {
                     Ok(t) => t,
-                    Err(e) => return (case_id.clone(), Err(e.to_string())),
+                    Err(e) => return (case_id.clone(), Err(format!("truth mask: {e}"))),
                 };
+                // A prediction is written on the image's grid, so it is checked against the
+                // image; a truth on another grid is the organizer's error, not the team's.
+                let image_path = self.phase.image(case_id);
+                let image_shape = match crate::io::nifti::read_geometry(&image_path) {
+                    Ok(g) => g.shape,
+                    Err(e) => return (case_id.clone(), Err(format!("image: {e}"))),
+                };
+                if truth.geometry.shape != image_shape {
+                    return (
+                        case_id.clone(),
+                        Err(format!(
+                            "truth mask {} has shape {:?} but the image has {image_shape:?}",
+                            truth_path.display(),
+                            truth.geometry.shape
+                        )),
+                    );
+                }
                 let geometry = truth.geometry;
                 let worst = || worst_values(&truth, labels, spec.worst_distance_mm);
                 if let Some(failure) = self.run_failure(case_id) {
@@ -699,7 +719,7 @@ impl Context<'_> {
                 // The team's header is checked against the truth's grid before any voxel is
                 // decoded, so a mask claiming a huge volume costs nothing.
                 let predicted =
-                    match crate::io::nifti::read_sparse_labels_expecting(&path, geometry.shape) {
+                    match crate::io::nifti::read_sparse_labels_expecting(&path, image_shape) {
                         Ok(p) => p,
                         Err(e) => {
                             let text = e.to_string().replace(&path.display().to_string(), &shown);
@@ -789,12 +809,11 @@ impl Context<'_> {
             let (result, worst) = match result {
                 Ok(r) => r,
                 Err(error) => {
-                    self.problems.push(Problem {
-                        submission: "(truth)".into(),
-                        case_id: case_id.clone(),
-                        task: task.name.clone(),
-                        problem: format!("{error}; the case is left out of the task"),
-                    });
+                    self.truth_finding(
+                        task,
+                        &case_id,
+                        format!("{error}; the case is left out of the task"),
+                    );
                     continue;
                 }
             };
