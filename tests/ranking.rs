@@ -161,6 +161,90 @@ fn a_round_writes_its_ranking_analysis_and_the_method_can_be_overridden() {
     );
 }
 
+/// Under median-then-rank the leaderboard shows what it ranks: the median of each per-case
+/// metric (labelled so, with its order-statistic CI), not the mean; a whole-set metric (AUC)
+/// stays as it is.
+#[test]
+fn median_then_rank_shows_the_medians_it_ranks() {
+    let (dir, challenge) = small_challenge(12);
+    let subs = dir.path().join("subs");
+    binary_submission(
+        &subs,
+        "threshold-baseline",
+        &workspace_binary("threshold-baseline"),
+    );
+    binary_submission(&subs, "random-guess", &workspace_binary("random-guess"));
+    let out = dir.path().join("out");
+    process_round(&challenge, &subs, &out);
+    let compared = dir.path().join("median");
+    let rescored = std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
+        .args(["rescore", "--ranking-method", "median-then-rank", "--out"])
+        .arg(&compared)
+        .arg(&out)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&rescored.stdout);
+    assert!(rescored.status.success(), "{printed}");
+    assert!(
+        printed.contains("segmentation median dice") && printed.contains("detection auc"),
+        "{printed}"
+    );
+    let board = read_csv(&compared.join("leaderboard.csv"));
+    let scores = read_csv(&compared.join("scores.csv"));
+    let metrics = read_csv(&compared.join("metrics.csv"));
+    let mut differs = false;
+    for row in &board {
+        let name = &row["submission"];
+        let mut dice: Vec<f64> = scores
+            .iter()
+            .filter(|r| {
+                &r["submission"] == name && r["task"] == "segmentation" && r["metric"] == "dice"
+            })
+            .map(|r| r["value"].parse().unwrap())
+            .collect();
+        dice.sort_by(f64::total_cmp);
+        let n = dice.len();
+        assert_eq!(n, 12);
+        let median = (dice[n / 2 - 1] + dice[n / 2]) / 2.0;
+        let shown: f64 = row["segmentation.median_dice"].parse().unwrap();
+        assert!((shown - median).abs() < 1e-9, "{name}: {shown} vs {median}");
+        // n = 12: the 3rd and 10th order statistics (P(B <= 2) = 1.9 %).
+        let low: f64 = row["segmentation.median_dice_ci_lower"].parse().unwrap();
+        let high: f64 = row["segmentation.median_dice_ci_upper"].parse().unwrap();
+        assert_eq!((low, high), (dice[2], dice[9]), "{name}");
+        let mean = metrics
+            .iter()
+            .find(|m| {
+                &m["submission"] == name && m["task"] == "segmentation" && m["metric"] == "dice"
+            })
+            .unwrap()["value"]
+            .parse::<f64>()
+            .unwrap();
+        differs |= (mean - median).abs() > 1e-6;
+        // AUC is a whole-set metric: the same under either method.
+        let auc = metrics
+            .iter()
+            .find(|m| &m["submission"] == name && m["task"] == "detection" && m["metric"] == "auc")
+            .unwrap()["value"]
+            .clone();
+        assert_eq!(row["detection.auc"], auc);
+    }
+    assert!(
+        differs,
+        "a round where mean and median coincide tests nothing"
+    );
+    let markdown = std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
+        .args(["leaderboard", "--format", "markdown"])
+        .arg(&compared)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&markdown.stdout).contains("segmentation median dice"),
+        "{}",
+        String::from_utf8_lossy(&markdown.stdout)
+    );
+}
+
 /// `podium leaderboard` exports a stored leaderboard in every format, with hostile team names
 /// kept as text.
 #[test]

@@ -1,5 +1,6 @@
-//! Confidence intervals: the Wilson score interval for proportions and a
-//! seeded, stratified percentile bootstrap for everything else.
+//! Confidence intervals: the Wilson score interval for proportions, the distribution-free
+//! order-statistic interval for a median, and a seeded, stratified percentile bootstrap for
+//! everything else.
 
 use std::collections::BTreeMap;
 
@@ -9,6 +10,44 @@ use rayon::prelude::*;
 
 /// Two-sided 95 % standard-normal quantile, Φ⁻¹(0.975).
 pub const Z_95: f64 = 1.959963984540054;
+
+/// The median of `values` and its distribution-free 95 % confidence interval: the order
+/// statistics x₍ⱼ₎ and x₍ₙ₋ⱼ₊₁₎ (sorted, 1-based), with j the largest rank such that
+/// P(Binomial(n, ½) < j) ≤ 2.5 %, so the interval covers the population median with at least
+/// 95 % probability whatever the distribution (Conover, *Practical Nonparametric Statistics*,
+/// 3rd ed., §3.2). Non-finite values are left out.
+///
+/// Edge cases: no value gives `None`; fewer than 6 values give the median with no interval,
+/// since even the sample's extremes cover the median with less than 95 % (1 − 2·½ⁿ).
+pub fn median_with_ci(values: &[f64]) -> Option<(f64, Option<(f64, f64)>)> {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    if sorted.is_empty() {
+        return None;
+    }
+    sorted.sort_unstable_by(f64::total_cmp);
+    let n = sorted.len();
+    let median = if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    };
+    // P(B <= i) for B ~ Binomial(n, 1/2), term by term in log space (2^-n underflows beyond
+    // about 1000 cases, the terms that matter here do not).
+    let mut log_term = -(n as f64) * std::f64::consts::LN_2;
+    let mut below = 0.0; // P(B < j) for the current j
+    let mut j = 0;
+    while j < n {
+        let next = below + log_term.exp(); // P(B < j + 1)
+        if next > 0.025 {
+            break;
+        }
+        below = next;
+        j += 1;
+        log_term += ((n - j + 1) as f64 / j as f64).ln();
+    }
+    let interval = (j >= 1).then(|| (sorted[j - 1], sorted[n - j]));
+    Some((median, interval))
+}
 
 /// Wilson score interval for a binomial proportion `successes / trials` at
 /// 95 % confidence (`z = 1.959963984540054`).
@@ -365,5 +404,27 @@ mod tests {
         // A single resample is enough for a (degenerate) interval.
         let ci = bootstrap_ci(&[0, 0], &bad(1, 0.95), mean_of(&values)).unwrap();
         assert_eq!(ci.0, ci.1);
+    }
+
+    #[test]
+    fn the_median_interval_uses_the_binomial_order_statistics() {
+        // n = 10: P(B <= 1) = 11/1024 = 1.1 % <= 2.5 %, P(B <= 2) = 5.5 % > 2.5 %: j = 2.
+        let values: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(median_with_ci(&values), Some((5.5, Some((2.0, 9.0)))));
+        // n = 6: P(B < 1) = 1/64 = 1.6 %: the extremes; n = 5: 3.1 %, no interval.
+        let six = [6.0, 1.0, 5.0, 2.0, 4.0, 3.0];
+        assert_eq!(median_with_ci(&six), Some((3.5, Some((1.0, 6.0)))));
+        assert_eq!(median_with_ci(&six[..5]), Some((4.0, None)));
+        assert_eq!(median_with_ci(&[f64::NAN]), None);
+        assert_eq!(median_with_ci(&[]), None);
+        // n = 100: j = 40 (P(B <= 39) = 1.76 %, P(B <= 40) = 2.84 %), as tables give.
+        let hundred: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(median_with_ci(&hundred), Some((50.5, Some((40.0, 61.0)))));
+        // Thousands of cases: no underflow, and the interval narrows around the median.
+        let many: Vec<f64> = (1..=5000).map(f64::from).collect();
+        let (_, Some((low, high))) = median_with_ci(&many).unwrap() else {
+            panic!("no interval")
+        };
+        assert!(low > 2400.0 && high < 2600.0 && low < 2500.0 && high > 2501.0);
     }
 }

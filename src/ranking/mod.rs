@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::challenge::Task;
 use crate::results::{CaseStatus, RoundScores};
+use inputs::PrimaryValues::PerCase;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TaskStanding {
@@ -23,6 +24,31 @@ pub struct TaskStanding {
     pub ci: Option<(f64, f64)>,
     /// None for a baseline that is shown but not ranked.
     pub rank: Option<usize>,
+    /// `value` is the median over cases, with its order-statistic CI, since the round ranks
+    /// medians (median-then-rank); else the metric's own aggregate (a mean, or a whole-set
+    /// metric such as AUC, which median-then-rank ranks as it is).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub median: bool,
+}
+
+impl TaskStanding {
+    /// The value's name in a table header: `median dice` when it is a median.
+    pub fn label(&self) -> String {
+        if self.median {
+            format!("median {}", self.metric)
+        } else {
+            self.metric.clone()
+        }
+    }
+
+    /// The value's name in a CSV column (`<task>.<column>`): `median_dice` when a median.
+    pub fn column(&self) -> String {
+        if self.median {
+            format!("median_{}", self.metric)
+        } else {
+            self.metric.clone()
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -79,13 +105,26 @@ pub fn leaderboard(
                 .map(|task| {
                     let metric = task.primary.name();
                     let aggregate = round.aggregate(&s.name, &task.name, metric);
-                    TaskStanding {
+                    let mut standing = TaskStanding {
                         task: task.name.clone(),
                         metric: metric.to_string(),
                         value: aggregate.and_then(|a| a.value),
                         ci: aggregate.and_then(|a| Some((a.ci_lower?, a.ci_upper?))),
                         rank: analysis.rank(method, &task.name, &s.name),
+                        median: false,
+                    };
+                    // Show what is ranked: the median of the very per-case values ranked.
+                    let key = (s.name.clone(), task.name.clone());
+                    if let (analysis::RankingMethod::MedianThenRank, Some(PerCase(per_case))) =
+                        (method, round.ranking.values.get(&key))
+                    {
+                        let present: Vec<f64> = per_case.iter().flatten().copied().collect();
+                        let median = crate::metrics::intervals::median_with_ci(&present);
+                        standing.value = median.map(|(m, _)| m);
+                        standing.ci = median.and_then(|(_, ci)| ci);
+                        standing.median = true;
                     }
+                    standing
                 })
                 .collect();
             let mean = standings

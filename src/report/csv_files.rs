@@ -174,7 +174,7 @@ pub fn write_all(
     if let Some(first) = leaderboard.first() {
         for t in &first.tasks {
             for suffix in ["", "_ci_lower", "_ci_upper"] {
-                header.push(text(&format!("{}.{}{suffix}", t.task, t.metric)));
+                header.push(text(&format!("{}.{}{suffix}", t.task, t.column())));
             }
             header.push(text(&format!("{}.rank", t.task)));
         }

@@ -261,7 +261,7 @@ fn leaderboard(html: &mut String, input: &ReportInput) {
                 html,
                 "<th>{} {}</th><th>{} rank</th>",
                 escape(&t.task),
-                escape(&t.metric),
+                escape(&t.label()),
                 escape(&t.task)
             );
         }

@@ -89,12 +89,18 @@ pub fn read(run_dir: &Path) -> Result<Vec<StoredRow>> {
                     (Some(lo), Some(hi)) => Some((lo, hi)),
                     _ => None,
                 };
+                // `median_<metric>`: the round ranked medians ([`TaskStanding::column`]).
+                let (metric, median) = match metric.strip_prefix("median_") {
+                    Some(m) => (m.to_string(), true),
+                    None => (metric.clone(), false),
+                };
                 Ok(TaskStanding {
                     task: task.clone(),
-                    metric: metric.clone(),
+                    metric,
                     value: number(f(*i)),
                     ci,
                     rank,
+                    median,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -193,7 +199,7 @@ pub fn markdown(rows: &[LeaderboardRow]) -> String {
             format!(
                 "{} {}",
                 escape_markdown(&t.task),
-                escape_markdown(&t.metric)
+                escape_markdown(&t.label())
             )
         }));
     }

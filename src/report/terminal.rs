@@ -12,7 +12,7 @@ pub fn leaderboard_table(rows: &[LeaderboardRow]) -> String {
             first
                 .tasks
                 .iter()
-                .map(|t| clean(&format!("{} {}", t.task, t.metric))),
+                .map(|t| clean(&format!("{} {}", t.task, t.label()))),
         );
     }
     header.push("mean rank".into());
