@@ -762,6 +762,8 @@ fn a_round_logged_to_a_file_prints_progress_lines_and_leaves_no_work_folder() {
         .arg(&subs)
         .arg("--out")
         .arg(&out)
+        // A line per tenth of the cases, however short the round (10 s apart by default).
+        .env("PODIUM_PROGRESS_INTERVAL_S", "0")
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&ran.stderr);

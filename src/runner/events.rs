@@ -103,16 +103,44 @@ fn duration(seconds: f64) -> String {
 }
 
 /// When a log that is not a terminal gets a progress line: each time a submission passes
-/// another tenth of its cases, and after [`ProgressThrottle::HEARTBEAT_S`] without a line (a
-/// tenth of a long round may take hours); never for its last case, which its DONE line reports.
-#[derive(Debug, Default)]
+/// another tenth of its cases, at least [`ProgressThrottle::interval_s`] after its last line
+/// (so a round of a few seconds stays as short as its DONE lines), and after
+/// [`ProgressThrottle::HEARTBEAT_S`] without a line (a tenth of a long round may take hours);
+/// never for its last case, which its DONE line reports.
+#[derive(Debug)]
 pub struct ProgressThrottle {
     /// The last tenth reported, per submission, and when.
     last: std::collections::HashMap<String, (usize, f64)>,
+    interval_s: f64,
+}
+
+impl Default for ProgressThrottle {
+    fn default() -> ProgressThrottle {
+        let interval_s = std::env::var("PODIUM_PROGRESS_INTERVAL_S")
+            .ok()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .unwrap_or(Self::INTERVAL_S);
+        ProgressThrottle::every(interval_s)
+    }
 }
 
 impl ProgressThrottle {
     pub const HEARTBEAT_S: f64 = 60.0;
+    /// The least time between two lines of a submission, unless `PODIUM_PROGRESS_INTERVAL_S`
+    /// says otherwise.
+    pub const INTERVAL_S: f64 = 10.0;
+
+    pub fn every(interval_s: f64) -> ProgressThrottle {
+        ProgressThrottle {
+            last: std::collections::HashMap::new(),
+            interval_s,
+        }
+    }
+
+    pub fn interval_s(&self) -> f64 {
+        self.interval_s
+    }
 
     pub fn due(&mut self, submission: &str, p: &Progress) -> bool {
         if p.total == 0 || p.done >= p.total {
@@ -120,7 +148,8 @@ impl ProgressThrottle {
         }
         let tenth = p.done * 10 / p.total;
         let (last_tenth, last_s) = self.last.get(submission).copied().unwrap_or((0, 0.0));
-        let due = tenth > last_tenth || p.elapsed_s - last_s >= Self::HEARTBEAT_S;
+        let since = p.elapsed_s - last_s;
+        let due = (tenth > last_tenth && since >= self.interval_s) || since >= Self::HEARTBEAT_S;
         if due {
             self.last
                 .insert(submission.to_string(), (tenth, p.elapsed_s));
@@ -447,15 +476,28 @@ mod tests {
 
     #[test]
     fn a_log_gets_a_progress_line_per_tenth_or_heartbeat_and_none_for_the_last_case() {
-        let mut throttle = ProgressThrottle::default();
+        let mut throttle = ProgressThrottle::every(0.0);
         let total = 40;
         // Four cases a second: ten lines at most, whatever the number of cases.
         let lines: Vec<usize> = (1..=total)
             .filter(|&done| throttle.due("a", &progress(done, total, done as f64 / 4.0)))
             .collect();
         assert_eq!(lines, [4, 8, 12, 16, 20, 24, 28, 32, 36]);
+        // With the default interval, a tenth passed within 10 s of the last line waits: a
+        // round of 10 s in all prints nothing but its DONE line.
+        let mut throttle = ProgressThrottle::every(ProgressThrottle::INTERVAL_S);
+        let short: Vec<usize> = (1..=total)
+            .filter(|&done| throttle.due("a", &progress(done, total, done as f64 / 4.0)))
+            .collect();
+        assert_eq!(short, Vec::<usize>::new());
+        // Forty cases of a second each: a line per tenth once 10 s have passed since the last.
+        let mut throttle = ProgressThrottle::every(ProgressThrottle::INTERVAL_S);
+        let slower: Vec<usize> = (1..=total)
+            .filter(|&done| throttle.due("a", &progress(done, total, done as f64)))
+            .collect();
+        assert_eq!(slower, [10, 20, 30]);
         // A slow round: a tenth takes longer than the heartbeat, so a line comes meanwhile.
-        let mut throttle = ProgressThrottle::default();
+        let mut throttle = ProgressThrottle::every(ProgressThrottle::INTERVAL_S);
         let slow = |done: usize| progress(done, 1000, done as f64 * 10.0);
         let beats: Vec<usize> = (1..=20)
             .filter(|&done| throttle.due("b", &slow(done)))
@@ -466,6 +508,7 @@ mod tests {
             (1..=20).filter(|d| d % every == 0).collect::<Vec<_>>()
         );
         // Each submission has its own tenths.
+        let mut throttle = ProgressThrottle::every(0.0);
         assert!(throttle.due("c", &progress(1, 3, 0.1)));
     }
 
