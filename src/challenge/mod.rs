@@ -6,6 +6,7 @@
 
 mod definition;
 pub mod metric;
+mod settings;
 pub mod split;
 pub mod validate;
 
@@ -16,6 +17,7 @@ pub use definition::{
     RankingSettings, Scheduler, ScoringSettings, SubmissionChoice, Visibility,
 };
 pub use metric::Metric;
+pub use settings::{BackendKind, CaseBound, RankingMethod};
 
 use crate::error::{Error, Result};
 

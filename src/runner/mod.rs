@@ -32,9 +32,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 pub use events::{RunEvent, TerminalReporter};
-pub use select::{select_backend, select_slurm, BackendKind, RoundBackends, SelectedBackend};
+pub use select::{select_backend, select_slurm, RoundBackends, SelectedBackend};
 
-use crate::challenge::{Challenge, Limits, PhasePaths};
+use crate::challenge::{BackendKind, Challenge, Limits, PhasePaths};
 use crate::error::{Error, Result};
 pub use crate::results::CaseStatus;
 use crate::submission::{RunMode, Submission};
