@@ -438,7 +438,7 @@ fn check_complete(
         std::collections::BTreeSet<String>,
     )>,
 > {
-    let cases = scoring::truth::read_case_ids(phase)?;
+    let cases = crate::challenge::read_case_ids(phase)?;
     let submissions: Vec<&str> = submissions.iter().map(|s| s.name.as_str()).collect();
     let recorded: std::collections::BTreeSet<(&str, &str)> = records
         .iter()

@@ -251,7 +251,7 @@ pub fn run_round(
     options: &RoundOptions,
     on_event: &mut dyn FnMut(&RunEvent),
 ) -> Result<Vec<SubmissionRun>> {
-    let cases = crate::scoring::truth::read_case_ids(phase)?;
+    let cases = crate::challenge::read_case_ids(phase)?;
     if cases.is_empty() {
         return Err(Error::msg(format!(
             "{} lists no case; nothing to run",
