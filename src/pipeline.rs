@@ -420,7 +420,7 @@ fn move_official_result(run_dir: &Path, kept: &Path) -> Result<Vec<&'static str>
     Ok(moved)
 }
 
-fn read_journal(run_dir: &Path) -> Result<Vec<runner::CaseRecord>> {
+fn read_journal(run_dir: &Path) -> Result<Vec<crate::results::CaseRecord>> {
     runner::events::RunsCsv::read(&run_dir.join("runs.csv"))
 }
 
@@ -430,7 +430,7 @@ fn check_complete(
     run_dir: &Path,
     phase: &PhasePaths,
     submissions: &[Submission],
-    records: &[runner::CaseRecord],
+    records: &[crate::results::CaseRecord],
     allow_incomplete: bool,
 ) -> Result<
     Option<(
@@ -542,7 +542,7 @@ fn score_stored(
     let partial = check_complete(run_dir, &phase, &submissions, &records, allow_incomplete)?;
     let mut by_submission: std::collections::BTreeMap<
         String,
-        std::collections::BTreeMap<String, runner::CaseRecord>,
+        std::collections::BTreeMap<String, crate::results::CaseRecord>,
     > = Default::default();
     for record in records {
         by_submission

@@ -256,7 +256,7 @@ fn score_round_outputs(
     phase: &crate::challenge::PhasePaths,
     selection: CaseSelection,
 ) -> Result<RoundScores> {
-    let mut by_submission: BTreeMap<String, BTreeMap<String, crate::runner::CaseRecord>> =
+    let mut by_submission: BTreeMap<String, BTreeMap<String, crate::results::CaseRecord>> =
         BTreeMap::new();
     for record in RunsCsv::read(&round.dir.join("runs.csv"))? {
         by_submission

@@ -20,8 +20,8 @@ use crate::error::{Error, Result};
 use crate::pipeline::Receipt;
 use crate::ranking::analysis::{RankingAnalysis, RankingMethod};
 use crate::ranking::LeaderboardRow;
+use crate::results::CaseRecord;
 use crate::results::{CaseStatus, RoundScores};
-use crate::runner::CaseRecord;
 pub use html::View;
 
 /// The file in a round's folder that holds everything the report is drawn from, so that

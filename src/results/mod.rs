@@ -1,9 +1,13 @@
 //! The results model of a scored round. Scoring fills it; every reporter (terminal, CSV,
 //! and later HTML) reads it, so numbers are computed once and shown identically everywhere.
 
+mod runs;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+pub use runs::{CaseRecord, GpuUsage};
 
 /// The status of one case of one submission after its outputs were checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

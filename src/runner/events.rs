@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{CaseRecord, CaseStatus};
+use super::CaseStatus;
 use crate::error::{Error, Result};
+use crate::results::CaseRecord;
 
 #[derive(Clone, Debug)]
 pub enum RunEvent {
@@ -372,7 +373,7 @@ impl RunsCsv {
                 peak_memory_mib: f(7).parse().ok(),
                 message: text(8),
                 team_message: text(9),
-                gpu: super::gpu_monitor::GpuUsage {
+                gpu: crate::results::GpuUsage {
                     gpus: list(0),
                     time_s: g(1).parse().ok(),
                     peak_memory_mib: g(2).parse().ok(),
@@ -505,7 +506,7 @@ mod tests {
         assert_eq!(read[0].team_message, "exit code 3: \\u{1b}]0;pwned\\u{7}");
     }
 
-    fn case(case_id: &str, gpu: super::super::gpu_monitor::GpuUsage) -> CaseRecord {
+    fn case(case_id: &str, gpu: crate::results::GpuUsage) -> CaseRecord {
         CaseRecord {
             submission: "model".into(),
             case_id: case_id.into(),
@@ -523,7 +524,7 @@ mod tests {
 
     #[test]
     fn runs_csv_records_the_gpus_of_a_case_and_leaves_unmeasured_figures_empty() {
-        use super::super::gpu_monitor::GpuUsage;
+        use crate::results::GpuUsage;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("runs.csv");
         let measured = GpuUsage {
@@ -568,7 +569,7 @@ mod tests {
             format!("{old_header}\nmodel,a,ok,0,,1.250,1.000,64.000,,\n"),
         )
         .unwrap();
-        let gpu = super::super::gpu_monitor::GpuUsage {
+        let gpu = crate::results::GpuUsage {
             gpus: vec![0],
             ..Default::default()
         };

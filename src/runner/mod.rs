@@ -37,6 +37,7 @@ pub use select::{select_backend, select_slurm, RoundBackends, SelectedBackend};
 use crate::challenge::{BackendKind, Challenge, Limits, PhasePaths};
 use crate::error::{Error, Result};
 pub use crate::results::CaseStatus;
+use crate::results::{CaseRecord, GpuUsage};
 use crate::submission::{RunMode, Submission};
 
 /// How one execution ended, as the backend saw it.
@@ -69,7 +70,7 @@ pub struct Execution {
     /// Which GPUs the case had and what they did; set around the backend by
     /// [`gpu_monitor::run_watched`]. (Absent from the results of older Slurm nodes.)
     #[serde(default)]
-    pub gpu: gpu_monitor::GpuUsage,
+    pub gpu: GpuUsage,
 }
 
 impl Execution {
@@ -84,7 +85,7 @@ impl Execution {
             peak_memory_mib: None,
             message,
             program_said: String::new(),
-            gpu: gpu_monitor::GpuUsage::default(),
+            gpu: GpuUsage::default(),
         }
     }
 }
@@ -198,26 +199,6 @@ pub fn run_id(out_dir: &Path) -> String {
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     format!("{hash:016x}")
-}
-
-/// The record of one case, as written to `runs.csv`.
-#[derive(Clone, Debug, Serialize)]
-pub struct CaseRecord {
-    pub submission: String,
-    pub case_id: String,
-    pub status: CaseStatus,
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
-    pub wall_s: f64,
-    pub cpu_s: Option<f64>,
-    pub peak_memory_mib: Option<f64>,
-    /// For the organizer: podium's message and the program's last stderr line.
-    pub message: String,
-    /// For the team: on a hidden phase, podium's message alone, never the program's output
-    /// (which could carry what it read); on a public phase, the same as `message`.
-    pub team_message: String,
-    /// `runs.csv`'s GPU columns.
-    pub gpu: gpu_monitor::GpuUsage,
 }
 
 /// What a finished round hands to scoring: per submission, where its collected predictions are
@@ -698,7 +679,7 @@ fn not_run(
         peak_memory_mib: None,
         team_message: message.clone(),
         message,
-        gpu: gpu_monitor::GpuUsage::default(),
+        gpu: GpuUsage::default(),
     }
 }
 

@@ -15,8 +15,8 @@ use std::path::Path;
 use crate::challenge::split::{self, CaseSelection};
 use crate::challenge::{Challenge, PhasePaths};
 use crate::error::{Error, Result};
+use crate::results::CaseRecord;
 use crate::results::{CaseStatus, Problem, RoundScores, SubmissionInfo};
-use crate::runner::CaseRecord;
 
 pub use crate::challenge::CaseBound;
 pub use predictions::Predictions;

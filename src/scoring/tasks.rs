@@ -14,10 +14,10 @@ use crate::metrics::{
     agreement, classification, intervals, ordinal, regression, roc, segmentation,
 };
 use crate::ranking::inputs::{BinaryAuc, LocalStatistic, PrimaryValues};
+use crate::results::CaseRecord;
 use crate::results::{
     Aggregate, CaseScore, CaseStatus, ConfusionCell, CurvePoint, PairedValue, Problem, TruthFinding,
 };
-use crate::runner::CaseRecord;
 
 pub(super) struct Context<'a> {
     pub challenge: &'a Challenge,
