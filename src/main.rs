@@ -1068,7 +1068,7 @@ fn check_command(
     )?;
     print_outcome(&outcome);
     // Not a reason to reject: a program may run on the CPU within the limits, only slower.
-    let runs = podium::runner::events::RunsCsv::read(&outcome.out_dir.join("runs.csv"))?;
+    let runs = podium::results::RunsCsv::read(&outcome.out_dir.join("runs.csv"))?;
     let unavailable = options
         .gpus
         .as_ref()

@@ -421,7 +421,7 @@ fn move_official_result(run_dir: &Path, kept: &Path) -> Result<Vec<&'static str>
 }
 
 fn read_journal(run_dir: &Path) -> Result<Vec<crate::results::CaseRecord>> {
-    runner::events::RunsCsv::read(&run_dir.join("runs.csv"))
+    crate::results::RunsCsv::read(&run_dir.join("runs.csv"))
 }
 
 /// Whether `runs.csv` records every case of every submission of the round. An interrupted
@@ -629,7 +629,7 @@ pub(crate) fn finish(
     )?);
     let journal = out_dir.join("runs.csv");
     if journal.exists() {
-        let runs = runner::events::RunsCsv::read(&journal)?;
+        let runs = crate::results::RunsCsv::read(&journal)?;
         files.extend(crate::report::csv_files::write_team_files(
             out_dir, &scores, &runs,
         )?);

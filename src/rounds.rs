@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::pipeline::{self, RoundOutcome, RoundPlan};
 use crate::ranking::analysis::{self, RankingMethod};
 use crate::results::RoundScores;
-use crate::runner::events::RunsCsv;
+use crate::results::RunsCsv;
 use crate::scoring::{self, ScoringInput};
 
 /// One submission of one round, as its receipt recorded it.

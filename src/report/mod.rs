@@ -136,7 +136,7 @@ pub fn write_report(
 ) -> Result<Vec<PathBuf>> {
     let journal = run_dir.join("runs.csv");
     let runs = if journal.exists() {
-        crate::runner::events::RunsCsv::read(&journal)?
+        crate::results::RunsCsv::read(&journal)?
     } else {
         Vec::new()
     };

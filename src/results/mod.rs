@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use runs::{CaseRecord, GpuUsage};
+pub use runs::{count_statuses, CaseRecord, GpuUsage, RunsCsv};
 
 /// The status of one case of one submission after its outputs were checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

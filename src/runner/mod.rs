@@ -37,7 +37,7 @@ pub use select::{select_backend, select_slurm, RoundBackends, SelectedBackend};
 use crate::challenge::{BackendKind, Challenge, Limits, PhasePaths};
 use crate::error::{Error, Result};
 pub use crate::results::CaseStatus;
-use crate::results::{CaseRecord, GpuUsage};
+use crate::results::{count_statuses, CaseRecord, GpuUsage, RunsCsv};
 use crate::submission::{RunMode, Submission};
 
 /// How one execution ended, as the backend saw it.
@@ -261,14 +261,14 @@ pub fn run_round(
     let journal_started = std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0);
     let (mut runs_csv, mut done) = if options.resume && journal_started {
         let mut done: BTreeMap<String, BTreeMap<String, CaseRecord>> = BTreeMap::new();
-        for record in events::RunsCsv::read(&journal)? {
+        for record in RunsCsv::read(&journal)? {
             done.entry(record.submission.clone())
                 .or_default()
                 .insert(record.case_id.clone(), record);
         }
-        (events::RunsCsv::append_to(&journal)?, done)
+        (RunsCsv::append_to(&journal)?, done)
     } else {
-        (events::RunsCsv::create(&journal)?, BTreeMap::new())
+        (RunsCsv::create(&journal)?, BTreeMap::new())
     };
     // Each unfinished case, with the number of submissions still to run it.
     let unfinished: Vec<(String, usize)> = cases
@@ -643,7 +643,7 @@ impl Lane<'_> {
         on_event(&RunEvent::SubmissionFinished {
             submission: self.submission.name.clone(),
             seconds: round_started.elapsed().as_secs_f64(),
-            counts: events::count_statuses(records.values()),
+            counts: count_statuses(records.values()),
         });
     }
 }

@@ -150,7 +150,7 @@ pub fn score_round_on(
             baseline: input.baseline,
             run_counts: input
                 .runs
-                .map(|r| crate::runner::events::count_statuses(r.values()))
+                .map(|r| crate::results::count_statuses(r.values()))
                 .unwrap_or_default(),
         });
     }
