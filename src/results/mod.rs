@@ -1,12 +1,14 @@
 //! The results model of a scored round. Scoring fills it; every reporter (terminal, CSV,
 //! and later HTML) reads it, so numbers are computed once and shown identically everywhere.
 
+mod receipt;
 mod runs;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use receipt::{Host, Receipt, ReceiptSubmission};
 pub use runs::{count_statuses, CaseRecord, GpuUsage, RunsCsv};
 
 /// The status of one case of one submission after its outputs were checked.
