@@ -1,6 +1,7 @@
 //! The results model of a scored round. Scoring fills it; every reporter (terminal, CSV,
 //! and later HTML) reads it, so numbers are computed once and shown identically everywhere.
 
+pub mod ranking_inputs;
 mod receipt;
 mod runs;
 
@@ -202,7 +203,7 @@ pub struct RoundScores {
     pub values: Vec<PairedValue>,
     /// Each task's primary metric per submission, resamplable, for the ranking analysis.
     #[serde(skip)]
-    pub ranking: crate::ranking::inputs::RankingInputs,
+    pub ranking: ranking_inputs::RankingInputs,
     /// Set when the organizer asked for a partial result of an interrupted round
     /// (`podium rescore --allow-incomplete`): such a result names no winner.
     #[serde(default, skip_serializing_if = "Option::is_none")]

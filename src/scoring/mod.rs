@@ -96,7 +96,7 @@ pub fn score_round_on(
         curves: Vec::new(),
         confusion: Vec::new(),
         values: Vec::new(),
-        ranking: crate::ranking::inputs::RankingInputs {
+        ranking: crate::results::ranking_inputs::RankingInputs {
             cases: truth.cases.clone(),
             values: BTreeMap::new(),
         },
