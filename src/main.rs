@@ -5,13 +5,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use podium::challenge::Visibility;
 use podium::challenge::{validate, Challenge};
+use podium::challenge::{BackendKind, Visibility};
 use podium::demo::{self, GenerationStamp, Size};
 use podium::pipeline::{self, RoundOutcome};
 use podium::ranking::analysis::RankingMethod;
 use podium::runner::{
-    process::ProcessBackend, select_backend, Backend, BackendKind, RoundOptions, TerminalReporter,
+    process::ProcessBackend, select_backend, Backend, RoundOptions, TerminalReporter,
 };
 use podium::submission::RunSpec;
 use podium::submission::Submission;
@@ -1068,7 +1068,7 @@ fn check_command(
     )?;
     print_outcome(&outcome);
     // Not a reason to reject: a program may run on the CPU within the limits, only slower.
-    let runs = podium::runner::events::RunsCsv::read(&outcome.out_dir.join("runs.csv"))?;
+    let runs = podium::results::RunsCsv::read(&outcome.out_dir.join("runs.csv"))?;
     let unavailable = options
         .gpus
         .as_ref()

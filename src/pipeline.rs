@@ -10,7 +10,8 @@ use crate::challenge::{Challenge, PhasePaths};
 use crate::error::{Error, Result};
 use crate::ranking::analysis::RankingMethod;
 use crate::ranking::{self, LeaderboardRow};
-use crate::results::RoundScores;
+pub use crate::results::Receipt;
+use crate::results::{Host, ReceiptSubmission, RoundScores};
 use crate::runner::gpus::GpuPool;
 use crate::runner::{self, Backend, RoundOptions, RunEvent, SubmissionRun};
 use crate::scoring::{self, ScoringInput};
@@ -420,8 +421,8 @@ fn move_official_result(run_dir: &Path, kept: &Path) -> Result<Vec<&'static str>
     Ok(moved)
 }
 
-fn read_journal(run_dir: &Path) -> Result<Vec<runner::CaseRecord>> {
-    runner::events::RunsCsv::read(&run_dir.join("runs.csv"))
+fn read_journal(run_dir: &Path) -> Result<Vec<crate::results::CaseRecord>> {
+    crate::results::RunsCsv::read(&run_dir.join("runs.csv"))
 }
 
 /// Whether `runs.csv` records every case of every submission of the round. An interrupted
@@ -430,7 +431,7 @@ fn check_complete(
     run_dir: &Path,
     phase: &PhasePaths,
     submissions: &[Submission],
-    records: &[runner::CaseRecord],
+    records: &[crate::results::CaseRecord],
     allow_incomplete: bool,
 ) -> Result<
     Option<(
@@ -438,7 +439,7 @@ fn check_complete(
         std::collections::BTreeSet<String>,
     )>,
 > {
-    let cases = scoring::truth::read_case_ids(phase)?;
+    let cases = crate::challenge::read_case_ids(phase)?;
     let submissions: Vec<&str> = submissions.iter().map(|s| s.name.as_str()).collect();
     let recorded: std::collections::BTreeSet<(&str, &str)> = records
         .iter()
@@ -542,7 +543,7 @@ fn score_stored(
     let partial = check_complete(run_dir, &phase, &submissions, &records, allow_incomplete)?;
     let mut by_submission: std::collections::BTreeMap<
         String,
-        std::collections::BTreeMap<String, runner::CaseRecord>,
+        std::collections::BTreeMap<String, crate::results::CaseRecord>,
     > = Default::default();
     for record in records {
         by_submission
@@ -629,7 +630,7 @@ pub(crate) fn finish(
     )?);
     let journal = out_dir.join("runs.csv");
     if journal.exists() {
-        let runs = runner::events::RunsCsv::read(&journal)?;
+        let runs = crate::results::RunsCsv::read(&journal)?;
         files.extend(crate::report::csv_files::write_team_files(
             out_dir, &scores, &runs,
         )?);
@@ -674,68 +675,6 @@ pub(crate) fn finish(
         analysis,
         files,
     })
-}
-
-/// `run.json`: what was run, on what, with which limits and settings, so a result can be
-/// traced and reproduced.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Receipt {
-    pub podium_version: String,
-    pub challenge: String,
-    pub challenge_dir: PathBuf,
-    pub phase: String,
-    /// The phase is hidden: teams never see its truth, nor anything that would reveal it.
-    #[serde(default)]
-    pub hidden: bool,
-    pub truth_dir: PathBuf,
-    pub started_unix: u64,
-    pub started_utc: String,
-    pub finished_unix: u64,
-    pub backend: Option<String>,
-    /// How the submissions were isolated (empty for `podium score`).
-    pub isolation: Option<String>,
-    pub limits: crate::challenge::Limits,
-    /// The `[limits]` keys the backend enforced; the others are declared but not enforced by it.
-    pub limits_enforced: Vec<String>,
-    pub scoring: crate::challenge::ScoringSettings,
-    /// The ranking method (after any command-line override), weights, bootstrap and tests.
-    pub ranking: crate::challenge::RankingSettings,
-    /// The cases scored: `all`, or the `public` or `private` split of the phase.
-    pub selection: CaseSelection,
-    pub cases_scored: usize,
-    pub phase_cases: usize,
-    /// Set for a partial result of an interrupted round (`rescore --allow-incomplete`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub incomplete: Option<crate::results::Incomplete>,
-    /// Cases of the selection left out of scoring, for every submission, because the organizer
-    /// accepted leaving out their broken truth or image (`--leave-out-bad-truth`), with why.
-    #[serde(default)]
-    pub cases_left_out: Vec<crate::results::LeftOutCase>,
-    pub confidence_intervals: String,
-    pub submissions: Vec<ReceiptSubmission>,
-    pub host: Host,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ReceiptSubmission {
-    pub name: String,
-    pub team: String,
-    pub dir: PathBuf,
-    pub run: String,
-    pub baseline: bool,
-    /// `final = true` in submission.toml: the team's final selection.
-    pub final_selection: bool,
-    /// What the backend resolved, such as the image id a Docker submission ran (so a tag that
-    /// moved between two rounds shows here).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resolved: Option<serde_json::Value>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Host {
-    pub os: String,
-    pub arch: String,
-    pub cpus: usize,
 }
 
 impl Receipt {

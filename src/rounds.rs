@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::pipeline::{self, RoundOutcome, RoundPlan};
 use crate::ranking::analysis::{self, RankingMethod};
 use crate::results::RoundScores;
-use crate::runner::events::RunsCsv;
+use crate::results::RunsCsv;
 use crate::scoring::{self, ScoringInput};
 
 /// One submission of one round, as its receipt recorded it.
@@ -256,7 +256,7 @@ fn score_round_outputs(
     phase: &crate::challenge::PhasePaths,
     selection: CaseSelection,
 ) -> Result<RoundScores> {
-    let mut by_submission: BTreeMap<String, BTreeMap<String, crate::runner::CaseRecord>> =
+    let mut by_submission: BTreeMap<String, BTreeMap<String, crate::results::CaseRecord>> =
         BTreeMap::new();
     for record in RunsCsv::read(&round.dir.join("runs.csv"))? {
         by_submission

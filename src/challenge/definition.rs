@@ -48,7 +48,7 @@ pub struct ScoringSettings {
     /// podium's, not the organizers': not read from `challenge.toml` (a key of that name is
     /// refused as unknown) and not written to `run.json`.
     #[serde(skip)]
-    pub case_bound: crate::scoring::CaseBound,
+    pub case_bound: super::CaseBound,
 }
 
 impl Default for ScoringSettings {
@@ -58,7 +58,7 @@ impl Default for ScoringSettings {
             missing: MissingPolicy::Worst,
             bootstrap_resamples: 1000,
             seed: 20201,
-            case_bound: crate::scoring::CaseBound::default(),
+            case_bound: super::CaseBound::default(),
         }
     }
 }
@@ -87,7 +87,7 @@ impl ScoringSettings {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RankingSettings {
-    pub method: crate::ranking::analysis::RankingMethod,
+    pub method: super::RankingMethod,
     /// Weight of each task in the consensus (the weighted mean of task ranks); a task not
     /// listed weighs 1.
     pub weights: std::collections::BTreeMap<String, f64>,
@@ -101,7 +101,7 @@ pub struct RankingSettings {
 impl Default for RankingSettings {
     fn default() -> Self {
         RankingSettings {
-            method: crate::ranking::analysis::RankingMethod::MeanThenRank,
+            method: super::RankingMethod::MeanThenRank,
             weights: std::collections::BTreeMap::new(),
             bootstrap_resamples: 1000,
             alpha: 0.05,
@@ -167,7 +167,7 @@ pub struct ClusterSettings {
     pub job_memory_mb: Option<u64>,
     /// How cases run inside a job on the node: `auto` (the sandbox when bubblewrap works there),
     /// `sandbox` or `process`. Docker submissions use the node's Docker engine.
-    pub node_backend: crate::runner::BackendKind,
+    pub node_backend: super::BackendKind,
     /// Times a job lost to the infrastructure (NODE_FAIL, BOOT_FAIL, PREEMPTED) is submitted
     /// again before its cases count as failed.
     pub resubmissions: u32,
@@ -184,7 +184,7 @@ impl Default for ClusterSettings {
             sbatch_args: Vec::new(),
             cases_per_job: 1,
             job_memory_mb: None,
-            node_backend: crate::runner::BackendKind::Auto,
+            node_backend: super::BackendKind::Auto,
             resubmissions: 3,
             poll_interval_s: 1.0,
         }
@@ -203,7 +203,7 @@ impl ClusterSettings {
                 self.poll_interval_s
             ));
         }
-        if self.node_backend == crate::runner::BackendKind::Slurm {
+        if self.node_backend == super::BackendKind::Slurm {
             problems.push(
                 "[cluster] node_backend = \"slurm\": the nodes run cases locally; use auto, sandbox or process".into(),
             );

@@ -6,9 +6,11 @@
 
 mod definition;
 pub mod metric;
+mod settings;
 pub mod split;
 pub mod validate;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub use definition::{
@@ -16,8 +18,10 @@ pub use definition::{
     RankingSettings, Scheduler, ScoringSettings, SubmissionChoice, Visibility,
 };
 pub use metric::Metric;
+pub use settings::{BackendKind, CaseBound, RankingMethod};
 
 use crate::error::{Error, Result};
+use crate::io::table::Table;
 
 /// The kind of a task decides which columns it reads and which metrics it allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -131,6 +135,38 @@ impl PhasePaths {
     pub fn truth_mask(&self, dir: &str, case_id: &str) -> PathBuf {
         self.truth.join(dir).join(format!("{case_id}.nii.gz"))
     }
+}
+
+/// The case ids of `input/cases.csv`, in file order. Ids must be unique and path-safe.
+pub fn read_case_ids(phase: &PhasePaths) -> Result<Vec<String>> {
+    let path = phase.cases_csv();
+    let table = Table::read(&path)?;
+    let id = table.require(&["case_id".to_string()])?[0];
+    let mut problems = Vec::new();
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut ids = Vec::new();
+    for row in &table.rows {
+        let case_id = &row.fields[id];
+        if !crate::ids::is_valid_case_id(case_id) {
+            problems.push(format!(
+                "{}:{}: case id {case_id:?} must be 1-128 letters, digits, '-', '_' or '.', not starting with '.'",
+                path.display(),
+                row.line
+            ));
+        } else if let Some(first) = seen.insert(case_id.clone(), row.line) {
+            problems.push(format!(
+                "{}:{}: case id {case_id:?} repeats line {first}",
+                path.display(),
+                row.line
+            ));
+        } else {
+            ids.push(case_id.clone());
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::List(problems));
+    }
+    Ok(ids)
 }
 
 impl Challenge {

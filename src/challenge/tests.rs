@@ -144,10 +144,7 @@ fn ranking_settings_are_checked_against_the_tasks() {
         "name = \"mini\"\n[ranking]\nmethod = \"rank-then-mean\"",
     ))
     .unwrap();
-    assert_eq!(
-        c.ranking.method,
-        crate::ranking::analysis::RankingMethod::RankThenMean
-    );
+    assert_eq!(c.ranking.method, RankingMethod::RankThenMean);
     assert_eq!(c.ranking.bootstrap_resamples, 1000);
 }
 

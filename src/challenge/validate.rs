@@ -163,7 +163,7 @@ fn check_phase(
     masks: MaskCheck,
     report: &mut ValidationReport,
 ) {
-    let cases = match crate::scoring::truth::read_case_ids(paths) {
+    let cases = match super::read_case_ids(paths) {
         Ok(c) => c,
         Err(_) if !paths.cases_csv().exists() => {
             report.phase_error(no_data_yet(challenge, &phase.name, paths));

@@ -13,44 +13,9 @@ use serde::{Deserialize, Serialize};
 use super::competition_ranks;
 use super::inputs::{PrimaryValues, RankingInputs};
 use super::significance::{holm, kendall_tau_b, wilcoxon_greater};
+pub use crate::challenge::RankingMethod;
 use crate::challenge::{Challenge, RankingSettings};
 use crate::metrics::roc;
-
-/// How one task ranks the submissions.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum RankingMethod {
-    /// Aggregate-then-rank: the mean of the per-case values (the task's value), then rank.
-    MeanThenRank,
-    /// Aggregate-then-rank with the median of the per-case values.
-    MedianThenRank,
-    /// Rank-then-aggregate: rank the submissions on every case, then rank their mean rank.
-    RankThenMean,
-    /// Test-then-rank: one-sided paired tests between every two submissions (Wilcoxon on
-    /// per-case values, DeLong for an AUC), Holm-corrected; the score is the number of
-    /// significant wins.
-    TestThenRank,
-}
-
-impl RankingMethod {
-    pub const ALL: [RankingMethod; 4] = [
-        RankingMethod::MeanThenRank,
-        RankingMethod::MedianThenRank,
-        RankingMethod::RankThenMean,
-        RankingMethod::TestThenRank,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            RankingMethod::MeanThenRank => "mean-then-rank",
-            RankingMethod::MedianThenRank => "median-then-rank",
-            RankingMethod::RankThenMean => "rank-then-mean",
-            RankingMethod::TestThenRank => "test-then-rank",
-        }
-    }
-}
 
 /// The name of the consensus over tasks in the analysis' tables.
 pub const CONSENSUS: &str = "consensus";

@@ -5,7 +5,7 @@
 //! stability and the significance tests (docs/ranking.md).
 
 pub mod analysis;
-pub mod inputs;
+pub use crate::results::ranking_inputs as inputs;
 pub mod significance;
 
 use std::collections::BTreeMap;

@@ -242,7 +242,7 @@ pub fn write_all(
 pub fn write_team_files(
     dir: &Path,
     round: &RoundScores,
-    runs: &[crate::runner::CaseRecord],
+    runs: &[crate::results::CaseRecord],
 ) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for submission in &round.submissions {

@@ -8,14 +8,14 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::pipeline::Receipt;
 use crate::ranking::analysis::{RankingAnalysis, RankingMethod, CONSENSUS};
 use crate::ranking::LeaderboardRow;
 use crate::report::figures::{self, Detail};
 use crate::report::plots::Figure;
 use crate::report::terminal::ranking_caveats;
+use crate::results::CaseRecord;
+use crate::results::Receipt;
 use crate::results::{CaseStatus, RoundScores};
-use crate::runner::CaseRecord;
 
 /// Text for HTML content and attribute values: `& < > " '` become entities, and control and
 /// bidi characters visible escapes ([`crate::text::shown_lines`]: a right-to-left override

@@ -17,11 +17,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::pipeline::Receipt;
 use crate::ranking::analysis::{RankingAnalysis, RankingMethod};
 use crate::ranking::LeaderboardRow;
-use crate::results::{CaseStatus, RoundScores};
-use crate::runner::CaseRecord;
+use crate::results::{CaseRecord, CaseStatus, Receipt, RoundScores};
 pub use html::View;
 
 /// The file in a round's folder that holds everything the report is drawn from, so that
@@ -136,7 +134,7 @@ pub fn write_report(
 ) -> Result<Vec<PathBuf>> {
     let journal = run_dir.join("runs.csv");
     let runs = if journal.exists() {
-        crate::runner::events::RunsCsv::read(&journal)?
+        crate::results::RunsCsv::read(&journal)?
     } else {
         Vec::new()
     };

@@ -20,9 +20,8 @@ use std::path::Path;
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
-use super::{CaseJob, CaseRecord, Execution};
+use super::{CaseJob, Execution};
+use crate::results::{CaseRecord, GpuUsage};
 
 /// How often a running case's GPUs are read: NVML's utilization covers the last 1/6 s to 1 s
 /// (by product), so reading more often adds little, and less often misses short peaks of
@@ -34,24 +33,6 @@ const INTERVAL: Duration = Duration::from_millis(100);
 const HELD_BYTES: u64 = 1 << 20;
 
 const MIB: f64 = 1024.0 * 1024.0;
-
-/// What a case's GPUs did while it ran; in `runs.csv` as `gpus`, `gpu_time_s`,
-/// `gpu_peak_memory_mib` and `gpus_used`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct GpuUsage {
-    /// The GPUs the case was given (the K of `/dev/nvidia<K>`); empty without GPUs.
-    pub gpus: Vec<u32>,
-    /// An estimate of the time kernels ran, summed over the case's GPUs: at each reading, the
-    /// share of the last period NVML says a kernel was running, times the time since the
-    /// previous reading. Empty where the driver cannot say.
-    pub time_s: Option<f64>,
-    /// The most memory the case's GPUs held together, above what they held when it started.
-    /// Empty where the driver cannot say.
-    pub peak_memory_mib: Option<f64>,
-    /// Of `gpus`, those that held memory for the case at some reading; meaningful only where
-    /// `peak_memory_mib` is given.
-    pub used: Vec<u32>,
-}
 
 /// One reading of one GPU, each figure `None` where the driver cannot give it (utilization on
 /// a MIG-partitioned GPU, for one).

@@ -93,7 +93,7 @@ fn handle(signal: i32) -> ! {
     // The cases' tmpfs folders (as root), once nothing runs in them any more.
     super::case_mounts::unmount_all_and_refuse_more();
     if let Some(round) = ROUND.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-        let kept = super::events::RunsCsv::read(&round.out_dir.join("runs.csv"))
+        let kept = crate::results::RunsCsv::read(&round.out_dir.join("runs.csv"))
             .map_or(0, |records| records.len());
         eprintln!("podium: {}", resume_hint(&round.out_dir, kept, round.cases));
     }

@@ -32,11 +32,12 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 pub use events::{RunEvent, TerminalReporter};
-pub use select::{select_backend, select_slurm, BackendKind, RoundBackends, SelectedBackend};
+pub use select::{select_backend, select_slurm, RoundBackends, SelectedBackend};
 
-use crate::challenge::{Challenge, Limits, PhasePaths};
+use crate::challenge::{BackendKind, Challenge, Limits, PhasePaths};
 use crate::error::{Error, Result};
 pub use crate::results::CaseStatus;
+use crate::results::{count_statuses, CaseRecord, GpuUsage, RunsCsv};
 use crate::submission::{RunMode, Submission};
 
 /// How one execution ended, as the backend saw it.
@@ -69,7 +70,7 @@ pub struct Execution {
     /// Which GPUs the case had and what they did; set around the backend by
     /// [`gpu_monitor::run_watched`]. (Absent from the results of older Slurm nodes.)
     #[serde(default)]
-    pub gpu: gpu_monitor::GpuUsage,
+    pub gpu: GpuUsage,
 }
 
 impl Execution {
@@ -84,7 +85,7 @@ impl Execution {
             peak_memory_mib: None,
             message,
             program_said: String::new(),
-            gpu: gpu_monitor::GpuUsage::default(),
+            gpu: GpuUsage::default(),
         }
     }
 }
@@ -200,26 +201,6 @@ pub fn run_id(out_dir: &Path) -> String {
     format!("{hash:016x}")
 }
 
-/// The record of one case, as written to `runs.csv`.
-#[derive(Clone, Debug, Serialize)]
-pub struct CaseRecord {
-    pub submission: String,
-    pub case_id: String,
-    pub status: CaseStatus,
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
-    pub wall_s: f64,
-    pub cpu_s: Option<f64>,
-    pub peak_memory_mib: Option<f64>,
-    /// For the organizer: podium's message and the program's last stderr line.
-    pub message: String,
-    /// For the team: on a hidden phase, podium's message alone, never the program's output
-    /// (which could carry what it read); on a public phase, the same as `message`.
-    pub team_message: String,
-    /// `runs.csv`'s GPU columns.
-    pub gpu: gpu_monitor::GpuUsage,
-}
-
 /// What a finished round hands to scoring: per submission, where its collected predictions are
 /// and how each case ran.
 #[derive(Clone, Debug)]
@@ -251,7 +232,7 @@ pub fn run_round(
     options: &RoundOptions,
     on_event: &mut dyn FnMut(&RunEvent),
 ) -> Result<Vec<SubmissionRun>> {
-    let cases = crate::scoring::truth::read_case_ids(phase)?;
+    let cases = crate::challenge::read_case_ids(phase)?;
     if cases.is_empty() {
         return Err(Error::msg(format!(
             "{} lists no case; nothing to run",
@@ -280,14 +261,14 @@ pub fn run_round(
     let journal_started = std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0);
     let (mut runs_csv, mut done) = if options.resume && journal_started {
         let mut done: BTreeMap<String, BTreeMap<String, CaseRecord>> = BTreeMap::new();
-        for record in events::RunsCsv::read(&journal)? {
+        for record in RunsCsv::read(&journal)? {
             done.entry(record.submission.clone())
                 .or_default()
                 .insert(record.case_id.clone(), record);
         }
-        (events::RunsCsv::append_to(&journal)?, done)
+        (RunsCsv::append_to(&journal)?, done)
     } else {
-        (events::RunsCsv::create(&journal)?, BTreeMap::new())
+        (RunsCsv::create(&journal)?, BTreeMap::new())
     };
     // Each unfinished case, with the number of submissions still to run it.
     let unfinished: Vec<(String, usize)> = cases
@@ -662,7 +643,7 @@ impl Lane<'_> {
         on_event(&RunEvent::SubmissionFinished {
             submission: self.submission.name.clone(),
             seconds: round_started.elapsed().as_secs_f64(),
-            counts: events::count_statuses(records.values()),
+            counts: count_statuses(records.values()),
         });
     }
 }
@@ -698,7 +679,7 @@ fn not_run(
         peak_memory_mib: None,
         team_message: message.clone(),
         message,
-        gpu: gpu_monitor::GpuUsage::default(),
+        gpu: GpuUsage::default(),
     }
 }
 

@@ -5,32 +5,15 @@
 //! `kind = "process"`) and the docker backend (`kind = "docker"`); a round may mix both, and
 //! [`RoundBackends`] routes each submission to its own.
 
-use serde::{Deserialize, Serialize};
-
 use std::path::Path;
 
 use super::docker::DockerBackend;
 use super::process::ProcessBackend;
 use super::sandbox::SandboxBackend;
 use super::{Backend, CaseJob, Execution};
-use crate::challenge::Limits;
+use crate::challenge::{BackendKind, Limits};
 use crate::error::{Error, Result};
 use crate::submission::{RunSpec, Submission};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum BackendKind {
-    /// The sandbox when bubblewrap works here, otherwise the process backend (with a warning,
-    /// and on a hidden phase only with --allow-unisolated).
-    Auto,
-    /// bubblewrap namespaces and per-case cgroups (docs/sandbox.md).
-    Sandbox,
-    /// Plain child processes with rlimits only: no isolation.
-    Process,
-    /// Slurm jobs on a cluster, each case in the node's sandbox (docs/slurm.md); the
-    /// challenge's `[cluster]` table configures it, and makes it the default of `podium run`.
-    Slurm,
-}
 
 pub struct SelectedBackend {
     pub backend: Box<dyn Backend>,

@@ -13,11 +13,11 @@ use crate::metrics::distance::{self, BoundarySpec, OverBudget, WorkBudget};
 use crate::metrics::{
     agreement, classification, intervals, ordinal, regression, roc, segmentation,
 };
-use crate::ranking::inputs::{BinaryAuc, LocalStatistic, PrimaryValues};
+use crate::results::ranking_inputs::{BinaryAuc, LocalStatistic, PrimaryValues};
+use crate::results::CaseRecord;
 use crate::results::{
     Aggregate, CaseScore, CaseStatus, ConfusionCell, CurvePoint, PairedValue, Problem, TruthFinding,
 };
-use crate::runner::CaseRecord;
 
 pub(super) struct Context<'a> {
     pub challenge: &'a Challenge,

@@ -1,9 +1,16 @@
 //! The results model of a scored round. Scoring fills it; every reporter (terminal, CSV,
 //! and later HTML) reads it, so numbers are computed once and shown identically everywhere.
 
+pub mod ranking_inputs;
+mod receipt;
+mod runs;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+pub use receipt::{Host, Receipt, ReceiptSubmission};
+pub use runs::{count_statuses, CaseRecord, GpuUsage, RunsCsv};
 
 /// The status of one case of one submission after its outputs were checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -196,7 +203,7 @@ pub struct RoundScores {
     pub values: Vec<PairedValue>,
     /// Each task's primary metric per submission, resamplable, for the ranking analysis.
     #[serde(skip)]
-    pub ranking: crate::ranking::inputs::RankingInputs,
+    pub ranking: ranking_inputs::RankingInputs,
     /// Set when the organizer asked for a partial result of an interrupted round
     /// (`podium rescore --allow-incomplete`): such a result names no winner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
