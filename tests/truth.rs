@@ -254,7 +254,9 @@ fn assert_no_truth_for_teams(out: &Path, case_id: &str) {
     let html = std::fs::read_to_string(&team_report).unwrap();
     // The team view may list the case's run, never why it was not scored.
     assert!(
-        !html.contains("left out") && !html.contains("truth-findings"),
+        !html.contains("left out")
+            && !html.contains("truth-findings")
+            && !html.contains("but the image has"),
         "the team view tells of the truth"
     );
 }

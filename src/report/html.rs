@@ -872,7 +872,17 @@ fn runs(html: &mut String, input: &ReportInput) {
 }
 
 fn receipt(html: &mut String, input: &ReportInput) {
-    let json = serde_json::to_string_pretty(input.receipt).unwrap_or_default();
+    let mut shown = input.receipt.clone();
+    if input.view == View::Team {
+        // The truth's problems are the organizer's alone, whatever the phase.
+        shown.cases_left_out.clear();
+        if shown.hidden {
+            if let Some(incomplete) = shown.incomplete.as_mut() {
+                incomplete.cases_not_run.clear();
+            }
+        }
+    }
+    let json = serde_json::to_string_pretty(&shown).unwrap_or_default();
     let _ = write!(
         html,
         "<h2 id=\"receipt\">Reproducibility receipt</h2>\n<p class=\"muted\">run.json: podium version, challenge, truth, limits, seeds, submissions (with image ids), host and time.</p><details open><summary>run.json</summary><pre>{}</pre></details>\n",
