@@ -292,6 +292,8 @@ enum Command {
         final_split: bool,
         #[command(flatten)]
         ranking: RankingArg,
+        #[command(flatten)]
+        bad_truth: BadTruthArg,
     },
     /// For teams: run your submission on the public phase with the challenge's limits and say
     /// what the server would find.
@@ -591,6 +593,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             run_dir,
             format,
             final_split,
+            bad_truth,
             ..
         } => {
             let is_rounds_folder = run_dir.is_dir()
@@ -627,6 +630,11 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 );
                 return Ok(ExitCode::SUCCESS);
             }
+            if !final_split && bad_truth.leave_out {
+                return Err(Error::msg(
+                    "--leave-out-bad-truth goes with --final, which scores the round anew; the round's own leaderboard is printed as it was scored",
+                ));
+            }
             if !final_split && RANKING_METHOD.get().copied().flatten().is_some() {
                 return Err(Error::msg(format!(
                     "`podium leaderboard {0}` prints the ranking the round wrote, without ranking anew; to rank it with another method, run `podium rescore {0} --ranking-method METHOD` first",
@@ -634,8 +642,11 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 )));
             }
             let run_dir = if final_split {
-                let outcome =
-                    pipeline::final_leaderboard(&run_dir, RANKING_METHOD.get().copied().flatten())?;
+                let outcome = pipeline::final_leaderboard(
+                    &run_dir,
+                    RANKING_METHOD.get().copied().flatten(),
+                    bad_truth.leave_out,
+                )?;
                 if format == podium::report::leaderboard::Format::Table {
                     print_outcome(&outcome);
                     return Ok(ExitCode::SUCCESS);

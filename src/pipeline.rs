@@ -86,6 +86,10 @@ pub struct RoundPlan {
     /// (`--leave-out-bad-truth`): a resumed round and `podium leaderboard --final` do the same.
     #[serde(default)]
     pub leave_out_bad_truth: bool,
+    /// The `--ranking-method` the round was started with, where it differs from the
+    /// challenge's: its resumption, official rescores and final leaderboard rank the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranking_method: Option<RankingMethod>,
 }
 
 impl RoundPlan {
@@ -110,7 +114,12 @@ impl RoundPlan {
                 .as_ref()
                 .filter(|_| challenge.limits.gpus > 0)
                 .map(|pool| pool.devices().to_vec()),
-            leave_out_bad_truth: !phase.left_out.is_empty(),
+            leave_out_bad_truth: phase.leave_out_bad_truth || !phase.left_out.is_empty(),
+            // Read anew, since `challenge` carries the command line's override.
+            ranking_method: Challenge::load(&challenge.root)
+                .ok()
+                .filter(|declared| declared.ranking.method != challenge.ranking.method)
+                .map(|_| challenge.ranking.method),
         })
     }
 
@@ -175,8 +184,12 @@ pub fn resume(
         &phase,
         leave_out_bad_truth || plan.leave_out_bad_truth,
     )?;
-    if let Some(method) = ranking_method {
+    if let Some(method) = ranking_method.or(plan.ranking_method) {
         challenge.ranking.method = method;
+    }
+    if leave_out_bad_truth && !plan.leave_out_bad_truth {
+        plan.leave_out_bad_truth = true;
+        plan.write(run_dir)?;
     }
     let gpus = resumed_gpus(&plan, challenge.limits.gpus, gpu_list)?;
     if gpu_list.is_some() {
@@ -257,7 +270,7 @@ pub struct RescoreOptions {
 
 /// The files and folders of a round's result, as [`finish`] writes them: what
 /// `--replace-official` moves aside before writing the new result.
-pub const OFFICIAL_RESULT: [&str; 16] = [
+pub const OFFICIAL_RESULT: [&str; 19] = [
     "scores.csv",
     "metrics.csv",
     "problems.csv",
@@ -274,6 +287,11 @@ pub const OFFICIAL_RESULT: [&str; 16] = [
     "report-data.json",
     "report.html",
     "report.md",
+    // Written later from the result (`podium report --view team`, `podium leaderboard
+    // --final`): stale once it is replaced.
+    "report-team.html",
+    "report-team.md",
+    "final",
 ];
 
 /// `podium rescore <run-dir>`: scores a finished round again from its stored outputs (after a
@@ -286,31 +304,44 @@ pub fn rescore(run_dir: &Path, options: &RescoreOptions) -> Result<RoundOutcome>
     match &options.target {
         RescoreTarget::NewFolder(out) => {
             check_new_folder(run_dir, out)?;
+            let existed = out.exists();
             std::fs::create_dir_all(out).map_err(|e| Error::io("create", out, e))?;
             // The journal travels along: the team files and the report's run counts read it.
             let journal = run_dir.join("runs.csv");
-            if journal.is_file() {
-                let copy = out.join("runs.csv");
-                std::fs::copy(&journal, &copy).map_err(|e| Error::io("copy", &journal, e))?;
-            }
-            score_stored(
-                run_dir,
-                out,
-                CaseSelection::Public,
-                options.ranking_method,
-                options.allow_incomplete,
-                options.leave_out_bad_truth,
-            )
+            let scored = std::fs::copy(&journal, out.join("runs.csv"))
+                .map_err(|e| Error::io("copy", &journal, e))
+                .and_then(|_| {
+                    score_stored(
+                        run_dir,
+                        out,
+                        CaseSelection::Public,
+                        options.ranking_method,
+                        options.allow_incomplete,
+                        options.leave_out_bad_truth,
+                    )
+                });
+            // A refused rescore leaves the folder as it found it (new, or empty), so the same
+            // command can be given again once the cause is fixed.
+            scored.inspect_err(|_| {
+                let _ = std::fs::remove_dir_all(out);
+                if existed {
+                    let _ = std::fs::create_dir(out);
+                }
+            })
         }
         RescoreTarget::ReplaceOfficial => {
-            if options.ranking_method.is_some() || options.allow_incomplete {
+            let plan = RoundPlan::read(run_dir)?;
+            let (challenge, phase, submissions) = plan.load()?;
+            let official = plan.ranking_method.unwrap_or(challenge.ranking.method);
+            let other_method = options.ranking_method.filter(|m| *m != official);
+            if other_method.is_some() || options.allow_incomplete {
                 return Err(Error::msg(format!(
-                    "--replace-official takes the round's own settings only: a rescore with --ranking-method or --allow-incomplete is a comparison, not the official result of {}. Write it to a new folder with --out DIR",
+                    "--replace-official takes the round's own settings only (it was ranked {}): a rescore with another --ranking-method or with --allow-incomplete is a comparison, not the official result of {}. Write it to a new folder with --out DIR",
+                    official.name(),
                     run_dir.display()
                 )));
             }
             // Refuse an incomplete round before anything is moved.
-            let (_, phase, submissions) = RoundPlan::read(run_dir)?.load()?;
             check_complete(
                 run_dir,
                 &phase,
@@ -318,15 +349,14 @@ pub fn rescore(run_dir: &Path, options: &RescoreOptions) -> Result<RoundOutcome>
                 &read_journal(run_dir)?,
                 false,
             )?;
-            if options.leave_out_bad_truth {
-                let mut plan = RoundPlan::read(run_dir)?;
-                if !plan.leave_out_bad_truth {
-                    plan.leave_out_bad_truth = true;
-                    plan.write(run_dir)?;
-                }
-            }
             let kept = new_replaced_folder(run_dir)?;
+            // The plan as it was, beside the result it produced.
+            let plan_file = run_dir.join("round.json");
+            std::fs::copy(&plan_file, kept.join("round.json"))
+                .map_err(|e| Error::io("copy", &plan_file, e))?;
             let moved = move_official_result(run_dir, &kept)?;
+            // How the round ran stays in the new receipt ([`keep_how_it_ran`]).
+            let _ = std::fs::copy(kept.join("run.json"), run_dir.join("run.json"));
             let rescored = score_stored(
                 run_dir,
                 run_dir,
@@ -334,18 +364,37 @@ pub fn rescore(run_dir: &Path, options: &RescoreOptions) -> Result<RoundOutcome>
                 None,
                 false,
                 options.leave_out_bad_truth,
-            );
-            rescored.inspect_err(|_| {
-                // Put the official result back as it was: a failed rescore replaces nothing.
-                for name in &moved {
-                    let _ = std::fs::remove_dir_all(run_dir.join(name));
-                    let _ = std::fs::remove_file(run_dir.join(name));
-                    let _ = std::fs::rename(kept.join(name), run_dir.join(name));
+            )
+            .and_then(|outcome| {
+                if options.leave_out_bad_truth && !plan.leave_out_bad_truth {
+                    let mut plan = plan.clone();
+                    plan.leave_out_bad_truth = true;
+                    plan.write(run_dir)?;
                 }
-                let _ = std::fs::remove_dir(&kept);
-            })
+                Ok(outcome)
+            });
+            rescored.inspect_err(|_| put_back(run_dir, &kept, &moved))
         }
     }
+}
+
+/// Undoes [`move_official_result`] after a failed rescore: whatever the rescore wrote goes,
+/// and the official result comes back as it was.
+fn put_back(run_dir: &Path, kept: &Path, moved: &[&str]) {
+    for name in OFFICIAL_RESULT {
+        let _ = std::fs::remove_dir_all(run_dir.join(name));
+        let _ = std::fs::remove_file(run_dir.join(name));
+    }
+    move_back(run_dir, kept, moved);
+}
+
+/// The files `moved` from `kept` back into the round's folder, and `kept` removed.
+fn move_back(run_dir: &Path, kept: &Path, moved: &[&str]) {
+    for name in moved {
+        let _ = std::fs::rename(kept.join(name), run_dir.join(name));
+    }
+    let _ = std::fs::remove_file(kept.join("round.json"));
+    let _ = std::fs::remove_dir(kept);
 }
 
 /// A rescore's folder must be new or empty, and outside the round's folder, whose files are
@@ -414,7 +463,11 @@ fn move_official_result(run_dir: &Path, kept: &Path) -> Result<Vec<&'static str>
     for name in OFFICIAL_RESULT {
         let from = run_dir.join(name);
         if from.symlink_metadata().is_ok() {
-            std::fs::rename(&from, kept.join(name)).map_err(|e| Error::io("move", &from, e))?;
+            if let Err(e) = std::fs::rename(&from, kept.join(name)) {
+                // Half moved is no state to leave an official result in.
+                move_back(run_dir, kept, &moved);
+                return Err(Error::io("move", &from, e));
+            }
             moved.push(name);
         }
     }
@@ -498,6 +551,7 @@ fn check_complete(
 pub fn final_leaderboard(
     run_dir: &Path,
     ranking_method: Option<RankingMethod>,
+    leave_out_bad_truth: bool,
 ) -> Result<RoundOutcome> {
     let outcome = score_stored(
         run_dir,
@@ -505,7 +559,7 @@ pub fn final_leaderboard(
         CaseSelection::Private,
         ranking_method,
         false,
-        false,
+        leave_out_bad_truth,
     )?;
     if outcome.scores.selection != CaseSelection::Private {
         let _ = std::fs::remove_dir_all(run_dir.join("final"));
@@ -536,7 +590,7 @@ fn score_stored(
         &phase,
         leave_out_bad_truth || plan.leave_out_bad_truth,
     )?;
-    if let Some(method) = ranking_method {
+    if let Some(method) = ranking_method.or(plan.ranking_method) {
         challenge.ranking.method = method;
     }
     let records = read_journal(run_dir)?;
@@ -576,8 +630,33 @@ fn score_stored(
         partial.as_ref().map(|(_, ran)| ran),
     )?;
     scores.incomplete = partial.map(|(incomplete, _)| incomplete);
-    let receipt = Receipt::new(&challenge, &phase, started, None, &submissions);
+    let mut receipt = Receipt::new(&challenge, &phase, started, None, &submissions);
+    keep_how_it_ran(&mut receipt, run_dir);
     finish(&challenge, out_dir, scores, &receipt)
+}
+
+/// A rescore's receipt keeps what the round's own `run.json` recorded of how it ran (when,
+/// where, the backend, its isolation and limits, the images it resolved): only the scoring is
+/// new.
+fn keep_how_it_ran(receipt: &mut Receipt, run_dir: &Path) {
+    let Some(ran) = std::fs::read_to_string(run_dir.join("run.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<Receipt>(&text).ok())
+    else {
+        return;
+    };
+    receipt.started_unix = ran.started_unix;
+    receipt.started_utc = ran.started_utc;
+    receipt.backend = ran.backend;
+    receipt.isolation = ran.isolation;
+    receipt.limits = ran.limits;
+    receipt.limits_enforced = ran.limits_enforced;
+    receipt.host = ran.host;
+    for submission in &mut receipt.submissions {
+        if let Some(earlier) = ran.submissions.iter().find(|s| s.name == submission.name) {
+            submission.resolved.clone_from(&earlier.resolved);
+        }
+    }
 }
 
 /// What `podium check` found in a submission's round, grouped by kind; empty when every case

@@ -55,15 +55,16 @@ if [ $((${#need_apt[@]} + ${#need_apt_bare[@]})) -gt 0 ]; then
   apt-get update -qq
   # No package starts its own services (docker.io would start dockerd with iptables): the
   # engine this script needs is started below, with its own settings.
-  own_policy=
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
-    own_policy=1
+    # Removed even when an install fails: left behind, it would stop later packages' services.
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
   [ ${#need_apt[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
   [ ${#need_apt_bare[@]} -eq 0 ] ||
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt_bare[@]}"
-  [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
+  rm -f /usr/sbin/policy-rc.d
+  trap - EXIT
 fi
 
 # A Docker engine for the docker backend's tests: the one already answering `docker info`, or
@@ -123,7 +124,12 @@ fi
 # without one under CI=true): slurm-wlm and munge are installed by the script when missing, and
 # the cluster is stopped on exit.
 slurm_dir=$(mktemp -d "${TMPDIR:-/tmp}/podium-ci-slurm.XXXXXX")
-eval "$(.ci/slurm-cluster.sh start "$slurm_dir")"
+# Captured first: `eval "$(…)"` would hide a failed start behind eval's own status.
+slurm_env=$(.ci/slurm-cluster.sh start "$slurm_dir") || {
+  echo "the Slurm cluster did not start (.ci/slurm-cluster.sh start $slurm_dir)" >&2
+  exit 1
+}
+eval "$slurm_env"
 echo "== slurm: $(sinfo -h -o '%P %D node(s) %T') (SLURM_CONF=$SLURM_CONF)"
 
 echo "== the workspace's tests: cargo test --workspace --no-fail-fast"
@@ -132,8 +138,9 @@ status=0
 cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=1
 echo "== the optional Parquet export (polars): cargo test --features parquet --test parquet"
 cargo test --features parquet --test parquet 2>&1 | tee -a "$log" || status=1
-awk '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+# A build error or a crashed test binary prints no `test result:` line: the summary says so.
+awk -v status="$status" '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed%s\n", p, f, (status != 0 && f == 0) ? " (FAILED: cargo test stopped without a test result; see above)" : "" }' "$log"
 if [ "$status" -eq 0 ] && [ ${#then_cmd[@]} -gt 0 ]; then
   echo "== ${then_cmd[*]}"
   "${then_cmd[@]}" || status=$?

@@ -384,3 +384,97 @@ fn a_prediction_of_the_wrong_shape_is_compared_with_the_image() {
         problem.problem
     );
 }
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// An official rescore keeps how the round ran (its receipt's backend, isolation and start)
+/// and how it was ranked (a `--ranking-method` given to `run`), and the organizer's
+/// `--leave-out-bad-truth` even when the truth was sound then.
+#[test]
+fn an_official_rescore_keeps_how_the_round_ran_and_was_ranked() {
+    let (dir, challenge, subs) = round_fixture(3);
+    let out = dir.path().join("round");
+    let extra = [
+        "--ranking-method",
+        "test-then-rank",
+        "--leave-out-bad-truth",
+    ];
+    let (code, text) = run_round(&challenge, &subs, &out, &extra);
+    assert_eq!(code, 0, "{text}");
+    let plan = json(&out.join("round.json"));
+    assert_eq!(plan["ranking_method"], "test-then-rank", "{plan}");
+    assert_eq!(plan["leave_out_bad_truth"], true, "{plan}");
+    let ran = json(&out.join("run.json"));
+    assert_eq!(ran["backend"], "process");
+
+    let (code, text) = podium(args!["rescore", &out, "--replace-official"]);
+    assert_eq!(code, 0, "{text}");
+    let rescored = json(&out.join("run.json"));
+    assert_eq!(rescored["ranking"]["method"], "test-then-rank");
+    for kept in ["backend", "isolation", "started_utc", "limits_enforced"] {
+        assert_eq!(rescored[kept], ran[kept], "{kept}");
+    }
+    let (code, text) = podium(args![
+        "rescore",
+        &out,
+        "--replace-official",
+        "--ranking-method",
+        "test-then-rank"
+    ]);
+    assert_eq!(code, 0, "the round's own method is its own setting: {text}");
+    let (code, text) = podium(args![
+        "rescore",
+        &out,
+        "--replace-official",
+        "--ranking-method",
+        "mean-then-rank"
+    ]);
+    assert_ne!(code, 0, "{text}");
+    assert!(text.contains("it was ranked test-then-rank"), "{text}");
+}
+
+/// A rescore refused for a problem of the whole phase changes nothing: the official result,
+/// round.json and the folder given to `--out` are as they were, and the same command can be
+/// given again once the truth is fixed.
+#[test]
+fn a_refused_rescore_leaves_the_round_and_its_out_folder_as_they_were() {
+    let (dir, challenge, subs) = round_fixture(3);
+    let out = dir.path().join("round");
+    let (code, text) = run_round(&challenge, &subs, &out, &[]);
+    assert_eq!(code, 0, "{text}");
+    let plan = std::fs::read(out.join("round.json")).unwrap();
+    let scores = std::fs::read(out.join("scores.csv")).unwrap();
+    let labels = challenge.root.join("phases/test/truth/labels.csv");
+    let kept_labels = dir.path().join("labels.csv");
+    std::fs::rename(&labels, &kept_labels).unwrap();
+
+    let (code, text) = podium(args![
+        "rescore",
+        &out,
+        "--replace-official",
+        "--leave-out-bad-truth"
+    ]);
+    assert_ne!(code, 0, "{text}");
+    assert_eq!(std::fs::read(out.join("round.json")).unwrap(), plan);
+    assert_eq!(std::fs::read(out.join("scores.csv")).unwrap(), scores);
+    let replaced = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("replaced-"))
+        .count();
+    assert_eq!(replaced, 0, "a failed replacement keeps no folder");
+
+    let compared = dir.path().join("compared");
+    let (code, text) = podium(args!["rescore", &out, "--out", &compared]);
+    assert_ne!(code, 0, "{text}");
+    assert!(
+        !compared.exists(),
+        "the refused rescore left {}",
+        compared.display()
+    );
+    std::fs::rename(&kept_labels, &labels).unwrap();
+    let (code, text) = podium(args!["rescore", &out, "--out", &compared]);
+    assert_eq!(code, 0, "{text}");
+}

@@ -120,6 +120,9 @@ pub struct PhasePaths {
     /// truth or image broken and the organizer accepted leaving them out
     /// (`--leave-out-bad-truth`): case id → the findings.
     pub left_out: std::collections::BTreeMap<String, Vec<String>>,
+    /// The organizer accepted leaving such cases out (`--leave-out-bad-truth`), whether or not
+    /// any was found: a round records it, so that its resumption and rescores do the same.
+    pub leave_out_bad_truth: bool,
 }
 
 impl PhasePaths {
@@ -305,6 +308,7 @@ impl Challenge {
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| dir.join("truth")),
             left_out: Default::default(),
+            leave_out_bad_truth: false,
         })
     }
 

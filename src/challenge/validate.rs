@@ -86,13 +86,14 @@ pub fn check_before_scoring(
     let definition = challenge.phase(&phase.name)?;
     let mut report = ValidationReport::default();
     check_phase(challenge, definition, phase, MaskCheck::Header, &mut report);
+    let mut checked = phase.clone();
+    checked.leave_out_bad_truth = leave_out_bad_truth;
     if report.errors.is_empty() {
-        return Ok(phase.clone());
+        return Ok(checked);
     }
     if leave_out_bad_truth && report.phase_errors.is_empty() {
-        let mut phase = phase.clone();
-        phase.left_out = report.bad_cases;
-        return Ok(phase);
+        checked.left_out = report.bad_cases;
+        return Ok(checked);
     }
     Err(Error::msg(refusal(
         &challenge.root,

@@ -438,12 +438,19 @@ pub fn run_round(
                         },
                     ));
                     let record = match &lane.prepared {
-                        Err(message) => not_run(
-                            submission,
-                            case_id,
-                            CaseStatus::Failed,
-                            format!("not run: preparing the submission failed: {message}"),
-                        ),
+                        Err(message) => {
+                            let message =
+                                format!("not run: preparing the submission failed: {message}");
+                            let mut record =
+                                not_run(submission, case_id, CaseStatus::Failed, message);
+                            // Outside the sandbox a build could read the hidden truth, so
+                            // what it printed is the organizer's alone.
+                            if hidden_phase && backend.name() != "sandbox" {
+                                record.team_message =
+                                    process::without_build_output(&record.team_message);
+                            }
+                            record
+                        }
                         Ok(()) if remaining <= 0.0 => not_run(
                             submission,
                             case_id,

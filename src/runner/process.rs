@@ -254,9 +254,23 @@ fn execute(
 /// summary, without the whole log.
 const BUILD_ERROR_LINES: usize = 5;
 
+/// Where a build failure's message quotes the build's own output.
+const BUILD_OUTPUT_MARK: &str = "; its stderr ends with: ";
+
+/// A build failure's message without the build's own output: for a team on a hidden phase
+/// when the build ran outside the sandbox, where it could have read the truth.
+pub(super) fn without_build_output(message: &str) -> String {
+    match message.split_once(BUILD_OUTPUT_MARK) {
+        Some((before, _)) => format!(
+            "{before}; the build ran outside the sandbox, so its output goes to the organizer only"
+        ),
+        None => message.to_string(),
+    }
+}
+
 /// Why a build failed: `summary` in podium's words, then the last lines of the build's stderr
-/// (escaped; a build reads no case, so its output reveals nothing of a hidden phase) and where
-/// its two logs are.
+/// (escaped; in the sandbox a build reads no case, so its output reveals nothing of a hidden
+/// phase; elsewhere [`without_build_output`] keeps it from the team) and where its two logs are.
 pub(super) fn build_failure(summary: String, (stdout_log, stderr_log): (&Path, &Path)) -> String {
     let stderr = std::fs::read(stderr_log).unwrap_or_default();
     let stderr = String::from_utf8_lossy(&stderr);
@@ -270,7 +284,7 @@ pub(super) fn build_failure(summary: String, (stdout_log, stderr_log): (&Path, &
         "; it wrote nothing to stderr".to_string()
     } else {
         let last = &lines[lines.len().saturating_sub(BUILD_ERROR_LINES)..];
-        format!("; its stderr ends with: {}", last.join(" | "))
+        format!("{BUILD_OUTPUT_MARK}{}", last.join(" | "))
     };
     format!(
         "{summary}{said}; its whole output is in {} (stderr) and {} (stdout)",
@@ -586,4 +600,27 @@ fn last_line(bytes: &[u8]) -> String {
         .unwrap_or("");
     let line: String = line.trim().chars().take(300).collect();
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_build_failure_for_a_team_can_go_without_the_builds_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, err) = (
+            dir.path().join("prepare.log"),
+            dir.path().join("prepare.err.log"),
+        );
+        std::fs::write(&err, "compiling\nsecret: truth says covid\n").unwrap();
+        let full = build_failure("`make` exited with status 2".into(), (&out, &err));
+        assert!(full.contains("secret: truth says covid"), "{full}");
+        let for_team = without_build_output(&full);
+        assert_eq!(
+            for_team,
+            "`make` exited with status 2; the build ran outside the sandbox, so its output goes to the organizer only"
+        );
+        assert_eq!(without_build_output("no quote here"), "no quote here");
+    }
 }

@@ -404,6 +404,7 @@ mod tests {
             input,
             truth: dir.join("truth"),
             left_out: Default::default(),
+            leave_out_bad_truth: false,
         }
     }
 
