@@ -789,7 +789,7 @@ impl Receipt {
             phase_cases: 0,
             incomplete: None,
             cases_left_out: Vec::new(),
-            confidence_intervals: "95%: Wilson for sensitivity and specificity; otherwise percentile bootstrap over cases, stratified by truth class for classification, with [scoring] bootstrap_resamples and seed".to_string(),
+            confidence_intervals: CONFIDENCE_INTERVALS.to_string(),
             submissions: submissions
                 .iter()
                 .map(|s| ReceiptSubmission {
@@ -857,6 +857,10 @@ pub fn utc_stamp(unix: u64) -> String {
     )
 }
 
+/// run.json's summary of how the intervals of metrics.csv are made; each method is named with
+/// the `ci_method` value metrics.csv gives it, so a reader can match the two.
+const CONFIDENCE_INTERVALS: &str = "95%: Wilson score (ci_method wilson) for sensitivity and specificity; DeLong (delong) for a binary AUC; Fisher z-transform (fisher-z) for Pearson's r; otherwise percentile bootstrap over cases (bootstrap), stratified by truth class for classification, with [scoring] bootstrap_resamples and seed";
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -865,6 +869,17 @@ mod tests {
         // 2026-11-26 23:02:56 UTC
         assert_eq!(super::utc_stamp(1_795_734_176), "20261126-230256");
         assert_eq!(super::utc_stamp(951_782_400), "20000229-000000");
+    }
+
+    #[test]
+    fn run_json_names_every_confidence_interval_method_of_metrics_csv() {
+        use super::CONFIDENCE_INTERVALS;
+        for ci_method in ["wilson", "delong", "fisher-z", "bootstrap"] {
+            assert!(
+                CONFIDENCE_INTERVALS.contains(&format!("{ci_method})")),
+                "{ci_method} missing from {CONFIDENCE_INTERVALS:?}"
+            );
+        }
     }
 
     #[test]

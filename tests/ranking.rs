@@ -2,7 +2,7 @@
 //! statsmodels' Holm correction, made once into tests/fixtures/ranking/wilcoxon_holm.json by
 //! make_fixtures.py beside it (every branch of scipy's `method="auto"`).
 
-use podium::ranking::significance::{holm, wilcoxon_greater};
+use podium::ranking::significance::{holm, wilcoxon_greater, wilcoxon_greater_with_correction};
 
 #[test]
 fn wilcoxon_and_holm_match_scipy_and_statsmodels() {
@@ -37,6 +37,12 @@ fn wilcoxon_and_holm_match_scipy_and_statsmodels() {
             assert!(
                 (pk - p_ref).abs() <= 1e-12 + 1e-9 * p_ref,
                 "{name} #{k}: p {pk} vs scipy {p_ref}"
+            );
+            let (_, p_corrected) = wilcoxon_greater_with_correction(&a, &b, true).unwrap();
+            let p_corrected_ref = group["p_continuity_corrected"][k].as_f64().unwrap();
+            assert!(
+                (p_corrected - p_corrected_ref).abs() <= 1e-12 + 1e-9 * p_corrected_ref,
+                "{name} #{k}: continuity-corrected p {p_corrected} vs scipy {p_corrected_ref}"
             );
             p.push(pk);
             checked += 1;

@@ -95,6 +95,12 @@ pub struct RankingSettings {
     pub bootstrap_resamples: usize,
     /// Significance level of the pairwise tests, after Holm's correction.
     pub alpha: f64,
+    /// Whether a Holm-adjusted p equal to `alpha` is a win: "p < alpha" (default, scipy-style
+    /// scripts) or "p <= alpha" (challengeR).
+    pub significant_if: super::SignificanceRule,
+    /// Continuity correction in the Wilcoxon test's normal approximation: false (default,
+    /// scipy's `correction=False`) or true (R's `wilcox.test` default, which challengeR uses).
+    pub wilcoxon_continuity_correction: bool,
     pub seed: u64,
 }
 
@@ -105,6 +111,8 @@ impl Default for RankingSettings {
             weights: std::collections::BTreeMap::new(),
             bootstrap_resamples: 1000,
             alpha: 0.05,
+            significant_if: super::SignificanceRule::default(),
+            wilcoxon_continuity_correction: false,
             seed: 20201,
         }
     }

@@ -24,13 +24,17 @@ pub enum Metric {
     LoaLower,
     LoaUpper,
     PearsonR,
+    /// Metrics Reloaded's HD95: the larger of the two directed 95th percentiles.
     Hd95,
+    /// medpy's HD95: the 95th percentile of the pooled distances of both directions (podium's
+    /// `hd95` before 0.x made Metrics Reloaded's the default).
+    Hd95Medpy,
     Nsd,
     Assd,
     VolumeErrorMl,
 }
 
-const ALL: [Metric; 23] = [
+const ALL: [Metric; 24] = [
     Metric::Auc,
     Metric::Sensitivity,
     Metric::Specificity,
@@ -51,6 +55,7 @@ const ALL: [Metric; 23] = [
     Metric::LoaUpper,
     Metric::PearsonR,
     Metric::Hd95,
+    Metric::Hd95Medpy,
     Metric::Nsd,
     Metric::Assd,
     Metric::VolumeErrorMl,
@@ -79,6 +84,7 @@ impl Metric {
             Metric::LoaUpper => "loa_upper",
             Metric::PearsonR => "pearson_r",
             Metric::Hd95 => "hd95",
+            Metric::Hd95Medpy => "hd95_medpy",
             Metric::Nsd => "nsd",
             Metric::Assd => "assd",
             Metric::VolumeErrorMl => "volume_error_ml",
@@ -101,12 +107,13 @@ impl Metric {
             ) | (
                 MacroAuc | BalancedAccuracy | Accuracy,
                 MulticlassClassification
-            ) | (Dice | Iou | Hd95 | Nsd | Assd | VolumeErrorMl, Segmentation)
-                | (
-                    Mae | Rmse | Bias | LoaLower | LoaUpper | PearsonR,
-                    Regression
-                )
-                | (QuadraticKappa | LinearKappa | Accuracy, Ordinal)
+            ) | (
+                Dice | Iou | Hd95 | Hd95Medpy | Nsd | Assd | VolumeErrorMl,
+                Segmentation
+            ) | (
+                Mae | Rmse | Bias | LoaLower | LoaUpper | PearsonR,
+                Regression
+            ) | (QuadraticKappa | LinearKappa | Accuracy, Ordinal)
         )
     }
 
@@ -114,7 +121,12 @@ impl Metric {
     pub fn higher_is_better(self) -> bool {
         !matches!(
             self,
-            Metric::Mae | Metric::Rmse | Metric::Hd95 | Metric::Assd | Metric::VolumeErrorMl
+            Metric::Mae
+                | Metric::Rmse
+                | Metric::Hd95
+                | Metric::Hd95Medpy
+                | Metric::Assd
+                | Metric::VolumeErrorMl
         )
     }
 
@@ -135,6 +147,7 @@ impl Metric {
             Metric::Dice
                 | Metric::Iou
                 | Metric::Hd95
+                | Metric::Hd95Medpy
                 | Metric::Nsd
                 | Metric::Assd
                 | Metric::VolumeErrorMl

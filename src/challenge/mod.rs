@@ -18,7 +18,7 @@ pub use definition::{
     RankingSettings, Scheduler, ScoringSettings, SubmissionChoice, Visibility,
 };
 pub use metric::Metric;
-pub use settings::{BackendKind, CaseBound, RankingMethod};
+pub use settings::{BackendKind, CaseBound, RankingMethod, SignificanceRule};
 
 use crate::error::{Error, Result};
 use crate::io::table::Table;

@@ -40,6 +40,28 @@ impl RankingMethod {
     }
 }
 
+/// When a Holm-adjusted p-value of test-then-rank counts as a significant win
+/// (`[ranking] significant_if`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SignificanceRule {
+    /// `p < alpha`, as scipy-based evaluation scripts compare.
+    #[default]
+    #[serde(rename = "p < alpha")]
+    BelowAlpha,
+    /// `p <= alpha`, as challengeR's test-then-rank compares.
+    #[serde(rename = "p <= alpha")]
+    AtMostAlpha,
+}
+
+impl SignificanceRule {
+    pub fn is_significant(self, p: f64, alpha: f64) -> bool {
+        match self {
+            SignificanceRule::BelowAlpha => p < alpha,
+            SignificanceRule::AtMostAlpha => p <= alpha,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackendKind {

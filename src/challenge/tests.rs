@@ -210,3 +210,29 @@ fn an_unknown_metric_is_reported_once_without_the_errors_that_follow_from_it() {
     let err = parse(&text).unwrap_err().to_string();
     assert!(!err.contains("must also be listed"), "{err}");
 }
+
+#[test]
+fn the_test_then_rank_rules_default_to_scipy_and_can_follow_challenger() {
+    let default = parse(MINIMAL).unwrap();
+    assert_eq!(default.ranking.significant_if, SignificanceRule::BelowAlpha);
+    assert!(!default.ranking.wilcoxon_continuity_correction);
+    let text = MINIMAL.replace(
+        "name = \"mini\"",
+        "name = \"mini\"\n[ranking]\nsignificant_if = \"p <= alpha\"\nwilcoxon_continuity_correction = true",
+    );
+    let challenger = parse(&text).unwrap();
+    assert_eq!(
+        challenger.ranking.significant_if,
+        SignificanceRule::AtMostAlpha
+    );
+    assert!(challenger.ranking.wilcoxon_continuity_correction);
+    // A p-value equal to alpha is a win under challengeR's rule only.
+    assert!(SignificanceRule::AtMostAlpha.is_significant(0.05, 0.05));
+    assert!(!SignificanceRule::BelowAlpha.is_significant(0.05, 0.05));
+    let text = MINIMAL.replace(
+        "name = \"mini\"",
+        "name = \"mini\"\n[ranking]\nsignificant_if = \"p =< alpha\"",
+    );
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(err.contains("p <= alpha"), "{err}");
+}

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::competition_ranks;
 use super::inputs::{PrimaryValues, RankingInputs};
-use super::significance::{holm, kendall_tau_b, wilcoxon_greater};
+use super::significance::{holm, kendall_tau_b, wilcoxon_greater_with_correction};
 pub use crate::challenge::RankingMethod;
 use crate::challenge::{Challenge, RankingSettings};
 use crate::metrics::roc;
@@ -73,9 +73,15 @@ impl TaskView<'_> {
     }
 
     /// Competition ranks of the submissions on the cases `idx` under `method`.
-    fn ranks(&self, method: RankingMethod, idx: &[usize], alpha: f64, full: bool) -> Vec<usize> {
+    fn ranks(
+        &self,
+        method: RankingMethod,
+        idx: &[usize],
+        settings: &RankingSettings,
+        full: bool,
+    ) -> Vec<usize> {
         if method == RankingMethod::TestThenRank {
-            let tests = self.pairwise_tests(idx, alpha, full);
+            let tests = self.pairwise_tests(idx, settings, full);
             let wins: Vec<Option<f64>> = (0..self.values.len())
                 .map(|s| {
                     Some(
@@ -96,7 +102,12 @@ impl TaskView<'_> {
     /// all of them. Whole-set metrics other than a binary AUC are compared by the paired
     /// bootstrap on all cases (`full`) only; inside the rank-stability bootstrap their pairs
     /// are left out, since that would nest one bootstrap in another.
-    fn pairwise_tests(&self, idx: &[usize], alpha: f64, full: bool) -> Vec<PairTest> {
+    fn pairwise_tests(
+        &self,
+        idx: &[usize],
+        settings: &RankingSettings,
+        full: bool,
+    ) -> Vec<PairTest> {
         let k = self.values.len();
         let mut tests = Vec::new();
         for a in 0..k {
@@ -104,7 +115,8 @@ impl TaskView<'_> {
                 if a == b {
                     continue;
                 }
-                if let Some((test, statistic, p)) = self.paired_test(a, b, idx, full) {
+                let correction = settings.wilcoxon_continuity_correction;
+                if let Some((test, statistic, p)) = self.paired_test(a, b, idx, full, correction) {
                     tests.push(PairTest {
                         winner: a,
                         loser: b,
@@ -120,7 +132,7 @@ impl TaskView<'_> {
         let adjusted = holm(&tests.iter().map(|t| t.p).collect::<Vec<_>>());
         for (t, p) in tests.iter_mut().zip(adjusted) {
             t.p_holm = p;
-            t.significant = p < alpha;
+            t.significant = settings.significant_if.is_significant(p, settings.alpha);
         }
         tests
     }
@@ -131,6 +143,7 @@ impl TaskView<'_> {
         b: usize,
         idx: &[usize],
         full: bool,
+        continuity_correction: bool,
     ) -> Option<(&'static str, f64, f64)> {
         match (self.values[a]?, self.values[b]?) {
             (PrimaryValues::PerCase(va), PrimaryValues::PerCase(vb)) => {
@@ -140,7 +153,7 @@ impl TaskView<'_> {
                     .iter()
                     .filter_map(|&c| Some((va[c]? * sign, vb[c]? * sign)))
                     .unzip();
-                let (w, p) = wilcoxon_greater(&x, &y)?;
+                let (w, p) = wilcoxon_greater_with_correction(&x, &y, continuity_correction)?;
                 Some(("wilcoxon", w, p))
             }
             (PrimaryValues::WholeSet(sa), PrimaryValues::WholeSet(sb))
@@ -480,7 +493,7 @@ fn analyze_with(
         let full = idx.len() == n_cases && idx.iter().enumerate().all(|(i, &c)| i == c);
         let per_task: Vec<Vec<usize>> = views
             .iter()
-            .map(|v| v.ranks(method, idx, alpha, full))
+            .map(|v| v.ranks(method, idx, settings, full))
             .collect();
         (per_task.clone(), consensus(&per_task, &views))
     };
@@ -518,7 +531,7 @@ fn analyze_with(
     }
 
     for view in &views {
-        for t in view.pairwise_tests(&all, alpha, true) {
+        for t in view.pairwise_tests(&all, settings, true) {
             analysis.significance.push(Significance {
                 task: view.name.clone(),
                 metric: view.metric.clone(),

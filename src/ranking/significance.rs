@@ -12,6 +12,10 @@
 //! - otherwise, 13 pairs or fewer: every one of the 2^n sign flips (scipy's permutation test,
 //!   which enumerates them all at that size);
 //! - otherwise: the normal approximation.
+//!
+//! [`wilcoxon_greater_with_correction`] adds scipy's `correction = True`: the normal
+//! approximation (and only it, as in scipy) moves W+ half a unit towards the mean. R's
+//! `wilcox.test`, which challengeR calls, applies that continuity correction by default.
 
 use crate::metrics::roc::normal_upper_tail;
 
@@ -19,6 +23,16 @@ use crate::metrics::roc::normal_upper_tail;
 /// statistic W+ (the rank sum of the positive differences) and the p-value; None when every
 /// difference is zero or there is no pair.
 pub fn wilcoxon_greater(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
+    wilcoxon_greater_with_correction(a, b, false)
+}
+
+/// [`wilcoxon_greater`], with scipy's continuity correction of the normal approximation when
+/// `continuity_correction` is set (`[ranking] wilcoxon_continuity_correction`).
+pub fn wilcoxon_greater_with_correction(
+    a: &[f64],
+    b: &[f64],
+    continuity_correction: bool,
+) -> Option<(f64, f64)> {
     let all: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
     let n_total = all.len();
     let d: Vec<f64> = all.iter().copied().filter(|v| *v != 0.0).collect();
@@ -36,14 +50,15 @@ pub fn wilcoxon_greater(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
         .sum();
     let has_ties = tie_sizes.iter().any(|&t| t > 1);
     let zeros = n_total - n;
+    let normal = || normal_p(w_plus, n, &tie_sizes, continuity_correction);
     let p = if n_total > 50 {
-        normal_p(w_plus, n, &tie_sizes)
+        normal()
     } else if !has_ties && zeros == 0 {
         exact_p(w_plus, n)
     } else if n_total <= 13 {
         sign_flip_p(w_plus, &d, &ranks)
     } else {
-        normal_p(w_plus, n, &tie_sizes)
+        normal()
     };
     Some((w_plus, p))
 }
@@ -71,7 +86,7 @@ fn average_ranks(values: &[f64]) -> (Vec<f64>, Vec<usize>) {
     (ranks, groups)
 }
 
-fn normal_p(w_plus: f64, n: usize, tie_sizes: &[usize]) -> f64 {
+fn normal_p(w_plus: f64, n: usize, tie_sizes: &[usize], continuity_correction: bool) -> f64 {
     let n = n as f64;
     let mean = n * (n + 1.0) / 4.0;
     let ties: f64 = tie_sizes
@@ -85,7 +100,9 @@ fn normal_p(w_plus: f64, n: usize, tie_sizes: &[usize]) -> f64 {
     if variance <= 0.0 {
         return 1.0;
     }
-    normal_upper_tail((w_plus - mean) / variance.sqrt())
+    // scipy's correction for alternative "greater": the upper tail of W+ - 1/2.
+    let correction = if continuity_correction { 0.5 } else { 0.0 };
+    normal_upper_tail((w_plus - mean - correction) / variance.sqrt())
 }
 
 /// P(W+ >= w) under H0 without ties: W+ is the sum of a random subset of 1..=n.

@@ -55,6 +55,7 @@ struct LabelValues {
     dice: f64,
     iou: f64,
     hd95: f64,
+    hd95_medpy: f64,
     nsd: f64,
     assd: f64,
     volume_error_ml: f64,
@@ -66,6 +67,7 @@ impl LabelValues {
             Metric::Dice => self.dice,
             Metric::Iou => self.iou,
             Metric::Hd95 => self.hd95,
+            Metric::Hd95Medpy => self.hd95_medpy,
             Metric::Nsd => self.nsd,
             Metric::Assd => self.assd,
             _ => self.volume_error_ml,
@@ -84,7 +86,7 @@ struct WorstValues {
 impl WorstValues {
     fn get(&self, metric: Metric, label_index: usize) -> f64 {
         match metric {
-            Metric::Hd95 | Metric::Assd => self.distance_mm,
+            Metric::Hd95 | Metric::Hd95Medpy | Metric::Assd => self.distance_mm,
             Metric::VolumeErrorMl => self.volume_error_ml[label_index],
             _ => 0.0,
         }
@@ -666,9 +668,12 @@ impl Context<'_> {
             .copied()
             .filter(|m| m.is_per_case())
             .collect();
-        let needs_boundary = wanted
-            .iter()
-            .any(|m| matches!(m, Metric::Hd95 | Metric::Nsd | Metric::Assd));
+        let needs_boundary = wanted.iter().any(|m| {
+            matches!(
+                m,
+                Metric::Hd95 | Metric::Hd95Medpy | Metric::Nsd | Metric::Assd
+            )
+        });
         let labels = spec.labels;
         // Masks are read and compared in parallel; each worker holds at most two volumes, so
         // memory is bounded by the worker count, not the case count.
@@ -786,6 +791,7 @@ impl Context<'_> {
                         dice: o.dice(),
                         iou: o.iou(),
                         hd95: b.map_or(f64::NAN, |b| b.hd95_mm),
+                        hd95_medpy: b.map_or(f64::NAN, |b| b.hd95_pooled_mm),
                         nsd: b.map_or(f64::NAN, |b| b.nsd),
                         assd: b.map_or(f64::NAN, |b| b.assd_mm),
                         volume_error_ml: (o.predicted as f64 - o.truth as f64).abs() * voxel_ml,
