@@ -363,6 +363,29 @@ fn task_metrics(html: &mut String, s: &RoundScores, task: &str) {
         html.push_str("</tr>");
     }
     html.push_str("</tbody></table>\n");
+    let defined: Vec<String> = metrics
+        .iter()
+        .filter_map(|m| boundary_definition(m).map(|d| format!("<b>{}</b>: {d}", escape(m))))
+        .collect();
+    if !defined.is_empty() {
+        let _ = writeln!(
+            html,
+            "<p class=\"muted\">{} (docs/boundary-metrics.md).</p>",
+            defined.join("; ")
+        );
+    }
+}
+
+/// Which definition a boundary metric's number follows, where the references differ.
+fn boundary_definition(metric: &str) -> Option<&'static str> {
+    Some(match metric {
+        "hd95" => "the larger of the two directed 95th percentiles of the surface distances (Metrics Reloaded, DeepMind)",
+        "hd95_medpy" => "the 95th percentile of the pooled surface distances of both masks (medpy)",
+        "hd" => "the largest surface distance (every reference agrees)",
+        "assd" => "the mean of the pooled surface distances (medpy, Metrics Reloaded)",
+        "nsd" => "the share of surface voxels within the tolerance, each voxel counted once (Metrics Reloaded's formula on voxels; DeepMind weighs surface elements by their area)",
+        _ => return None,
+    })
 }
 
 /// A confusion matrix per submission (rows: truth, columns: prediction), each cell shaded by
