@@ -14,7 +14,8 @@
 //! - [`text`]: the rules for text others wrote that podium shows (terminal, CSV, Markdown, HTML).
 //!
 //! The layers read in one direction: each module imports only from those before it here (test
-//! code aside), so a type lives in the lowest layer that needs it.
+//! code aside), so a type lives in the lowest layer that needs it. `tests/layers.rs` fails on an
+//! import against this order.
 //!
 //! [`error`], [`ids`], [`text`], [`io`] → [`challenge`], [`metrics`], [`submission`] →
 //! [`results`] → [`scoring`] → [`ranking`] → [`report`] → [`runner`] → [`demo`] → [`pipeline`]
