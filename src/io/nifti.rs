@@ -55,6 +55,30 @@ pub struct AxialSlice {
     pub geometry: Geometry,
     pub z: usize,
     pub values: Vec<f32>,
+    /// Whether the patient's front (anterior) lies towards higher y, as the header's sform
+    /// (else qform) says; true, as in RAS, when the header gives no orientation.
+    pub anterior_towards_high_y: bool,
+}
+
+/// The sign of the anterior component of the voxel y axis in the header's world space (RAS+
+/// in NIfTI): from the sform when set, else from the qform's rotation, else RAS.
+fn anterior_towards_high_y(header: &NiftiHeader) -> bool {
+    if header.sform_code > 0 && header.srow_y[1] != 0.0 {
+        return header.srow_y[1] > 0.0;
+    }
+    if header.qform_code > 0 {
+        let (b, c, d) = (
+            header.quatern_b as f64,
+            header.quatern_c as f64,
+            header.quatern_d as f64,
+        );
+        let a = (1.0 - (b * b + c * c + d * d)).max(0.0).sqrt();
+        let r11 = a * a + c * c - b * b - d * d;
+        if r11 != 0.0 {
+            return r11 > 0.0;
+        }
+    }
+    true
 }
 
 /// Reads axial slice `z` of an image (a CT in Hounsfield units, say) and nothing after it:
@@ -114,6 +138,7 @@ pub fn read_axial_slice(path: &Path, z: usize) -> Result<AxialSlice> {
         geometry,
         z,
         values,
+        anterior_towards_high_y: anterior_towards_high_y(&header),
     })
 }
 
@@ -860,6 +885,18 @@ mod tests {
             assert_eq!(slice.values, expected, "slice {z}");
             assert_eq!(slice.geometry.shape, [5, 3, 4]);
         }
+        assert!(read_axial_slice(&image, 0).unwrap().anterior_towards_high_y);
+        // A scan stored front to back (as DICOM's LPS order), its sform saying so.
+        let flipped = dir.path().join("lps.nii");
+        let mut bytes = header_bytes([5, 3, 4], [1.0; 3], NiftiType::Int16);
+        bytes[300..304].copy_from_slice(&(-1.0f32).to_le_bytes()); // srow_y[1]
+        bytes.extend(ct.iter().flat_map(|v| v.to_le_bytes()));
+        std::fs::write(&flipped, bytes).unwrap();
+        assert!(
+            !read_axial_slice(&flipped, 0)
+                .unwrap()
+                .anterior_towards_high_y
+        );
         let err = read_axial_slice(&image, 4).unwrap_err().to_string();
         assert!(
             err.contains("ct.nii.gz") && err.contains("4 axial slices"),

@@ -367,8 +367,9 @@ fn gray_of(hounsfield: f32) -> u8 {
 /// The slice in the lung window with the outlines of `truth` and, when given, `prediction`
 /// (both `nx * ny`, x fastest), the legend under it, as a palette PNG.
 ///
-/// Rows are drawn from the highest y down: in a NIfTI's RAS space that puts the patient's
-/// front at the top, as radiologists read an axial slice.
+/// The patient's front is at the top, as radiologists read an axial slice: rows are drawn
+/// from the highest y down when the header puts the front towards high y (RAS), else from
+/// the lowest.
 fn draw(image: &AxialSlice, truth: &[bool], prediction: Option<&[bool]>) -> Result<Png, String> {
     let [nx, ny, _] = image.geometry.shape;
     let (w, h) = picture_size(&image.geometry);
@@ -377,13 +378,14 @@ fn draw(image: &AxialSlice, truth: &[bool], prediction: Option<&[bool]>) -> Resu
     let mut in_truth = vec![false; w * h];
     let mut in_prediction = vec![false; w * h];
     for v in 0..h {
-        // Display row v covers source rows counted from the top, that is from y = ny - 1.
+        // Display row v covers source rows counted from the top: from the front of the patient.
         let rows = covered(v, h, ny);
+        let front = image.anterior_towards_high_y;
         for (u, cols) in columns.iter().enumerate() {
             let (mut sum, mut count) = (0.0f64, 0usize);
             let (mut t, mut p) = (false, false);
             for r in rows.clone() {
-                let y = ny - 1 - r;
+                let y = if front { ny - 1 - r } else { r };
                 for x in cols.clone() {
                     let at = y * nx + x;
                     sum += image.values[at] as f64;
@@ -560,7 +562,7 @@ pub fn section(html: &mut String, gallery: &Gallery) {
     };
     let _ = writeln!(
         html,
-        "<h2 id=\"slices\">Segmentation slices</h2>\n<p class=\"muted\">Each submission's worst, median and best case by the task's primary metric: an axial slice through the largest truth lesion area (through the prediction's when the truth is empty), in a lung window (W {WINDOW_WIDTH}, L {WINDOW_LEVEL}), the patient's front at the top. Left, the truth and the prediction outlined; right, the truth alone. Drawn at most {SIDE_PX} pixels a side, with the scan's pixel spacing.</p>"
+        "<h2 id=\"slices\">Segmentation slices</h2>\n<p class=\"muted\">Each submission's worst, median and best case by the task's primary metric: an axial slice through the largest truth lesion area (through the prediction's when the truth is empty), in a lung window (W {WINDOW_WIDTH}, L {WINDOW_LEVEL}), the patient's front at the top as the image's header orients it. Left, the truth and the prediction outlined; right, the truth alone. Drawn at most {SIDE_PX} pixels a side, with the scan's pixel spacing.</p>"
     );
     for task in tasks {
         let _ = writeln!(
@@ -742,6 +744,7 @@ mod tests {
             },
             z: 0,
             values,
+            anterior_towards_high_y: true,
         };
         (image, truth, prediction)
     }
@@ -789,6 +792,15 @@ mod tests {
             assert!(legend.contains(&index), "{index}");
         }
         assert!(legend.iter().any(|&p| p > 0 && p < GRAYS), "text");
+
+        // Stored front to back, the same square is drawn in the upper half.
+        let lps = AxialSlice {
+            anterior_towards_high_y: false,
+            ..image.clone()
+        };
+        let (_, _, flipped) = decode_png(&draw(&lps, &truth, None).unwrap().bytes);
+        let first = flipped.iter().position(|&p| p == TRUTH).unwrap() / w as usize;
+        assert!(first < SIDE_PX as usize / 2, "{first}");
 
         let alone = draw(&image, &truth, None).unwrap();
         let (_, _, pixels) = decode_png(&alone.bytes);
