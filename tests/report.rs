@@ -217,7 +217,7 @@ fn the_report_holds_every_section_chart_and_team_and_nothing_external() {
     }
     assert_eq!(
         slices.matches("<img ").count(),
-        2 * 3 * 2 + 1 * 3,
+        2 * 3 * 2 + 3,
         "two pictures per case shown of each example, the truth alone for the crasher's"
     );
     assert!(slices.contains("no prediction mask"));
