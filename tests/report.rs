@@ -220,7 +220,10 @@ fn the_report_holds_every_section_chart_and_team_and_nothing_external() {
         2 * 3 * 2 + 3,
         "two pictures per case shown of each example, the truth alone for the crasher's"
     );
-    assert!(slices.contains("no prediction mask"));
+    assert!(
+        slices.contains("no prediction mask at predictions/crasher/masks/"),
+        "{slices}"
+    );
     assert!(html.contains("<a href=\"#slices\">"));
 
     // Every submission and team; hostile text only as text.

@@ -307,7 +307,20 @@ impl<'a> CaseReader<'a> {
             nifti::read_sparse_labels_expecting(prediction, case.geometry.shape)
                 .map_err(|e| format!("the prediction mask cannot be drawn: {e}"))
         } else {
-            Err("no prediction mask: the case was scored as a missing prediction".to_string())
+            // `podium score` rounds keep no predictions in their folder, so this is not
+            // always a missing prediction: say where podium looked.
+            Err(format!(
+                "no prediction mask at {} in the round's folder",
+                prediction
+                    .components()
+                    .rev()
+                    .take(4)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<std::path::PathBuf>()
+                    .display()
+            ))
         };
         let slices = case.geometry.shape[2];
         let (z, through) = match (
