@@ -251,12 +251,14 @@ enum Command {
         batch: PathBuf,
     },
     /// Write a finished round's report again: report.html, report.md and, with --plots, every
-    /// chart as SVG and PNG.
+    /// chart as SVG and PNG and the segmentation slices as PNG.
     ///
     /// Reads RUN_DIR/report-data.json, runs.csv and logs/ (as `run`, `score`, `check` and
     /// `rescore` leave them); it needs neither the challenge nor the truth, so a judge can
-    /// redraw the report from the folder alone. The file is self-contained: inline CSS and SVG,
-    /// a few lines of JavaScript to sort tables, no request to any file or host.
+    /// redraw the report from the folder alone, except the segmentation slices: those are drawn
+    /// from the challenge's images and truth, found where run.json says, and without them the
+    /// section says what is missing. The file is self-contained: inline CSS, SVG and PNG, a few
+    /// lines of JavaScript to sort tables, no request to any file or host.
     Report {
         /// The folder of a finished round.
         #[arg(value_name = "RUN_DIR")]
@@ -265,7 +267,9 @@ enum Command {
         /// Default: RUN_DIR/report.html, or RUN_DIR/report-team.html for `--view team`.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
-        /// Also write every chart into DIR as <name>.svg and <name>.png (for slides).
+        /// Also write every chart into DIR as <name>.svg and <name>.png (for slides), and each
+        /// segmentation slice as <task>-slice-<submission>-<worst|median|best>-<case>.png, with
+        /// -truth.png for the truth alone.
         #[arg(long, value_name = "DIR")]
         plots: Option<PathBuf>,
         /// `organizer`: messages with the program's last stderr lines and log excerpts of failed
@@ -689,8 +693,16 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 },
             )?;
             if let Some(dir) = &plots {
-                let charts = files.iter().filter(|f| f.starts_with(dir)).count() / 2;
-                println!("{charts} charts as SVG and PNG in {}", dir.display());
+                let written = files.iter().filter(|f| f.starts_with(dir)).count();
+                let charts = files
+                    .iter()
+                    .filter(|f| f.starts_with(dir) && f.extension().is_some_and(|e| e == "svg"))
+                    .count();
+                println!(
+                    "{charts} charts as SVG and PNG, {} segmentation slices as PNG in {}",
+                    written - 2 * charts,
+                    dir.display()
+                );
             }
             println!("Report for the judges: {}", html.display());
             println!(

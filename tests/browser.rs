@@ -42,6 +42,9 @@ const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
 /// Sorts the first per-case runs table by wall time, both ways, and says whether the order is
 /// right: "ok", or what was wrong.
 const SORT_CHECK: &str = "(function(){var t=Array.from(document.querySelectorAll('table.sortable')).find(function(t){return t.tHead.rows[0].cells.length>2&&t.tHead.rows[0].cells[2].textContent==='wall (s)';});if(!t){return 'no per-case runs table';}var th=t.tHead.rows[0].cells[2];var col=function(){return Array.from(t.tBodies[0].rows).map(function(r){return parseFloat(r.cells[2].textContent);});};th.click();var up=col();th.click();var down=col();var sorted=up.slice().sort(function(a,b){return a-b;});if(up.length<10){return 'only '+up.length+' rows';}if(JSON.stringify(up)!==JSON.stringify(sorted)){return 'not ascending: '+up;}if(JSON.stringify(down)!==JSON.stringify(sorted.slice().reverse())){return 'not descending: '+down;}return 'ok';})()";
+/// The segmentation slices: every image of the section decoded, at the size its tag declares;
+/// evaluates to "ok", or what was wrong.
+const SLICES_CHECK: &str = "(function(){var s=document.getElementById('slices');if(!s){return 'no slices section';}var imgs=[];for(var e=s.nextElementSibling;e&&e.tagName!=='H2';e=e.nextElementSibling){imgs=imgs.concat(Array.from(e.querySelectorAll('img')));}var bad=imgs.filter(function(i){return !(i.complete&&i.naturalWidth>0&&i.naturalWidth===i.width&&i.naturalHeight===i.height);});if(bad.length){return bad.length+' of '+imgs.length+' slice images not decoded at their size, such as '+bad[0].alt;}return imgs.length+' slice images';})()";
 /// Clicks every sortable header twice (ascending, then descending) and opens every `<details>`;
 /// evaluates to the number of headers clicked.
 const INTERACT: &str = "(function(){var n=0;document.querySelectorAll('table.sortable th').forEach(function(th){th.click();th.click();n++;});document.querySelectorAll('details').forEach(function(d){d.open=true;});return n;})()";
@@ -63,6 +66,9 @@ fn the_report_loads_in_headless_chromium_without_errors_and_renders() {
         page.log
     );
     assert_eq!(page.sorted, "ok", "sorting by a header");
+    // Two submissions, each with its worst, median and best case, each drawn with both masks
+    // and with the truth alone.
+    assert_eq!(page.slices, "12 slice images", "the segmentation slices");
     assert!(
         page.clicked > 20,
         "only {} sortable headers were clicked",
@@ -212,6 +218,8 @@ struct PageLoad {
     title: String,
     /// What sorting a per-case table by wall time gave: "ok", or what was wrong.
     sorted: String,
+    /// What checking the segmentation slices' images gave ([`SLICES_CHECK`]).
+    slices: String,
     /// Sortable table headers clicked after the screenshot.
     clicked: u64,
     /// The viewport (`WINDOW`) as PNG.
@@ -348,6 +356,14 @@ fn load_headless(chromium: &Path, page: &Path) -> PageLoad {
         .to_owned();
     let shot = browser.call(s, "Page.captureScreenshot", json!({"format": "png"}));
     let screenshot = base64_decode(shot["data"].as_str().unwrap());
+    let slices = browser.call(
+        s,
+        "Runtime.evaluate",
+        json!({"expression": SLICES_CHECK, "returnByValue": true}),
+    )["result"]["value"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     // Then as a judge would use it: sort a table and check the order, sort every table both
     // ways, open every collapsed section.
     let sorted = browser.call(
@@ -374,6 +390,7 @@ fn load_headless(chromium: &Path, page: &Path) -> PageLoad {
         problems,
         title,
         sorted,
+        slices,
         clicked,
         screenshot,
         log: browser.log(),

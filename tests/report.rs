@@ -82,6 +82,17 @@ fn between<'a>(html: &'a str, open: &str, close: &str) -> &'a str {
 fn assert_self_contained(html: &str) {
     for tag in tags(html) {
         let lower = tag.to_ascii_lowercase();
+        // The segmentation slices are images carried in the page itself, and nothing else is.
+        if lower.starts_with("<img ") {
+            let src = lower.find(" src=\"").expect("an image with its data") + 6;
+            assert!(
+                lower[src..].starts_with("data:image/png;base64,")
+                    && lower.matches("src=").count() == 1
+                    && !lower.contains("url("),
+                "an image loading a file: {tag}"
+            );
+            continue;
+        }
         assert!(!lower.contains("src="), "a tag loading a file: {tag}");
         assert!(!lower.contains("url("), "a tag loading a file: {tag}");
         if let Some(i) = lower.find("href=\"") {
@@ -183,13 +194,51 @@ fn the_report_holds_every_section_chart_and_team_and_nothing_external() {
     // A confusion matrix per submission for detection, differential and staging.
     assert_eq!(html.matches("class=\"confusion\"").count(), 3 * 3);
 
+    // The segmentation slices: each submission's worst, median and best case by dice (six
+    // cases, so three distinct ones), the truth with the prediction, and the truth alone.
+    // The crasher wrote no mask, and says so instead of showing one.
+    let slices = between(&html, "<h2 id=\"slices\">", "<h2 id=\"ranking\">");
+    let by_dice = |submission: &str| {
+        let mut cases: Vec<(f64, &str)> = data
+            .scores
+            .case_scores
+            .iter()
+            .filter(|c| c.submission == submission && c.metric == "dice")
+            .filter_map(|c| Some((c.value?, c.case_id.as_str())))
+            .collect();
+        cases.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+        cases
+    };
+    for name in ["threshold-baseline", "random-guess"] {
+        let cases = by_dice(name);
+        let (worst, median, best) = (
+            cases[0],
+            cases[(cases.len() - 1) / 2],
+            cases[cases.len() - 1],
+        );
+        for (role, (value, case)) in [("worst", worst), ("median", median), ("best", best)] {
+            let caption = format!("{role}: {case}, dice {value:.3}");
+            assert!(slices.contains(&caption), "{name}: {caption}");
+        }
+    }
+    assert_eq!(
+        slices.matches("<img ").count(),
+        2 * 3 * 2 + 3,
+        "two pictures per case shown of each example, the truth alone for the crasher's"
+    );
+    assert!(
+        slices.contains("no prediction mask at predictions/crasher/masks/"),
+        "{slices}"
+    );
+    assert!(html.contains("<a href=\"#slices\">"));
+
     // Every submission and team; hostile text only as text.
     for name in ["threshold-baseline", "random-guess", "crasher"] {
         assert!(html.contains(name), "{name}");
     }
     assert!(!html.contains(HOSTILE_TEAM));
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-    assert!(!html.contains("<img") && !html.contains("onerror=alert(2)>"));
+    assert!(!html.contains("<img src=x") && !html.contains("onerror=alert(2)>"));
     assert!(!html.contains("<a href=\"https://evil.example\">"));
     // The organizers' view quotes the failing program's stderr, escaped.
     assert!(
@@ -211,21 +260,15 @@ fn the_report_holds_every_section_chart_and_team_and_nothing_external() {
     assert!(!md.contains(HOSTILE_TEAM), "{md}");
 }
 
-#[test]
-fn podium_report_redraws_the_same_report_and_writes_every_chart() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = hostile_round(dir.path(), "test");
-    // Nothing but the round's folder is needed: the challenge and its truth are gone.
-    std::fs::remove_dir_all(dir.path().join("covid19-ct")).unwrap();
-    let plots = dir.path().join("plots");
-    let redrawn = dir.path().join("copy/report.html");
+/// `podium report RUN_DIR --out FILE --plots DIR`, which must succeed.
+fn podium_report(out: &Path, html: &Path, plots: &Path) {
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
         .arg("report")
-        .arg(&out)
+        .arg(out)
         .arg("--out")
-        .arg(&redrawn)
+        .arg(html)
         .arg("--plots")
-        .arg(&plots)
+        .arg(plots)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&status.stdout);
@@ -235,12 +278,44 @@ fn podium_report_redraws_the_same_report_and_writes_every_chart() {
         String::from_utf8_lossy(&status.stderr)
     );
     assert!(stdout.contains("Report for the judges:"), "{stdout}");
+}
+
+/// The report without its segmentation slices.
+fn without_slices(html: &str) -> String {
+    let start = html.find("<h2 id=\"slices\">").unwrap();
+    let end = html.find("<h2 id=\"ranking\">").unwrap();
+    format!("{}{}", &html[..start], &html[end..])
+}
+
+#[test]
+fn podium_report_redraws_the_same_report_and_writes_every_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hostile_round(dir.path(), "test");
+    let plots = dir.path().join("plots");
+    let redrawn = dir.path().join("copy/report.html");
+    podium_report(&out, &redrawn, &plots);
+    let original = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert_eq!(
         std::fs::read_to_string(&redrawn).unwrap(),
-        std::fs::read_to_string(out.join("report.html")).unwrap(),
+        original,
         "the report redrawn from report-data.json is the one the round wrote"
     );
     assert!(dir.path().join("copy/report.md").is_file());
+
+    // Without the challenge and its truth, everything but the slices is drawn from the
+    // round's folder alone, and the slices say what they miss.
+    std::fs::remove_dir_all(dir.path().join("covid19-ct")).unwrap();
+    let orphan = dir.path().join("orphan/report.html");
+    podium_report(&out, &orphan, &dir.path().join("orphan-plots"));
+    let orphan = std::fs::read_to_string(&orphan).unwrap();
+    assert_eq!(without_slices(&orphan), without_slices(&original));
+    let slices = between(&orphan, "<h2 id=\"slices\">", "<h2 id=\"ranking\">");
+    assert!(
+        slices.contains("could not be read")
+            && slices.contains("covid19-ct")
+            && !slices.contains("<img"),
+        "{slices}"
+    );
 
     let data = ReportData::read(&out).unwrap();
     let charts = figures::all(&data.scores, &data.analysis, figures::Detail::PerCase);
@@ -258,10 +333,31 @@ fn podium_report_redraws_the_same_report_and_writes_every_chart() {
         assert_eq!(width, chart.width * 2, "{}", chart.stem);
         assert!(png.len() > 8_000, "{}: {} bytes", chart.stem, png.len());
     }
+    // The slices as PNG: per example submission three cases, with both masks and with the
+    // truth alone; the crasher's three cases with the truth alone.
+    let slice_pngs: Vec<String> = std::fs::read_dir(&plots)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("segmentation-slice-"))
+        .collect();
+    assert_eq!(slice_pngs.len(), 2 * 3 * 2 + 3, "{slice_pngs:?}");
+    for name in &slice_pngs {
+        let png = std::fs::read(plots.join(name)).unwrap();
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{name}");
+    }
+    for role in ["worst", "median", "best"] {
+        let prefix = format!("segmentation-slice-threshold-baseline-{role}-");
+        assert!(
+            slice_pngs
+                .iter()
+                .any(|n| n.starts_with(&prefix) && n.ends_with("-truth.png")),
+            "{prefix}"
+        );
+    }
     assert_eq!(
         std::fs::read_dir(&plots).unwrap().count(),
-        2 * charts.len(),
-        "every chart as SVG and PNG, nothing else"
+        2 * charts.len() + slice_pngs.len(),
+        "every chart as SVG and PNG, the slices as PNG, nothing else"
     );
     // Stems are unique and file-name safe, even for the hostile team's charts.
     for chart in &charts {
@@ -330,6 +426,9 @@ fn the_team_view_of_a_hidden_phase_shows_no_program_output_and_no_per_case_value
         html.contains("<table class=\"confusion\">"),
         "aggregate confusion matrices stay"
     );
+    // No segmentation slice: the truth outlined is the hidden truth.
+    assert!(!html.contains("<img"), "no image at all");
+    assert!(html.contains("Not shown in the team view of a hidden phase"));
 }
 
 #[test]
@@ -339,6 +438,8 @@ fn the_team_view_of_a_public_phase_quotes_the_program_output() {
     let html = team_view(&out, false);
     assert!(html.contains("&lt;/pre&gt;&lt;img src=x onerror=alert(2)&gt;"));
     assert!(html.contains("Worst cases") && html.contains("dice per case"));
+    // A public phase's truth is the teams' already: its slices are shown.
+    assert!(html.contains("data:image/png;base64,"));
 }
 
 /// A round with nothing to draw case by case must still get its report: one baseline and a

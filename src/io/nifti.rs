@@ -49,6 +49,99 @@ pub fn read_geometry(path: &Path) -> Result<Geometry> {
     geometry_of(&header, path)
 }
 
+/// One axial slice of an image, its intensities (after `scl_slope` and `scl_inter`), x fastest.
+#[derive(Clone, Debug)]
+pub struct AxialSlice {
+    pub geometry: Geometry,
+    pub z: usize,
+    pub values: Vec<f32>,
+    /// Whether the patient's front (anterior) lies towards higher y, as the header's sform
+    /// (else qform) says; true, as in RAS, when the header gives no orientation.
+    pub anterior_towards_high_y: bool,
+}
+
+/// The sign of the anterior component of the voxel y axis in the header's world space (RAS+
+/// in NIfTI): from the sform when set, else from the qform's rotation, else RAS.
+fn anterior_towards_high_y(header: &NiftiHeader) -> bool {
+    if header.sform_code > 0 && header.srow_y[1] != 0.0 {
+        return header.srow_y[1] > 0.0;
+    }
+    if header.qform_code > 0 {
+        let (b, c, d) = (
+            header.quatern_b as f64,
+            header.quatern_c as f64,
+            header.quatern_d as f64,
+        );
+        let a = (1.0 - (b * b + c * c + d * d)).max(0.0).sqrt();
+        let r11 = a * a + c * c - b * b - d * d;
+        if r11 != 0.0 {
+            return r11 > 0.0;
+        }
+    }
+    true
+}
+
+/// Reads axial slice `z` of an image (a CT in Hounsfield units, say) and nothing after it:
+/// the slices before it are decompressed and dropped, so memory stays at one plane whatever
+/// the volume's size.
+pub fn read_axial_slice(path: &Path, z: usize) -> Result<AxialSlice> {
+    let mut reader = open(path)?;
+    let header = parse_header(&mut reader, path)?;
+    let geometry = geometry_of(&header, path)?;
+    let [nx, ny, nz] = geometry.shape;
+    if z >= nz {
+        return Err(bad(
+            path,
+            format!("has {nz} axial slices; slice {z} was asked for"),
+        ));
+    }
+    let datatype = header.data_type().map_err(|_| {
+        bad(
+            path,
+            format!("unknown NIfTI datatype code {}", header.datatype),
+        )
+    })?;
+    let width = bytes_per_voxel(datatype).ok_or_else(|| {
+        bad(
+            path,
+            format!("datatype {datatype:?} is not a scalar image podium can read"),
+        )
+    })?;
+    skip_to_data(&mut reader, &header, path)?;
+    // geometry_of caps the voxel count, so neither product overflows.
+    let plane = nx * ny * width;
+    let data_bytes = geometry.voxels() as u64 * width as u64;
+    let before = (z * plane) as u64;
+    let skipped = std::io::copy(&mut (&mut reader).take(before), &mut std::io::sink())
+        .map_err(|e| truncated(path, data_bytes, e))?;
+    if skipped < before {
+        return Err(truncated(
+            path,
+            data_bytes,
+            std::io::ErrorKind::UnexpectedEof.into(),
+        ));
+    }
+    let mut raw = Vec::new();
+    read_plane(&mut reader, &mut raw, plane).map_err(|e| truncated(path, data_bytes, e))?;
+    let scaled = header.scl_slope != 0.0 && (header.scl_slope != 1.0 || header.scl_inter != 0.0);
+    let (slope, inter) = if scaled {
+        (header.scl_slope as f64, header.scl_inter as f64)
+    } else {
+        (1.0, 0.0)
+    };
+    let big = header.endianness == Endianness::Big;
+    let values = raw
+        .chunks_exact(width)
+        .map(|b| (decode(datatype, b, big) * slope + inter) as f32)
+        .collect();
+    Ok(AxialSlice {
+        geometry,
+        z,
+        values,
+        anterior_towards_high_y: anterior_towards_high_y(&header),
+    })
+}
+
 /// Reads an integer label map. Integer and float data types are accepted as long as every voxel
 /// holds an integer in 0..=255, since teams write masks from many tools.
 pub fn read_labels(path: &Path) -> Result<LabelVolume> {
@@ -138,6 +231,34 @@ impl SparseLabels {
             }
         }
         out
+    }
+
+    /// The axial slice holding the most voxels of any of `labels`, with that count; None when
+    /// no slice holds one. Ties go to the lowest z, so the choice is reproducible.
+    pub fn largest_slice(&self, labels: &[u8]) -> Option<(usize, u64)> {
+        let mut best: Option<(usize, u64)> = None;
+        for s in &self.slices {
+            let area = s.data.iter().filter(|v| labels.contains(v)).count() as u64;
+            if area > 0 && best.is_none_or(|(z, a)| area > a || (area == a && s.z < z)) {
+                best = Some((s.z, area));
+            }
+        }
+        best
+    }
+
+    /// Whether each voxel of axial slice `z` holds one of `labels`, x fastest (`nx * ny`).
+    pub fn slice_mask(&self, z: usize, labels: &[u8]) -> Vec<bool> {
+        let [nx, ny, _] = self.geometry.shape;
+        let mut mask = vec![false; nx * ny];
+        for s in self.slices.iter().filter(|s| s.z == z) {
+            for (row, values) in s.data.chunks_exact(s.width).enumerate() {
+                let start = (s.y0 + row) * nx + s.x0;
+                for (m, v) in mask[start..start + s.width].iter_mut().zip(values) {
+                    *m = labels.contains(v);
+                }
+            }
+        }
+        mask
     }
 
     /// Voxels holding `label`, a foreground label (1-255).
@@ -745,6 +866,63 @@ mod tests {
         let empty = dir.path().join("e.nii.gz");
         write_volume(&empty, Array3::<u8>::zeros((2, 2, 2)).view(), [1.0; 3], 6).unwrap();
         assert_eq!(read_sparse_labels(&empty).unwrap().bounding_box(), None);
+    }
+
+    #[test]
+    fn one_axial_slice_is_read_with_its_intensities_and_the_largest_lesion_slice_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("ct.nii.gz");
+        let ct =
+            Array3::from_shape_fn((4, 3, 5), |(z, y, x)| -1000 + (100 * z + 10 * y + x) as i16);
+        write_volume(&image, ct.view(), [0.7, 0.8, 1.5], 6).unwrap();
+        for z in 0..4 {
+            let slice = read_axial_slice(&image, z).unwrap();
+            let expected: Vec<f32> = ct
+                .slice(ndarray::s![z, .., ..])
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
+            assert_eq!(slice.values, expected, "slice {z}");
+            assert_eq!(slice.geometry.shape, [5, 3, 4]);
+        }
+        assert!(read_axial_slice(&image, 0).unwrap().anterior_towards_high_y);
+        // A scan stored front to back (as DICOM's LPS order), its sform saying so.
+        let flipped = dir.path().join("lps.nii");
+        let mut bytes = header_bytes([5, 3, 4], [1.0; 3], NiftiType::Int16);
+        bytes[300..304].copy_from_slice(&(-1.0f32).to_le_bytes()); // srow_y[1]
+        bytes.extend(ct.iter().flat_map(|v| v.to_le_bytes()));
+        std::fs::write(&flipped, bytes).unwrap();
+        assert!(
+            !read_axial_slice(&flipped, 0)
+                .unwrap()
+                .anterior_towards_high_y
+        );
+        let err = read_axial_slice(&image, 4).unwrap_err().to_string();
+        assert!(
+            err.contains("ct.nii.gz") && err.contains("4 axial slices"),
+            "{err}"
+        );
+
+        let mask = dir.path().join("m.nii.gz");
+        let mut labels = Array3::<u8>::zeros((4, 3, 5));
+        labels[[1, 0, 0]] = 1;
+        labels[[2, 1, 1]] = 1;
+        labels[[2, 2, 4]] = 1;
+        labels[[3, 0, 0]] = 2;
+        labels[[3, 0, 1]] = 2;
+        labels[[3, 0, 2]] = 2;
+        write_volume(&mask, labels.view(), [1.0; 3], 6).unwrap();
+        let sparse = read_sparse_labels(&mask).unwrap();
+        assert_eq!(sparse.largest_slice(&[1]), Some((2, 2)));
+        assert_eq!(sparse.largest_slice(&[1, 2]), Some((3, 3)));
+        assert_eq!(sparse.largest_slice(&[7]), None);
+        let plane = sparse.slice_mask(2, &[1]);
+        let expected: Vec<bool> = labels
+            .slice(ndarray::s![2, .., ..])
+            .iter()
+            .map(|&v| v == 1)
+            .collect();
+        assert_eq!(plane, expected);
     }
 
     #[test]

@@ -57,6 +57,8 @@ pub struct ReportInput<'a> {
     /// The last lines of the program's stderr, by (submission, case), for failed cases.
     pub log_excerpts: &'a BTreeMap<(String, String), String>,
     pub view: View,
+    /// The segmentation slices, drawn from the challenge's images and the round's masks.
+    pub slices: &'a crate::report::slices::Gallery,
 }
 
 impl ReportInput<'_> {
@@ -151,13 +153,19 @@ pub fn render(input: &ReportInput) -> String {
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>podium report: {title}</title><style>{STYLE}</style></head><body>\n\
          <h1>{title}</h1><p class=\"muted\">podium {} · {view} · round started {} UTC</p>\n\
-         <nav><a href=\"#summary\">Summary</a><a href=\"#leaderboard\">Leaderboard</a><a href=\"#tasks\">Per task</a><a href=\"#ranking\">Ranking analysis</a><a href=\"#runs\">Runs</a><a href=\"#receipt\">Receipt</a></nav>\n",
+         <nav><a href=\"#summary\">Summary</a><a href=\"#leaderboard\">Leaderboard</a><a href=\"#tasks\">Per task</a>{}<a href=\"#ranking\">Ranking analysis</a><a href=\"#runs\">Runs</a><a href=\"#receipt\">Receipt</a></nav>\n",
         escape(&input.receipt.podium_version),
         escape(&input.receipt.started_utc),
+        if matches!(input.slices, crate::report::slices::Gallery::Absent) {
+            ""
+        } else {
+            "<a href=\"#slices\">Slices</a>"
+        },
     );
     summary(&mut html, input);
     leaderboard(&mut html, input);
     per_task(&mut html, input);
+    crate::report::slices::section(&mut html, input.slices);
     ranking(&mut html, input);
     runs(&mut html, input);
     receipt(&mut html, input);
@@ -447,13 +455,13 @@ fn confusion(html: &mut String, s: &RoundScores, task: &str) {
 }
 
 /// Values by (submission, case).
-type CaseValues<'a> = BTreeMap<(&'a str, &'a str), f64>;
+pub(super) type CaseValues<'a> = BTreeMap<(&'a str, &'a str), f64>;
 
 /// The per-case values that stand for the task's primary metric: the primary itself when it is
 /// per case (`dice`), its mean over labels (`dice_1`, `dice_2`…), or else the task's per-case
 /// error (`abs_error` for `mae` or `quadratic_kappa`). Classification tasks have none beyond
 /// right or wrong. Returns the metric's name and the values by (submission, case).
-fn primary_per_case<'a>(
+pub(super) fn primary_per_case<'a>(
     s: &'a RoundScores,
     task: &str,
     primary: &str,

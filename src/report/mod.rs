@@ -8,6 +8,7 @@ pub mod leaderboard;
 #[cfg(feature = "parquet")]
 pub mod parquet;
 pub mod plots;
+pub mod slices;
 pub mod terminal;
 
 use std::collections::BTreeMap;
@@ -139,6 +140,8 @@ pub fn write_report(
         Vec::new()
     };
     let excerpts = log_excerpts(run_dir, &runs);
+    let restricted = options.view == View::Team && data.receipt.hidden;
+    let gallery = slices::gather(run_dir, data.scores, data.receipt, restricted);
     let input = html::ReportInput {
         scores: data.scores,
         leaderboard: data.leaderboard,
@@ -147,6 +150,7 @@ pub fn write_report(
         runs: &runs,
         log_excerpts: &excerpts,
         view: options.view,
+        slices: &gallery,
     };
     let mut files = Vec::new();
     if let Some(parent) = options.html.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -188,7 +192,7 @@ impl ReportData {
     }
 }
 
-/// Every chart as `<stem>.svg` and `<stem>.png`.
+/// Every chart as `<stem>.svg` and `<stem>.png`, and the segmentation slices as PNG.
 fn write_plots(
     dir: &Path,
     data: &ReportDataRefs,
@@ -210,6 +214,11 @@ fn write_plots(
         std::fs::write(&png, figure.png().map_err(failed)?)
             .map_err(|e| Error::io("write", &png, e))?;
         files.extend([svg, png]);
+    }
+    for (name, bytes) in slices::png_files(input.slices) {
+        let png = dir.join(name);
+        std::fs::write(&png, bytes).map_err(|e| Error::io("write", &png, e))?;
+        files.push(png);
     }
     Ok(files)
 }
