@@ -100,6 +100,8 @@ pub fn score_round_on(
             cases: truth.cases.clone(),
             values: BTreeMap::new(),
         },
+        subgroups: Vec::new(),
+        subgroup_summaries: Vec::new(),
         incomplete: None,
     };
     for input in inputs {
