@@ -624,6 +624,7 @@ pub(crate) fn finish(
     );
     let mut files = crate::report::csv_files::write_all(out_dir, &scores, &leaderboard)?;
     files.extend(crate::report::csv_files::write_ranking(out_dir, &analysis)?);
+    files.extend(crate::report::csv_files::write_subgroups(out_dir, &scores)?);
     #[cfg(feature = "parquet")]
     files.extend(crate::report::parquet::write_all(
         out_dir, &scores, &analysis,

@@ -123,6 +123,12 @@ impl AnalysisSettings {
                 ));
             }
         }
+        if self.min_class_support == 0 {
+            problems.push(
+                "[analysis] min_class_support = 0 would report an AUC on a level with one class; give at least 1"
+                    .to_string(),
+            );
+        }
         if self.min_cases == 0 {
             problems.push(
                 "[analysis] min_cases = 0 would report a level without cases; give at least 1"
