@@ -1191,6 +1191,9 @@ fn print_outcome(outcome: &RoundOutcome) {
             }
         }
     }
+    for line in podium::report::terminal::worst_subgroup_lines(scores) {
+        println!("{line}");
+    }
     println!();
     if !scores.problems.is_empty() {
         println!(

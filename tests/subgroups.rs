@@ -303,6 +303,18 @@ fn score_writes_metrics_by_subgroup_csv() {
     assert_eq!(site_b_auc["class_support"], "covid=2;not covid=10");
     let summary = read_csv(&out.join("subgroup_summary.csv"));
     assert_eq!(summary.len(), 3 * 2, "one row per task and subgroup");
+    // The terminal names the worst site of each task, as the summary has it.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mae = summary
+        .iter()
+        .find(|r| r["task"] == "quantification" && r["subgroup"] == "site")
+        .unwrap();
+    let expected = format!("quantification at {} (mae", mae["worst_level"]);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("worst site: predictions: "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(line.contains(&expected), "{line}");
 }
 
 #[test]

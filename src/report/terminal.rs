@@ -173,3 +173,55 @@ pub fn baseline_sentence(analysis: &RankingAnalysis) -> Option<String> {
         format!("no team beats the best baseline on {tasks}")
     })
 }
+
+/// Each submission's worst level of each subgroup, task by task, one line per submission and
+/// subgroup: `site: team-a worst at b on detection (auc 0.712; spread 0.120 [0.031, 0.250],
+/// cochran-q p = 0.04)`. Empty for a round without subgroups.
+pub fn worst_subgroup_lines(scores: &crate::results::RoundScores) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    for s in &scores.subgroup_summaries {
+        if !keys.contains(&(s.subgroup.as_str(), s.submission.as_str())) {
+            keys.push((s.subgroup.as_str(), s.submission.as_str()));
+        }
+    }
+    for (subgroup, submission) in keys {
+        let tasks: Vec<String> = scores
+            .subgroup_summaries
+            .iter()
+            .filter(|s| s.subgroup == subgroup && s.submission == submission)
+            .map(|s| {
+                let (Some(level), Some(value)) = (&s.worst_level, s.worst_value) else {
+                    return format!("{}: no level with enough cases", clean(&s.task));
+                };
+                let mut text = format!(
+                    "{} at {} ({} {value:.3}",
+                    clean(&s.task),
+                    clean(level),
+                    clean(&s.metric)
+                );
+                if s.eligible_levels >= 2 {
+                    if let Some(spread) = s.spread {
+                        text += &format!("; spread {spread:.3}");
+                    }
+                    if let (Some(lo), Some(hi)) = (s.spread_ci_lower, s.spread_ci_upper) {
+                        text += &format!(" [{lo:.3}, {hi:.3}]");
+                    }
+                    if let Some(p) = s.p_value {
+                        text += &format!(", {} p = {p:.2}", s.test);
+                    }
+                } else {
+                    text += "; the only level with enough cases";
+                }
+                text + ")"
+            })
+            .collect();
+        lines.push(format!(
+            "worst {}: {}: {}",
+            clean(subgroup),
+            clean(submission),
+            tasks.join("; ")
+        ));
+    }
+    lines
+}
