@@ -616,6 +616,11 @@ pub(crate) fn finish(
         let everyone: Vec<String> = scores.submissions.iter().map(|s| s.name.clone()).collect();
         analysis.placement = ranking::analysis::placement(challenge, &scores.ranking, &everyone);
     }
+    analysis
+        .methods
+        .extend(ranking::robustness::worst_subgroup_ranks(
+            challenge, &scores, &names,
+        ));
     let leaderboard = ranking::leaderboard(
         &scores,
         &challenge.tasks,

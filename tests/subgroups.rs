@@ -340,3 +340,75 @@ fn validate_names_the_metadata_file_for_missing_cases_and_absent_columns() {
         "{errors}"
     );
 }
+
+#[test]
+fn the_robustness_ranking_ranks_each_task_on_the_worst_site() {
+    use podium::challenge::split::CaseSelection;
+    use podium::ranking::analysis::{analyze, CONSENSUS};
+    use podium::ranking::robustness::worst_subgroup_ranks;
+    use podium::scoring::{score_round, ScoringInput};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (challenge, preds) = hand_made_round(dir.path());
+    // Same classification scores; volumes: "uneven" is exact on site a and 3 off elsewhere
+    // (better on average, worse at its worst site), "steady" is 2 off everywhere.
+    let text = std::fs::read_to_string(preds.join("predictions.csv")).unwrap();
+    let with_volumes = |off: &dyn Fn(&Case) -> f64| -> String {
+        let mut lines = text.lines();
+        let mut out = lines.next().unwrap().to_string() + "\n";
+        for (line, case) in lines.zip(cases()) {
+            let (head, _) = line.rsplit_once(',').unwrap();
+            out += &format!("{head},{}\n", case.volume + off(&case));
+        }
+        out
+    };
+    let folders: Vec<(String, std::path::PathBuf)> = [
+        (
+            "uneven",
+            with_volumes(&|c| if c.site == "a" { 0.0 } else { 3.0 }),
+        ),
+        ("steady", with_volumes(&|_| 2.0)),
+    ]
+    .into_iter()
+    .map(|(name, csv)| {
+        let folder = dir.path().join(name);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("predictions.csv"), csv).unwrap();
+        (name.to_string(), folder)
+    })
+    .collect();
+    let inputs: Vec<ScoringInput> = folders
+        .iter()
+        .map(|(name, folder)| ScoringInput {
+            name: name.clone(),
+            team: name.clone(),
+            baseline: false,
+            predictions_dir: folder,
+            runs: None,
+        })
+        .collect();
+    let phase = challenge.phase_paths("test", None).unwrap();
+    let round = score_round(&challenge, &phase, &inputs, CaseSelection::All).unwrap();
+    let names = vec!["uneven".to_string(), "steady".to_string()];
+    let mut analysis = analyze(&challenge, &round.ranking, &names, None);
+    let declared = analysis.method.unwrap();
+    assert_eq!(analysis.rank(declared, "quantification", "uneven"), Some(1));
+    analysis
+        .methods
+        .extend(worst_subgroup_ranks(&challenge, &round, &names));
+    let rank = |method: &str, scope: &str, s: &str| {
+        analysis
+            .methods
+            .iter()
+            .find(|m| m.method == method && m.scope == scope && m.submission == s)
+            .map(|m| m.rank)
+    };
+    assert_eq!(rank("worst-site", "quantification", "steady"), Some(1));
+    assert_eq!(rank("worst-site", "quantification", "uneven"), Some(2));
+    assert_eq!(rank("worst-site", CONSENSUS, "steady"), Some(1));
+    let caveats = podium::report::terminal::ranking_caveats(&analysis).join("\n");
+    assert!(
+        caveats.contains("worst site (ranking/methods.csv, method worst-site): steady first; the declared method puts uneven first"),
+        "{caveats}"
+    );
+}

@@ -121,6 +121,7 @@ pub fn ranking_caveats(analysis: &RankingAnalysis) -> Vec<String> {
         .filter(|m| **m != method && winners(**m) != declared)
         .map(|m| format!("{} → {}", m.name(), winners(*m).join(", ")))
         .collect();
+    lines.extend(robustness_lines(analysis, &declared));
     if disagree.is_empty() {
         lines.push(format!(
             "all four ranking methods put {} first",
@@ -224,4 +225,41 @@ pub fn worst_subgroup_lines(scores: &crate::results::RoundScores) -> Vec<String>
         ));
     }
     lines
+}
+
+/// One line per robustness method (`worst-<subgroup>`, ranking each task on the worst level
+/// of the subgroup): who comes first, and whether the declared method agrees.
+fn robustness_lines(analysis: &RankingAnalysis, declared_winners: &[String]) -> Vec<String> {
+    let mut methods: Vec<&str> = Vec::new();
+    for m in &analysis.methods {
+        if m.method.starts_with("worst-") && !methods.contains(&m.method.as_str()) {
+            methods.push(&m.method);
+        }
+    }
+    methods
+        .into_iter()
+        .map(|method| {
+            let first: Vec<String> = analysis
+                .methods
+                .iter()
+                .filter(|r| {
+                    r.method == method
+                        && r.scope == crate::ranking::analysis::CONSENSUS
+                        && r.rank == 1
+                })
+                .map(|r| clean(&r.submission))
+                .collect();
+            let subgroup = clean(method.trim_start_matches("worst-"));
+            let agreement = if first == declared_winners {
+                "as the declared method does".to_string()
+            } else {
+                format!("the declared method puts {} first", declared_winners.join(", "))
+            };
+            format!(
+                "robustness, each task ranked on the worst {subgroup} (ranking/methods.csv, method {}): {} first; {agreement}",
+                clean(method),
+                first.join(", ")
+            )
+        })
+        .collect()
 }
