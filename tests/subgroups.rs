@@ -412,3 +412,56 @@ fn the_robustness_ranking_ranks_each_task_on_the_worst_site() {
         "{caveats}"
     );
 }
+
+#[test]
+fn the_report_shows_the_subgroups_to_judges_and_no_metadata_in_the_team_view_of_a_hidden_phase() {
+    let dir = tempfile::tempdir().unwrap();
+    let (challenge, preds) = hand_made_round(dir.path());
+    let out = dir.path().join("out");
+    let podium = env!("CARGO_BIN_EXE_podium");
+    let scored = std::process::Command::new(podium)
+        .args(["score", "--challenge"])
+        .arg(&challenge.root)
+        .args(["--phase", "test", "--predictions"])
+        .arg(&preds)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        scored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&scored.stderr)
+    );
+    let judges = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(judges.contains("<h2 id=\"subgroups\">"));
+    // A forest plot per submission and subgroup, and the withheld level in the table.
+    assert!(judges.contains("predictions by site") && judges.contains("predictions by scanner"));
+    assert!(judges.contains("too few cases: n = 4 &lt; min_cases = 10"));
+
+    let team = std::process::Command::new(podium)
+        .arg("report")
+        .arg(&out)
+        .args(["--view", "team"])
+        .output()
+        .unwrap();
+    assert!(
+        team.status.success(),
+        "{}",
+        String::from_utf8_lossy(&team.stderr)
+    );
+    let html = std::fs::read_to_string(out.join("report-team.html")).unwrap();
+    let summary = std::fs::read_to_string(out.join("report-team.md")).unwrap();
+    for shown in [&html, &summary] {
+        for metadata in [
+            "id=\"subgroups\"",
+            "by site",
+            "by scanner",
+            "min_cases",
+            "s1",
+            "s2",
+        ] {
+            assert!(!shown.contains(metadata), "{metadata} in the team view");
+        }
+    }
+}

@@ -26,7 +26,7 @@ const PALETTE: [RGBColor; 8] = [
 ];
 
 const GRID: RGBColor = RGBColor(200, 200, 200);
-const FONT: &str = "sans-serif";
+pub(super) const FONT: &str = "sans-serif";
 
 /// The colour of the i-th submission, the same in every chart.
 pub fn color(i: usize) -> RGBColor {
@@ -69,7 +69,7 @@ pub fn category_axis_height(names: &[String]) -> u32 {
 }
 
 /// Registers the bundled font once; plotters needs it to measure and draw text.
-fn ensure_font() -> Result<(), String> {
+pub(super) fn ensure_font() -> Result<(), String> {
     static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     REGISTERED
         .get_or_init(|| {
