@@ -18,7 +18,7 @@ pub fn cochran_q(estimates: &[(f64, f64)]) -> Option<TestResult> {
     if estimates.len() < 2
         || estimates
             .iter()
-            .any(|&(theta, se)| !theta.is_finite() || !(se.is_finite() && se > 0.0))
+            .any(|&(theta, se)| !(theta.is_finite() && se.is_finite() && se > 0.0))
     {
         return None;
     }
