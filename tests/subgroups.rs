@@ -465,3 +465,60 @@ fn the_report_shows_the_subgroups_to_judges_and_no_metadata_in_the_team_view_of_
         }
     }
 }
+
+#[test]
+fn a_segmentation_level_is_the_mean_of_its_cases_values() {
+    let (dir, challenge) = common::small_challenge(6);
+    let phase = challenge.phase_paths("test", None).unwrap();
+    let ids = podium::challenge::read_case_ids(&phase).unwrap();
+    let site = |i: usize| if i % 2 == 0 { "even" } else { "odd" };
+    let mut metadata = String::from("case_id,site\n");
+    for (i, id) in ids.iter().enumerate() {
+        metadata += &format!("{id},{}\n", site(i));
+    }
+    std::fs::write(phase.metadata_csv(), metadata).unwrap();
+    let toml = challenge.root.join("challenge.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        text.replacen(
+            "[limits]",
+            "[analysis]\nsubgroups = [\"site\"]\nmin_cases = 1\nmin_class_support = 1\n\n[limits]",
+            1,
+        ),
+    )
+    .unwrap();
+    let challenge = Challenge::load(&challenge.root).unwrap();
+    // The truth's masks, but an empty mask for the first case: its Dice is 0.
+    let preds = dir.path().join("preds");
+    common::perfect_predictions(&challenge, "test", &preds);
+    let first = preds.join("masks").join(format!("{}.nii.gz", ids[0]));
+    let shape = podium::io::nifti::read_geometry(&first).unwrap().shape;
+    podium::io::nifti::write_volume(
+        &first,
+        ndarray::Array3::<u8>::zeros((shape[0], shape[1], shape[2])).view(),
+        [1.0; 3],
+        6,
+    )
+    .unwrap();
+    let round = score_folder(&challenge, &phase, &preds, "team").unwrap();
+    for level_name in ["even", "odd"] {
+        let values: Vec<f64> = round
+            .case_scores
+            .iter()
+            .filter(|c| c.task == "segmentation" && c.metric == "dice")
+            .filter(|c| site(ids.iter().position(|i| *i == c.case_id).unwrap()) == level_name)
+            .filter_map(|c| c.value)
+            .collect();
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let row = level(&round, "segmentation", "dice", "site", level_name);
+        assert!((row.value.unwrap() - mean).abs() < 1e-12, "{level_name}");
+        assert_eq!(row.n, values.len());
+    }
+    assert!(
+        level(&round, "segmentation", "dice", "site", "even")
+            .value
+            .unwrap()
+            < 1.0
+    );
+}

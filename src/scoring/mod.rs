@@ -156,6 +156,7 @@ pub fn score_round_on(
                 &input.name,
                 input.runs,
                 metadata,
+                &round.case_scores,
             ));
         }
         round.problems.extend(problems);

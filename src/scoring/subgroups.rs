@@ -10,7 +10,7 @@ use crate::challenge::{Challenge, PhasePaths, Task, TaskSpec};
 use crate::metrics::{heterogeneity, intervals};
 use crate::results::ranking_inputs::PrimaryValues;
 use crate::results::subgroups::{SubgroupAggregate, SubgroupSummary};
-use crate::results::{CaseRecord, RoundScores};
+use crate::results::{Aggregate, CaseRecord, CaseScore, RoundScores};
 
 /// The cases of each level of `column`, in round order. Cases without metadata fall in none.
 fn levels_of<'a>(
@@ -27,7 +27,10 @@ fn levels_of<'a>(
     levels
 }
 
-/// One submission's aggregates on every level of every declared subgroup.
+/// One submission's aggregates on every level of every declared subgroup. `case_scores` are
+/// the round's per-case values: a segmentation task's level means are taken from them rather
+/// than by comparing every mask again for each subgroup.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn level_aggregates(
     challenge: &Challenge,
     phase: &PhasePaths,
@@ -36,6 +39,7 @@ pub(super) fn level_aggregates(
     submission: &str,
     runs: Option<&BTreeMap<String, CaseRecord>>,
     metadata: &CaseMetadata,
+    case_scores: &[CaseScore],
 ) -> Vec<SubgroupAggregate> {
     let mut rows = Vec::new();
     for column in &challenge.analysis.subgroups {
@@ -44,7 +48,7 @@ pub(super) fn level_aggregates(
             level_truth.cases = cases.into_iter().cloned().collect();
             // The level's findings and per-case values repeat the round's; only its
             // aggregates are new.
-            let (mut case_scores, mut aggregates, mut curves, mut confusion) =
+            let (mut level_case_scores, mut aggregates, mut curves, mut confusion) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             let (mut values, mut problems, mut truth_findings, mut ranking) =
                 (Vec::new(), Vec::new(), Vec::new(), BTreeMap::new());
@@ -55,7 +59,7 @@ pub(super) fn level_aggregates(
                 predictions,
                 submission,
                 runs,
-                case_scores: &mut case_scores,
+                case_scores: &mut level_case_scores,
                 aggregates: &mut aggregates,
                 curves: &mut curves,
                 confusion: &mut confusion,
@@ -65,7 +69,22 @@ pub(super) fn level_aggregates(
                 ranking: &mut ranking,
             };
             for task in &challenge.tasks {
+                if matches!(task.spec, TaskSpec::Segmentation { .. }) {
+                    continue;
+                }
                 context.score_task(task);
+            }
+            for task in &challenge.tasks {
+                if let TaskSpec::Segmentation { labels, .. } = &task.spec {
+                    aggregates.extend(segmentation_means(
+                        challenge,
+                        task,
+                        labels.len(),
+                        submission,
+                        &level_truth.cases,
+                        case_scores,
+                    ));
+                }
             }
             for aggregate in aggregates {
                 let Some(task) = challenge.tasks.iter().find(|t| t.name == aggregate.task) else {
@@ -91,6 +110,98 @@ pub(super) fn level_aggregates(
         }
     }
     rows
+}
+
+/// A segmentation task's aggregates on `cases`, as its scorer forms them: each per-case metric
+/// is the mean over cases, with the same bootstrap; with several labels, per label
+/// (`dice_1`, …) and of the per-case mean over labels (`dice`).
+fn segmentation_means(
+    challenge: &Challenge,
+    task: &Task,
+    labels: usize,
+    submission: &str,
+    cases: &[String],
+    case_scores: &[CaseScore],
+) -> Vec<Aggregate> {
+    let on_level: std::collections::BTreeSet<&String> = cases.iter().collect();
+    // metric → case → value, for this submission and task, on the level's cases.
+    let mut per_case: BTreeMap<&str, BTreeMap<&str, f64>> = BTreeMap::new();
+    for c in case_scores {
+        if c.submission == submission && c.task == task.name && on_level.contains(&c.case_id) {
+            if let Some(v) = c.value {
+                per_case
+                    .entry(c.metric.as_str())
+                    .or_default()
+                    .insert(c.case_id.as_str(), v);
+            }
+        }
+    }
+    let spec = (challenge.scoring.bootstrap_resamples > 0).then_some(intervals::BootstrapSpec {
+        resamples: challenge.scoring.bootstrap_resamples,
+        seed: challenge.scoring.seed,
+        confidence: 0.95,
+    });
+    let aggregate = |metric: String, values: Vec<f64>| {
+        let mean = |idx: &[usize]| {
+            (!idx.is_empty())
+                .then(|| idx.iter().map(|&i| values[i]).sum::<f64>() / idx.len() as f64)
+        };
+        let all: Vec<usize> = (0..values.len()).collect();
+        let value = mean(&all);
+        let ci = value
+            .zip(spec.as_ref())
+            .and_then(|(_, spec)| intervals::bootstrap_ci(&vec![0; values.len()], spec, mean));
+        Aggregate {
+            submission: submission.to_string(),
+            task: task.name.clone(),
+            metric,
+            value,
+            ci_lower: ci.map(|c| c.0),
+            ci_upper: ci.map(|c| c.1),
+            n: values.len(),
+            ci_method: if ci.is_some() { "bootstrap" } else { "" }.to_string(),
+        }
+    };
+    let in_case_order = |of_metric: &BTreeMap<&str, f64>| -> Vec<f64> {
+        cases
+            .iter()
+            .filter_map(|c| of_metric.get(c.as_str()).copied())
+            .collect()
+    };
+    let mut out = Vec::new();
+    for metric in task.metrics.iter().filter(|m| m.is_per_case()) {
+        let name = metric.name();
+        if labels <= 1 {
+            let values = per_case.get(name).map(in_case_order).unwrap_or_default();
+            out.push(aggregate(name.to_string(), values));
+            continue;
+        }
+        let per_label: Vec<(&str, &BTreeMap<&str, f64>)> = per_case
+            .iter()
+            .filter(|(m, _)| {
+                m.strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix('_'))
+                    .is_some_and(|label| label.parse::<u8>().is_ok())
+            })
+            .map(|(m, v)| (*m, v))
+            .collect();
+        for (label_metric, values) in &per_label {
+            out.push(aggregate(label_metric.to_string(), in_case_order(values)));
+        }
+        // A case enters the task's value with every label's value, as the scorer keeps it.
+        let means: Vec<f64> = cases
+            .iter()
+            .filter_map(|c| {
+                let values: Option<Vec<f64>> = per_label
+                    .iter()
+                    .map(|(_, v)| v.get(c.as_str()).copied())
+                    .collect();
+                values.map(|v| v.iter().sum::<f64>() / v.len() as f64)
+            })
+            .collect();
+        out.push(aggregate(name.to_string(), means));
+    }
+    out
 }
 
 /// A classification task's cases per truth class on the level; empty for other kinds.
