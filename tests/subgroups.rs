@@ -438,6 +438,11 @@ fn the_report_shows_the_subgroups_to_judges_and_no_metadata_in_the_team_view_of_
     // A forest plot per submission and subgroup, and the withheld level in the table.
     assert!(judges.contains("predictions by site") && judges.contains("predictions by scanner"));
     assert!(judges.contains("too few cases: n = 4 &lt; min_cases = 10"));
+    // The robustness ranking's line, in the summary's caveats and in the ranking analysis.
+    let robustness = "method worst-site): predictions first";
+    let ranking = &judges[judges.find("<h2 id=\"ranking\">").unwrap()..];
+    assert!(ranking.contains(robustness));
+    assert_eq!(judges.matches(robustness).count(), 2);
 
     let team = std::process::Command::new(podium)
         .arg("report")

@@ -752,6 +752,9 @@ fn ranking(html: &mut String, input: &ReportInput) {
         html.push_str("</tr>");
     }
     html.push_str("</table>\n");
+    for line in crate::report::terminal::robustness_caveats(a) {
+        let _ = writeln!(html, "<p>{}</p>", escape(&line));
+    }
     if a.resamples > 0 {
         let _ = write!(
             html,

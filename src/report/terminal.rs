@@ -227,6 +227,24 @@ pub fn worst_subgroup_lines(scores: &crate::results::RoundScores) -> Vec<String>
     lines
 }
 
+/// The robustness lines of [`ranking_caveats`] alone, for the report's ranking analysis.
+pub fn robustness_caveats(analysis: &RankingAnalysis) -> Vec<String> {
+    let Some(method) = analysis.method else {
+        return Vec::new();
+    };
+    let declared: Vec<String> = analysis
+        .methods
+        .iter()
+        .filter(|r| {
+            r.method == method.name()
+                && r.scope == crate::ranking::analysis::CONSENSUS
+                && r.rank == 1
+        })
+        .map(|r| clean(&r.submission))
+        .collect();
+    robustness_lines(analysis, &declared)
+}
+
 /// One line per robustness method (`worst-<subgroup>`, ranking each task on the worst level
 /// of the subgroup): who comes first, and whether the declared method agrees.
 fn robustness_lines(analysis: &RankingAnalysis, declared_winners: &[String]) -> Vec<String> {
