@@ -205,7 +205,9 @@ pub fn phase_leaderboard(
     scores.confusion.retain(|c| kept.contains(&c.submission));
     scores.ranking.values.retain(|(s, _), _| kept.contains(s));
     scores.subgroups.retain(|a| kept.contains(&a.submission));
-    scores.subgroup_summaries.retain(|a| kept.contains(&a.submission));
+    scores
+        .subgroup_summaries
+        .retain(|a| kept.contains(&a.submission));
     let out = rounds_dir.join(if selection == CaseSelection::Private {
         "phase-leaderboard-final"
     } else {

@@ -527,3 +527,55 @@ fn a_segmentation_level_is_the_mean_of_its_cases_values() {
             < 1.0
     );
 }
+
+#[test]
+fn a_phase_leaderboard_over_rounds_keeps_every_rounds_subgroups() {
+    // A hidden phase from the command line runs sandboxed, or not at all.
+    if !common::require_bubblewrap() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (challenge, _) = hand_made_round(dir.path());
+    let rounds = dir.path().join("rounds");
+    let podium = env!("CARGO_BIN_EXE_podium");
+    for (round, team) in [("one", "north"), ("two", "south")] {
+        let subs = dir.path().join(format!("subs-{round}"));
+        let sub = common::script_submission(
+            &subs,
+            round,
+            "printf 'case_id,p_covid,p_x,p_y,p_z,volume\\n%s,0.5,0.2,0.3,0.5,%s\\n' \"$CASE\" \"${CASE#case}\" > \"$OUT/predictions.csv\"",
+        );
+        common::set_team(&sub, team);
+        let output = std::process::Command::new(podium)
+            .args(["run", "--phase", "test", "--challenge"])
+            .arg(&challenge.root)
+            .arg("--rounds")
+            .arg(&rounds)
+            .arg("--submissions")
+            .arg(&sub)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let output = std::process::Command::new(podium)
+        .arg("leaderboard")
+        .arg(&rounds)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows = read_csv(&rounds.join("phase-leaderboard/metrics_by_subgroup.csv"));
+    for submission in ["one", "two"] {
+        assert!(
+            rows.iter().any(|r| r["submission"].contains(submission)),
+            "{submission} has no subgroup row"
+        );
+    }
+}
