@@ -38,11 +38,14 @@ impl SubgroupAggregate {
             .join(";")
     }
 
-    /// The note shown beside the value: the reason it is withheld, or, for an average over
-    /// classes, which classes were present on the level.
+    /// The note shown beside the value: the reason it is withheld or undefined, or, for an
+    /// average over classes, which classes were present on the level.
     pub fn note(&self) -> String {
         if let Some(reason) = &self.withheld {
             return reason.clone();
+        }
+        if self.value.is_none() {
+            return "undefined on this level's cases".to_string();
         }
         let absent: Vec<&str> = self
             .class_support
@@ -94,4 +97,44 @@ pub struct SubgroupSummary {
     pub statistic: Option<f64>,
     pub df: Option<usize>,
     pub p_value: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(
+        value: Option<f64>,
+        support: &[(&str, usize)],
+        withheld: Option<&str>,
+    ) -> SubgroupAggregate {
+        SubgroupAggregate {
+            submission: "s".into(),
+            task: "t".into(),
+            metric: "m".into(),
+            subgroup: "site".into(),
+            level: "a".into(),
+            value,
+            ci_lower: None,
+            ci_upper: None,
+            n: support.iter().map(|(_, n)| n).sum(),
+            class_support: support.iter().map(|(c, n)| (c.to_string(), *n)).collect(),
+            withheld: withheld.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn the_note_says_why_there_is_no_number_or_which_classes_were_averaged() {
+        let withheld = row(None, &[("a", 2), ("b", 9)], Some("too few cases: a has 2"));
+        assert_eq!(withheld.note(), "too few cases: a has 2");
+        assert_eq!(withheld.class_support_text(), "a=2;b=9");
+        assert_eq!(
+            row(None, &[], None).note(),
+            "undefined on this level's cases"
+        );
+        let absent = row(Some(0.8), &[("x", 6), ("y", 5), ("z", 0)], None);
+        assert_eq!(absent.note(), "classes present: x, y; absent: z");
+        // A binary task's classes are both required, so never "absent" in a note.
+        assert_eq!(row(Some(0.8), &[("p", 6), ("not p", 6)], None).note(), "");
+    }
 }
