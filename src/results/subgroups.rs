@@ -87,7 +87,7 @@ pub struct SubgroupSummary {
     pub worst_value: Option<f64>,
     pub best_level: Option<String>,
     pub best_value: Option<f64>,
-    /// Best minus worst, as a non-negative difference.
+    /// Best minus worst, as a non-negative difference; None with fewer than two eligible levels.
     pub spread: Option<f64>,
     /// Percentile bootstrap of the spread, resampling cases within each level.
     pub spread_ci_lower: Option<f64>,

@@ -376,7 +376,11 @@ pub(super) fn summaries(
                     worst_value: worst.map(|(_, v)| v),
                     best_level: best.map(|(a, _)| a.level.clone()),
                     best_value: best.map(|(_, v)| v),
-                    spread: worst.zip(best).map(|((_, w), (_, b))| (b - w).abs()),
+                    // One level differs from no other.
+                    spread: worst
+                        .zip(best)
+                        .filter(|_| eligible.len() >= 2)
+                        .map(|((_, w), (_, b))| (b - w).abs()),
                     spread_ci_lower: spread_ci.map(|c| c.0),
                     spread_ci_upper: spread_ci.map(|c| c.1),
                     test: test.map(|t| t.0.to_string()).unwrap_or_default(),
