@@ -268,6 +268,15 @@ fn the_summary_names_the_worst_eligible_level_and_the_spread_between_levels() {
         .find(|s| s.task == "detection" && s.subgroup == "scanner")
         .unwrap();
     assert_eq!(auc.test, "cochran-q");
+    // Site a alone has enough of both classes: a worst level, but no spread and no test.
+    let one_site = round
+        .subgroup_summaries
+        .iter()
+        .find(|s| s.task == "detection" && s.subgroup == "site")
+        .unwrap();
+    assert_eq!(one_site.worst_level.as_deref(), Some("a"));
+    assert_eq!((one_site.eligible_levels, one_site.spread), (1, None));
+    assert_eq!((one_site.test.as_str(), one_site.p_value), ("", None));
 }
 
 #[test]
