@@ -102,6 +102,8 @@ fn round() -> RoundScores {
             cases: cases.clone(),
             values: BTreeMap::new(),
         },
+        subgroups: Vec::new(),
+        subgroup_summaries: Vec::new(),
         incomplete: None,
     };
     for s in 0..SUBMISSIONS {

@@ -128,6 +128,9 @@ enum Command {
         seed: u64,
     },
     /// Check a challenge definition and its phase data; every finding names the file and line.
+    ///
+    /// With `[analysis] subgroups`, each phase's truth/metadata.csv is checked too: the file,
+    /// the declared columns, and a row with a level for every case.
     Validate {
         /// The challenge folder (holding challenge.toml).
         #[arg(value_name = "DIR")]
@@ -145,7 +148,8 @@ enum Command {
     /// container, through the Docker engine) with only that case's image in its input folder;
     /// a failed, timed-out or invalid case is recorded and the round goes on. Results go to the
     /// output folder: runs.csv, scores.csv, metrics.csv, problems.csv, truth-findings.csv,
-    /// leaderboard.csv, run.json, predictions/ and logs/. The phase's data is checked first, as
+    /// leaderboard.csv, run.json, predictions/ and logs/ (with `[analysis] subgroups`, also
+    /// metrics_by_subgroup.csv and subgroup_summary.csv). The phase's data is checked first, as
     /// `podium validate` does: see --leave-out-bad-truth. A terminal shows each submission's
     /// cases done, failures and ETA; a log gets a PROGRESS line every tenth of its cases (or
     /// minute). Ctrl-C or SIGTERM stops the round's programs (and removes a Docker round's
@@ -1213,6 +1217,9 @@ fn print_outcome(outcome: &RoundOutcome) {
                 println!("{line}");
             }
         }
+    }
+    for line in podium::report::terminal::worst_subgroup_lines(scores) {
+        println!("{line}");
     }
     println!();
     if !scores.problems.is_empty() {

@@ -695,6 +695,11 @@ pub(crate) fn finish(
         let everyone: Vec<String> = scores.submissions.iter().map(|s| s.name.clone()).collect();
         analysis.placement = ranking::analysis::placement(challenge, &scores.ranking, &everyone);
     }
+    analysis
+        .methods
+        .extend(ranking::robustness::worst_subgroup_ranks(
+            challenge, &scores, &names,
+        ));
     let leaderboard = ranking::leaderboard(
         &scores,
         &challenge.tasks,
@@ -703,6 +708,7 @@ pub(crate) fn finish(
     );
     let mut files = crate::report::csv_files::write_all(out_dir, &scores, &leaderboard)?;
     files.extend(crate::report::csv_files::write_ranking(out_dir, &analysis)?);
+    files.extend(crate::report::csv_files::write_subgroups(out_dir, &scores)?);
     #[cfg(feature = "parquet")]
     files.extend(crate::report::parquet::write_all(
         out_dir, &scores, &analysis,

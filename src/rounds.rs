@@ -204,6 +204,10 @@ pub fn phase_leaderboard(
     scores.curves.retain(|c| kept.contains(&c.submission));
     scores.confusion.retain(|c| kept.contains(&c.submission));
     scores.ranking.values.retain(|(s, _), _| kept.contains(s));
+    scores.subgroups.retain(|a| kept.contains(&a.submission));
+    scores
+        .subgroup_summaries
+        .retain(|a| kept.contains(&a.submission));
     let out = rounds_dir.join(if selection == CaseSelection::Private {
         "phase-leaderboard-final"
     } else {
@@ -293,6 +297,8 @@ fn merge(into: &mut RoundScores, other: RoundScores) {
     into.curves.extend(other.curves);
     into.confusion.extend(other.confusion);
     into.ranking.values.extend(other.ranking.values);
+    into.subgroups.extend(other.subgroups);
+    into.subgroup_summaries.extend(other.subgroup_summaries);
 }
 
 /// The leaderboard names that stay: per team, its final selection if it made one (the best of

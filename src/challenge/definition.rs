@@ -21,6 +21,8 @@ pub(super) struct ChallengeFile {
     pub leaderboard: LeaderboardSettings,
     pub cluster: Option<ClusterSettings>,
     #[serde(default)]
+    pub analysis: AnalysisSettings,
+    #[serde(default)]
     pub phases: Vec<PhaseDef>,
     #[serde(default)]
     pub tasks: Vec<TaskFile>,
@@ -77,6 +79,61 @@ impl ScoringSettings {
                 "[scoring] bootstrap_resamples = {} is more than the 1000000 podium accepts",
                 self.bootstrap_resamples
             ));
+        }
+        problems
+    }
+}
+
+/// `[analysis]`: the subgroups every aggregate is also computed on (docs/metrics.md,
+/// "Subgroups"). Their columns come from the truth's `metadata.csv`, which teams never get.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalysisSettings {
+    /// Columns of `truth/metadata.csv` whose values (levels) split the cases into subgroups.
+    pub subgroups: Vec<String>,
+    /// A level with fewer cases is reported as "too few cases", not as a number.
+    pub min_cases: usize,
+    /// For a classification task, a level where any class has fewer cases is reported as
+    /// "too few cases": a per-level value otherwise ranks levels by what their split contains.
+    pub min_class_support: usize,
+}
+
+impl Default for AnalysisSettings {
+    fn default() -> Self {
+        AnalysisSettings {
+            subgroups: Vec::new(),
+            min_cases: 10,
+            min_class_support: 5,
+        }
+    }
+}
+
+impl AnalysisSettings {
+    pub(super) fn check(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for column in &self.subgroups {
+            if column.trim().is_empty() || column == "case_id" {
+                problems.push(format!(
+                    "[analysis] subgroups names {column:?}; name a column of truth/metadata.csv other than case_id"
+                ));
+            } else if !seen.insert(column) {
+                problems.push(format!(
+                    "[analysis] subgroups names {column:?} twice; remove the repeat"
+                ));
+            }
+        }
+        if self.min_class_support == 0 {
+            problems.push(
+                "[analysis] min_class_support = 0 would report an AUC on a level with one class; give at least 1"
+                    .to_string(),
+            );
+        }
+        if self.min_cases == 0 {
+            problems.push(
+                "[analysis] min_cases = 0 would report a level without cases; give at least 1"
+                    .to_string(),
+            );
         }
         problems
     }

@@ -5,6 +5,7 @@
 //! names against the task kind) and turns the loose file shape into typed [`Task`]s.
 
 mod definition;
+pub mod metadata;
 pub mod metric;
 mod settings;
 pub mod split;
@@ -14,8 +15,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub use definition::{
-    ClusterSettings, LeaderboardSettings, Limits, MissingPolicy, PhaseDef, QuotaPeriod,
-    RankingSettings, Scheduler, ScoringSettings, SubmissionChoice, Visibility,
+    AnalysisSettings, ClusterSettings, LeaderboardSettings, Limits, MissingPolicy, PhaseDef,
+    QuotaPeriod, RankingSettings, Scheduler, ScoringSettings, SubmissionChoice, Visibility,
 };
 pub use metric::Metric;
 pub use settings::{BackendKind, CaseBound, RankingMethod, SignificanceRule};
@@ -105,6 +106,8 @@ pub struct Challenge {
     pub leaderboard: LeaderboardSettings,
     /// `[cluster]`: where rounds run when not on this machine.
     pub cluster: Option<ClusterSettings>,
+    /// `[analysis]`: the subgroups of the truth's metadata.
+    pub analysis: AnalysisSettings,
     pub phases: Vec<PhaseDef>,
     pub tasks: Vec<Task>,
 }
@@ -134,6 +137,10 @@ impl PhasePaths {
     }
     pub fn labels_csv(&self) -> PathBuf {
         self.truth.join("labels.csv")
+    }
+    /// The cases' metadata (site, scanner, …): truth side, never staged to teams.
+    pub fn metadata_csv(&self) -> PathBuf {
+        self.truth.join("metadata.csv")
     }
     pub fn truth_mask(&self, dir: &str, case_id: &str) -> PathBuf {
         self.truth.join(dir).join(format!("{case_id}.nii.gz"))
@@ -243,6 +250,7 @@ impl Challenge {
         }
         problems.extend(def.scoring.check().into_iter().map(&at));
         problems.extend(def.limits.check().into_iter().map(&at));
+        problems.extend(def.analysis.check().into_iter().map(&at));
         if let Some(cluster) = &def.cluster {
             problems.extend(cluster.check().into_iter().map(&at));
         }
@@ -281,6 +289,7 @@ impl Challenge {
             ranking: def.ranking,
             leaderboard: def.leaderboard,
             cluster: def.cluster,
+            analysis: def.analysis,
             phases: def.phases,
             tasks,
         })

@@ -236,3 +236,33 @@ fn the_test_then_rank_rules_default_to_scipy_and_can_follow_challenger() {
     let err = parse(&text).unwrap_err().to_string();
     assert!(err.contains("p <= alpha"), "{err}");
 }
+
+#[test]
+fn the_analysis_table_is_checked_with_the_file_named() {
+    let c = parse(&format!(
+        "{MINIMAL}[analysis]\nsubgroups = [\"site\"]\nmin_cases = 3\n"
+    ))
+    .unwrap();
+    assert_eq!(c.analysis.subgroups, ["site"]);
+    assert_eq!(
+        (c.analysis.min_cases, c.analysis.min_class_support),
+        (3, AnalysisSettings::default().min_class_support)
+    );
+    let error = parse(&format!(
+        "{MINIMAL}[analysis]\nsubgroups = [\"site\", \"site\", \"case_id\"]\nmin_cases = 0\nmin_class_support = 0\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    for expected in [
+        "ch/challenge.toml: [analysis] subgroups names \"site\" twice",
+        "\"case_id\"",
+        "min_cases = 0",
+        "min_class_support = 0",
+    ] {
+        assert!(error.contains(expected), "{expected}: {error}");
+    }
+    let typo = parse(&format!("{MINIMAL}[analysis]\nsubgroup = [\"site\"]\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(typo.contains("unknown field `subgroup`"), "{typo}");
+}

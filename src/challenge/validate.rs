@@ -224,6 +224,7 @@ fn check_phase(
         return;
     }
     check_labels(challenge, &phase.name, &paths.labels_csv(), &cases, report);
+    check_metadata(challenge, &phase.name, paths, &cases, report);
     for task in &challenge.tasks {
         if let TaskSpec::Segmentation { truth_dir, .. } = &task.spec {
             let problems: Vec<(String, String)> = cases
@@ -260,6 +261,31 @@ fn check_phase(
         phase.name,
         cases.len()
     ));
+}
+
+/// `truth/metadata.csv` against `[analysis] subgroups`: the file and its declared columns must
+/// be there, and every case needs a row (else it falls in no subgroup). Rows of unknown cases
+/// are only noted: they change no value.
+fn check_metadata(
+    challenge: &Challenge,
+    phase: &str,
+    paths: &PhasePaths,
+    cases: &[String],
+    report: &mut ValidationReport,
+) {
+    match super::metadata::CaseMetadata::read(challenge, paths) {
+        Ok(None) => {}
+        Ok(Some(metadata)) => {
+            let mismatch = metadata.check_cases(cases, &paths.metadata_csv());
+            if let Some(unknown) = mismatch.unknown_cases {
+                report.notes.push(format!("phase {phase:?}: {unknown}"));
+            }
+            if let Some(missing) = mismatch.missing_cases {
+                report.phase_error(format!("phase {phase:?}: {missing}"));
+            }
+        }
+        Err(e) => report.phase_error(format!("phase {phase:?}: {e}")),
+    }
 }
 
 fn check_labels(

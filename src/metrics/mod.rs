@@ -18,6 +18,7 @@
 pub mod agreement;
 pub mod classification;
 pub mod distance;
+pub mod heterogeneity;
 pub mod intervals;
 pub mod ordinal;
 pub mod regression;

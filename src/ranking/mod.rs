@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub use crate::results::ranking_inputs as inputs;
+pub mod robustness;
 pub mod significance;
 
 use std::collections::BTreeMap;

@@ -236,6 +236,93 @@ pub fn write_all(
     ])
 }
 
+/// The aggregates per subgroup level, `metrics_by_subgroup.csv`, and per submission, task and
+/// subgroup the worst level, spread and heterogeneity test, `subgroup_summary.csv`
+/// (docs/metrics.md, "Subgroups"). Nothing is written for a round without subgroups.
+pub fn write_subgroups(dir: &Path, round: &RoundScores) -> Result<Vec<PathBuf>> {
+    if round.subgroups.is_empty() && round.subgroup_summaries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let num = |v: Option<f64>| v.map(format_value).unwrap_or_default();
+    let by_level = dir.join("metrics_by_subgroup.csv");
+    write_rows(
+        &by_level,
+        &[
+            "submission",
+            "task",
+            "metric",
+            "subgroup",
+            "level",
+            "value",
+            "ci_lower",
+            "ci_upper",
+            "n",
+            "class_support",
+            "note",
+        ],
+        round.subgroups.iter().map(|a| {
+            vec![
+                text(&a.submission),
+                text(&a.task),
+                text(&a.metric),
+                text(&a.subgroup),
+                text(&a.level),
+                num(a.value),
+                num(a.ci_lower),
+                num(a.ci_upper),
+                a.n.to_string(),
+                text(&a.class_support_text()),
+                text(&a.note()),
+            ]
+        }),
+    )?;
+    let summary = dir.join("subgroup_summary.csv");
+    write_rows(
+        &summary,
+        &[
+            "submission",
+            "task",
+            "metric",
+            "subgroup",
+            "levels",
+            "eligible_levels",
+            "worst_level",
+            "worst_value",
+            "best_level",
+            "best_value",
+            "spread",
+            "spread_ci_lower",
+            "spread_ci_upper",
+            "test",
+            "statistic",
+            "df",
+            "p_value",
+        ],
+        round.subgroup_summaries.iter().map(|s| {
+            vec![
+                text(&s.submission),
+                text(&s.task),
+                text(&s.metric),
+                text(&s.subgroup),
+                s.levels.to_string(),
+                s.eligible_levels.to_string(),
+                text(s.worst_level.as_deref().unwrap_or_default()),
+                num(s.worst_value),
+                text(s.best_level.as_deref().unwrap_or_default()),
+                num(s.best_value),
+                num(s.spread),
+                num(s.spread_ci_lower),
+                num(s.spread_ci_upper),
+                text(&s.test),
+                num(s.statistic),
+                s.df.map(|d| d.to_string()).unwrap_or_default(),
+                s.p_value.map(|p| format!("{p:e}")).unwrap_or_default(),
+            ]
+        }),
+    )?;
+    Ok(vec![by_level, summary])
+}
+
 /// One folder per submission, `teams/<submission>/`, holding what may be sent to that team:
 /// `runs.csv` (`case_id,status,message` with the team-safe message, which on a hidden phase
 /// never quotes the program's output) and `problems.csv` (that submission's findings only).

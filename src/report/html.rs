@@ -153,9 +153,14 @@ pub fn render(input: &ReportInput) -> String {
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>podium report: {title}</title><style>{STYLE}</style></head><body>\n\
          <h1>{title}</h1><p class=\"muted\">podium {} · {view} · round started {} UTC</p>\n\
-         <nav><a href=\"#summary\">Summary</a><a href=\"#leaderboard\">Leaderboard</a><a href=\"#tasks\">Per task</a>{}<a href=\"#ranking\">Ranking analysis</a><a href=\"#runs\">Runs</a><a href=\"#receipt\">Receipt</a></nav>\n",
+         <nav><a href=\"#summary\">Summary</a><a href=\"#leaderboard\">Leaderboard</a><a href=\"#tasks\">Per task</a>{}{}<a href=\"#ranking\">Ranking analysis</a><a href=\"#runs\">Runs</a><a href=\"#receipt\">Receipt</a></nav>\n",
         escape(&input.receipt.podium_version),
         escape(&input.receipt.started_utc),
+        if input.scores.subgroup_summaries.is_empty() || input.restricted() {
+            ""
+        } else {
+            "<a href=\"#subgroups\">Subgroups</a>"
+        },
         if matches!(input.slices, crate::report::slices::Gallery::Absent) {
             ""
         } else {
@@ -165,6 +170,7 @@ pub fn render(input: &ReportInput) -> String {
     summary(&mut html, input);
     leaderboard(&mut html, input);
     per_task(&mut html, input);
+    subgroups(&mut html, input);
     crate::report::slices::section(&mut html, input.slices);
     ranking(&mut html, input);
     runs(&mut html, input);
@@ -609,6 +615,119 @@ fn operating_points(html: &mut String, s: &RoundScores, task: &str) {
     );
 }
 
+/// Per task: each submission's worst level, spread and heterogeneity test per subgroup, a
+/// forest plot per submission and subgroup, and the per-level table of the primary metric.
+/// Not in the team view of a hidden phase: the levels would tell teams the hidden cases'
+/// metadata.
+fn subgroups(html: &mut String, input: &ReportInput) {
+    let s = input.scores;
+    if s.subgroup_summaries.is_empty() || input.restricted() {
+        return;
+    }
+    html.push_str("<h2 id=\"subgroups\">Subgroups</h2>\n<p>Each task's primary metric on the cases of each level of the truth's metadata, with its 95 % interval. A level with too few cases, or too few of a class, gets no number. Every metric of every level is in <code>metrics_by_subgroup.csv</code>; the spreads and tests in <code>subgroup_summary.csv</code> (docs/metrics.md, \"Subgroups\").</p>\n");
+    let mut tasks: Vec<&str> = Vec::new();
+    for summary in &s.subgroup_summaries {
+        if !tasks.contains(&summary.task.as_str()) {
+            tasks.push(&summary.task);
+        }
+    }
+    for task in tasks {
+        let summaries: Vec<_> = s
+            .subgroup_summaries
+            .iter()
+            .filter(|x| x.task == task)
+            .collect();
+        let metric = summaries.first().map_or("", |x| x.metric.as_str());
+        let _ = write!(
+            html,
+            "<h3>{} ({})</h3><table class=\"sortable\"><thead><tr><th>submission</th><th>subgroup</th><th>worst level</th><th>best level</th><th>spread [95 % CI]</th><th>test</th><th>p</th></tr></thead><tbody>",
+            escape(task),
+            escape(metric)
+        );
+        for x in &summaries {
+            let level = |name: &Option<String>, value: Option<f64>| match name {
+                Some(name) => format!("{} ({})", escape(name), number(value, 3)),
+                None => "–".to_string(),
+            };
+            let ci = match (x.spread_ci_lower, x.spread_ci_upper) {
+                (Some(lo), Some(hi)) => format!(" [{lo:.3}, {hi:.3}]"),
+                _ => String::new(),
+            };
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}{ci}</td><td>{}</td><td class=\"n\">{}</td></tr>",
+                escape(&x.submission),
+                escape(&x.subgroup),
+                level(&x.worst_level, x.worst_value),
+                level(&x.best_level, x.best_value),
+                number(x.spread, 3),
+                escape(&x.test),
+                x.p_value.map_or("–".to_string(), |p| format!("{p:.2e}"))
+            );
+        }
+        html.push_str("</tbody></table>\n<div class=\"figures\">");
+        for x in &summaries {
+            let levels: Vec<_> = s
+                .subgroups
+                .iter()
+                .filter(|a| {
+                    a.submission == x.submission
+                        && a.task == task
+                        && a.metric == metric
+                        && a.subgroup == x.subgroup
+                })
+                .collect();
+            let rows: Vec<super::forest::ForestRow> = levels
+                .iter()
+                .map(|a| super::forest::ForestRow {
+                    label: format!("{} (n = {})", a.level, a.n),
+                    value: a.value.map(|v| (v, a.ci_lower.zip(a.ci_upper))),
+                })
+                .collect();
+            let pooled = s
+                .aggregate(&x.submission, task, metric)
+                .and_then(|a| a.value);
+            let title = format!("{} by {}", x.submission, x.subgroup);
+            match super::forest::forest_svg(&title, metric, &rows, pooled) {
+                Ok(svg) => {
+                    let _ = write!(
+                        html,
+                        "<figure class=\"plot\">{svg}<figcaption>{} per {}: square and line, the level's value and 95 % interval; dashed line, the value on all cases.</figcaption></figure>",
+                        escape(metric),
+                        escape(&x.subgroup)
+                    );
+                }
+                Err(e) => {
+                    let _ = write!(html, "<p class=\"warn\">{}</p>", escape(&e));
+                }
+            }
+        }
+        html.push_str("</div>\n<details><summary>Every level</summary><table class=\"sortable\"><thead><tr><th>submission</th><th>subgroup</th><th>level</th><th>value</th><th>95 % CI</th><th>n</th><th>class support</th><th>note</th></tr></thead><tbody>");
+        for a in s
+            .subgroups
+            .iter()
+            .filter(|a| a.task == task && a.metric == metric)
+        {
+            let ci = match (a.ci_lower, a.ci_upper) {
+                (Some(lo), Some(hi)) => format!("{lo:.3}–{hi:.3}"),
+                _ => "–".to_string(),
+            };
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{ci}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&a.submission),
+                escape(&a.subgroup),
+                escape(&a.level),
+                number(a.value, 3),
+                a.n,
+                escape(&a.class_support_text()),
+                escape(&a.note())
+            );
+        }
+        html.push_str("</tbody></table></details>\n");
+    }
+}
+
 fn ranking(html: &mut String, input: &ReportInput) {
     let a = input.analysis;
     html.push_str("<h2 id=\"ranking\">Ranking analysis</h2>\n");
@@ -669,6 +788,9 @@ fn ranking(html: &mut String, input: &ReportInput) {
         html.push_str("</tr>");
     }
     html.push_str("</table>\n");
+    for line in crate::report::terminal::robustness_caveats(a) {
+        let _ = writeln!(html, "<p>{}</p>", escape(&line));
+    }
     if a.resamples > 0 {
         let _ = write!(
             html,

@@ -3,6 +3,7 @@
 
 pub mod csv_files;
 pub mod figures;
+mod forest;
 pub mod html;
 pub mod leaderboard;
 #[cfg(feature = "parquet")]

@@ -121,6 +121,7 @@ pub fn ranking_caveats(analysis: &RankingAnalysis) -> Vec<String> {
         .filter(|m| **m != method && winners(**m) != declared)
         .map(|m| format!("{} → {}", m.name(), winners(*m).join(", ")))
         .collect();
+    lines.extend(robustness_lines(analysis, &declared));
     if disagree.is_empty() {
         lines.push(format!(
             "all four ranking methods put {} first",
@@ -172,4 +173,111 @@ pub fn baseline_sentence(analysis: &RankingAnalysis) -> Option<String> {
     } else {
         format!("no team beats the best baseline on {tasks}")
     })
+}
+
+/// Each submission's worst level of each subgroup, task by task, one line per submission and
+/// subgroup: `site: team-a worst at b on detection (auc 0.712; spread 0.120 [0.031, 0.250],
+/// cochran-q p = 0.04)`. Empty for a round without subgroups.
+pub fn worst_subgroup_lines(scores: &crate::results::RoundScores) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    for s in &scores.subgroup_summaries {
+        if !keys.contains(&(s.subgroup.as_str(), s.submission.as_str())) {
+            keys.push((s.subgroup.as_str(), s.submission.as_str()));
+        }
+    }
+    for (subgroup, submission) in keys {
+        let tasks: Vec<String> = scores
+            .subgroup_summaries
+            .iter()
+            .filter(|s| s.subgroup == subgroup && s.submission == submission)
+            .map(|s| {
+                let (Some(level), Some(value)) = (&s.worst_level, s.worst_value) else {
+                    return format!("{}: no level with enough cases", clean(&s.task));
+                };
+                let mut text = format!(
+                    "{} at {} ({} {value:.3}",
+                    clean(&s.task),
+                    clean(level),
+                    clean(&s.metric)
+                );
+                if s.eligible_levels >= 2 {
+                    if let Some(spread) = s.spread {
+                        text += &format!("; spread {spread:.3}");
+                    }
+                    if let (Some(lo), Some(hi)) = (s.spread_ci_lower, s.spread_ci_upper) {
+                        text += &format!(" [{lo:.3}, {hi:.3}]");
+                    }
+                    if let Some(p) = s.p_value {
+                        text += &format!(", {} p = {p:.2}", s.test);
+                    }
+                } else {
+                    text += "; the only level with enough cases";
+                }
+                text + ")"
+            })
+            .collect();
+        lines.push(format!(
+            "worst {}: {}: {}",
+            clean(subgroup),
+            clean(submission),
+            tasks.join("; ")
+        ));
+    }
+    lines
+}
+
+/// The robustness lines of [`ranking_caveats`] alone, for the report's ranking analysis.
+pub fn robustness_caveats(analysis: &RankingAnalysis) -> Vec<String> {
+    let Some(method) = analysis.method else {
+        return Vec::new();
+    };
+    let declared: Vec<String> = analysis
+        .methods
+        .iter()
+        .filter(|r| {
+            r.method == method.name()
+                && r.scope == crate::ranking::analysis::CONSENSUS
+                && r.rank == 1
+        })
+        .map(|r| clean(&r.submission))
+        .collect();
+    robustness_lines(analysis, &declared)
+}
+
+/// One line per robustness method (`worst-<subgroup>`, ranking each task on the worst level
+/// of the subgroup): who comes first, and whether the declared method agrees.
+fn robustness_lines(analysis: &RankingAnalysis, declared_winners: &[String]) -> Vec<String> {
+    let mut methods: Vec<&str> = Vec::new();
+    for m in &analysis.methods {
+        if m.method.starts_with("worst-") && !methods.contains(&m.method.as_str()) {
+            methods.push(&m.method);
+        }
+    }
+    methods
+        .into_iter()
+        .map(|method| {
+            let first: Vec<String> = analysis
+                .methods
+                .iter()
+                .filter(|r| {
+                    r.method == method
+                        && r.scope == crate::ranking::analysis::CONSENSUS
+                        && r.rank == 1
+                })
+                .map(|r| clean(&r.submission))
+                .collect();
+            let subgroup = clean(method.trim_start_matches("worst-"));
+            let agreement = if first == declared_winners {
+                "as the declared method does".to_string()
+            } else {
+                format!("the declared method puts {} first", declared_winners.join(", "))
+            };
+            format!(
+                "robustness, each task ranked on the worst {subgroup} (ranking/methods.csv, method {}): {} first; {agreement}",
+                clean(method),
+                first.join(", ")
+            )
+        })
+        .collect()
 }

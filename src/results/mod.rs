@@ -4,6 +4,7 @@
 pub mod ranking_inputs;
 mod receipt;
 mod runs;
+pub mod subgroups;
 
 use std::collections::BTreeMap;
 
@@ -204,6 +205,12 @@ pub struct RoundScores {
     /// Each task's primary metric per submission, resamplable, for the ranking analysis.
     #[serde(skip)]
     pub ranking: ranking_inputs::RankingInputs,
+    /// Every aggregate per level of each `[analysis] subgroups` column (empty without them).
+    #[serde(default)]
+    pub subgroups: Vec<subgroups::SubgroupAggregate>,
+    /// Per submission, task and subgroup: worst level, spread and heterogeneity.
+    #[serde(default)]
+    pub subgroup_summaries: Vec<subgroups::SubgroupSummary>,
     /// Set when the organizer asked for a partial result of an interrupted round
     /// (`podium rescore --allow-incomplete`): such a result names no winner.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,6 +6,7 @@
 
 pub mod findings;
 pub mod predictions;
+mod subgroups;
 mod tasks;
 pub mod truth;
 
@@ -68,6 +69,7 @@ pub fn score_round_on(
     if let Some(only) = only {
         truth.cases.retain(|c| only.contains(c));
     }
+    let metadata = crate::challenge::metadata::CaseMetadata::read(challenge, phase)?;
     let in_split: std::collections::BTreeSet<&String> = truth.cases.iter().collect();
     let mut round = RoundScores {
         challenge: challenge.name.clone(),
@@ -100,6 +102,8 @@ pub fn score_round_on(
             cases: truth.cases.clone(),
             values: BTreeMap::new(),
         },
+        subgroups: Vec::new(),
+        subgroup_summaries: Vec::new(),
         incomplete: None,
     };
     for input in inputs {
@@ -143,6 +147,18 @@ pub fn score_round_on(
         for task in &challenge.tasks {
             context.score_task(task);
         }
+        if let Some(metadata) = &metadata {
+            round.subgroups.extend(subgroups::level_aggregates(
+                challenge,
+                phase,
+                &truth,
+                &predictions,
+                &input.name,
+                input.runs,
+                metadata,
+                &round.case_scores,
+            ));
+        }
         round.problems.extend(problems);
         round.submissions.push(SubmissionInfo {
             name: input.name.clone(),
@@ -153,6 +169,9 @@ pub fn score_round_on(
                 .map(|r| crate::results::count_statuses(r.values()))
                 .unwrap_or_default(),
         });
+    }
+    if let Some(metadata) = &metadata {
+        round.subgroup_summaries = subgroups::summaries(challenge, &round, &truth, metadata);
     }
     Ok(round)
 }
