@@ -283,7 +283,10 @@ mod tests {
         let site_of = |id: &str| rows.iter().find(|r| r[0] == id).unwrap()[1];
         for id in &ids {
             let site = sites::SITES.iter().find(|s| s.name == site_of(id)).unwrap();
-            let image = phase.join("input").join("images").join(format!("{id}.nii.gz"));
+            let image = phase
+                .join("input")
+                .join("images")
+                .join(format!("{id}.nii.gz"));
             let written = crate::io::nifti::read_geometry(&image).unwrap();
             let expected = site.geometry(Geometry::small());
             assert_eq!(written.shape, expected.shape, "{id}");
