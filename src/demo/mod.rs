@@ -153,7 +153,8 @@ pub fn init_covid19_ct(
             .wrapping_mul(1_000_003)
             .wrapping_add(phase_index as u64 * 7919);
         let diagnoses = diagnosis_mix(stamp.cases_per_phase, phase_seed);
-        let case_sites = sites::assign_sites(&diagnoses, phase_seed ^ 0x5173_e5);
+        // A stream of its own, so that the sites are not drawn from the diagnoses' shuffle.
+        let case_sites = sites::assign_sites(&diagnoses, phase_seed ^ 0x0051_73e5);
         let level = match stamp.size {
             Size::Small => 6,
             Size::Ct => 1,
