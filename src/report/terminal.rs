@@ -17,7 +17,7 @@ pub struct PrecisionFootnote {
     pub submissions: Vec<String>,
 }
 
-/// The leaderboard's precision notes, one per task and note, in the order they first appear.
+/// The leaderboard's precision notes, one per task and note, in the order of the tasks.
 pub fn precision_footnotes(rows: &[LeaderboardRow]) -> Vec<PrecisionFootnote> {
     let mut notes: Vec<PrecisionFootnote> = Vec::new();
     for r in rows {
@@ -36,6 +36,11 @@ pub fn precision_footnotes(rows: &[LeaderboardRow]) -> Vec<PrecisionFootnote> {
             }
         }
     }
+    let task_order: Vec<&str> = rows
+        .first()
+        .map(|r| r.tasks.iter().map(|t| t.task.as_str()).collect())
+        .unwrap_or_default();
+    notes.sort_by_key(|n| task_order.iter().position(|t| *t == n.task));
     notes
 }
 
