@@ -89,6 +89,7 @@ fn round() -> RoundScores {
         selection: CaseSelection::All,
         bootstrap_resamples: 1000,
         seed: 1,
+        min_cases: 10,
         submissions: Vec::new(),
         case_scores: Vec::new(),
         aggregates: Vec::new(),
@@ -124,6 +125,7 @@ fn round() -> RoundScores {
             ci_upper: Some(value * 1.1),
             n: CASES,
             ci_method: "bootstrap".into(),
+            note: String::new(),
         };
         // Detection: a ROC point per case, and the confusion matrix at 0.5.
         let p: Vec<f64> = positive

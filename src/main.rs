@@ -108,7 +108,9 @@ enum Command {
     /// Create a challenge from a template, with generated data.
     ///
     /// Writes <DIR>/challenge.toml (kept if present) and generates phases/dev and phases/test:
-    /// input/cases.csv, input/images/*.nii.gz, truth/labels.csv and truth/masks/*.nii.gz.
+    /// input/cases.csv, input/images/*.nii.gz, truth/labels.csv, truth/masks/*.nii.gz and
+    /// truth/metadata.csv (each case's simulated hospital and scanner: 4 sites whose scanners
+    /// differ in noise, HU calibration, slice thickness and field of view).
     Init {
         /// Template name; available: covid19-ct.
         #[arg(long, default_value = "covid19-ct")]

@@ -213,7 +213,9 @@ fn median_then_rank_shows_the_medians_it_ranks() {
         assert_eq!(n, 12);
         let median = (dice[n / 2 - 1] + dice[n / 2]) / 2.0;
         let shown: f64 = row["segmentation.median_dice"].parse().unwrap();
-        assert!((shown - median).abs() < 1e-9, "{name}: {shown} vs {median}");
+        // leaderboard.csv rounds to six decimals, and a mean of two values may need a seventh
+        // (the demo data with sites gives random-guess a median of 0.0357575).
+        assert!((shown - median).abs() < 1e-6, "{name}: {shown} vs {median}");
         // n = 12: the 3rd and 10th order statistics (P(B <= 2) = 1.9 %).
         let low: f64 = row["segmentation.median_dice_ci_lower"].parse().unwrap();
         let high: f64 = row["segmentation.median_dice_ci_upper"].parse().unwrap();

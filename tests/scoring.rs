@@ -336,7 +336,7 @@ fn score_writes_the_csv_files_and_fails_clearly_only_when_nothing_can_be_scored(
             .lines()
             .next()
             .unwrap(),
-        "submission,task,metric,value,ci_lower,ci_upper,n,ci_method"
+        "submission,task,metric,value,ci_lower,ci_upper,n,ci_method,note"
     );
     assert_eq!(
         std::fs::read_to_string(out.join("problems.csv"))

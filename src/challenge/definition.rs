@@ -47,6 +47,9 @@ pub struct ScoringSettings {
     pub missing: MissingPolicy,
     pub bootstrap_resamples: usize,
     pub seed: u64,
+    /// An aggregate over fewer cases than this is shown with a note (`few cases (3 < 10)`) in
+    /// metrics.csv, the leaderboard and the report, so that it does not look precise.
+    pub min_cases: usize,
     /// podium's, not the organizers': not read from `challenge.toml` (a key of that name is
     /// refused as unknown) and not written to `run.json`.
     #[serde(skip)]
@@ -60,6 +63,7 @@ impl Default for ScoringSettings {
             missing: MissingPolicy::Worst,
             bootstrap_resamples: 1000,
             seed: 20201,
+            min_cases: 10,
             case_bound: super::CaseBound::default(),
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod docker_example;
 pub mod phantom;
+pub mod sites;
 
 use std::path::Path;
 
@@ -23,9 +24,11 @@ pub const TEMPLATES: &[&str] = &["covid19-ct"];
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Size {
-    /// 64 x 64 x 48 voxels, the same field of view: fast enough for tests.
+    /// 64 x 64 x 48 voxels, the same field of view: fast enough for tests (the reference
+    /// site's grid; the other simulated sites vary the field of view and slice thickness).
     Small,
-    /// 512 x 512 x 200 voxels at about 0.7 x 0.7 x 1.5 mm, like a clinical chest CT.
+    /// 512 x 512 x 200 voxels at about 0.7 x 0.7 x 1.5 mm, like a clinical chest CT (the
+    /// reference site's grid, varied by the other sites).
     Ct,
 }
 
@@ -38,6 +41,11 @@ impl Size {
     }
 }
 
+/// Bumped whenever the generator's output changes for the same settings, so that data made by
+/// an older generator is made again. 2: four simulated sites and `truth/metadata.csv`; 3: as many
+/// cases at each site.
+pub const GENERATOR_VERSION: u32 = 3;
+
 /// What was generated, written last as `phases/generated.json`: a folder without it is
 /// incomplete, and one with the same settings need not be generated again.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,6 +55,9 @@ pub struct GenerationStamp {
     pub size: Size,
     pub seed: u64,
     pub podium_version: String,
+    /// [`GENERATOR_VERSION`]; absent (0) in the stamps of older generators.
+    #[serde(default)]
+    pub generator: u32,
 }
 
 impl GenerationStamp {
@@ -57,6 +68,7 @@ impl GenerationStamp {
             size,
             seed,
             podium_version: env!("CARGO_PKG_VERSION").into(),
+            generator: GENERATOR_VERSION,
         }
     }
 
@@ -142,6 +154,8 @@ pub fn init_covid19_ct(
             .wrapping_mul(1_000_003)
             .wrapping_add(phase_index as u64 * 7919);
         let diagnoses = diagnosis_mix(stamp.cases_per_phase, phase_seed);
+        // A stream of its own, so that the sites are not drawn from the diagnoses' shuffle.
+        let case_sites = sites::assign_sites(&diagnoses, phase_seed ^ 0x0051_73e5);
         let level = match stamp.size {
             Size::Small => 6,
             Size::Ct => 1,
@@ -151,9 +165,15 @@ pub fn init_covid19_ct(
             .enumerate()
             .map(|(i, &diagnosis)| {
                 let case_id = format!("{phase}-{:04}", i + 1);
-                let case =
-                    phantom::generate(geometry, diagnosis, phase_seed.wrapping_add(1 + i as u64));
-                let spacing = geometry.spacing_mm;
+                let site = case_sites[i];
+                let site_geometry = site.geometry(geometry);
+                let case = phantom::generate_with(
+                    site_geometry,
+                    site.acquisition,
+                    diagnosis,
+                    phase_seed.wrapping_add(1 + i as u64),
+                );
+                let spacing = site_geometry.spacing_mm;
                 crate::io::nifti::write_volume(
                     &images.join(format!("{case_id}.nii.gz")),
                     case.ct.view(),
@@ -194,6 +214,20 @@ pub fn init_covid19_ct(
                 rows.join("\n")
             ),
         )?;
+        // Beside the labels, under truth/: which scanner made a scan is organizer data, for the
+        // per-site analysis, and never reaches a submission.
+        let metadata: String = rows
+            .iter()
+            .zip(&case_sites)
+            .map(|(row, site)| {
+                let case_id = row.split(',').next().unwrap_or("");
+                format!("{case_id},{},{}\n", site.name, site.scanner)
+            })
+            .collect();
+        write(
+            &phase_dir.join("truth").join("metadata.csv"),
+            &format!("case_id,site,scanner\n{metadata}"),
+        )?;
     }
     let stamp_text = serde_json::to_string_pretty(stamp).map_err(|e| Error::msg(e.to_string()))?;
     write(&GenerationStamp::path(dir), &stamp_text)
@@ -220,6 +254,76 @@ fn write(path: &Path, text: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_names_each_cases_site_and_scanner_under_truth_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let stamp = GenerationStamp::new(8, Size::Small, 5);
+        init_covid19_ct(dir.path(), &stamp, &|_| {}).unwrap();
+        let phase = dir.path().join("phases").join("test");
+        let cases = std::fs::read_to_string(phase.join("input").join("cases.csv")).unwrap();
+        let metadata = std::fs::read_to_string(phase.join("truth").join("metadata.csv")).unwrap();
+        let mut lines = metadata.lines();
+        assert_eq!(lines.next(), Some("case_id,site,scanner"));
+        let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+        let ids: Vec<&str> = cases.lines().skip(1).collect();
+        assert_eq!(rows.iter().map(|r| r[0]).collect::<Vec<_>>(), ids);
+        for row in &rows {
+            assert!(
+                sites::SITES
+                    .iter()
+                    .any(|s| s.name == row[1] && s.scanner == row[2]),
+                "{row:?}"
+            );
+        }
+        let inputs: Vec<_> = walk(&phase.join("input"));
+        assert!(
+            inputs.iter().all(|p| !p.ends_with("metadata.csv")),
+            "{inputs:?}"
+        );
+        // Each scan carries its own site's grid in its header.
+        let site_of = |id: &str| rows.iter().find(|r| r[0] == id).unwrap()[1];
+        for id in &ids {
+            let site = sites::SITES.iter().find(|s| s.name == site_of(id)).unwrap();
+            let image = phase
+                .join("input")
+                .join("images")
+                .join(format!("{id}.nii.gz"));
+            let written = crate::io::nifti::read_geometry(&image).unwrap();
+            let expected = site.geometry(Geometry::small());
+            assert_eq!(written.shape, expected.shape, "{id}");
+            for (w, e) in written.spacing_mm.iter().zip(expected.spacing_mm) {
+                assert!((w - e).abs() < 1e-4, "{id}: {w} mm, not {e} mm");
+            }
+        }
+    }
+
+    fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                found.extend(walk(&path));
+            } else {
+                found.push(path);
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn data_from_an_older_generator_is_generated_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let stamp = GenerationStamp::new(3, Size::Small, 5);
+        let mut older = serde_json::to_value(&stamp).unwrap();
+        older.as_object_mut().unwrap().remove("generator");
+        std::fs::create_dir_all(dir.path().join("phases")).unwrap();
+        std::fs::write(GenerationStamp::path(dir.path()), older.to_string()).unwrap();
+        assert!(!stamp.is_present(dir.path()));
+        let current = serde_json::to_string(&stamp).unwrap();
+        std::fs::write(GenerationStamp::path(dir.path()), current).unwrap();
+        assert!(stamp.is_present(dir.path()));
+    }
 
     #[test]
     fn the_mix_holds_every_diagnosis_in_roughly_the_declared_shares() {

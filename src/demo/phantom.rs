@@ -101,11 +101,38 @@ pub fn stage_from_involvement(pct: f64) -> u8 {
     }
 }
 
-/// Renders the phantom of patient `seed` with the given diagnosis.
+/// How a scanner turns the patient's attenuation into stored values, beyond its voxel grid.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Acquisition {
+    /// Multiplies the patient's own noise level (15 to 25 HU): dose and reconstruction kernel.
+    pub noise_scale: f64,
+    /// Added to every voxel before quantisation: a scanner whose water calibration drifted.
+    pub hu_offset: f64,
+}
+
+impl Acquisition {
+    /// A well-calibrated scanner at the patient's own noise level.
+    pub const REFERENCE: Acquisition = Acquisition {
+        noise_scale: 1.0,
+        hu_offset: 0.0,
+    };
+}
+
+/// Renders the phantom of patient `seed` with the given diagnosis, on the reference scanner.
 ///
 /// Deterministic: the same `(geometry, diagnosis, seed)` gives bit-identical
 /// output, independent of the number of rayon threads.
 pub fn generate(geometry: Geometry, diagnosis: Diagnosis, seed: u64) -> Phantom {
+    generate_with(geometry, Acquisition::REFERENCE, diagnosis, seed)
+}
+
+/// [`generate`] on the scanner `acquisition` describes: the same patient, differently imaged.
+pub fn generate_with(
+    geometry: Geometry,
+    acquisition: Acquisition,
+    diagnosis: Diagnosis,
+    seed: u64,
+) -> Phantom {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let anat = Anatomy::sample(&mut rng);
     let mut capsules = Capsules::default();
@@ -123,6 +150,7 @@ pub fn generate(geometry: Geometry, diagnosis: Diagnosis, seed: u64) -> Phantom 
         by_slice,
         lesions,
         noise_seed,
+        acquisition,
     };
 
     let plane = grid.nx * grid.ny;
@@ -1269,6 +1297,7 @@ struct Scene {
     by_slice: Vec<Vec<u32>>,
     lesions: Lesions,
     noise_seed: u64,
+    acquisition: Acquisition,
 }
 
 /// Paints an axis-aligned ellipse onto one row with partial-volume edges.
@@ -1453,14 +1482,15 @@ impl Scene {
             self.noise_seed ^ (zi as u64).wrapping_mul(0xA076_1D64_78BD_642F),
         ));
         // Sum of four uniforms (Irwin-Hall): close to Gaussian, one u64 per voxel.
-        let k_noise = (a.noise_sigma / 37837.0) as f32;
+        let k_noise = (a.noise_sigma * self.acquisition.noise_scale / 37837.0) as f32;
+        let offset = self.acquisition.hu_offset as f32;
         let mut n_les = 0u64;
         let mut n_lung = 0u64;
         for k in 0..ct.len() {
             let r = rng.next_u64();
             let s = (r & 0xFFFF) + ((r >> 16) & 0xFFFF) + ((r >> 32) & 0xFFFF) + (r >> 48);
             let noise = (s as f32 - 131070.0) * k_noise;
-            ct[k] = (b.hu[k] + noise).round().clamp(-1024.0, 3071.0) as i16;
+            ct[k] = (b.hu[k] + noise + offset).round().clamp(-1024.0, 3071.0) as i16;
             let in_lung = b.lung_a[k] >= 0.5;
             let in_les = in_lung && b.les_a[k] >= 0.5;
             lung_out[k] = u8::from(in_lung);

@@ -30,6 +30,9 @@ pub struct TaskStanding {
     /// metric such as AUC, which median-then-rank ranks as it is).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub median: bool,
+    /// [`crate::results::precision_note`] of the value shown; empty when it needs none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
 }
 
 impl TaskStanding {
@@ -113,6 +116,7 @@ pub fn leaderboard(
                         ci: aggregate.and_then(|a| Some((a.ci_lower?, a.ci_upper?))),
                         rank: analysis.rank(method, &task.name, &s.name),
                         median: false,
+                        note: aggregate.map(|a| a.note.clone()).unwrap_or_default(),
                     };
                     // Show what is ranked: the median of the very per-case values ranked.
                     let key = (s.name.clone(), task.name.clone());
@@ -124,6 +128,12 @@ pub fn leaderboard(
                         standing.value = median.map(|(m, _)| m);
                         standing.ci = median.and_then(|(_, ci)| ci);
                         standing.median = true;
+                        standing.note = crate::results::precision_note(
+                            present.len(),
+                            standing.value,
+                            standing.ci,
+                            round.min_cases,
+                        );
                     }
                     standing
                 })

@@ -48,6 +48,7 @@ pub fn write_all(
             "ci_upper",
             "n",
             "ci_method",
+            "note",
         ],
         round.aggregates.iter().map(|a| {
             vec![
@@ -59,6 +60,7 @@ pub fn write_all(
                 num(a.ci_upper),
                 a.n.to_string(),
                 text(&a.ci_method.to_string()),
+                text(&a.note),
             ]
         }),
     )?;
@@ -180,7 +182,7 @@ pub fn write_all(
         }
     }
     // `INCOMPLETE` on every row of a partial result, so no row read alone passes for final.
-    header.extend(["cases_ok", "cases_not_ok", "result"].map(String::from));
+    header.extend(["cases_ok", "cases_not_ok", "result", "notes"].map(String::from));
     let result = if round.incomplete.is_some() {
         "INCOMPLETE"
     } else {
@@ -221,6 +223,7 @@ pub fn write_all(
                 }
             };
             row.extend([run(ok), run(not_ok), result.to_string()]);
+            row.push(text(&notes_cell(&r.tasks)));
             row
         }),
     )?;
@@ -363,6 +366,19 @@ pub fn write_team_files(
     }
     Ok(files)
 }
+
+/// `leaderboard.csv`'s `notes` cell: each noted value as `<task>.<column>: <note>`, joined by
+/// ` | `; [`super::leaderboard::read`] reads it back.
+pub fn notes_cell(tasks: &[crate::ranking::TaskStanding]) -> String {
+    tasks
+        .iter()
+        .filter(|t| !t.note.is_empty())
+        .map(|t| format!("{}.{}: {}", t.task, t.column(), t.note))
+        .collect::<Vec<_>>()
+        .join(NOTES_SEPARATOR)
+}
+
+pub const NOTES_SEPARATOR: &str = " | ";
 
 /// Six significant decimals: enough to compare versions, short enough to read.
 pub fn format_value(v: f64) -> String {

@@ -301,9 +301,10 @@ fn leaderboard(html: &mut String, input: &ReportInput) {
             });
             let _ = write!(
                 html,
-                "<td class=\"n\" data-v=\"{}\">{}{ci}</td><td class=\"n\">{}</td>",
+                "<td class=\"n\" data-v=\"{}\">{}{}{ci}</td><td class=\"n\">{}</td>",
                 t.value.map_or(String::new(), |v| v.to_string()),
                 number(t.value, 3),
+                note_mark(&t.note),
                 t.rank.map_or("–".into(), |k| k.to_string())
             );
         }
@@ -320,6 +321,31 @@ fn leaderboard(html: &mut String, input: &ReportInput) {
         );
     }
     html.push_str("</tbody></table>\n");
+    for n in super::terminal::precision_footnotes(input.leaderboard) {
+        let submissions: Vec<String> = n.submissions.iter().map(|s| escape(s)).collect();
+        let _ = writeln!(
+            html,
+            "<p class=\"muted precision-note\">{} {} {}: {} ({})</p>",
+            super::terminal::NOTE_MARK,
+            escape(&n.task),
+            escape(&n.label),
+            escape(&n.note),
+            submissions.join(", ")
+        );
+    }
+}
+
+/// The mark after a value that is less precise than it looks; its title says why, and a
+/// footnote below the table says it for print.
+fn note_mark(note: &str) -> String {
+    if note.is_empty() {
+        return String::new();
+    }
+    format!(
+        "<sup class=\"precision-note\" title=\"{}\">{}</sup>",
+        escape(note),
+        super::terminal::NOTE_MARK
+    )
 }
 
 /// Per task: every aggregate with its CI, the task's charts, the confusion matrices and the
@@ -348,6 +374,7 @@ fn per_task(html: &mut String, input: &ReportInput) {
 fn task_metrics(html: &mut String, s: &RoundScores, task: &str) {
     let mut metrics: Vec<&str> = Vec::new();
     let mut rows: BTreeMap<&str, BTreeMap<&str, String>> = BTreeMap::new();
+    let mut footnotes: Vec<String> = Vec::new();
     for a in s.aggregates.iter().filter(|a| a.task == task) {
         if !metrics.contains(&a.metric.as_str()) {
             metrics.push(&a.metric);
@@ -356,9 +383,14 @@ fn task_metrics(html: &mut String, s: &RoundScores, task: &str) {
             (Some(lo), Some(hi)) => format!("<br><span class=\"ci\">[{lo:.3}, {hi:.3}]</span>"),
             _ => String::new(),
         };
-        rows.entry(&a.submission)
-            .or_default()
-            .insert(&a.metric, format!("{}{ci}", number(a.value, 3)));
+        rows.entry(&a.submission).or_default().insert(
+            &a.metric,
+            format!("{}{}{ci}", number(a.value, 3), note_mark(&a.note)),
+        );
+        let footnote = format!("{} {}: {}", super::terminal::NOTE_MARK, a.metric, a.note);
+        if !a.note.is_empty() && !footnotes.contains(&footnote) {
+            footnotes.push(footnote);
+        }
     }
     html.push_str("<table class=\"sortable\"><thead><tr><th>submission</th>");
     for m in &metrics {
@@ -377,6 +409,13 @@ fn task_metrics(html: &mut String, s: &RoundScores, task: &str) {
         html.push_str("</tr>");
     }
     html.push_str("</tbody></table>\n");
+    for footnote in footnotes {
+        let _ = writeln!(
+            html,
+            "<p class=\"muted precision-note\">{}</p>",
+            escape(&footnote)
+        );
+    }
     let defined: Vec<String> = metrics
         .iter()
         .filter_map(|m| boundary_definition(m).map(|d| format!("<b>{}</b>: {d}", escape(m))))

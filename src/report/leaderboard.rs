@@ -101,9 +101,27 @@ pub fn read(run_dir: &Path) -> Result<Vec<StoredRow>> {
                     ci,
                     rank,
                     median,
+                    note: String::new(),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        // Older files have no `notes` column: their values simply carry no note.
+        let notes = column("notes").map(|c| text::from_csv_text(f(c)).to_string());
+        let mut standings = standings;
+        for entry in notes
+            .iter()
+            .flat_map(|n| n.split(super::csv_files::NOTES_SEPARATOR))
+        {
+            let Some((key, note)) = entry.split_once(": ") else {
+                continue;
+            };
+            if let Some(t) = standings
+                .iter_mut()
+                .find(|t| format!("{}.{}", t.task, t.column()) == key)
+            {
+                t.note = note.to_string();
+            }
+        }
         let count = |name: &str| column(name).and_then(|c| f(c).parse().ok());
         rows.push(StoredRow {
             row: LeaderboardRow {
@@ -217,17 +235,29 @@ pub fn markdown(rows: &[LeaderboardRow]) -> String {
         let rank = r.rank.map_or("-".to_string(), |r| r.to_string());
         let mut cells = vec![rank, name, escape_markdown(&r.team)];
         for t in &r.tasks {
-            cells.push(match (t.value, t.ci) {
+            let cell = match (t.value, t.ci) {
                 (Some(v), Some((lo, hi))) => format!("{v:.3} [{lo:.3}, {hi:.3}]"),
                 (Some(v), None) => format!("{v:.3}"),
                 (None, _) => "undefined".into(),
-            });
+            };
+            let mark = if t.note.is_empty() { "" } else { "\\*" };
+            cells.push(format!("{cell}{mark}"));
         }
         cells.push(
             r.mean_task_rank
                 .map_or("-".to_string(), |m| format!("{m:.2}")),
         );
         out += &format!("| {} |\n", cells.join(" | "));
+    }
+    for n in super::terminal::precision_footnotes(rows) {
+        let submissions: Vec<String> = n.submissions.iter().map(|s| escape_markdown(s)).collect();
+        out += &format!(
+            "\n\\* {} {}: {} ({})\n",
+            escape_markdown(&n.task),
+            escape_markdown(&n.label),
+            escape_markdown(&n.note),
+            submissions.join(", ")
+        );
     }
     out
 }

@@ -4,7 +4,48 @@ use crate::ranking::analysis::RankingAnalysis;
 use crate::ranking::LeaderboardRow;
 use crate::text::shown as clean;
 
-/// Renders the leaderboard: rank, submission, then each task's primary metric with its 95% CI.
+/// The mark after a value that carries a precision note, explained in a footnote.
+pub const NOTE_MARK: &str = "*";
+
+/// One footnote of the leaderboard: the submissions whose value of `task`'s `label` carries the
+/// same precision note ([`crate::results::precision_note`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrecisionFootnote {
+    pub task: String,
+    pub label: String,
+    pub note: String,
+    pub submissions: Vec<String>,
+}
+
+/// The leaderboard's precision notes, one per task and note, in the order of the tasks.
+pub fn precision_footnotes(rows: &[LeaderboardRow]) -> Vec<PrecisionFootnote> {
+    let mut notes: Vec<PrecisionFootnote> = Vec::new();
+    for r in rows {
+        for t in r.tasks.iter().filter(|t| !t.note.is_empty()) {
+            match notes
+                .iter_mut()
+                .find(|n| n.task == t.task && n.label == t.label() && n.note == t.note)
+            {
+                Some(n) => n.submissions.push(r.submission.clone()),
+                None => notes.push(PrecisionFootnote {
+                    task: t.task.clone(),
+                    label: t.label(),
+                    note: t.note.clone(),
+                    submissions: vec![r.submission.clone()],
+                }),
+            }
+        }
+    }
+    let task_order: Vec<&str> = rows
+        .first()
+        .map(|r| r.tasks.iter().map(|t| t.task.as_str()).collect())
+        .unwrap_or_default();
+    notes.sort_by_key(|n| task_order.iter().position(|t| *t == n.task));
+    notes
+}
+
+/// Renders the leaderboard: rank, submission, then each task's primary metric with its 95% CI;
+/// a value marked [`NOTE_MARK`] is less precise than it looks, and a footnote says why.
 pub fn leaderboard_table(rows: &[LeaderboardRow]) -> String {
     let mut header = vec!["rank".to_string(), "submission".to_string()];
     if let Some(first) = rows.first() {
@@ -29,7 +70,8 @@ pub fn leaderboard_table(rows: &[LeaderboardRow]) -> String {
                 (Some(v), None) => format!("{v:.3}"),
                 (None, _) => "undefined".into(),
             };
-            line.push(cell);
+            let mark = if t.note.is_empty() { "" } else { NOTE_MARK };
+            line.push(format!("{cell}{mark}"));
         }
         line.push(
             r.mean_task_rank
@@ -61,6 +103,19 @@ pub fn leaderboard_table(rows: &[LeaderboardRow]) -> String {
             out.push_str(&rule.join("  "));
             out.push('\n');
         }
+    }
+    for n in precision_footnotes(rows) {
+        out.push_str(&format!(
+            "{NOTE_MARK} {} {}: {} ({})\n",
+            clean(&n.task),
+            clean(&n.label),
+            clean(&n.note),
+            n.submissions
+                .iter()
+                .map(|s| clean(s))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     out
 }

@@ -94,6 +94,35 @@ pub struct Aggregate {
     pub n: usize,
     /// `delong`, `wilson`, `fisher-z`, `bootstrap`, or empty when no interval could be formed.
     pub ci_method: String,
+    /// Why the value is less precise than it looks ([`precision_note`]); empty when it is not.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// What a reader must know before trusting an aggregate's precision: `few cases (3 < 10)` when
+/// it stands on fewer than `min_cases` cases, `degenerate CI` when its interval has no width
+/// (every resample gave the same value: a 3-case AUC of 0.167 [0.167, 0.167] is not exact),
+/// `no CI` when a value has no interval. Empty when none applies, and for an undefined value,
+/// which looks precise to nobody.
+pub fn precision_note(
+    n: usize,
+    value: Option<f64>,
+    ci: Option<(f64, f64)>,
+    min_cases: usize,
+) -> String {
+    if value.is_none() {
+        return String::new();
+    }
+    let mut notes = Vec::new();
+    if n < min_cases {
+        notes.push(format!("few cases ({n} < {min_cases})"));
+    }
+    match ci {
+        Some((lower, upper)) if lower == upper => notes.push("degenerate CI".to_string()),
+        Some(_) => {}
+        None => notes.push("no CI".to_string()),
+    }
+    notes.join("; ")
 }
 
 /// A validation finding, in words a team can act on: a row of `problems.csv`.
@@ -187,6 +216,9 @@ pub struct RoundScores {
     pub selection: crate::challenge::split::CaseSelection,
     pub bootstrap_resamples: usize,
     pub seed: u64,
+    /// `[scoring] min_cases`: an aggregate over fewer cases carries a note.
+    #[serde(default = "default_min_cases")]
+    pub min_cases: usize,
     pub submissions: Vec<SubmissionInfo>,
     pub case_scores: Vec<CaseScore>,
     pub aggregates: Vec<Aggregate>,
@@ -215,6 +247,10 @@ pub struct RoundScores {
     /// (`podium rescore --allow-incomplete`): such a result names no winner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incomplete: Option<Incomplete>,
+}
+
+fn default_min_cases() -> usize {
+    crate::challenge::ScoringSettings::default().min_cases
 }
 
 /// How much of an interrupted round a partial result stands on.
@@ -259,5 +295,30 @@ pub mod non_finite {
 
     pub fn nan<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::precision_note;
+
+    #[test]
+    fn precision_notes_name_few_cases_and_intervals_without_width() {
+        assert_eq!(
+            precision_note(3, Some(0.167), Some((0.167, 0.167)), 10),
+            "few cases (3 < 10); degenerate CI"
+        );
+        assert_eq!(
+            precision_note(3, Some(0.5), Some((0.2, 0.8)), 10),
+            "few cases (3 < 10)"
+        );
+        assert_eq!(precision_note(40, Some(0.5), None, 10), "no CI");
+        assert_eq!(precision_note(40, Some(0.5), Some((0.4, 0.6)), 10), "");
+        assert_eq!(
+            precision_note(10, Some(0.5), Some((0.4, 0.6)), 10),
+            "",
+            "10 is enough"
+        );
+        assert_eq!(precision_note(3, None, None, 10), "", "an undefined value");
     }
 }

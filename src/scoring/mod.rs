@@ -83,6 +83,7 @@ pub fn score_round_on(
         },
         bootstrap_resamples: challenge.scoring.bootstrap_resamples,
         seed: challenge.scoring.seed,
+        min_cases: challenge.scoring.min_cases,
         submissions: Vec::new(),
         case_scores: Vec::new(),
         aggregates: Vec::new(),

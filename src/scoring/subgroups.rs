@@ -160,6 +160,12 @@ fn segmentation_means(
             ci_upper: ci.map(|c| c.1),
             n: values.len(),
             ci_method: if ci.is_some() { "bootstrap" } else { "" }.to_string(),
+            note: crate::results::precision_note(
+                values.len(),
+                value,
+                ci,
+                challenge.scoring.min_cases,
+            ),
         }
     };
     let in_case_order = |of_metric: &BTreeMap<&str, f64>| -> Vec<f64> {

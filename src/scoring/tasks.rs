@@ -350,6 +350,7 @@ impl Context<'_> {
             ci_upper: ci.map(|c| c.1),
             n,
             ci_method: if ci.is_some() { method } else { "" }.to_string(),
+            note: crate::results::precision_note(n, value, ci, self.challenge.scoring.min_cases),
         });
     }
 
