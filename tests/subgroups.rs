@@ -471,7 +471,7 @@ fn the_report_shows_the_subgroups_to_judges_and_no_metadata_in_the_team_view_of_
             "id=\"subgroups\"",
             "by site",
             "by scanner",
-            "min_cases",
+            "min_class_support",
             "s1",
             "s2",
         ] {
@@ -493,6 +493,16 @@ fn a_segmentation_level_is_the_mean_of_its_cases_values() {
     std::fs::write(phase.metadata_csv(), metadata).unwrap();
     let toml = challenge.root.join("challenge.toml");
     let text = std::fs::read_to_string(&toml).unwrap();
+    // The template's own [analysis] table makes way for this test's.
+    let text = match text.find("\n[analysis]") {
+        Some(start) => {
+            let end = text[start + 1..]
+                .find("\n[")
+                .map_or(text.len(), |e| start + 1 + e);
+            format!("{}{}", &text[..start], &text[end..])
+        }
+        None => text,
+    };
     std::fs::write(
         &toml,
         text.replacen(
