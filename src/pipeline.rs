@@ -270,11 +270,13 @@ pub struct RescoreOptions {
 
 /// The files and folders of a round's result, as [`finish`] writes them: what
 /// `--replace-official` moves aside before writing the new result.
-pub const OFFICIAL_RESULT: [&str; 19] = [
+pub const OFFICIAL_RESULT: [&str; 21] = [
     "scores.csv",
     "metrics.csv",
     "problems.csv",
     "truth-findings.csv",
+    "metrics_by_subgroup.csv",
+    "subgroup_summary.csv",
     "curves.csv",
     "confusion.csv",
     "values.csv",
@@ -773,12 +775,14 @@ impl Receipt {
         Receipt {
             podium_version: env!("CARGO_PKG_VERSION").to_string(),
             challenge: challenge.name.clone(),
-            challenge_dir: challenge.root.clone(),
+            // Absolute, so that `podium report` finds them from any folder.
+            challenge_dir: std::fs::canonicalize(&challenge.root)
+                .unwrap_or_else(|_| challenge.root.clone()),
             phase: phase.name.clone(),
             hidden: challenge.phase(&phase.name).map_or(true, |p| {
                 p.visibility == crate::challenge::Visibility::Hidden
             }),
-            truth_dir: phase.truth.clone(),
+            truth_dir: std::fs::canonicalize(&phase.truth).unwrap_or_else(|_| phase.truth.clone()),
             started_unix: started,
             started_utc: utc_stamp(started),
             finished_unix: started,

@@ -115,6 +115,17 @@ fn the_demo_command_generates_runs_and_prints_the_leaderboard() {
     // The demo runs its submissions isolated wherever bubblewrap is (`tests/run.sh` installs
     // it; under `CI=true` its absence fails here rather than passing unisolated).
     let receipt = std::fs::read_to_string(dir.path().join("out1/run.json")).unwrap();
+    // Absolute, though the demo data was named relative to the caller: `podium report` draws
+    // the slices from the challenge, from whatever folder it is run.
+    let parsed: serde_json::Value = serde_json::from_str(&receipt).unwrap();
+    for folder in ["challenge_dir", "truth_dir"] {
+        let path = std::path::Path::new(parsed[folder].as_str().unwrap());
+        assert!(
+            path.is_absolute() && path.is_dir(),
+            "{folder}: {}",
+            path.display()
+        );
+    }
     if require_bubblewrap() {
         assert!(
             receipt.contains("\"backend\": \"sandbox\"")

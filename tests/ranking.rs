@@ -86,8 +86,11 @@ fn a_round_writes_its_ranking_analysis_and_the_method_can_be_overridden() {
         assert!(!rows.is_empty(), "{file}.csv is empty");
     }
     let methods = read_csv(&out.join("ranking/methods.csv"));
-    // 4 methods x (5 tasks + consensus) x 2 submissions.
-    assert_eq!(methods.len(), 4 * 6 * 2);
+    // (4 methods + a worst-level ranking per declared subgroup) x (5 tasks + consensus) x 2
+    // submissions.
+    let subgroups = challenge.analysis.subgroups.len();
+    assert_eq!(subgroups, 2, "the template declares site and scanner");
+    assert_eq!(methods.len(), (4 + subgroups) * 6 * 2);
     let kendall = read_csv(&out.join("ranking/kendall_tau.csv"));
     assert_eq!(kendall.len(), 1000 * 6, "one tau per resample and scope");
     let winner = &outcome.leaderboard[0];

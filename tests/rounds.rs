@@ -376,9 +376,14 @@ fn check_tells_a_team_what_the_server_would_find_and_do() {
 
     // The same submission with one mask on the wrong grid and a probability above 1.
     let first = table.rows[0].fields[0].clone();
+    // Eight slices fewer than the case's image, whichever simulated scanner made it.
+    let image = podium::io::nifti::read_geometry(&dev.image(&first))
+        .unwrap()
+        .shape;
+    let short = [image[0], image[1], image[2] - 8];
     podium::io::nifti::write_volume(
         &dev_answers.join("masks").join(format!("{first}.nii.gz")),
-        ndarray::Array3::<u8>::zeros((40, 64, 64)).view(),
+        ndarray::Array3::<u8>::zeros((short[2], short[1], short[0])).view(),
         [1.0; 3],
         6,
     )
@@ -399,7 +404,7 @@ fn check_tells_a_team_what_the_server_would_find_and_do() {
     let stdout = String::from_utf8_lossy(&failed.stdout);
     assert_eq!(failed.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("check FAILED"), "{stdout}");
-    assert!(stdout.contains(&format!("segmentation: case {first}: masks/{first}.nii.gz has shape [64, 64, 40], the image has [64, 64, 48]")), "{stdout}");
+    assert!(stdout.contains(&format!("segmentation: case {first}: masks/{first}.nii.gz has shape {short:?}, the image has {image:?}")), "{stdout}");
     assert!(
         stdout.contains(&format!("case {second}"))
             && stdout.contains("not a probability in [0, 1]"),
@@ -706,6 +711,8 @@ fn ranking_method_is_an_option_of_the_ranking_commands_only() {
 #[test]
 fn an_interrupted_round_stops_its_programs_keeps_finished_cases_and_says_how_to_resume() {
     for (signal, marker) in [(libc::SIGINT, "271.8281"), (libc::SIGTERM, "271.8282")] {
+        // Unique to this test process, so a run beside another counts only its own programs.
+        let marker = &format!("{marker}{}", std::process::id());
         let (_dir, out, said, code) = interrupt_stalling_round("process", signal, marker);
         assert_eq!(code, Some(128 + signal), "{said}");
         assert!(

@@ -1537,7 +1537,8 @@ fn an_interrupted_sandboxed_round_kills_its_programs_and_says_how_to_resume() {
     if backend().is_none() {
         return;
     }
-    let marker = "271.8283";
+    // Unique to this test process, so a run beside another counts only its own programs.
+    let marker = &format!("271.8283{}", std::process::id());
     let (_dir, out, said, code) = interrupt_stalling_round("sandbox", libc::SIGTERM, marker);
     assert_eq!(code, Some(143), "{said}");
     assert!(

@@ -70,6 +70,7 @@ pub fn write_all(
                 f("ci_upper", a.iter().map(|r| r.ci_upper).collect()),
                 u("n", a.iter().map(|r| r.n as u64).collect()),
                 c("ci_method", text(a, |r| r.ci_method.to_string())),
+                c("note", text(a, |r| r.note.clone())),
             ],
         )?,
         write(
