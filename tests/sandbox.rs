@@ -97,21 +97,6 @@ fn all_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     found
 }
 
-/// Processes of the machine whose command line contains `needle`.
-fn processes_running(needle: &str) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .filter(|c| {
-            String::from_utf8_lossy(c)
-                .replace('\0', " ")
-                .contains(needle)
-        })
-        .count()
-}
-
 /// Per-case cgroups this test process left behind (named `podium-<pid>-<n>`). Other tests of
 /// this binary run cases meanwhile: their groups hold processes, or are gone a moment later,
 /// so only groups that stay empty of processes count.
@@ -1215,11 +1200,17 @@ fn a_worker_in_the_sandbox_keeps_the_limits_and_its_slots_gpus_and_leaves_nothin
     assert!(leftover_cgroups().is_empty(), "{:?}", leftover_cgroups());
     // Each slot's worker saw its own GPU and the control nodes, nothing else of /dev; and the
     // worker's folders are /input and /output as in per-case mode.
+    // The line each worker prints as it starts; a log may end with other lines (a worker the
+    // round stopped), or hold none when the slot's last worker was stopped before printing.
+    let mut checked = 0;
     for slot in 0..2 {
         let log =
             std::fs::read_to_string(out.join(format!("logs/served/worker-{slot}.stderr.log")))
-                .unwrap();
-        let line = log.lines().last().unwrap();
+                .unwrap_or_default();
+        let Some(line) = log.lines().rfind(|l| l.contains("mode=worker")) else {
+            continue;
+        };
+        checked += 1;
         let gpu = line
             .split_whitespace()
             .next()
@@ -1239,6 +1230,7 @@ fn a_worker_in_the_sandbox_keeps_the_limits_and_its_slots_gpus_and_leaves_nothin
         expected.sort();
         assert_eq!(seen, expected, "{line}");
     }
+    assert!(checked >= 1, "no worker said what it saw");
     // No tmpfs of the round is left mounted, and its work folder is gone.
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(!mounts.contains(&*out.to_string_lossy()), "{mounts}");
