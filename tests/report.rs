@@ -172,7 +172,9 @@ fn the_report_holds_every_section_chart_and_team_and_nothing_external() {
     // Each boundary number says which reference's definition it follows.
     assert!(
         html.contains("<b>hd95</b>: the larger of the two directed 95th percentiles")
-            && html.contains("<b>nsd</b>: the share of surface voxels within the tolerance"),
+            && html.contains(
+                "<b>nsd</b>: the share of the surface area of both masks within the tolerance"
+            ),
         "no definition of the boundary metrics"
     );
     // Operating points at the threshold: a disc per submission on the detection ROC.

@@ -29,12 +29,23 @@ pub enum Metric {
     /// medpy's HD95: the 95th percentile of the pooled distances of both directions (podium's
     /// `hd95` before 0.x made Metrics Reloaded's the default).
     Hd95Medpy,
+    /// DeepMind's surface Dice (the Metrics Reloaded recommendation): surfels on the voxel
+    /// corners, weighted by their area.
     Nsd,
+    /// The surface Dice counting surface voxels, each once (podium's `nsd` before DeepMind's
+    /// became the default; Metrics Reloaded's `normalised_surface_distance` formula).
+    NsdVoxels,
+    /// DeepMind's HD95: the larger of the two directed area-weighted 95th percentiles on
+    /// surfels.
+    Hd95Deepmind,
     Assd,
+    /// DeepMind's average surface distance: the mean of the two directed area-weighted means
+    /// on surfels.
+    AssdDeepmind,
     VolumeErrorMl,
 }
 
-const ALL: [Metric; 24] = [
+const ALL: [Metric; 27] = [
     Metric::Auc,
     Metric::Sensitivity,
     Metric::Specificity,
@@ -56,8 +67,11 @@ const ALL: [Metric; 24] = [
     Metric::PearsonR,
     Metric::Hd95,
     Metric::Hd95Medpy,
+    Metric::Hd95Deepmind,
     Metric::Nsd,
+    Metric::NsdVoxels,
     Metric::Assd,
+    Metric::AssdDeepmind,
     Metric::VolumeErrorMl,
 ];
 
@@ -86,7 +100,10 @@ impl Metric {
             Metric::Hd95 => "hd95",
             Metric::Hd95Medpy => "hd95_medpy",
             Metric::Nsd => "nsd",
+            Metric::NsdVoxels => "nsd_voxels",
+            Metric::Hd95Deepmind => "hd95_deepmind",
             Metric::Assd => "assd",
+            Metric::AssdDeepmind => "assd_deepmind",
             Metric::VolumeErrorMl => "volume_error_ml",
         }
     }
@@ -108,7 +125,15 @@ impl Metric {
                 MacroAuc | BalancedAccuracy | Accuracy,
                 MulticlassClassification
             ) | (
-                Dice | Iou | Hd95 | Hd95Medpy | Nsd | Assd | VolumeErrorMl,
+                Dice | Iou
+                    | Hd95
+                    | Hd95Medpy
+                    | Hd95Deepmind
+                    | Nsd
+                    | NsdVoxels
+                    | Assd
+                    | AssdDeepmind
+                    | VolumeErrorMl,
                 Segmentation
             ) | (
                 Mae | Rmse | Bias | LoaLower | LoaUpper | PearsonR,
@@ -125,7 +150,9 @@ impl Metric {
                 | Metric::Rmse
                 | Metric::Hd95
                 | Metric::Hd95Medpy
+                | Metric::Hd95Deepmind
                 | Metric::Assd
+                | Metric::AssdDeepmind
                 | Metric::VolumeErrorMl
         )
     }
@@ -148,8 +175,11 @@ impl Metric {
                 | Metric::Iou
                 | Metric::Hd95
                 | Metric::Hd95Medpy
+                | Metric::Hd95Deepmind
                 | Metric::Nsd
+                | Metric::NsdVoxels
                 | Metric::Assd
+                | Metric::AssdDeepmind
                 | Metric::VolumeErrorMl
         )
     }

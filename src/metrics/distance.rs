@@ -44,15 +44,17 @@
 //!   the average symmetric surface distance (Heimann et al. 2009). medpy
 //!   0.4 and older took the mean of the two directed means instead, which
 //!   differs when the surfaces have different sizes.
-//! * **nsd** at tolerance τ (`nsd`): the fraction of surface voxels, of both
-//!   masks together, lying within τ mm of the other surface,
-//!   `(#{a ∈ ∂A : d(a, ∂B) ≤ τ} + #{b ∈ ∂B : d(b, ∂A) ≤ τ}) / (|∂A| + |∂B|)`.
-//!   This counts surface *voxels*, each once. DeepMind's surface Dice
-//!   (Nikolov et al. 2021, `surface-distance`) instead places surface
-//!   elements ("surfels") on the voxel corners (2×2×2 neighbourhoods,
-//!   marching-cubes style) and weighs each by its area in mm², so the values
-//!   differ: by up to 0.25 on podium's reference fixtures, most for thin
-//!   structures and strongly anisotropic spacing (`docs/boundary-metrics.md`).
+//! * **nsd counting voxels** (`nsd_voxels`, metric `nsd_voxels`) at tolerance τ: the
+//!   fraction of surface voxels, of both masks together, lying within τ mm of the other
+//!   surface, `(#{a ∈ ∂A : d(a, ∂B) ≤ τ} + #{b ∈ ∂B : d(b, ∂A) ≤ τ}) / (|∂A| + |∂B|)`.
+//!
+//! [`surfel_metrics_within`] computes DeepMind's definitions instead (`surface-distance`,
+//! Nikolov et al. 2021; metrics `nsd`, `hd95_deepmind`, `assd_deepmind`): the surface is made
+//! of surface elements ("surfels") on the voxel corners (2×2×2 neighbourhoods, marching-cubes
+//! style), each weighted by its area in mm² ([`super::surfels`]), and the summaries weigh each
+//! distance by that area. The two families differ by up to 0.25 in NSD on podium's reference
+//! fixtures, most for thin structures and strongly anisotropic spacing
+//! (`docs/boundary-metrics.md`).
 //!
 //! Empty masks (Metrics Reloaded conventions):
 //!
@@ -145,7 +147,7 @@ pub struct BoundaryMetrics {
     /// Normalized surface distance (surface Dice) at
     /// [`BoundarySpec::nsd_tolerance_mm`], counting surface voxels, in
     /// `[0, 1]`.
-    pub nsd: f64,
+    pub nsd_voxels: f64,
 }
 
 /// Geometry and parameters of a [`boundary_metrics`] computation.
@@ -183,7 +185,7 @@ impl BoundarySpec {
 /// `truth` (B), two label maps of shape `spec.shape` (x fastest).
 ///
 /// See the [module documentation](self) for the definitions (surface voxels,
-/// pooled distances, hd95 as medpy computes it, voxel-count NSD) and the
+/// pooled distances, the two hd95, voxel-count NSD) and the
 /// empty-mask conventions: both masks empty gives `nsd = 1` and distances 0;
 /// exactly one empty gives `nsd = 0` and every distance equal to
 /// `spec.worst_distance_mm`.
@@ -277,65 +279,252 @@ pub fn boundary_metrics_within(
     spec: &BoundarySpec,
     budget: &WorkBudget,
 ) -> Option<Result<BoundaryMetrics, OverBudget>> {
+    let both = both_definitions_within(predicted, truth, label, spec, budget, [true, false])?;
+    Some(both.map(|(voxels, _)| voxels.expect("asked for")))
+}
+
+/// The label's voxels in both maps, as [`mask_bits`] rows, once the empty cases are set aside.
+enum Masks {
+    BothEmpty,
+    OneEmpty,
+    Both {
+        predicted: Vec<u64>,
+        truth: Vec<u64>,
+        bbox: Crop,
+    },
+}
+
+fn masks(predicted: &[u8], truth: &[u8], label: u8, spec: &BoundarySpec) -> Option<Masks> {
     let n = spec.voxel_count()?;
     if predicted.len() != n || truth.len() != n {
         return None;
     }
-    let perfect = BoundaryMetrics {
+    if n == 0 {
+        return Some(Masks::BothEmpty);
+    }
+    let (mask_a, mask_b, extent) = mask_bits(predicted, truth, label, spec.shape);
+    Some(match (extent.has_predicted, extent.has_truth) {
+        (false, false) => Masks::BothEmpty,
+        (true, true) => Masks::Both {
+            predicted: mask_a,
+            truth: mask_b,
+            bbox: Crop {
+                lo: extent.lo,
+                hi: extent.hi,
+            },
+        },
+        _ => Masks::OneEmpty,
+    })
+}
+
+/// The surface-voxel metrics and DeepMind's, each where asked for.
+pub type BothDefinitions = (Option<BoundaryMetrics>, Option<SurfelMetrics>);
+
+/// Both families of boundary metrics from one pass over the label maps: `want[0]` asks for the
+/// surface-voxel metrics ([`boundary_metrics_within`]), `want[1]` for DeepMind's
+/// ([`surfel_metrics_within`]); each comes back where asked for. One `budget` covers both.
+pub fn both_definitions_within(
+    predicted: &[u8],
+    truth: &[u8],
+    label: u8,
+    spec: &BoundarySpec,
+    budget: &WorkBudget,
+    want: [bool; 2],
+) -> Option<Result<BothDefinitions, OverBudget>> {
+    let (voxels, surfels) = match masks(predicted, truth, label, spec)? {
+        Masks::BothEmpty => (BoundaryMetrics::PERFECT, SurfelMetrics::PERFECT),
+        Masks::OneEmpty => (
+            BoundaryMetrics::worst(spec.worst_distance_mm),
+            SurfelMetrics::worst(spec.worst_distance_mm),
+        ),
+        Masks::Both {
+            predicted,
+            truth,
+            bbox,
+        } => {
+            let voxels = match want[0] {
+                true => match voxel_metrics(&predicted, &truth, &bbox, spec, budget) {
+                    Ok(v) => Some(v),
+                    Err(over) => return Some(Err(over)),
+                },
+                false => None,
+            };
+            let surfels = match want[1] {
+                true => match surfel_metrics(predicted, truth, &bbox, spec, budget)? {
+                    Ok(s) => Some(s),
+                    Err(over) => return Some(Err(over)),
+                },
+                false => None,
+            };
+            return Some(Ok((voxels, surfels)));
+        }
+    };
+    Some(Ok((want[0].then_some(voxels), want[1].then_some(surfels))))
+}
+
+impl BoundaryMetrics {
+    const PERFECT: BoundaryMetrics = BoundaryMetrics {
         hd95_mm: 0.0,
         hd95_pooled_mm: 0.0,
         hd_mm: 0.0,
         assd_mm: 0.0,
-        nsd: 1.0,
+        nsd_voxels: 1.0,
     };
-    let worst = BoundaryMetrics {
-        hd95_mm: spec.worst_distance_mm,
-        hd95_pooled_mm: spec.worst_distance_mm,
-        hd_mm: spec.worst_distance_mm,
-        assd_mm: spec.worst_distance_mm,
-        nsd: 0.0,
-    };
-    if n == 0 {
-        return Some(Ok(perfect));
+
+    fn worst(distance_mm: f64) -> BoundaryMetrics {
+        BoundaryMetrics {
+            hd95_mm: distance_mm,
+            hd95_pooled_mm: distance_mm,
+            hd_mm: distance_mm,
+            assd_mm: distance_mm,
+            nsd_voxels: 0.0,
+        }
     }
-    let (mask_a, mask_b, extent) = mask_bits(predicted, truth, label, spec.shape);
-    let bbox = match (extent.has_predicted, extent.has_truth) {
-        (false, false) => return Some(Ok(perfect)),
-        (true, true) => Crop {
-            lo: extent.lo,
-            hi: extent.hi,
-        },
-        _ => return Some(Ok(worst)),
+}
+
+impl SurfelMetrics {
+    const PERFECT: SurfelMetrics = SurfelMetrics {
+        nsd: 1.0,
+        hd95_mm: 0.0,
+        assd_mm: 0.0,
     };
-    let surface_a = SurfaceBits::new(&mask_a, spec.shape, &bbox);
-    drop(mask_a);
+
+    fn worst(distance_mm: f64) -> SurfelMetrics {
+        SurfelMetrics {
+            nsd: 0.0,
+            hd95_mm: distance_mm,
+            assd_mm: distance_mm,
+        }
+    }
+}
+
+/// The surface-voxel metrics of two non-empty masks inside their bounding box.
+fn voxel_metrics(
+    mask_a: &[u64],
+    mask_b: &[u64],
+    bbox: &Crop,
+    spec: &BoundarySpec,
+    budget: &WorkBudget,
+) -> Result<BoundaryMetrics, OverBudget> {
+    let surface_a = SurfaceBits::new(mask_a, spec.shape, bbox);
     // Checked before any distance: the count bounds the memory of the distances.
     let voxels = surface_a.count();
     if voxels > budget.max_surface_voxels {
-        return Some(Err(OverBudget::Surface {
+        return Err(OverBudget::Surface {
             voxels,
             limit: budget.max_surface_voxels,
-        }));
+        });
     }
-    let surface_b = SurfaceBits::new(&mask_b, spec.shape, &bbox);
-    drop(mask_b);
-    let over = || {
-        Some(Err(OverBudget::Steps {
-            limit: budget.max_steps,
-        }))
+    let surface_b = SurfaceBits::new(mask_b, spec.shape, bbox);
+    let over = OverBudget::Steps {
+        limit: budget.max_steps,
     };
     if budget.exhausted() {
-        return over();
+        return Err(over);
     }
     let d_ab = directed_distances(&surface_b, &surface_a, spec.spacing_mm, budget);
     if budget.exhausted() {
-        return over();
+        return Err(over);
     }
     let d_ba = directed_distances(&surface_a, &surface_b, spec.spacing_mm, budget);
     if budget.exhausted() {
-        return over();
+        return Err(over);
     }
-    Some(Ok(summarise(d_ab, d_ba, spec.nsd_tolerance_mm)))
+    Ok(summarise(d_ab, d_ba, spec.nsd_tolerance_mm))
+}
+
+/// Boundary metrics of one label on DeepMind's surface elements ("surfels"), as
+/// `surface-distance` computes them (Nikolov et al. 2021); see [`surfel_metrics_within`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SurfelMetrics {
+    /// Normalized surface distance (surface Dice) at [`BoundarySpec::nsd_tolerance_mm`]: the
+    /// area of the surfels of both masks within the tolerance of the other surface, over the
+    /// area of all of them (`compute_surface_dice_at_tolerance`). In `[0, 1]`.
+    pub nsd: f64,
+    /// The larger of the two directed area-weighted 95th percentiles
+    /// (`compute_robust_hausdorff(.., 95)`), in mm.
+    pub hd95_mm: f64,
+    /// The mean of the two directed area-weighted mean distances (the two values of
+    /// `compute_average_surface_distance`), in mm.
+    pub assd_mm: f64,
+}
+
+/// Boundary metrics of the voxels equal to `label` in `predicted` (A) and `truth` (B) on
+/// DeepMind's surfels, within `budget` (see [`boundary_metrics_within`] for the budget and
+/// for `None`).
+///
+/// A *surfel* sits on each voxel corner whose 2 × 2 × 2 block of voxels holds voxels both
+/// inside and outside the mask (the image outside counting as outside); its position is the
+/// corner, half a voxel off the voxel centres, and its weight the area of the marching-cubes
+/// surface inside that block ([`super::surfels`]). Distances run from each surfel of one mask
+/// to the nearest surfel of the other, exactly as for surface voxels. The empty-mask
+/// conventions are those of [`boundary_metrics`]: both empty gives `nsd = 1` and distances 0,
+/// exactly one empty gives `nsd = 0` and both distances `spec.worst_distance_mm`.
+///
+/// The values equal DeepMind's `compute_surface_dice_at_tolerance`, `compute_robust_hausdorff`
+/// and the mean of `compute_average_surface_distance` on podium's reference fixtures to 1e-6
+/// (`docs/boundary-metrics.md`); the work is that of [`boundary_metrics`] on a grid one larger
+/// in each direction.
+pub fn surfel_metrics_within(
+    predicted: &[u8],
+    truth: &[u8],
+    label: u8,
+    spec: &BoundarySpec,
+    budget: &WorkBudget,
+) -> Option<Result<SurfelMetrics, OverBudget>> {
+    let both = both_definitions_within(predicted, truth, label, spec, budget, [false, true])?;
+    Some(both.map(|(_, surfels)| surfels.expect("asked for")))
+}
+
+/// DeepMind's metrics of two non-empty masks whose voxels lie in `bbox`; `None` if the corner
+/// grid is too large to index.
+fn surfel_metrics(
+    mask_a: Vec<u64>,
+    mask_b: Vec<u64>,
+    bbox: &Crop,
+    spec: &BoundarySpec,
+    budget: &WorkBudget,
+) -> Option<Result<SurfelMetrics, OverBudget>> {
+    // Corner c lies between the voxels c - 1 and c: the corners of the box lo..=hi are
+    // lo..=hi + 1.
+    let corners = Crop {
+        lo: bbox.lo,
+        hi: bbox.hi.map(|h| h + 1),
+    };
+    let [cx, cy, _] = corners.size();
+    u32::try_from(cx * cy).ok()?;
+    let (surfels_a, codes_a) = SurfaceBits::surfels(&mask_a, spec.shape, &corners);
+    drop(mask_a);
+    let count = surfels_a.count();
+    if count > budget.max_surface_voxels {
+        return Some(Err(OverBudget::Surface {
+            voxels: count,
+            limit: budget.max_surface_voxels,
+        }));
+    }
+    let (surfels_b, codes_b) = SurfaceBits::surfels(&mask_b, spec.shape, &corners);
+    drop(mask_b);
+    let over = Some(Err(OverBudget::Steps {
+        limit: budget.max_steps,
+    }));
+    if budget.exhausted() {
+        return over;
+    }
+    let d_ab = directed_distances(&surfels_b, &surfels_a, spec.spacing_mm, budget);
+    if budget.exhausted() {
+        return over;
+    }
+    let d_ba = directed_distances(&surfels_a, &surfels_b, spec.spacing_mm, budget);
+    if budget.exhausted() {
+        return over;
+    }
+    let areas = super::surfels::surfel_areas(spec.spacing_mm);
+    Some(Ok(summarise_surfels(
+        (&d_ab, &codes_a),
+        (&d_ba, &codes_b),
+        &areas,
+        spec.nsd_tolerance_mm,
+    )))
 }
 
 /// Exact Euclidean distance transform with anisotropic spacing: for every
@@ -649,6 +838,85 @@ impl SurfaceBits {
             cw,
             words,
         }
+    }
+
+    /// The surfels of the mask given as bit rows `mask` (see [`mask_bits`]) of an image of
+    /// shape `shape`, on the corner grid (one larger than the image in each direction),
+    /// inside the corner box `corners`, which holds every corner of the mask's voxels; and the
+    /// code of each surfel (see [`super::surfels`]) in the order [`directed_distances`]
+    /// answers them as queries: by z, then y, then x. Corner `(x, y, z)` joins the voxels
+    /// `x − 1..=x`, `y − 1..=y`, `z − 1..=z`; it carries a surfel when some of them are in the
+    /// mask and some not (the outside of the image being outside the mask).
+    fn surfels(mask: &[u64], shape: [usize; 3], corners: &Crop) -> (SurfaceBits, Vec<u8>) {
+        let [_, ny, nz] = shape;
+        let wr = shape[0].div_ceil(64);
+        let [cx, cy, cz] = corners.size();
+        let [x0, y0, z0] = corners.lo;
+        let (w0, w1) = (x0 / 64, corners.hi[0] / 64);
+        let cw = w1 - w0 + 1;
+        let mut words = vec![0u64; (cw + 2) * cy * cz];
+        // Word w0 + k of image row (y, z); zero outside the image.
+        let word = |y: Option<usize>, z: Option<usize>, k: usize| match (y, z) {
+            (Some(y), Some(z)) if y < ny && z < nz && w0 + k < wr => {
+                mask[wr * (y + ny * z) + w0 + k]
+            }
+            _ => 0,
+        };
+        let codes: Vec<Vec<u8>> = words
+            .par_chunks_mut((cw + 2) * cy)
+            .enumerate()
+            .map(|(dz, plane)| {
+                let mut codes = Vec::new();
+                let z = z0 + dz;
+                let zs = [z.checked_sub(1), Some(z)];
+                for (dy, out) in plane.chunks_exact_mut(cw + 2).enumerate() {
+                    let y = y0 + dy;
+                    let ys = [y.checked_sub(1), Some(y)];
+                    // The voxel x - 1 of the corner x at bit 0 is bit 63 of the previous
+                    // word; before the box's first word it lies left of the box: empty.
+                    let mut previous = [0u64; 4];
+                    for k in 0..cw {
+                        // Row r = dy + 2 dz of the block holds the code bits 2r (x - 1) and
+                        // 2r + 1 (x).
+                        let rows = [
+                            word(ys[0], zs[0], k),
+                            word(ys[1], zs[0], k),
+                            word(ys[0], zs[1], k),
+                            word(ys[1], zs[1], k),
+                        ];
+                        let left = [0, 1, 2, 3].map(|r| (rows[r] << 1) | (previous[r] >> 63));
+                        let any = (rows[0] | rows[1] | rows[2] | rows[3])
+                            | (left[0] | left[1] | left[2] | left[3]);
+                        let all = (rows[0] & rows[1] & rows[2] & rows[3])
+                            & (left[0] & left[1] & left[2] & left[3]);
+                        let surfel = any & !all;
+                        out[k + 1] = surfel;
+                        let mut bits = surfel;
+                        while bits != 0 {
+                            let b = bits.trailing_zeros();
+                            let mut code = 0u8;
+                            for r in 0..4 {
+                                let pair = ((left[r] >> b) & 1) | (((rows[r] >> b) & 1) << 1);
+                                code |= (pair as u8) << (2 * r);
+                            }
+                            codes.push(code);
+                            bits &= bits - 1;
+                        }
+                        previous = rows;
+                    }
+                }
+                codes
+            })
+            .collect();
+        let bits = SurfaceBits {
+            cy,
+            cz,
+            shift: x0 - 64 * w0,
+            cx,
+            cw,
+            words,
+        };
+        (bits, codes.concat())
     }
 
     /// Number of surface voxels.
@@ -1694,7 +1962,7 @@ fn summarise(mut d_ab: Vec<f64>, mut d_ba: Vec<f64>, tolerance: f64) -> Boundary
     pooled.extend(d_ba);
     let assd_mm = compensated_sum(&pooled) / pooled.len() as f64;
     let within = pooled.iter().filter(|&&d| d <= tolerance).count();
-    let nsd = within as f64 / pooled.len() as f64;
+    let nsd_voxels = within as f64 / pooled.len() as f64;
     let hd_mm = pooled.iter().copied().fold(0.0, f64::max);
     let hd95_pooled_mm = percentile_linear(&mut pooled, 95.0);
     BoundaryMetrics {
@@ -1702,8 +1970,85 @@ fn summarise(mut d_ab: Vec<f64>, mut d_ba: Vec<f64>, tolerance: f64) -> Boundary
         hd95_pooled_mm,
         hd_mm,
         assd_mm,
-        nsd,
+        nsd_voxels,
     }
+}
+
+/// A direction of the surfel distances: the distance of each surfel and its corner code.
+type Directed<'a> = (&'a [f64], &'a [u8]);
+
+/// DeepMind's summaries of the surfel distances of both directions (both non-empty), each
+/// surfel weighted by the area `areas` gives its code.
+fn summarise_surfels(
+    a: Directed,
+    b: Directed,
+    areas: &[f64; 256],
+    tolerance: f64,
+) -> SurfelMetrics {
+    let area = |c: &u8| areas[usize::from(*c)];
+    let within = |(d, c): Directed| -> f64 {
+        d.iter()
+            .zip(c)
+            .filter(|&(&d, _)| d <= tolerance)
+            .map(|(_, c)| area(c))
+            .sum()
+    };
+    let total = |(_, c): Directed| -> f64 { c.iter().map(area).sum() };
+    let mean = |(d, c): Directed| -> f64 {
+        d.iter().zip(c).map(|(&d, c)| d * area(c)).sum::<f64>() / total((d, c))
+    };
+    let (hd95_a, hd95_b) = rayon::join(
+        || weighted_percentile_lower(a, areas, 0.95),
+        || weighted_percentile_lower(b, areas, 0.95),
+    );
+    SurfelMetrics {
+        nsd: (within(a) + within(b)) / (total(a) + total(b)),
+        hd95_mm: hd95_a.max(hd95_b),
+        assd_mm: (mean(a) + mean(b)) / 2.0,
+    }
+}
+
+/// DeepMind's area-weighted percentile: the distances sorted, the first whose cumulative share
+/// of the area reaches `share` (`np.searchsorted(np.cumsum(w) / w.sum(), share)`), or the
+/// largest. Equal distances return the same value wherever the search stops among them, so
+/// this is the smallest distance `v` for which the area of the distances `<= v` reaches
+/// `share` of the total, found without sorting all of them: the area is summed below a
+/// count-based quantile a little under `share`, and only the distances above it are sorted.
+fn weighted_percentile_lower((distances, codes): Directed, areas: &[f64; 256], share: f64) -> f64 {
+    let mut pairs: Vec<(f64, f64)> = distances
+        .iter()
+        .zip(codes)
+        .map(|(&d, &c)| (d, areas[usize::from(c)]))
+        .collect();
+    let total: f64 = pairs.iter().map(|p| p.1).sum();
+    let by_distance = |p: &(f64, f64), q: &(f64, f64)| p.0.total_cmp(&q.0);
+    let n = pairs.len();
+    // Below `split` (by count) lies, with areas of similar size, well under `share` of the area.
+    let split = ((n as f64) * (share - 0.05).max(0.0)) as usize;
+    let mut below = 0.0;
+    let mut start = 0;
+    if split > 0 && split < n {
+        pairs.select_nth_unstable_by(split, by_distance);
+        let area_below: f64 = pairs[..split].iter().map(|p| p.1).sum();
+        if area_below / total < share {
+            (below, start) = (area_below, split);
+        }
+    }
+    let rest = &mut pairs[start..];
+    rest.sort_unstable_by(by_distance);
+    let mut cumulative = below;
+    let mut i = 0;
+    while i < rest.len() {
+        let d = rest[i].0;
+        while i < rest.len() && rest[i].0 == d {
+            cumulative += rest[i].1;
+            i += 1;
+        }
+        if cumulative / total >= share {
+            return d;
+        }
+    }
+    rest.last().map_or(0.0, |p| p.0)
 }
 
 /// Sum with Neumaier's compensation: accurate to about one rounding of the
@@ -1859,7 +2204,7 @@ mod tests {
             hd95_pooled_mm: sorted_percentile(&pooled, 95.0),
             hd_mm: *pooled.last().unwrap(),
             assd_mm,
-            nsd: within as f64 / pooled.len() as f64,
+            nsd_voxels: within as f64 / pooled.len() as f64,
         }
     }
 
@@ -1883,7 +2228,7 @@ mod tests {
             ("hd95_pooled", got.hd95_pooled_mm, want.hd95_pooled_mm),
             ("hd", got.hd_mm, want.hd_mm),
             ("assd", got.assd_mm, want.assd_mm),
-            ("nsd", got.nsd, want.nsd),
+            ("nsd", got.nsd_voxels, want.nsd_voxels),
         ];
         for (name, g, w) in pairs {
             assert!(
@@ -2001,7 +2346,7 @@ mod tests {
             let d = 1.5 * k as f64;
             assert_eq!((m.hd95_mm, m.hd_mm, m.assd_mm), (d, d, d), "k = {k}");
             // Both surface voxels are within 3 mm for k <= 2 only.
-            assert_eq!(m.nsd, if k <= 2 { 1.0 } else { 0.0 }, "k = {k}");
+            assert_eq!(m.nsd_voxels, if k <= 2 { 1.0 } else { 0.0 }, "k = {k}");
         }
     }
 
@@ -2027,9 +2372,9 @@ mod tests {
         assert_eq!(m.hd95_mm, 2.0);
         assert_eq!(m.hd_mm, 2.0);
         assert!((m.assd_mm - 19.0 / 26.0).abs() < 1e-15);
-        assert!((m.nsd - 17.0 / 26.0).abs() < 1e-15);
+        assert!((m.nsd_voxels - 17.0 / 26.0).abs() < 1e-15);
         let m = boundary_metrics(&a, &b, 1, &spec(shape, [2.0, 1.0, 1.0], 0.5)).unwrap();
-        assert!((m.nsd - 32.0 / 52.0).abs() < 1e-15);
+        assert!((m.nsd_voxels - 32.0 / 52.0).abs() < 1e-15);
         // Symmetric in its arguments.
         let m2 = boundary_metrics(&b, &a, 1, &spec(shape, [2.0, 1.0, 1.0], 0.5)).unwrap();
         assert_eq!(m, m2);
@@ -2049,7 +2394,7 @@ mod tests {
             hd95_pooled_mm: 0.0,
             hd_mm: 0.0,
             assd_mm: 0.0,
-            nsd: 1.0,
+            nsd_voxels: 1.0,
         };
         assert_eq!(boundary_metrics(&a, &b, 1, &s), Some(perfect));
         let worst = BoundaryMetrics {
@@ -2057,7 +2402,7 @@ mod tests {
             hd95_pooled_mm: 123.0,
             hd_mm: 123.0,
             assd_mm: 123.0,
-            nsd: 0.0,
+            nsd_voxels: 0.0,
         };
         assert_eq!(boundary_metrics(&a, &b, 2, &s), Some(worst));
         assert_eq!(boundary_metrics(&a, &b, 3, &s), Some(worst));
@@ -2082,7 +2427,10 @@ mod tests {
         let mut rng = Rng(7);
         let a: Vec<u8> = (0..504).map(|_| rng.below(3) as u8).collect();
         let m = boundary_metrics(&a, &a, 1, &spec(shape, [0.8, 0.8, 2.5], 0.0)).unwrap();
-        assert_eq!((m.hd95_mm, m.hd_mm, m.assd_mm, m.nsd), (0.0, 0.0, 0.0, 1.0));
+        assert_eq!(
+            (m.hd95_mm, m.hd_mm, m.assd_mm, m.nsd_voxels),
+            (0.0, 0.0, 0.0, 1.0)
+        );
     }
 
     #[test]
@@ -2125,7 +2473,7 @@ mod tests {
         let sum = 6.0 + 12.0 * 2f64.sqrt() + 8.0 * 3f64.sqrt() + 1.0;
         assert!((m.assd_mm - sum / 27.0).abs() < 1e-12);
         // Within 1 mm: the 6 face centres and B's voxel, of 27.
-        assert_eq!(m.nsd, 7.0 / 27.0);
+        assert_eq!(m.nsd_voxels, 7.0 / 27.0);
     }
 
     // -- against the definitions ------------------------------------------
@@ -2202,7 +2550,7 @@ mod tests {
         let s = spec(shape, spacing, 1.0);
         let fast = boundary_metrics(&a, &b, 1, &s).unwrap();
         assert_close(fast, brute_metrics(&a, &b, 1, &s), 1e-9, "far apart");
-        assert!(fast.hd_mm > 25.0 && fast.nsd == 0.0);
+        assert!(fast.hd_mm > 25.0 && fast.nsd_voxels == 0.0);
     }
 
     #[test]
@@ -2715,7 +3063,7 @@ mod tests {
     }
 
     #[test]
-    fn fixtures_agree_with_medpy_and_metrics_reloaded_and_are_compared_with_deepmind() {
+    fn fixtures_agree_with_medpy_metrics_reloaded_and_deepmind() {
         let dir = fixture_dir();
         let mut paths: Vec<_> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("fixture folder {}: {e}", dir.display()))
@@ -2751,6 +3099,9 @@ mod tests {
                 f.name
             );
             let m = boundary_metrics(&f.predicted, &f.truth, 1, &s).unwrap();
+            let sm = surfel_metrics_within(&f.predicted, &f.truth, 1, &s, &WorkBudget::unlimited())
+                .unwrap()
+                .unwrap();
             // (podium metric name, value, reference key, DeepMind key)
             let ours = [
                 ("hd95", m.hd95_mm, "metrics_reloaded_hd95", "deepmind_hd95"),
@@ -2762,7 +3113,20 @@ mod tests {
                 ),
                 ("hd", m.hd_mm, "medpy_hd", "deepmind_hd"),
                 ("assd", m.assd_mm, "medpy_assd", "deepmind_assd"),
-                ("nsd", m.nsd, "medpy_nsd", "deepmind_nsd"),
+                ("nsd_voxels", m.nsd_voxels, "medpy_nsd", "deepmind_nsd"),
+                ("nsd", sm.nsd, "deepmind_nsd", "deepmind_nsd"),
+                (
+                    "hd95_deepmind",
+                    sm.hd95_mm,
+                    "deepmind_hd95",
+                    "deepmind_hd95",
+                ),
+                (
+                    "assd_deepmind",
+                    sm.assd_mm,
+                    "deepmind_assd",
+                    "deepmind_assd",
+                ),
             ];
             for (metric, value, reference_key, deepmind_key) in ours {
                 let reference = f.values[reference_key];
@@ -2788,5 +3152,177 @@ mod tests {
                 f.name
             );
         }
+    }
+
+    /// DeepMind's surfel metrics the slow way: every corner of the image, every pair of
+    /// surfels, the summaries as numpy computes them.
+    fn brute_surfel_metrics(a: &[u8], b: &[u8], label: u8, spec: &BoundarySpec) -> SurfelMetrics {
+        let [nx, ny, nz] = spec.shape;
+        let inside = |v: &[u8], x: isize, y: isize, z: isize| {
+            x >= 0
+                && y >= 0
+                && z >= 0
+                && (x as usize) < nx
+                && (y as usize) < ny
+                && (z as usize) < nz
+                && v[x as usize + nx * (y as usize + ny * z as usize)] == label
+        };
+        let areas = crate::metrics::surfels::surfel_areas(spec.spacing_mm);
+        let surfels = |v: &[u8]| -> Vec<([usize; 3], f64)> {
+            let mut out = Vec::new();
+            for z in 0..=nz {
+                for y in 0..=ny {
+                    for x in 0..=nx {
+                        let mut code = 0usize;
+                        for i in 0..8 {
+                            let o = [i & 1, (i >> 1) & 1, (i >> 2) & 1].map(|o| o as isize - 1);
+                            if inside(v, x as isize + o[0], y as isize + o[1], z as isize + o[2]) {
+                                code |= 1 << i;
+                            }
+                        }
+                        if code != 0 && code != 255 {
+                            out.push(([x, y, z], areas[code]));
+                        }
+                    }
+                }
+            }
+            out
+        };
+        let (sa, sb) = (surfels(a), surfels(b));
+        let directed = |from: &[([usize; 3], f64)], to: &[([usize; 3], f64)]| {
+            from.iter()
+                .map(|&(p, w)| {
+                    let d = to
+                        .iter()
+                        .map(|&(q, _)| dist(p, q, spec.spacing_mm))
+                        .fold(f64::INFINITY, f64::min);
+                    (d, w)
+                })
+                .collect::<Vec<_>>()
+        };
+        let (ab, ba) = (directed(&sa, &sb), directed(&sb, &sa));
+        let tol = spec.nsd_tolerance_mm;
+        let sum = |v: &[(f64, f64)], f: &dyn Fn(f64, f64) -> f64| {
+            v.iter().map(|&(d, w)| f(d, w)).sum::<f64>()
+        };
+        let nsd = (sum(&ab, &|d, w| if d <= tol { w } else { 0.0 })
+            + sum(&ba, &|d, w| if d <= tol { w } else { 0.0 }))
+            / (sum(&ab, &|_, w| w) + sum(&ba, &|_, w| w));
+        let mean = |v: &[(f64, f64)]| sum(v, &|d, w| d * w) / sum(v, &|_, w| w);
+        let perc = |v: &[(f64, f64)]| {
+            let mut v = v.to_vec();
+            v.sort_by(|p, q| p.0.total_cmp(&q.0).then(p.1.total_cmp(&q.1)));
+            let total = sum(&v, &|_, w| w);
+            let mut c = 0.0;
+            let cum: Vec<f64> = v
+                .iter()
+                .map(|&(_, w)| {
+                    c += w;
+                    c / total
+                })
+                .collect();
+            let idx = cum.iter().position(|&c| c >= 0.95).unwrap_or(v.len() - 1);
+            v[idx].0
+        };
+        SurfelMetrics {
+            nsd,
+            hd95_mm: perc(&ab).max(perc(&ba)),
+            assd_mm: (mean(&ab) + mean(&ba)) / 2.0,
+        }
+    }
+
+    #[test]
+    fn surfel_metrics_match_brute_force_on_random_volumes() {
+        let mut rng = Rng(0x0005_eed5_u64);
+        for trial in 0..30 {
+            let shape = [2 + rng.below(70), 1 + rng.below(9), 1 + rng.below(8)];
+            let spacing = [
+                0.3 + 2.0 * rng.unit(),
+                0.3 + 2.0 * rng.unit(),
+                0.3 + 4.0 * rng.unit(),
+            ];
+            let n: usize = shape.iter().product();
+            let density = rng.unit();
+            let mut volume = |extra: u8| -> Vec<u8> {
+                (0..n)
+                    .map(|_| {
+                        if rng.unit() < density * 0.5 {
+                            1 + (rng.below(2) as u8) * extra
+                        } else {
+                            0
+                        }
+                    })
+                    .collect()
+            };
+            let (a, b) = (volume(1), volume(1));
+            let s = spec(shape, spacing, 0.5 + 2.0 * rng.unit());
+            for label in [1u8, 2] {
+                let has = |v: &[u8]| v.contains(&label);
+                if !(has(&a) && has(&b)) {
+                    continue;
+                }
+                let got = surfel_metrics_within(&a, &b, label, &s, &WorkBudget::unlimited())
+                    .unwrap()
+                    .unwrap();
+                let want = brute_surfel_metrics(&a, &b, label, &s);
+                for (what, g, w) in [
+                    ("nsd", got.nsd, want.nsd),
+                    ("hd95", got.hd95_mm, want.hd95_mm),
+                    ("assd", got.assd_mm, want.assd_mm),
+                ] {
+                    assert!(
+                        (g - w).abs() <= 1e-9 * w.abs().max(1.0),
+                        "trial {trial} label {label} {shape:?}: {what} {g} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn surfel_metrics_of_empty_masks_follow_the_conventions() {
+        let s = BoundarySpec {
+            worst_distance_mm: 42.0,
+            ..spec([5, 4, 3], [1.0, 1.0, 2.0], 1.0)
+        };
+        let empty = vec![0u8; 60];
+        let mut one = empty.clone();
+        one[17] = 1;
+        let run = |a: &[u8], b: &[u8]| {
+            surfel_metrics_within(a, b, 1, &s, &WorkBudget::unlimited())
+                .unwrap()
+                .unwrap()
+        };
+        assert_eq!(
+            run(&empty, &empty),
+            SurfelMetrics {
+                nsd: 1.0,
+                hd95_mm: 0.0,
+                assd_mm: 0.0
+            }
+        );
+        let worst = SurfelMetrics {
+            nsd: 0.0,
+            hd95_mm: 42.0,
+            assd_mm: 42.0,
+        };
+        assert_eq!(run(&one, &empty), worst);
+        assert_eq!(run(&empty, &one), worst);
+        assert_eq!(
+            run(&one, &one),
+            SurfelMetrics {
+                nsd: 1.0,
+                hd95_mm: 0.0,
+                assd_mm: 0.0
+            }
+        );
+        assert!(surfel_metrics_within(&one[..59], &one, 1, &s, &WorkBudget::unlimited()).is_none());
+        // A single voxel's eight corners against the same voxel one step along x: the four
+        // shared corners coincide, the others are one voxel away.
+        let mut moved = empty.clone();
+        moved[18] = 1;
+        let m = run(&one, &moved);
+        assert_eq!(m.hd95_mm, 1.0);
+        assert!((m.assd_mm - 0.5).abs() < 1e-15);
     }
 }

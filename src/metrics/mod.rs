@@ -13,6 +13,9 @@
 //! * [`segmentation`]: voxel overlap counts, Dice, IoU.
 //! * [`regression`]: MAE, RMSE.
 //! * [`ordinal`]: Cohen's weighted kappa (linear, quadratic), accuracy.
+//! * [`distance`]: boundary metrics (HD95, HD, ASSD, NSD) on surface voxels and on
+//!   DeepMind's surfels, and the exact Euclidean distance transform.
+//! * [`surfels`]: the surfel area of each 2 × 2 × 2 corner configuration.
 //! * [`intervals`]: Wilson score interval, stratified percentile bootstrap.
 
 pub mod agreement;
@@ -24,3 +27,4 @@ pub mod ordinal;
 pub mod regression;
 pub mod roc;
 pub mod segmentation;
+pub mod surfels;

@@ -429,14 +429,24 @@ fn task_metrics(html: &mut String, s: &RoundScores, task: &str) {
     }
 }
 
-/// Which definition a boundary metric's number follows, where the references differ.
+/// Which definition a boundary metric's number follows, where the references differ. A
+/// multi-label task names its metrics `<metric>_<label>`.
 fn boundary_definition(metric: &str) -> Option<&'static str> {
-    Some(match metric {
-        "hd95" => "the larger of the two directed 95th percentiles of the surface distances (Metrics Reloaded, DeepMind)",
-        "hd95_medpy" => "the 95th percentile of the pooled surface distances of both masks (medpy)",
+    let base = match metric.rsplit_once('_') {
+        Some((base, label)) if !label.is_empty() && label.bytes().all(|b| b.is_ascii_digit()) => {
+            base
+        }
+        _ => metric,
+    };
+    Some(match base {
+        "hd95" => "the larger of the two directed 95th percentiles of the distances between surface voxels (Metrics Reloaded)",
+        "hd95_medpy" => "the 95th percentile of the pooled distances between surface voxels of both masks (medpy)",
+        "hd95_deepmind" => "the larger of the two directed 95th percentiles of the distances between surface elements on the voxel corners, weighted by their area (DeepMind)",
         "hd" => "the largest surface distance (every reference agrees)",
-        "assd" => "the mean of the pooled surface distances (medpy, Metrics Reloaded)",
-        "nsd" => "the share of surface voxels within the tolerance, each voxel counted once (Metrics Reloaded's formula on voxels; DeepMind weighs surface elements by their area)",
+        "assd" => "the mean of the pooled distances between surface voxels (medpy, Metrics Reloaded)",
+        "assd_deepmind" => "the mean of the two directed mean distances between surface elements, weighted by their area (DeepMind)",
+        "nsd" => "the share of the surface area of both masks within the tolerance of the other surface, surface elements on the voxel corners weighted by their area (DeepMind's surface Dice, as Metrics Reloaded recommends)",
+        "nsd_voxels" => "the share of surface voxels within the tolerance, each voxel counted once (Metrics Reloaded's formula on voxels)",
         _ => return None,
     })
 }

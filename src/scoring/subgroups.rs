@@ -362,7 +362,7 @@ pub(super) fn summaries(
                             .iter()
                             .map(|(a, v)| {
                                 let width = a.ci_upper? - a.ci_lower?;
-                                Some((*v, width / (2.0 * 1.959_963_984_540_054)))
+                                Some((*v, width / (2.0 * crate::metrics::intervals::Z_95)))
                             })
                             .collect();
                         estimates

@@ -56,8 +56,11 @@ struct LabelValues {
     iou: f64,
     hd95: f64,
     hd95_medpy: f64,
+    hd95_deepmind: f64,
     nsd: f64,
+    nsd_voxels: f64,
     assd: f64,
+    assd_deepmind: f64,
     volume_error_ml: f64,
 }
 
@@ -68,8 +71,11 @@ impl LabelValues {
             Metric::Iou => self.iou,
             Metric::Hd95 => self.hd95,
             Metric::Hd95Medpy => self.hd95_medpy,
+            Metric::Hd95Deepmind => self.hd95_deepmind,
             Metric::Nsd => self.nsd,
+            Metric::NsdVoxels => self.nsd_voxels,
             Metric::Assd => self.assd,
+            Metric::AssdDeepmind => self.assd_deepmind,
             _ => self.volume_error_ml,
         }
     }
@@ -86,7 +92,11 @@ struct WorstValues {
 impl WorstValues {
     fn get(&self, metric: Metric, label_index: usize) -> f64 {
         match metric {
-            Metric::Hd95 | Metric::Hd95Medpy | Metric::Assd => self.distance_mm,
+            Metric::Hd95
+            | Metric::Hd95Medpy
+            | Metric::Hd95Deepmind
+            | Metric::Assd
+            | Metric::AssdDeepmind => self.distance_mm,
             Metric::VolumeErrorMl => self.volume_error_ml[label_index],
             _ => 0.0,
         }
@@ -672,9 +682,12 @@ impl Context<'_> {
         let needs_boundary = wanted.iter().any(|m| {
             matches!(
                 m,
-                Metric::Hd95 | Metric::Hd95Medpy | Metric::Nsd | Metric::Assd
+                Metric::Hd95 | Metric::Hd95Medpy | Metric::NsdVoxels | Metric::Assd
             )
         });
+        let needs_surfels = wanted
+            .iter()
+            .any(|m| matches!(m, Metric::Nsd | Metric::Hd95Deepmind | Metric::AssdDeepmind));
         let labels = spec.labels;
         // Masks are read and compared in parallel; each worker holds at most two volumes, so
         // memory is bounded by the worker count, not the case count.
@@ -767,15 +780,16 @@ impl Context<'_> {
                 let mut values = Vec::with_capacity(labels.len());
                 for &label in labels {
                     let o = segmentation::overlap(&p, &t, label).unwrap_or_default();
-                    let b = if needs_boundary {
-                        match distance::boundary_metrics_within(
+                    let (b, s) = if needs_boundary || needs_surfels {
+                        match distance::both_definitions_within(
                             &p,
                             &t,
                             label,
                             &boundary_spec,
                             &budget,
+                            [needs_boundary, needs_surfels],
                         ) {
-                            Some(Ok(b)) => Some(b),
+                            Some(Ok(both)) => both,
                             Some(Err(over)) => {
                                 let text = over_bound(&shown, label, over, image_voxels);
                                 return (
@@ -783,18 +797,21 @@ impl Context<'_> {
                                     Ok((Err((CaseStatus::Invalid, text)), worst())),
                                 );
                             }
-                            None => None,
+                            None => (None, None),
                         }
                     } else {
-                        None
+                        (None, None)
                     };
                     values.push(LabelValues {
                         dice: o.dice(),
                         iou: o.iou(),
                         hd95: b.map_or(f64::NAN, |b| b.hd95_mm),
                         hd95_medpy: b.map_or(f64::NAN, |b| b.hd95_pooled_mm),
-                        nsd: b.map_or(f64::NAN, |b| b.nsd),
+                        hd95_deepmind: s.map_or(f64::NAN, |s| s.hd95_mm),
+                        nsd: s.map_or(f64::NAN, |s| s.nsd),
+                        nsd_voxels: b.map_or(f64::NAN, |b| b.nsd_voxels),
                         assd: b.map_or(f64::NAN, |b| b.assd_mm),
+                        assd_deepmind: s.map_or(f64::NAN, |s| s.assd_mm),
                         volume_error_ml: (o.predicted as f64 - o.truth as f64).abs() * voxel_ml,
                     });
                 }
