@@ -11,6 +11,7 @@
 //! - [`report`]: reporters (terminal, CSV) over the same results;
 //! - [`demo`]: the synthetic COVID-19 chest-CT challenge;
 //! - [`pipeline`]: the commands' flows, which the thin CLI in `main.rs` calls;
+//! - [`serve`]: intake of submissions for `podium serve` (packing and unpacking uploads);
 //! - [`text`]: the rules for text others wrote that podium shows (terminal, CSV, Markdown, HTML).
 //!
 //! The layers read in one direction: each module imports only from those before it here (test
@@ -19,7 +20,7 @@
 //!
 //! [`error`], [`ids`], [`text`], [`io`] → [`challenge`], [`metrics`], [`submission`] →
 //! [`results`] → [`scoring`] → [`ranking`] → [`report`] → [`runner`] → [`demo`] → [`pipeline`]
-//! → [`rounds`] → the CLI (`main.rs`).
+//! → [`rounds`] → [`serve`] → the CLI (`main.rs`).
 //!
 //! The settings a challenge declares (ranking method, backend kind, the bound on scoring a case)
 //! and the reading of a phase's case list live in [`challenge`]. [`scoring`], [`ranking`],
@@ -39,6 +40,7 @@ pub mod results;
 pub mod rounds;
 pub mod runner;
 pub mod scoring;
+pub mod serve;
 pub mod submission;
 pub mod text;
 

@@ -20,35 +20,40 @@ const RULES: &[(&str, &[&str])] = &[
             "demo",
             "pipeline",
             "rounds",
+            "serve",
         ],
     ),
     (
         "challenge",
         &[
             "results", "scoring", "ranking", "report", "runner", "demo", "pipeline", "rounds",
+            "serve",
         ],
     ),
     (
         "metrics",
         &[
             "results", "scoring", "ranking", "report", "runner", "demo", "pipeline", "rounds",
+            "serve",
         ],
     ),
     (
         "results",
         &[
-            "scoring", "ranking", "report", "runner", "demo", "pipeline", "rounds",
+            "scoring", "ranking", "report", "runner", "demo", "pipeline", "rounds", "serve",
         ],
     ),
     (
         "scoring",
-        &["ranking", "report", "runner", "demo", "pipeline", "rounds"],
+        &[
+            "ranking", "report", "runner", "demo", "pipeline", "rounds", "serve",
+        ],
     ),
     (
         "ranking",
-        &["report", "runner", "demo", "pipeline", "rounds"],
+        &["report", "runner", "demo", "pipeline", "rounds", "serve"],
     ),
-    ("report", &["runner", "demo", "pipeline", "rounds"]),
+    ("report", &["runner", "demo", "pipeline", "rounds", "serve"]),
 ];
 
 fn sources(path: &Path) -> Vec<PathBuf> {

@@ -127,8 +127,12 @@ fn over_bound(shown: &str, label: u8, over: OverBudget, image_voxels: u64) -> St
             "label {label} has {voxels} surface voxels ({:.1} % of the image), more than the {limit} podium computes distances for",
             voxels as f64 * 100.0 / image_voxels as f64
         ),
+        OverBudget::Surfels { surfels, limit } => format!(
+            "label {label} has {surfels} surface elements on the voxel corners (for nsd; {:.1} % of the image), more than the {limit} podium computes distances for",
+            surfels as f64 * 100.0 / image_voxels as f64
+        ),
         OverBudget::Steps { limit } => format!(
-            "its surface distances (hd95, nsd, assd) need more than the {limit} steps podium allows on this image"
+            "its surface distances (hd95, nsd, assd and their other definitions) need more than the {limit} steps podium allows on this image"
         ),
     };
     format!(
