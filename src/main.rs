@@ -373,6 +373,102 @@ enum Command {
         #[command(flatten)]
         ranking: RankingArg,
     },
+    /// Manage the teams of a `podium serve` data folder and their tokens.
+    ///
+    /// `podium teams add "Team A" --data DIR` prints the team's token once: give it to the
+    /// team, who passes it to `podium submit --token`. Only a SHA-256 hash of it is kept, so a
+    /// lost token cannot be shown again: add the team under another name. `--organizer` makes
+    /// a token for the organizers' pages and actions instead (not a team on the leaderboard).
+    /// Works while the server runs.
+    Teams {
+        #[command(subcommand)]
+        action: TeamsAction,
+    },
+    /// Take teams' submissions over HTTP, evaluate them in a queue and show a live leaderboard.
+    ///
+    /// One process holds everything: the teams and the queue in <DATA>/podium.sqlite3, each
+    /// accepted submission in <DATA>/submissions/, each one's round in <DATA>/rounds/ (a
+    /// folder of rounds: `podium leaderboard <DATA>/rounds` ranks it the same way), and what
+    /// each round printed in <DATA>/logs/. Each submission runs as `podium run` with the
+    /// options below, under the challenge's limits and quota. A server stopped at any point
+    /// (Ctrl-C, or even kill -9) loses nothing: started again, it resumes the round that was
+    /// running and runs what was queued. Add teams with `podium teams add`; teams send with
+    /// `podium submit`. Pages: / (leaderboard), /team, /organizer; the JSON API is in
+    /// docs/serve.md. Plain HTTP: put it behind a TLS reverse proxy (docs/serve.md).
+    Serve {
+        /// The challenge folder (holding challenge.toml).
+        #[arg(long, value_name = "DIR")]
+        challenge: PathBuf,
+        /// The phase to take submissions for.
+        #[arg(long)]
+        phase: String,
+        /// The server's data folder (created if needed).
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Address to listen on (port 0: any free port, printed at start).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Submissions evaluated at once.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Cases each round runs at once (podium run --jobs).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// How rounds run their submissions (podium run --backend).
+        #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
+        backend: BackendKind,
+        /// Rank the leaderboard on the private split (the end of a hidden phase).
+        #[arg(long = "final")]
+        final_split: bool,
+        /// The largest upload accepted, compressed, in MiB.
+        #[arg(long, default_value_t = 2048, value_name = "MIB")]
+        max_upload_mib: u64,
+    },
+    /// Send a submission folder to a `podium serve`, or pack it for sending by other means.
+    ///
+    /// Packs DIR (holding submission.toml) as a gzip-compressed tar, checking what the server
+    /// would refuse (links leaving the folder, special files), and uploads it with the team's
+    /// token. Prints the submission's number, or the server's reason for refusing it.
+    Submit {
+        /// The submission folder.
+        dir: PathBuf,
+        /// The server, as http://host:port.
+        #[arg(long, required_unless_present = "pack_only")]
+        server: Option<String>,
+        /// The team's token (default: the PODIUM_TOKEN environment variable, which other
+        /// users of the machine cannot read in the process list).
+        #[arg(
+            long,
+            env = "PODIUM_TOKEN",
+            hide_env_values = true,
+            required_unless_present = "pack_only"
+        )]
+        token: Option<String>,
+        /// Only write the archive to FILE (to send it with curl through TLS).
+        #[arg(long, value_name = "FILE")]
+        pack_only: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TeamsAction {
+    /// Add a team (or, with --organizer, an organizer) and print its token once.
+    Add {
+        /// The team's name as the leaderboard shows it (1 to 64 characters).
+        name: String,
+        /// The server's data folder (`podium serve --data`).
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// An organizer's token: opens the organizer's page and actions.
+        #[arg(long)]
+        organizer: bool,
+    },
+    /// List the teams (never their tokens).
+    List {
+        /// The server's data folder (`podium serve --data`).
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+    },
 }
 
 /// `--leave-out-bad-truth`, shared by `run`, `score` and `rescore`.
@@ -390,6 +486,7 @@ struct BadTruthArg {
 }
 
 fn main() -> ExitCode {
+    podium::serve::queue::keep_lock_to_this_process();
     let cli = Cli::parse();
     let _ = RANKING_METHOD.set(cli.command.ranking_method());
     match dispatch(cli.command) {
@@ -404,6 +501,77 @@ fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
+        Command::Teams { action } => teams(action),
+        Command::Serve {
+            challenge,
+            phase,
+            data,
+            listen,
+            workers,
+            jobs,
+            backend,
+            final_split,
+            max_upload_mib,
+        } => {
+            let mut run_args = vec!["--backend".to_string(), backend_name(backend)];
+            if let Some(jobs) = jobs {
+                run_args.extend(["--jobs".to_string(), jobs.to_string()]);
+            }
+            let limits = podium::serve::intake::IntakeLimits {
+                max_upload_bytes: max_upload_mib.saturating_mul(1 << 20),
+                ..Default::default()
+            };
+            podium::serve::serve(podium::serve::ServeOptions {
+                challenge_dir: challenge,
+                phase,
+                data,
+                listen,
+                workers,
+                run_args,
+                final_split,
+                limits,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Submit {
+            dir,
+            server,
+            token,
+            pack_only,
+        } => {
+            if let Some(file) = pack_only {
+                let size =
+                    podium::serve::archive::pack(&dir, &file).map_err(|e| Error::msg(e.0))?;
+                eprintln!(
+                    "Packed {} into {} ({size} bytes).",
+                    dir.display(),
+                    file.display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let (Some(server), Some(token)) = (server, token) else {
+                return Err(Error::msg(
+                    "submit needs --server and --token (or PODIUM_TOKEN)",
+                ));
+            };
+            let answer = podium::serve::client::submit(&server, &token, &dir)?;
+            if answer.status == 202 {
+                println!(
+                    "Submission {} ({}) of team {} is queued. Follow it at {server}/team or with GET /api/submissions/{}.",
+                    answer.body["id"],
+                    podium::text::shown(answer.body["name"].as_str().unwrap_or("")),
+                    podium::text::shown(answer.body["team"].as_str().unwrap_or("")),
+                    answer.body["id"]
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Err(Error::msg(format!(
+                    "the server refused the submission ({}): {}",
+                    answer.status,
+                    answer.body["error"].as_str().unwrap_or("no reason given")
+                )))
+            }
+        }
         Command::Demo {
             cases,
             size,
@@ -1254,6 +1422,47 @@ fn print_outcome(outcome: &RoundOutcome) {
             outcome.out_dir.display()
         );
     }
+}
+
+fn teams(action: TeamsAction) -> Result<ExitCode> {
+    use podium::serve::store::Store;
+    let now = pipeline::now_unix() as i64;
+    match action {
+        TeamsAction::Add {
+            name,
+            data,
+            organizer,
+        } => {
+            let store = Store::open(&data)?;
+            let token = store.add_team(&name, organizer, now)?;
+            let what = if organizer { "organizer" } else { "team" };
+            eprintln!(
+                "Added {what} {}. Its token, shown this once (only a hash is kept):",
+                podium::text::shown(&name)
+            );
+            println!("{token}");
+        }
+        TeamsAction::List { data } => {
+            let store = Store::open(&data)?;
+            for team in store.teams()? {
+                let pending = store.pending(team.id)?;
+                println!(
+                    "{:>4}  {}{}  ({pending} queued or running)",
+                    team.id,
+                    podium::text::shown(&team.name),
+                    if team.organizer { " [organizer]" } else { "" }
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `--backend` value as `podium run` takes it.
+fn backend_name(kind: BackendKind) -> String {
+    use clap::ValueEnum;
+    kind.to_possible_value()
+        .map_or_else(|| "auto".to_string(), |v| v.get_name().to_string())
 }
 
 #[cfg(test)]

@@ -125,20 +125,35 @@ pub fn quota_refusal(
     team: &str,
     now: u64,
 ) -> Result<Option<String>> {
+    quota_refusal_with_pending(rounds_dir, challenge, phase, team, now, 0)
+}
+
+/// [`quota_refusal`] when `pending` more of the team's submissions are accepted but not yet in
+/// a round (`podium serve`'s queue): they count as used.
+pub fn quota_refusal_with_pending(
+    rounds_dir: &Path,
+    challenge: &Challenge,
+    phase: &str,
+    team: &str,
+    now: u64,
+    pending: usize,
+) -> Result<Option<String>> {
     let Some(quota) = challenge.leaderboard.quota else {
         return Ok(None);
     };
-    if !rounds_dir.is_dir() {
-        return Ok(None);
-    }
     let period = challenge.leaderboard.quota_period;
     let since = period_start(period, now);
-    let used = rounds(rounds_dir)?
-        .iter()
-        .filter(|r| r.plan.phase == phase)
-        .flat_map(|r| &r.entries)
-        .filter(|e| e.team == team && e.counts && !e.baseline && e.started_unix >= since)
-        .count();
+    let in_rounds = if rounds_dir.is_dir() {
+        rounds(rounds_dir)?
+            .iter()
+            .filter(|r| r.plan.phase == phase)
+            .flat_map(|r| &r.entries)
+            .filter(|e| e.team == team && e.counts && !e.baseline && e.started_unix >= since)
+            .count()
+    } else {
+        0
+    };
+    let used = in_rounds + pending;
     if used < quota {
         return Ok(None);
     }

@@ -210,7 +210,14 @@ fn unpack_entries<R: Read>(
                     .mode(if executable { 0o755 } else { 0o644 })
                     .open(&target)
                     .map_err(|e| Refused(format!("cannot write {named}: {e}")))?;
-                let copied = io::copy(&mut entry, &mut file).map_err(|e| read_error(e, limits))?;
+                // Bounded by what is left of the limit too: the stream is counted as it is
+                // read, but a file's content is what is written.
+                let room = limits.max_unpacked_bytes.saturating_sub(done.bytes);
+                let copied = io::copy(&mut (&mut entry).take(room + 1), &mut file)
+                    .map_err(|e| read_error(e, limits))?;
+                if copied > room {
+                    return Err(read_error(io::Error::other(OverLimit), limits));
+                }
                 // The umask may have cleared bits the rule allows; set them exactly.
                 let exact = if executable { 0o755 } else { 0o644 };
                 let _ = file.set_permissions(fs::Permissions::from_mode(exact));
@@ -254,6 +261,7 @@ fn kind_name(kind: tar::EntryType) -> &'static str {
         tar::EntryType::Char => "character device",
         tar::EntryType::Block => "block device",
         tar::EntryType::Fifo => "FIFO",
+        tar::EntryType::GNUSparse => "sparse file",
         _ => "special",
     }
 }
@@ -400,6 +408,8 @@ pub fn pack(source: &Path, archive: &Path) -> Result<u64, Refused> {
         .map_err(|e| Refused(format!("cannot create {}: {e}", archive.display())))?;
     let mut builder = tar::Builder::new(GzEncoder::new(file, flate2::Compression::default()));
     builder.follow_symlinks(false);
+    // Sparse entries are refused by `unpack`: their holes are not in the stream it counts.
+    builder.sparse(false);
     let mut stack = vec![PathBuf::new()];
     while let Some(relative) = stack.pop() {
         let full = source.join(&relative);
