@@ -423,6 +423,12 @@ enum Command {
         /// The largest upload accepted, compressed, in MiB.
         #[arg(long, default_value_t = 2048, value_name = "MIB")]
         max_upload_mib: u64,
+        /// The most an upload may unpack to, in MiB (a gzip bomb stops there).
+        #[arg(long, default_value_t = 4096, value_name = "MIB")]
+        max_unpacked_mib: u64,
+        /// The most files, folders and links an upload may hold.
+        #[arg(long, default_value_t = 100_000)]
+        max_entries: u64,
     },
     /// Send a submission folder to a `podium serve`, or pack it for sending by other means.
     ///
@@ -512,6 +518,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             backend,
             final_split,
             max_upload_mib,
+            max_unpacked_mib,
+            max_entries,
         } => {
             let mut run_args = vec!["--backend".to_string(), backend_name(backend)];
             if let Some(jobs) = jobs {
@@ -519,7 +527,10 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             }
             let limits = podium::serve::intake::IntakeLimits {
                 max_upload_bytes: max_upload_mib.saturating_mul(1 << 20),
-                ..Default::default()
+                unpack: podium::serve::archive::UnpackLimits {
+                    max_unpacked_bytes: max_unpacked_mib.saturating_mul(1 << 20),
+                    max_entries,
+                },
             };
             podium::serve::serve(podium::serve::ServeOptions {
                 challenge_dir: challenge,

@@ -119,11 +119,33 @@ pub fn request(
     })
 }
 
-/// Packs `folder` into a temporary archive and uploads it; the server's answer.
+/// Packs `folder` into a temporary archive and uploads it; the server's answer. The token, the
+/// quota and the size are checked with the server first, so that nothing is uploaded in vain
+/// (a server refusing an upload does not read it).
 pub fn submit(server: &str, token: &str, folder: &Path) -> Result<Answer> {
     let scratch =
         tempfile::tempdir().map_err(|e| Error::msg(format!("no temporary folder: {e}")))?;
     let packed = scratch.path().join("submission.tar.gz");
-    archive::pack(folder, &packed).map_err(|e| Error::msg(e.0))?;
+    let size = archive::pack(folder, &packed).map_err(|e| Error::msg(e.0))?;
+    let team = request(server, "GET", "/api/submissions", token, None)?;
+    if team.status != 200 {
+        return Ok(team);
+    }
+    if team.body["can_submit"] == false {
+        return Ok(Answer {
+            status: 429,
+            body: serde_json::json!({ "error": team.body["quota"] }),
+        });
+    }
+    if let Some(limit) = team.body["max_upload_bytes"].as_u64() {
+        if size > limit {
+            return Ok(Answer {
+                status: 413,
+                body: serde_json::json!({ "error": format!(
+                    "the packed submission is {size} bytes, more than the server's limit of {limit}; leave out what the program does not need at run time"
+                ) }),
+            });
+        }
+    }
     request(server, "POST", "/api/submissions", token, Some(&packed))
 }

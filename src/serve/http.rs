@@ -310,12 +310,18 @@ fn team_json(app: &App, team: &Team) -> Reply {
         Ok(s) => s,
         Err(e) => return error(500, &format!("the server could not read the queue: {e}")),
     };
+    let can_submit = {
+        let store = app.store();
+        intake::check_quota(&store, &app.phase, team, crate::pipeline::now_unix()).is_ok()
+    };
     let quota = quota_left(app, team);
     json_reply(
         200,
         json!({
             "team": crate::text::shown(&team.name),
             "quota": quota,
+            "can_submit": can_submit,
+            "max_upload_bytes": app.limits.max_upload_bytes,
             "submissions": submissions.iter().map(|s| submission_json(app, s)).collect::<Vec<_>>(),
         }),
     )
@@ -636,6 +642,12 @@ async fn upload(app: &Arc<App>, peer: IpAddr, request: Request<Incoming>) -> Rep
     }
 }
 
+/// A refusal answered before the body was read: the connection closes after it, so that the
+/// rest of the upload is not taken for the next request.
 fn refused(refusal: &Refusal) -> Reply {
-    error(refusal.status, &refusal.message)
+    let mut reply = error(refusal.status, &refusal.message);
+    reply
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    reply
 }
