@@ -106,6 +106,102 @@ fn the_report_loads_in_headless_chromium_without_errors_and_renders() {
     );
 }
 
+/// `podium serve`'s pages as a browser gets them: the leaderboard, a team's page, its report
+/// and the organizers' queue, each saved as served and loaded from the file (the pages are
+/// self-contained, so nothing is lost), without errors or a request to anywhere.
+#[test]
+fn the_servers_pages_load_in_headless_chromium_without_errors() {
+    use common::server::*;
+    let Some(chromium) = require_chromium() else {
+        return;
+    };
+    let (dir, challenge) = common::small_challenge(3);
+    let data = dir.path().join("data");
+    let team = add_team(&data, "Team <A>", false);
+    let organizer = add_team(&data, "Organizers", true);
+    let server = start(&challenge.root, "dev", &data, &["--backend", "process"]);
+    let (ok, said) = submit(
+        &server.url,
+        &team,
+        &example(dir.path(), "unet", "threshold-baseline"),
+    );
+    assert!(ok, "{said}");
+    let queue = wait_until_finished(&server.url, &organizer, Duration::from_secs(120));
+    let id = queue["submissions"][0]["id"].clone();
+    common::wait_for("the leaderboard rebuilt", || {
+        http_text(&server.url, "/").contains("unet@")
+    });
+    let save = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let leaderboard = http_text(&server.url, "/");
+    let body = |response: &str| response.split_once("\r\n\r\n").unwrap().1.to_string();
+    let pages = [
+        (
+            "leaderboard",
+            save("leaderboard.html", &body(&leaderboard)),
+            "phase dev",
+        ),
+        (
+            "team page",
+            save(
+                "team.html",
+                &http_post_form(
+                    &server.url,
+                    "/team",
+                    &format!("token={}", form_value(&team)),
+                )
+                .1,
+            ),
+            "your submissions",
+        ),
+        (
+            "team report",
+            save(
+                "team-report.html",
+                &http_post_form(
+                    &server.url,
+                    "/team/report",
+                    &format!("token={}&id={id}", form_value(&team)),
+                )
+                .1,
+            ),
+            "covid19-ct",
+        ),
+        (
+            "organizers' queue",
+            save(
+                "queue.html",
+                &http_post_form(
+                    &server.url,
+                    "/organizer",
+                    &format!("token={}", form_value(&organizer)),
+                )
+                .1,
+            ),
+            "The queue",
+        ),
+    ];
+    for (what, path, title) in pages {
+        let page = load_headless(&chromium, &path);
+        assert!(
+            page.problems.is_empty(),
+            "the {what} ({}) did not load cleanly:\n  {}\n\nchromium's log:\n{}",
+            path.display(),
+            page.problems.join("\n  "),
+            page.log
+        );
+        assert!(page.title.contains(title), "{what}: title {:?}", page.title);
+    }
+    assert!(leaderboard.contains("Team &lt;A&gt;"), "{leaderboard}");
+    assert!(
+        leaderboard.contains("content-security-policy: default-src 'none'"),
+        "{leaderboard}"
+    );
+}
+
 /// The detector itself: a page with every kind of fault it must catch is flagged for each.
 #[test]
 fn the_browser_check_flags_exceptions_console_errors_and_failed_loads() {

@@ -28,6 +28,7 @@ use super::intake::{self, IntakeLimits, Phase, Refusal};
 use super::pages;
 use super::queue::Queue;
 use super::store::{Status, Store, Submission, Team};
+use crate::report::html::escape;
 
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const UPLOAD_IDLE: Duration = Duration::from_secs(60);
@@ -225,6 +226,17 @@ pub async fn handle(
             match read_form(request).await {
                 Err(reply) => reply,
                 Ok(form) => page_for(&app, peer.ip(), &form, organizer_page),
+            }
+        }
+        (&Method::POST, ["team", "report"]) => match read_form(request).await {
+            Err(reply) => reply,
+            Ok(form) => team_report(&app, peer.ip(), &form),
+        },
+        (&Method::POST, ["organizer", what]) if matches!(*what, "log" | "rerun" | "disqualify") => {
+            let what = what.to_string();
+            match read_form(request).await {
+                Err(reply) => reply,
+                Ok(form) => organizer_form(&app, peer.ip(), &form, &what),
             }
         }
         (&Method::POST, ["api", "submissions"]) => upload(&app, peer.ip(), request).await,
@@ -499,9 +511,134 @@ fn page_for(
             403,
             pages::message_page("Organizers only", "This page needs an organizer token."),
         ),
-        Auth::Team(team) if organizer_page => html(200, pages::organizer_page(app, &team)),
-        Auth::Team(team) => html(200, pages::team_page(app, &team)),
+        Auth::Team(team) if organizer_page => html(
+            200,
+            pages::organizer_page(app, &team, form.get("token").map_or("", String::as_str)),
+        ),
+        Auth::Team(team) => html(
+            200,
+            pages::team_page(app, &team, form.get("token").map_or("", String::as_str)),
+        ),
     }
+}
+
+/// The team-view report of one of the team's finished submissions.
+fn team_report(app: &App, peer: IpAddr, form: &HashMap<String, String>) -> Reply {
+    let team = match form_team(app, peer, form) {
+        Ok(team) => team,
+        Err(reply) => return *reply,
+    };
+    let missing = || {
+        html(
+            404,
+            pages::message_page(
+                "No report",
+                "Your team has no finished submission with this number.",
+            ),
+        )
+    };
+    let Some(id) = form.get("id").and_then(|id| id.parse::<i64>().ok()) else {
+        return missing();
+    };
+    let found = app.store().submission(id);
+    match found {
+        Ok(Some(s)) if s.team_id == team.id && s.status == Status::Done => {
+            let path = app
+                .phase
+                .rounds_dir()
+                .join(&s.folder)
+                .join(super::queue::TEAM_REPORT);
+            match std::fs::read_to_string(&path) {
+                Ok(report) => html(200, report),
+                Err(_) => html(
+                    404,
+                    pages::message_page(
+                        "No report",
+                        "The report of this submission is not ready; try again in a minute.",
+                    ),
+                ),
+            }
+        }
+        Ok(_) => missing(),
+        Err(e) => error(500, &e.to_string()),
+    }
+}
+
+/// The token of a form, authenticated.
+fn form_team(app: &App, peer: IpAddr, form: &HashMap<String, String>) -> Result<Team, Box<Reply>> {
+    if throttled(app, peer) {
+        return Err(Box::new(html(
+            429,
+            pages::message_page(
+                "Too many unknown tokens",
+                "Too many unknown tokens came from this address; wait a minute.",
+            ),
+        )));
+    }
+    match authenticate(app, form.get("token").map(|t| t.trim().to_string()), peer) {
+        Auth::Team(team) => Ok(team),
+        Auth::Refused(reply) => Err(Box::new(html(
+            reply.status().as_u16(),
+            pages::message_page(
+                "Not signed in",
+                "The token is unknown. Ask the organizers for your team's token.",
+            ),
+        ))),
+    }
+}
+
+/// The organizers' log view and actions, from the buttons of their page.
+fn organizer_form(app: &App, peer: IpAddr, form: &HashMap<String, String>, what: &str) -> Reply {
+    let organizer = match form_team(app, peer, form) {
+        Ok(team) if team.organizer => team,
+        Ok(_) => {
+            return html(
+                403,
+                pages::message_page("Organizers only", "This needs an organizer token."),
+            )
+        }
+        Err(reply) => return *reply,
+    };
+    let token = form.get("token").map_or("", String::as_str);
+    let id = form.get("id").cloned().unwrap_or_default();
+    if what == "log" {
+        let found = id
+            .parse::<i64>()
+            .ok()
+            .and_then(|id| app.store().submission(id).ok().flatten());
+        let Some(s) = found else {
+            return html(
+                404,
+                pages::message_page("No such submission", "No submission has this number."),
+            );
+        };
+        let path = app.phase.logs_dir().join(format!("{}.log", s.folder));
+        let log = std::fs::read(&path).unwrap_or_default();
+        // The end of the log: what a failure says is there.
+        let tail = &log[log.len().saturating_sub(64 * 1024)..];
+        return html(
+            200,
+            pages::log_page(&s, &String::from_utf8_lossy(tail), token),
+        );
+    }
+    let answer = organizer_action(app, &id, what);
+    let done = answer.status().is_success();
+    let notice = if done {
+        format!("Submission {}: {what} done.", escape(&id))
+    } else {
+        format!(
+            "Submission {}: {what} refused (it must have finished).",
+            escape(&id)
+        )
+    };
+    html(
+        if done { 200 } else { 409 },
+        pages::organizer_page(app, &organizer, token).replacen(
+            "<h1>The queue</h1>",
+            &format!("<h1>The queue</h1><p class=\"failed\">{notice}</p>"),
+            1,
+        ),
+    )
 }
 
 /// A reader over the upload's chunks, fed by the request task.

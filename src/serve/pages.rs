@@ -107,12 +107,36 @@ pub fn message_page(title: &str, text: &str) -> String {
     page(title, None, &format!("<p>{}</p>", escape(text)))
 }
 
-fn submissions_table(app: &App, submissions: &[Submission], with_team: bool) -> String {
+/// Which buttons a row of the submissions table gets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Buttons {
+    /// The team's report of a finished submission.
+    Team,
+    /// The log, re-run and disqualify.
+    Organizer,
+}
+
+/// A button posting the token and a submission number to `action`. The token travels in the
+/// form, as it came, never in a URL.
+fn button(action: &str, token: &str, id: i64, label: &str) -> String {
+    format!(
+        "<form method=\"post\" action=\"{action}\" style=\"display:inline;margin:0\"><input type=\"hidden\" name=\"token\" value=\"{}\"><input type=\"hidden\" name=\"id\" value=\"{id}\"><button>{label}</button></form>",
+        escape(token)
+    )
+}
+
+fn submissions_table(
+    app: &App,
+    submissions: &[Submission],
+    buttons: Buttons,
+    token: &str,
+) -> String {
+    let with_team = buttons == Buttons::Organizer;
     let mut html = String::from("<table><tr><th>#</th>");
     if with_team {
         html.push_str("<th>team</th>");
     }
-    html.push_str("<th>submission</th><th>status</th><th>received (UTC)</th><th>cases</th><th>note</th></tr>\n");
+    html.push_str("<th>submission</th><th>status</th><th>received (UTC)</th><th>cases</th><th>note</th><th></th></tr>\n");
     for s in submissions {
         let (done, total) = progress(app, s);
         let cases = match (done, total) {
@@ -129,9 +153,26 @@ fn submissions_table(app: &App, submissions: &[Submission], with_team: bool) -> 
         if with_team {
             let _ = write!(html, "<td>{}</td>", escape(&s.team));
         }
+        let finished = !matches!(s.status, Status::Queued | Status::Running);
+        let actions = match buttons {
+            Buttons::Team if s.status == Status::Done => {
+                button("/team/report", token, s.id, "report")
+            }
+            Buttons::Team => String::new(),
+            Buttons::Organizer => {
+                let mut b = button("/organizer/log", token, s.id, "log");
+                if finished {
+                    b.push_str(&button("/organizer/rerun", token, s.id, "re-run"));
+                    if s.status != Status::Disqualified {
+                        b.push_str(&button("/organizer/disqualify", token, s.id, "disqualify"));
+                    }
+                }
+                b
+            }
+        };
         let _ = writeln!(
             html,
-            "<td>{}</td><td{class}>{}</td><td>{}</td><td class=\"n\">{cases}</td><td>{}</td></tr>",
+            "<td>{}</td><td{class}>{}</td><td>{}</td><td class=\"n\">{cases}</td><td>{}</td><td>{actions}</td></tr>",
             escape(&s.name),
             s.status.as_str(),
             crate::pipeline::utc_stamp(s.received_unix.max(0) as u64),
@@ -142,7 +183,7 @@ fn submissions_table(app: &App, submissions: &[Submission], with_team: bool) -> 
     html
 }
 
-pub fn team_page(app: &App, team: &Team) -> String {
+pub fn team_page(app: &App, team: &Team, token: &str) -> String {
     let submissions = app
         .queue
         .store()
@@ -156,19 +197,36 @@ pub fn team_page(app: &App, team: &Team) -> String {
     if submissions.is_empty() {
         body.push_str("<p>No submission yet. Send one with <code>podium submit --server URL --token TOKEN DIR</code>.</p>");
     } else {
-        body.push_str(&submissions_table(app, &submissions, false));
+        body.push_str(&submissions_table(app, &submissions, Buttons::Team, token));
     }
     page(&format!("{}: your submissions", team.name), None, &body)
 }
 
-pub fn organizer_page(app: &App, organizer: &Team) -> String {
+pub fn organizer_page(app: &App, organizer: &Team, token: &str) -> String {
     let all = app.queue.store().all_submissions().unwrap_or_default();
     let mut body = format!(
-        "<p>Signed in as {}. {} submissions; the logs are in <code>{}</code>. Re-run or disqualify with <code>POST /api/submissions/ID/rerun</code> or <code>/disqualify</code> and this token (docs/serve.md).</p>",
+        "<p>Signed in as {}. {} submissions; the logs are in <code>{}</code>. The round of a re-run or disqualified submission is set aside, kept, in the data folder's <code>set-aside/</code>.</p>",
         escape(&organizer.name),
         all.len(),
         escape(&app.phase.logs_dir().display().to_string())
     );
-    body.push_str(&submissions_table(app, &all, true));
+    body.push_str(&submissions_table(app, &all, Buttons::Organizer, token));
     page("The queue", None, &body)
+}
+
+/// The end of what a submission's round printed (organizers only).
+pub fn log_page(s: &Submission, log: &str, token: &str) -> String {
+    let back = format!(
+        "<form method=\"post\" action=\"/organizer\"><input type=\"hidden\" name=\"token\" value=\"{}\"><button>Back to the queue</button></form>",
+        escape(token)
+    );
+    let body = format!(
+        "<p>Submission {} ({}) of {}, {}.</p>{back}<pre style=\"white-space:pre-wrap\">{}</pre>",
+        s.id,
+        escape(&s.name),
+        escape(&s.team),
+        s.status.as_str(),
+        escape(log)
+    );
+    page(&format!("Log of submission {}", s.id), None, &body)
 }

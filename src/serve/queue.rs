@@ -94,9 +94,15 @@ pub fn work(queue: Arc<Queue>, phase: Arc<Phase>, settings: Arc<RunSettings>, lo
         let recorded = match ended {
             // Interrupted with the server: it stays running and is resumed at the next start.
             Ended::Interrupted => Ok(()),
-            Ended::Done => queue
-                .store()
-                .finish(submission.id, Status::Done, None, true, now),
+            Ended::Done => {
+                let round = phase.rounds_dir().join(&submission.folder);
+                if let Err(e) = write_team_report(&round) {
+                    eprintln!("podium serve: the team report of {}: {e}", round.display());
+                }
+                queue
+                    .store()
+                    .finish(submission.id, Status::Done, None, true, now)
+            }
             Ended::Failed(reason) => {
                 queue
                     .store()
@@ -109,6 +115,25 @@ pub fn work(queue: Arc<Queue>, phase: Arc<Phase>, settings: Arc<RunSettings>, lo
         queue.rounds_done.fetch_add(1, Ordering::SeqCst);
     }
 }
+
+/// The team's view of its round (`podium report --view team`): on a hidden phase, podium's
+/// team-safe messages and no per-case value.
+pub fn write_team_report(round: &std::path::Path) -> Result<()> {
+    let data = crate::report::ReportData::read(round)?;
+    crate::report::write_report(
+        round,
+        &data.refs(),
+        &crate::report::ReportOptions {
+            view: crate::report::View::Team,
+            html: round.join(TEAM_REPORT),
+            plots: None,
+        },
+    )?;
+    Ok(())
+}
+
+/// The team view's file in a round's folder.
+pub const TEAM_REPORT: &str = "report-team.html";
 
 enum Ended {
     Done,

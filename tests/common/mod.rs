@@ -4,6 +4,7 @@
 
 pub mod components;
 pub mod docker_images;
+pub mod server;
 
 #[allow(unused_imports)]
 pub use components::*;
