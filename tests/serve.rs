@@ -424,6 +424,37 @@ fn hostile_uploads_wrong_tokens_and_quotas_get_clear_answers_and_the_server_goes
         get(&server.url, &team, "/api/submissions/../../etc/passwd").0,
         404
     );
+    // The organizers read the log and disqualify; a team can do neither.
+    let log = format!("/api/submissions/{id}/log");
+    assert_eq!(get(&server.url, &team, &log).0, 403);
+    let (status, body) = get(&server.url, &organizer, &log);
+    assert!(
+        status == 200 && body["log"].as_str().unwrap().contains("Results in"),
+        "{body}"
+    );
+    let disqualify = format!("/api/submissions/{id}/disqualify");
+    let answer = client::request(&server.url, "POST", &disqualify, &team, None).unwrap();
+    assert_eq!(answer.status, 403);
+    common::wait_for("both on the leaderboard", || {
+        client::request(&server.url, "GET", "/api/leaderboard", "", None)
+            .unwrap()
+            .body
+            .as_array()
+            .is_some_and(|rows| rows.len() == 2)
+    });
+    let answer = client::request(&server.url, "POST", &disqualify, &organizer, None).unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(
+        get(&server.url, &team, &format!("/api/submissions/{id}")).1["status"],
+        "disqualified"
+    );
+    common::wait_for("the disqualified submission off the leaderboard", || {
+        let rows = client::request(&server.url, "GET", "/api/leaderboard", "", None)
+            .unwrap()
+            .body;
+        rows.as_array()
+            .is_some_and(|rows| rows.len() == 1 && rows[0]["team"] == "Team B")
+    });
     // Still serving.
     assert!(http_text(&server.url, "/").starts_with("HTTP/1.1 200"));
 }

@@ -268,6 +268,15 @@ pub async fn handle(
                 Auth::Team(_) => organizer_action(&app, id, action),
             }
         }
+        (&Method::GET, ["api", "submissions", id, "log"]) => {
+            match authenticate(&app, bearer(&request), peer.ip()) {
+                Auth::Refused(reply) => reply,
+                Auth::Team(team) if !team.organizer => {
+                    error(403, "only an organizer token can read the logs")
+                }
+                Auth::Team(_) => log_json(&app, id),
+            }
+        }
         (&Method::GET, ["api", "queue"]) => match authenticate(&app, bearer(&request), peer.ip()) {
             Auth::Refused(reply) => reply,
             Auth::Team(team) if !team.organizer => {
@@ -433,6 +442,24 @@ fn organizer_action(app: &App, id: &str, action: &str) -> Reply {
         }
         Err(e) => error(500, &e),
     }
+}
+
+/// The end of a submission's log (64 KiB), for the organizers.
+fn log_json(app: &App, id: &str) -> Reply {
+    let found = id
+        .parse::<i64>()
+        .ok()
+        .and_then(|id| app.store().submission(id).ok().flatten());
+    let Some(s) = found else {
+        return error(404, "no submission has this number");
+    };
+    let log =
+        std::fs::read(app.phase.logs_dir().join(format!("{}.log", s.folder))).unwrap_or_default();
+    let tail = &log[log.len().saturating_sub(64 * 1024)..];
+    json_reply(
+        200,
+        json!({ "id": s.id, "log": String::from_utf8_lossy(tail) }),
+    )
 }
 
 /// A `application/x-www-form-urlencoded` body of at most [`MAX_FORM_BYTES`].

@@ -18,7 +18,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::archive::{self, UnpackLimits};
-use super::store::{Store, Team};
+use super::store::{Status, Store, Team};
 use crate::challenge::Challenge;
 use crate::error::Result;
 
@@ -109,7 +109,21 @@ pub fn check_quota(
             "an organizer token cannot send submissions; add a team with `podium teams add` and use its token",
         ));
     }
-    let pending = store.pending(team.id).map_err(Refusal::server)?;
+    // Queued or running, and not yet a finished round of the rounds folder (which the quota
+    // counts already).
+    let pending = store
+        .submissions_of(team.id)
+        .map_err(Refusal::server)?
+        .iter()
+        .filter(|s| matches!(s.status, Status::Queued | Status::Running))
+        .filter(|s| {
+            !phase
+                .rounds_dir()
+                .join(&s.folder)
+                .join("run.json")
+                .is_file()
+        })
+        .count();
     match crate::rounds::quota_refusal_with_pending(
         &phase.rounds_dir(),
         &phase.challenge,
