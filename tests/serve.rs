@@ -458,3 +458,41 @@ fn hostile_uploads_wrong_tokens_and_quotas_get_clear_answers_and_the_server_goes
     // Still serving.
     assert!(http_text(&server.url, "/").starts_with("HTTP/1.1 200"));
 }
+
+#[test]
+fn a_docker_image_archive_is_submitted_like_a_program() {
+    if !common::docker_images::require_docker() {
+        return;
+    }
+    let (dir, challenge) = small_challenge(3);
+    let image = "podium-test/served-baseline:latest";
+    common::docker_images::build_baseline_image(image);
+    let folder = dir.path().join("docker-unet");
+    std::fs::create_dir_all(&folder).unwrap();
+    common::docker_images::save_image(image, &folder.join("model.tar.gz"));
+    std::fs::write(
+        folder.join("submission.toml"),
+        "name = \"docker-unet\"\n[run]\nkind = \"docker\"\nimage_archive = \"model.tar.gz\"\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let team = add_team(&data, "Team D", false);
+    let organizer = add_team(&data, "Organizers", true);
+    let server = start(&challenge.root, "dev", &data, &["--jobs", "2"]);
+    let (ok, said) = submit(&server.url, &team, &folder);
+    assert!(ok, "{said}");
+    let queue = wait_until_finished(&server.url, &organizer, Duration::from_secs(180));
+    assert_eq!(queue["submissions"][0]["status"], "done", "{queue}");
+    let round = std::fs::read_dir(data.join("rounds"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.join("round.json").is_file()
+                && p.file_name().unwrap().to_string_lossy().starts_with('s')
+        })
+        .unwrap();
+    let runs = read_csv(&round.join("runs.csv"));
+    assert_eq!(runs.len(), 3);
+    assert!(runs.iter().all(|r| r["status"] == "ok"), "{runs:?}");
+}
