@@ -198,7 +198,11 @@ EOF
   cat > "$dir/cgroup.conf" <<EOF
 # Written by .ci/slurm-cluster.sh.
 CgroupPlugin=cgroup/v1
-ConstrainCores=yes
+# Cores are not confined by Slurm's cpuset: on this machine's cgroup v1, a job starting right
+# after jobs ended with their node (the NODE_FAIL test) could find the cpuset still busy
+# ("cpuset.cpus: Device or resource busy"), and slurmd then drained the node for good. Each
+# case's CPUs are confined anyway, by the node's sandbox (its per-case cgroup).
+ConstrainCores=no
 ConstrainDevices=no
 # A job's memory is its allocation (--mem, or DefMemPerCPU per CPU); the machine has no swap,
 # and none is allowed, so a job over it is OOM-killed and ends OUT_OF_MEMORY.

@@ -80,7 +80,12 @@ fn round(challenge: &Path, subs: &Path, out: &Path, backend: &str) -> Command {
 }
 
 fn run(challenge: &Path, subs: &Path, out: &Path, backend: &str) -> Output {
-    round(challenge, subs, out, backend).output().unwrap()
+    let child = round(challenge, subs, out, backend)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_at_most(child, Duration::from_secs(600))
 }
 
 #[test]
@@ -266,7 +271,7 @@ fn a_cancelled_job_fails_its_case_and_the_round_goes_on() {
         "{}",
         String::from_utf8_lossy(&cancel.stderr)
     );
-    let finished = running.wait_with_output().unwrap();
+    let finished = wait_at_most(running, Duration::from_secs(300));
     assert_success(&finished);
     let runs = read_csv(&out.join("runs.csv"));
     assert_eq!(runs.len(), 3);
@@ -459,7 +464,7 @@ fn jobs_lost_with_their_node_are_submitted_again_without_counting_against_the_te
             "the node stayed down"
         );
     }
-    let finished = running.wait_with_output().unwrap();
+    let finished = wait_at_most(running, Duration::from_secs(300));
     assert_success(&finished);
     let runs = read_csv(&out.join("runs.csv"));
     assert_eq!(runs.len(), 3);
@@ -475,6 +480,34 @@ fn jobs_lost_with_their_node_are_submitted_again_without_counting_against_the_te
     );
     let shown = first_task(&out);
     assert!(shown.contains("JobState=NODE_FAIL"), "{shown}");
+}
+
+/// Waits for podium, for at most `limit`: a cluster whose node stays unavailable would
+/// otherwise hold the test (and CI) forever. On time out, podium is killed and the test fails
+/// with what Slurm says of its node and queue. Its output is read meanwhile, so that a full
+/// pipe never stops it.
+fn wait_at_most(child: std::process::Child, limit: Duration) -> Output {
+    let pid = child.id() as libc::pid_t;
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    match receiver.recv_timeout(limit) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            // SAFETY: a signal to the podium this test started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let said = |args: &[&str]| {
+                let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            };
+            panic!(
+                "podium did not finish within {limit:?}; Slurm's node:\n{}\nqueue:\n{}",
+                said(&["sinfo", "-N", "-l"]),
+                said(&["squeue", "-l"])
+            );
+        }
+    }
 }
 
 /// What `scontrol show job` says of the round's first submitted task.
@@ -494,4 +527,99 @@ fn read_lines(path: &Path) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
+}
+
+/// Returns the node to service when dropped, whatever the test did.
+struct Resume;
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        let _ = Command::new("scontrol")
+            .args(["update", "NodeName=localhost", "State=RESUME"])
+            .output();
+    }
+}
+
+/// A drained node would hold a round forever without a word: podium says what Slurm says and
+/// what ends it, and the round goes on once the node is back.
+#[test]
+fn a_round_waiting_for_a_drained_node_says_so_and_goes_on_when_it_returns() {
+    let _cluster = one_at_a_time();
+    if !require_slurm() {
+        return;
+    }
+    let (dir, challenge) = cluster_challenge(3, "");
+    let subs = dir.path().join("subs");
+    std::fs::create_dir_all(&subs).unwrap();
+    binary_submission(
+        &subs,
+        "threshold-baseline",
+        &workspace_binary("threshold-baseline"),
+    );
+    let drained = Command::new("scontrol")
+        .args([
+            "update",
+            "NodeName=localhost",
+            "State=DRAIN",
+            "Reason=podium-test",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        drained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&drained.stderr)
+    );
+    let resume = Resume;
+    let out = dir.path().join("out");
+    let mut child = round(&challenge, &subs, &out, "slurm")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let said = std::sync::Arc::clone(&said);
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                said.lock().unwrap().push_str(&(line + "\n"));
+            }
+        })
+    };
+    let started = Instant::now();
+    while !said.lock().unwrap().contains("WAITING") {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no word of the drained node:\n{}",
+            said.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(resume);
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "the round did not go on once the node was back"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    reader.join().unwrap();
+    let said = said.lock().unwrap().clone();
+    let line = said.lines().find(|l| l.contains("WAITING")).unwrap();
+    assert!(
+        line.contains("no node to run on") && line.contains("State=RESUME"),
+        "{line}"
+    );
+    assert!(child.wait().unwrap().success(), "{said}");
+    let runs = read_csv(&out.join("runs.csv"));
+    assert!(
+        runs.len() == 3 && runs.iter().all(|r| r["status"] == "ok"),
+        "{runs:?}"
+    );
 }

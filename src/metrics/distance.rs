@@ -419,21 +419,34 @@ fn voxel_metrics(
         });
     }
     let surface_b = SurfaceBits::new(mask_b, spec.shape, bbox);
+    let (d_ab, d_ba) = both_directions(&surface_a, &surface_b, spec.spacing_mm, budget)?;
+    Ok(summarise(d_ab, d_ba, spec.nsd_tolerance_mm))
+}
+
+/// The distances from each element of `a` to `b` and from each of `b` to `a`, or the step
+/// limit once the budget is spent (checked before, between and after, so that a computation
+/// stops as soon as it is over).
+fn both_directions(
+    a: &SurfaceBits,
+    b: &SurfaceBits,
+    spacing: [f64; 3],
+    budget: &WorkBudget,
+) -> Result<(Vec<f64>, Vec<f64>), OverBudget> {
     let over = OverBudget::Steps {
         limit: budget.max_steps,
     };
     if budget.exhausted() {
         return Err(over);
     }
-    let d_ab = directed_distances(&surface_b, &surface_a, spec.spacing_mm, budget);
+    let d_ab = directed_distances(b, a, spacing, budget);
     if budget.exhausted() {
         return Err(over);
     }
-    let d_ba = directed_distances(&surface_a, &surface_b, spec.spacing_mm, budget);
+    let d_ba = directed_distances(a, b, spacing, budget);
     if budget.exhausted() {
         return Err(over);
     }
-    Ok(summarise(d_ab, d_ba, spec.nsd_tolerance_mm))
+    Ok((d_ab, d_ba))
 }
 
 /// Boundary metrics of one label on DeepMind's surface elements ("surfels"), as
@@ -516,20 +529,10 @@ fn surfel_metrics(
     }
     let (surfels_b, codes_b) = SurfaceBits::surfels(&mask_b, spec.shape, &corners);
     drop(mask_b);
-    let over = Some(Err(OverBudget::Steps {
-        limit: budget.max_steps,
-    }));
-    if budget.exhausted() {
-        return over;
-    }
-    let d_ab = directed_distances(&surfels_b, &surfels_a, spec.spacing_mm, budget);
-    if budget.exhausted() {
-        return over;
-    }
-    let d_ba = directed_distances(&surfels_a, &surfels_b, spec.spacing_mm, budget);
-    if budget.exhausted() {
-        return over;
-    }
+    let (d_ab, d_ba) = match both_directions(&surfels_a, &surfels_b, spec.spacing_mm, budget) {
+        Ok(both) => both,
+        Err(over) => return Some(Err(over)),
+    };
     let areas = super::surfels::surfel_areas(spec.spacing_mm);
     Some(Ok(summarise_surfels(
         (&d_ab, &codes_a),

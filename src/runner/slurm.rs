@@ -159,6 +159,8 @@ struct QueueView {
     taken: Option<Instant>,
     alive: HashMap<String, String>,
     error: Option<String>,
+    /// When tasks waiting for a node were last reported.
+    warned: Option<Instant>,
 }
 
 pub struct SlurmBackend {
@@ -243,9 +245,30 @@ impl SlurmBackend {
                 .unwrap_or_else(|e| e.into_inner())
                 .run_id
                 .clone();
-            match squeue(&job_name_prefix(&run_id)) {
+            match squeue_with_reasons(&job_name_prefix(&run_id)) {
                 Ok(alive) => {
-                    view.alive = alive;
+                    let stuck: Vec<&String> = alive
+                        .values()
+                        .filter(|(state, reason)| waits_for_a_node(state, reason))
+                        .map(|(_, reason)| reason)
+                        .collect();
+                    let due = view
+                        .warned
+                        .is_none_or(|t| t.elapsed() >= NODE_WARNING_EVERY);
+                    if let (Some(reason), true) = (stuck.first(), due) {
+                        // Slurm would keep these tasks pending forever: say so, and what ends it.
+                        eprintln!(
+                            "{:>10} Slurm holds {} task(s) of this round with no node to run on: {}. The round waits until an organizer returns the nodes to service (`scontrol update NodeName=<node> State=RESUME`); `scancel` of the jobs fails their cases instead",
+                            "WAITING",
+                            stuck.len(),
+                            crate::text::shown(reason)
+                        );
+                        view.warned = Some(Instant::now());
+                    }
+                    view.alive = alive
+                        .into_iter()
+                        .map(|(id, (state, _))| (id, state))
+                        .collect();
                     view.error = None;
                 }
                 Err(e) => view.error = Some(e),
@@ -455,8 +478,16 @@ fn shell_quote(text: &str) -> String {
 
 /// Live tasks of this round's jobs (`%i` with `-r`: one line per array task) and their states.
 fn squeue(name_prefix: &str) -> Result<HashMap<String, String>, String> {
+    Ok(squeue_with_reasons(name_prefix)?
+        .into_iter()
+        .map(|(id, (state, _))| (id, state))
+        .collect())
+}
+
+/// [`squeue`] with each task's reason (`%r`: why a pending task waits).
+fn squeue_with_reasons(name_prefix: &str) -> Result<HashMap<String, (String, String)>, String> {
     let output = Command::new("squeue")
-        .args(["-h", "-r", "-o", "%i|%j|%T"])
+        .args(["-h", "-r", "-o", "%i|%j|%T|%r"])
         .output()
         .map_err(|e| format!("cannot run squeue: {e}"))?;
     if !output.status.success() {
@@ -465,16 +496,41 @@ fn squeue(name_prefix: &str) -> Result<HashMap<String, String>, String> {
             String::from_utf8_lossy(&output.stderr).trim()
         ));
     }
-    Ok(String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| {
-            let mut parts = line.splitn(3, '|');
-            let (id, name, state) = (parts.next()?, parts.next()?, parts.next()?);
-            name.starts_with(name_prefix)
-                .then(|| (id.trim().to_string(), state.trim().to_string()))
-        })
-        .collect())
+    Ok(parse_squeue(
+        &String::from_utf8_lossy(&output.stdout),
+        name_prefix,
+    ))
 }
+
+fn parse_squeue(text: &str, name_prefix: &str) -> HashMap<String, (String, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(4, '|');
+            let (id, name, state) = (parts.next()?, parts.next()?, parts.next()?);
+            let reason = parts.next().unwrap_or("").trim().to_string();
+            name.starts_with(name_prefix)
+                .then(|| (id.trim().to_string(), (state.trim().to_string(), reason)))
+        })
+        .collect()
+}
+
+/// The reason of a pending task that only an organizer can end: no node to run on (down,
+/// drained, not available), as opposed to waiting for resources or priority.
+fn waits_for_a_node(state: &str, reason: &str) -> bool {
+    state == "PENDING"
+        && [
+            "DOWN",
+            "DRAIN",
+            "ReqNodeNotAvail",
+            "NodeDown",
+            "UnavailableNodes",
+        ]
+        .iter()
+        .any(|word| reason.contains(word))
+}
+
+/// How often the warning about tasks waiting for a node is repeated.
+const NODE_WARNING_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A finished task's state and run time, from `scontrol show job` (kept for `MinJobAge`).
 pub fn parse_scontrol(text: &str) -> (Option<String>, Option<f64>, Option<i32>) {
@@ -889,5 +945,27 @@ mod tests {
         };
         assert!(sbatch_args(&fixed, &limits, 1, "n", Path::new("l"))
             .contains(&"--mem=100M".to_string()));
+    }
+
+    #[test]
+    fn tasks_waiting_for_a_node_are_told_from_tasks_waiting_for_resources() {
+        let text = "123_0|podium-1a2b3c4d-x|PENDING|Nodes required for job are DOWN, DRAINED or reserved for jobs in higher priority partitions\n\
+                    123_1|podium-1a2b3c4d-x|PENDING|Resources\n\
+                    123_2|podium-1a2b3c4d-x|RUNNING|None\n\
+                    124_0|someone-else|PENDING|ReqNodeNotAvail, UnavailableNodes:n1\n";
+        let tasks = parse_squeue(text, "podium-1a2b3c4d-");
+        assert_eq!(tasks.len(), 3, "{tasks:?}");
+        let waiting: Vec<&str> = tasks
+            .iter()
+            .filter(|(_, (state, reason))| waits_for_a_node(state, reason))
+            .map(|(id, _)| id.as_str())
+            .collect();
+        assert_eq!(waiting, ["123_0"]);
+        assert!(waits_for_a_node(
+            "PENDING",
+            "ReqNodeNotAvail, UnavailableNodes:n1"
+        ));
+        assert!(!waits_for_a_node("RUNNING", "NodeDown"));
+        assert!(!waits_for_a_node("PENDING", "Priority"));
     }
 }
