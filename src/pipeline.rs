@@ -123,7 +123,7 @@ impl RoundPlan {
         })
     }
 
-    fn write(&self, out_dir: &Path) -> Result<()> {
+    pub fn write(&self, out_dir: &Path) -> Result<()> {
         std::fs::create_dir_all(out_dir).map_err(|e| Error::io("create", out_dir, e))?;
         let path = out_dir.join("round.json");
         let text = serde_json::to_string_pretty(self).map_err(|e| Error::msg(e.to_string()))?;

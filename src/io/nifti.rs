@@ -44,7 +44,9 @@ pub struct LabelVolume {
 
 /// Reads only the header (for validation: shape and spacing without decompressing the volume).
 pub fn read_geometry(path: &Path) -> Result<Geometry> {
-    let mut reader = open(path)?;
+    // Small buffers: the header is 348 bytes, and a 1 MiB read buffer (zeroed, then filled)
+    // cost more than the header itself when every case's header is read.
+    let mut reader = open_buffered(path, 4 << 10, 1 << 10)?;
     let header = parse_header(&mut reader, path)?;
     geometry_of(&header, path)
 }
@@ -564,8 +566,13 @@ fn header_bytes(shape: [usize; 3], spacing: [f64; 3], datatype: NiftiType) -> Ve
 }
 
 fn open(path: &Path) -> Result<Box<dyn Read>> {
+    open_buffered(path, 1 << 20, 1 << 16)
+}
+
+/// [`open`] with the given buffer sizes for the file and for the decompressed stream.
+fn open_buffered(path: &Path, file_buffer: usize, data_buffer: usize) -> Result<Box<dyn Read>> {
     let mut file = BufReader::with_capacity(
-        1 << 20,
+        file_buffer,
         File::open(path).map_err(|e| Error::io("open", path, e))?,
     );
     // Sniff the gzip magic rather than trusting the file name.
@@ -575,7 +582,7 @@ fn open(path: &Path) -> Result<Box<dyn Read>> {
     let stream = head.chain(file);
     if n == 2 && magic == [0x1f, 0x8b] {
         Ok(Box::new(BufReader::with_capacity(
-            1 << 16,
+            data_buffer,
             MultiGzDecoder::new(stream),
         )))
     } else {

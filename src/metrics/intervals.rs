@@ -142,6 +142,51 @@ pub fn bootstrap_ci<F>(strata: &[usize], spec: &BootstrapSpec, statistic: F) -> 
 where
     F: Fn(&[usize]) -> Option<f64> + Sync,
 {
+    resample_values(strata, spec, || (), |_, resample| statistic(resample))
+        .and_then(|values| percentile_interval(values, spec))
+}
+
+/// [`bootstrap_ci`] with the resample given to `statistic` as draw counts: `counts[i]` is how
+/// often case `i` was drawn (the metrics of [`super::weighted`] take them in O(n), without a
+/// copy or a sort). The draws are exactly those of [`bootstrap_ci`] with the same `spec`, so
+/// the interval is that of the same statistic computed on the drawn indices.
+pub fn bootstrap_ci_counts<F>(
+    strata: &[usize],
+    spec: &BootstrapSpec,
+    statistic: F,
+) -> Option<(f64, f64)>
+where
+    F: Fn(&[u32]) -> Option<f64> + Sync,
+{
+    let n_cases = strata.len();
+    resample_values(
+        strata,
+        spec,
+        || vec![0u32; n_cases],
+        |counts, resample| {
+            counts.fill(0);
+            for &case in resample {
+                counts[case] += 1;
+            }
+            statistic(counts)
+        },
+    )
+    .and_then(|values| percentile_interval(values, spec))
+}
+
+/// Draws every resample, in parallel, each from its own stream, and evaluates it with
+/// `evaluate` and a per-thread scratch state made by `scratch`. None when the spec or the
+/// cases rule out an interval.
+fn resample_values<S, F>(
+    strata: &[usize],
+    spec: &BootstrapSpec,
+    scratch: impl Fn() -> S + Sync + Send,
+    evaluate: F,
+) -> Option<Vec<Option<f64>>>
+where
+    S: Send,
+    F: Fn(&mut S, &[usize]) -> Option<f64> + Sync,
+{
     if strata.is_empty() || spec.resamples == 0 || !(spec.confidence > 0.0 && spec.confidence < 1.0)
     {
         return None;
@@ -152,25 +197,30 @@ where
     }
     let groups: Vec<Vec<usize>> = by_stratum.into_values().collect();
     let n_cases = strata.len();
-
-    let values: Vec<Option<f64>> = (0..spec.resamples)
-        .into_par_iter()
-        .map_init(
-            || Vec::with_capacity(n_cases),
-            |resample: &mut Vec<usize>, r| {
-                let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
-                rng.set_stream(r as u64);
-                resample.clear();
-                for group in &groups {
-                    for _ in 0..group.len() {
-                        resample.push(group[rng.random_range(0..group.len())]);
+    Some(
+        (0..spec.resamples)
+            .into_par_iter()
+            .map_init(
+                || (Vec::with_capacity(n_cases), scratch()),
+                |(resample, state): &mut (Vec<usize>, S), r| {
+                    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+                    rng.set_stream(r as u64);
+                    resample.clear();
+                    for group in &groups {
+                        for _ in 0..group.len() {
+                            resample.push(group[rng.random_range(0..group.len())]);
+                        }
                     }
-                }
-                statistic(resample).filter(|v| v.is_finite())
-            },
-        )
-        .collect();
+                    evaluate(state, resample).filter(|v| v.is_finite())
+                },
+            )
+            .collect(),
+    )
+}
 
+/// The percentile interval of the defined resample values; None when more than half are
+/// undefined.
+fn percentile_interval(values: Vec<Option<f64>>, spec: &BootstrapSpec) -> Option<(f64, f64)> {
     let mut defined: Vec<f64> = values.into_iter().flatten().collect();
     let undefined = spec.resamples - defined.len();
     if undefined * 2 > spec.resamples {
@@ -313,6 +363,28 @@ mod tests {
         );
         // A different seed gives a different interval.
         assert_ne!(run(2, 43), reference);
+    }
+
+    #[test]
+    fn counted_resamples_draw_the_same_cases_as_listed_ones() {
+        let values: Vec<f64> = (0..50).map(|i| ((i * 13) % 7) as f64).collect();
+        let strata: Vec<usize> = (0..50).map(|i| i % 2).collect();
+        let listed = bootstrap_ci(&strata, &spec(5), |idx| {
+            let mut sorted: Vec<f64> = idx.iter().map(|&i| values[i]).collect();
+            sorted.sort_by(f64::total_cmp);
+            Some(sorted[sorted.len() / 3] + sorted.len() as f64)
+        });
+        let counted = bootstrap_ci_counts(&strata, &spec(5), |counts| {
+            let sorted: Vec<f64> = crate::metrics::weighted::expand(counts)
+                .into_iter()
+                .map(|i| values[i])
+                .collect::<Vec<_>>();
+            let mut sorted = sorted;
+            sorted.sort_by(f64::total_cmp);
+            Some(sorted[sorted.len() / 3] + sorted.len() as f64)
+        });
+        assert!(listed.is_some());
+        assert_eq!(listed, counted);
     }
 
     #[test]

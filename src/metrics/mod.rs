@@ -17,6 +17,7 @@
 //!   DeepMind's surfels, and the exact Euclidean distance transform.
 //! * [`surfels`]: the surfel area of each 2 × 2 × 2 corner configuration.
 //! * [`intervals`]: Wilson score interval, stratified percentile bootstrap.
+//! * [`weighted`]: the same metrics on a bootstrap resample given as draw counts, in O(n).
 
 pub mod agreement;
 pub mod classification;
@@ -28,3 +29,4 @@ pub mod regression;
 pub mod roc;
 pub mod segmentation;
 pub mod surfels;
+pub mod weighted;

@@ -14,7 +14,7 @@ pub enum KappaWeights {
 impl KappaWeights {
     /// Unnormalised weight `|i - j|` or `(i - j)²`; the `(n - 1)` or
     /// `(n - 1)²` normalisation cancels in the kappa ratio.
-    fn raw(self, i: usize, j: usize) -> u128 {
+    pub(crate) fn raw(self, i: usize, j: usize) -> u128 {
         let d = i.abs_diff(j) as u128;
         match self {
             KappaWeights::Linear => d,

@@ -214,7 +214,12 @@ pub fn sensitivity_at_specificity(
     scores: &[f64],
     target_specificity: f64,
 ) -> Option<f64> {
-    let curve = roc_curve(truth, scores)?;
+    sensitivity_at_specificity_on(&roc_curve(truth, scores)?, target_specificity)
+}
+
+/// [`sensitivity_at_specificity`] read off a curve made by [`roc_curve`] (or its counted form,
+/// [`super::weighted::SortedScores::roc_curve`]).
+pub fn sensitivity_at_specificity_on(curve: &[RocPoint], target_specificity: f64) -> Option<f64> {
     curve
         .iter()
         .filter(|p| 1.0 - p.fpr >= target_specificity - 1e-12)
@@ -225,7 +230,11 @@ pub fn sensitivity_at_specificity(
 /// The threshold maximising Youden's J = sensitivity + specificity − 1 over the observed
 /// scores, and J there. Among equal J the highest threshold (the most specific) wins.
 pub fn youden_threshold(truth: &[bool], scores: &[f64]) -> Option<(f64, f64)> {
-    let curve = roc_curve(truth, scores)?;
+    youden_threshold_on(&roc_curve(truth, scores)?)
+}
+
+/// [`youden_threshold`] read off a curve made by [`roc_curve`] (or its counted form).
+pub fn youden_threshold_on(curve: &[RocPoint]) -> Option<(f64, f64)> {
     let mut best: Option<(f64, f64)> = None;
     for p in curve.iter().skip(1) {
         let j = p.tpr - p.fpr;

@@ -40,15 +40,17 @@ pub trait SetStatistic: Send + Sync {
 }
 
 /// A whole-set statistic over the cases a scorer kept, found through `local`: round case
-/// index → position in the scorer's vectors.
+/// index → position in the scorer's vectors. The statistic takes the resample as draw counts
+/// of those positions (the form of [`crate::metrics::weighted`]).
 pub struct LocalStatistic<F> {
     local: Vec<Option<usize>>,
+    kept: usize,
     statistic: F,
 }
 
 impl<F> LocalStatistic<F>
 where
-    F: Fn(&[usize]) -> Option<f64> + Send + Sync,
+    F: Fn(&[u32]) -> Option<f64> + Send + Sync,
 {
     /// `kept[k]` is the round case index of the scorer's k-th value; `n_cases` the round's.
     pub fn new(kept: &[usize], n_cases: usize, statistic: F) -> LocalStatistic<F> {
@@ -56,17 +58,26 @@ where
         for (k, &i) in kept.iter().enumerate() {
             local[i] = Some(k);
         }
-        LocalStatistic { local, statistic }
+        LocalStatistic {
+            local,
+            kept: kept.len(),
+            statistic,
+        }
     }
 }
 
 impl<F> SetStatistic for LocalStatistic<F>
 where
-    F: Fn(&[usize]) -> Option<f64> + Send + Sync,
+    F: Fn(&[u32]) -> Option<f64> + Send + Sync,
 {
     fn on(&self, idx: &[usize]) -> Option<f64> {
-        let local: Vec<usize> = idx.iter().filter_map(|&i| self.local[i]).collect();
-        (self.statistic)(&local)
+        let mut counts = vec![0u32; self.kept];
+        for &i in idx {
+            if let Some(k) = self.local[i] {
+                counts[k] += 1;
+            }
+        }
+        (self.statistic)(&counts)
     }
 }
 
@@ -169,8 +180,14 @@ mod tests {
     fn a_local_statistic_skips_cases_the_scorer_did_not_keep() {
         // The scorer kept round cases 0, 2 and 3 with values 1, 2, 3.
         let values = [1.0, 2.0, 3.0];
-        let sum = LocalStatistic::new(&[0, 2, 3], 4, move |idx: &[usize]| {
-            Some(idx.iter().map(|&k| values[k]).sum())
+        let sum = LocalStatistic::new(&[0, 2, 3], 4, move |counts: &[u32]| {
+            Some(
+                counts
+                    .iter()
+                    .zip(values)
+                    .map(|(&c, v)| f64::from(c) * v)
+                    .sum(),
+            )
         });
         assert_eq!(sum.on(&[0, 1, 2, 3]), Some(6.0));
         assert_eq!(sum.on(&[3, 3, 1]), Some(6.0));

@@ -11,7 +11,7 @@ use crate::challenge::{Challenge, Metric, MissingPolicy, PhasePaths, Task, TaskS
 use crate::io::nifti::{Geometry, SparseLabels, VoxelBox};
 use crate::metrics::distance::{self, BoundarySpec, OverBudget, WorkBudget};
 use crate::metrics::{
-    agreement, classification, intervals, ordinal, regression, roc, segmentation,
+    agreement, classification, intervals, ordinal, regression, roc, segmentation, weighted,
 };
 use crate::results::ranking_inputs::{BinaryAuc, LocalStatistic, PrimaryValues};
 use crate::results::CaseRecord;
@@ -211,7 +211,7 @@ impl Context<'_> {
     /// case index of its k-th value).
     fn primary_whole_set<F>(&mut self, task: &Task, kept: &[usize], statistic: F)
     where
-        F: Fn(&[usize]) -> Option<f64> + Send + Sync + 'static,
+        F: Fn(&[u32]) -> Option<f64> + Send + Sync + 'static,
     {
         let local = LocalStatistic::new(kept, self.truth.cases.len(), statistic);
         self.primary(task, PrimaryValues::WholeSet(std::sync::Arc::new(local)));
@@ -368,6 +368,16 @@ impl Context<'_> {
         });
     }
 
+    /// [`Self::bootstrap_ci`] of a statistic of draw counts ([`intervals::bootstrap_ci_counts`]).
+    fn bootstrap_ci_counts(
+        &self,
+        strata: &[usize],
+        statistic: impl Fn(&[u32]) -> Option<f64> + Sync,
+    ) -> Option<(f64, f64)> {
+        let spec = self.bootstrap()?;
+        intervals::bootstrap_ci_counts(strata, &spec, statistic)
+    }
+
     /// Bootstrap interval of `statistic`, or None when bootstrapping is switched off.
     fn bootstrap_ci(
         &self,
@@ -420,9 +430,8 @@ impl Context<'_> {
         let strata: Vec<usize> = truth.iter().map(|&t| usize::from(t)).collect();
         let n = truth.len();
         let counts = classification::binary_counts(&truth, &scores, threshold);
-        let resampled = |idx: &[usize]| -> (Vec<bool>, Vec<f64>) {
-            idx.iter().map(|&i| (truth[i], scores[i])).unzip()
-        };
+        // Sorted once: a resample's operating points then cost O(n).
+        let sorted = weighted::SortedScores::new(&truth, &scores);
         for metric in &task.metrics {
             match metric {
                 Metric::Auc => match roc::delong(&truth, &scores) {
@@ -457,12 +466,22 @@ impl Context<'_> {
                         _ => roc::average_precision(t, s),
                     };
                     let value = stat(&truth, &scores);
-                    let ci = value.and_then(|_| {
-                        self.bootstrap_ci(&strata, |idx| {
-                            let (t, s) = resampled(idx);
-                            stat(&t, &s)
-                        })
-                    });
+                    let on_counts = |counts: &[u32]| {
+                        let sorted = sorted.as_ref()?;
+                        match metric {
+                            Metric::SensitivityAtSpecificity => {
+                                sorted.roc_curve(counts).and_then(|c| {
+                                    roc::sensitivity_at_specificity_on(&c, target_specificity)
+                                })
+                            }
+                            Metric::YoudenThreshold => sorted
+                                .roc_curve(counts)
+                                .and_then(|c| roc::youden_threshold_on(&c))
+                                .map(|(threshold, _)| threshold),
+                            _ => sorted.average_precision(counts),
+                        }
+                    };
+                    let ci = value.and_then(|_| self.bootstrap_ci_counts(&strata, on_counts));
                     self.aggregate(task, metric.name(), value, ci, n, "bootstrap");
                 }
                 _ => {}
@@ -476,7 +495,8 @@ impl Context<'_> {
             self.primary(task, PrimaryValues::WholeSet(std::sync::Arc::new(auc)));
         } else {
             let (primary, t_all, s_all) = (task.primary, truth.clone(), scores.clone());
-            self.primary_whole_set(task, &kept, move |idx| {
+            self.primary_whole_set(task, &kept, move |counts| {
+                let idx = weighted::expand(counts);
                 let (t, s): (Vec<bool>, Vec<f64>) =
                     idx.iter().map(|&i| (t_all[i], s_all[i])).unzip();
                 match primary {
@@ -589,17 +609,17 @@ impl Context<'_> {
             .iter()
             .map(|v| classification::argmax(v).unwrap_or(0))
             .collect();
+        // Sorted and paired once: a resample then costs O(n).
+        let one_vs_rest = weighted::OneVsRest::new(&truth, &scores, k);
+        let pairs = weighted::LabelPairs::new(&truth, &predicted);
         let n = truth.len();
         for metric in &task.metrics {
             let (value, ci) = match metric {
                 Metric::MacroAuc => {
                     let value = classification::macro_auc_ovr(&truth, &scores, k).macro_auc;
                     let ci = value.and_then(|_| {
-                        self.bootstrap_ci(&truth, |idx| {
-                            let t: Vec<usize> = idx.iter().map(|&i| truth[i]).collect();
-                            let s: Vec<Vec<f64>> = idx.iter().map(|&i| scores[i].clone()).collect();
-                            classification::macro_auc_ovr(&t, &s, k).macro_auc
-                        })
+                        let ovr = one_vs_rest.as_ref()?;
+                        self.bootstrap_ci_counts(&truth, |counts| ovr.macro_auc(counts))
                     });
                     (value, ci)
                 }
@@ -613,10 +633,13 @@ impl Context<'_> {
                     };
                     let value = stat(&truth, &predicted);
                     let ci = value.and_then(|_| {
-                        self.bootstrap_ci(&truth, |idx| {
-                            let (t, p): (Vec<usize>, Vec<usize>) =
-                                idx.iter().map(|&i| (truth[i], predicted[i])).unzip();
-                            stat(&t, &p)
+                        let pairs = pairs.as_ref()?;
+                        self.bootstrap_ci_counts(&truth, |counts| {
+                            if *metric == Metric::Accuracy {
+                                pairs.accuracy(counts)
+                            } else {
+                                pairs.balanced_accuracy(counts, k)
+                            }
                         })
                     });
                     (value, ci)
@@ -625,24 +648,12 @@ impl Context<'_> {
             };
             self.aggregate(task, metric.name(), value, ci, n, "bootstrap");
         }
-        let (primary, t_all, s_all) = (task.primary, truth.clone(), scores.clone());
-        self.primary_whole_set(task, &kept, move |idx| {
-            let t: Vec<usize> = idx.iter().map(|&i| t_all[i]).collect();
-            let s: Vec<Vec<f64>> = idx.iter().map(|&i| s_all[i].clone()).collect();
-            match primary {
-                Metric::MacroAuc => classification::macro_auc_ovr(&t, &s, k).macro_auc,
-                _ => {
-                    let p: Vec<usize> = s
-                        .iter()
-                        .map(|v| classification::argmax(v).unwrap_or(0))
-                        .collect();
-                    if primary == Metric::Accuracy {
-                        ordinal::accuracy(&t, &p)
-                    } else {
-                        classification::balanced_accuracy(&t, &p, k)
-                    }
-                }
-            }
+        let primary = task.primary;
+        let (one_vs_rest, pairs) = (one_vs_rest.clone(), pairs.clone());
+        self.primary_whole_set(task, &kept, move |counts| match primary {
+            Metric::MacroAuc => one_vs_rest.as_ref()?.macro_auc(counts),
+            Metric::Accuracy => pairs.as_ref()?.accuracy(counts),
+            _ => pairs.as_ref()?.balanced_accuracy(counts, k),
         });
         let ovr = classification::macro_auc_ovr(&truth, &scores, k);
         for (c, class) in classes.iter().enumerate() {
@@ -967,9 +978,11 @@ impl Context<'_> {
             self.primary(task, PrimaryValues::PerCase(abs_errors));
         } else {
             let (primary, p_all, t_all) = (task.primary, predicted.clone(), truth.clone());
-            self.primary_whole_set(task, &kept, move |idx| {
-                let (p, t): (Vec<f64>, Vec<f64>) =
-                    idx.iter().map(|&i| (p_all[i], t_all[i])).unzip();
+            self.primary_whole_set(task, &kept, move |counts| {
+                let (p, t): (Vec<f64>, Vec<f64>) = weighted::expand(counts)
+                    .into_iter()
+                    .map(|i| (p_all[i], t_all[i]))
+                    .unzip();
                 match primary {
                     Metric::Rmse => regression::rmse(&p, &t),
                     Metric::PearsonR => agreement::pearson_r(&p, &t),
@@ -1050,20 +1063,23 @@ impl Context<'_> {
                 kept.push(case_index);
             }
         }
-        let (primary, t_all, p_all) = (task.primary, truth.clone(), predicted.clone());
-        self.primary_whole_set(task, &kept, move |idx| {
-            let (t, p): (Vec<usize>, Vec<usize>) =
-                idx.iter().map(|&i| (t_all[i], p_all[i])).unzip();
-            match primary {
+        // Paired once: a resample's kappa then costs O(n).
+        let pairs = weighted::LabelPairs::new(&truth, &predicted);
+        let counted = move |counts: &[u32], metric: Metric| {
+            let pairs = pairs.as_ref()?;
+            match metric {
                 Metric::QuadraticKappa => {
-                    ordinal::weighted_kappa(&t, &p, n_levels, ordinal::KappaWeights::Quadratic)
+                    pairs.weighted_kappa(counts, n_levels, ordinal::KappaWeights::Quadratic)
                 }
                 Metric::LinearKappa => {
-                    ordinal::weighted_kappa(&t, &p, n_levels, ordinal::KappaWeights::Linear)
+                    pairs.weighted_kappa(counts, n_levels, ordinal::KappaWeights::Linear)
                 }
-                _ => ordinal::accuracy(&t, &p),
+                _ => pairs.accuracy(counts),
             }
-        });
+        };
+        let primary = task.primary;
+        let for_ranking = counted.clone();
+        self.primary_whole_set(task, &kept, move |counts| for_ranking(counts, primary));
         let n = truth.len();
         for metric in &task.metrics {
             let stat = |t: &[usize], p: &[usize]| match metric {
@@ -1082,13 +1098,8 @@ impl Context<'_> {
                 continue;
             }
             let value = stat(&truth, &predicted);
-            let ci = value.and_then(|_| {
-                self.bootstrap_ci(&truth, |idx| {
-                    let (t, p): (Vec<usize>, Vec<usize>) =
-                        idx.iter().map(|&i| (truth[i], predicted[i])).unzip();
-                    stat(&t, &p)
-                })
-            });
+            let ci = value
+                .and_then(|_| self.bootstrap_ci_counts(&truth, |counts| counted(counts, *metric)));
             self.aggregate(task, metric.name(), value, ci, n, "bootstrap");
         }
         let name = |i: &usize| levels[*i].clone();

@@ -280,8 +280,16 @@ fn other_whole_set_metrics_get_a_paired_bootstrap_test() {
     for (name, rate) in [("a", 9), ("b", 3), ("c", 3)] {
         let h = hits(rate);
         let all: Vec<usize> = (0..n).collect();
-        let stat = LocalStatistic::new(&all, n, move |idx: &[usize]| {
-            (!idx.is_empty()).then(|| idx.iter().map(|&i| h[i]).sum::<f64>() / idx.len() as f64)
+        let stat = LocalStatistic::new(&all, n, move |counts: &[u32]| {
+            let drawn: u32 = counts.iter().sum();
+            (drawn > 0).then(|| {
+                counts
+                    .iter()
+                    .zip(&h)
+                    .map(|(&c, x)| f64::from(c) * x)
+                    .sum::<f64>()
+                    / f64::from(drawn)
+            })
         });
         inputs.values.insert(
             (name.into(), "d".into()),
