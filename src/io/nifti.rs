@@ -196,6 +196,12 @@ impl VoxelBox {
 }
 
 impl SparseLabels {
+    /// Bytes of label data kept (the crops), for the caches that bound their memory.
+    pub fn stored_bytes(&self) -> usize {
+        self.slices.iter().map(|s| s.data.len()).sum::<usize>()
+            + self.slices.len() * std::mem::size_of::<SliceCrop>()
+    }
+
     /// The box around every non-zero voxel; None for an empty mask.
     pub fn bounding_box(&self) -> Option<VoxelBox> {
         self.slices

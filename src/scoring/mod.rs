@@ -129,6 +129,8 @@ pub fn score_round_on(
             &input.name,
             &mut problems,
         );
+        // This submission's per-case values are the ones appended from here.
+        let first_case_score = round.case_scores.len();
         let mut context = tasks::Context {
             challenge,
             phase,
@@ -157,7 +159,7 @@ pub fn score_round_on(
                 &input.name,
                 input.runs,
                 metadata,
-                &round.case_scores,
+                &round.case_scores[first_case_score..],
             ));
         }
         round.problems.extend(problems);

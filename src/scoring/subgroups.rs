@@ -28,8 +28,9 @@ fn levels_of<'a>(
 }
 
 /// One submission's aggregates on every level of every declared subgroup. `case_scores` are
-/// the round's per-case values: a segmentation task's level means are taken from them rather
-/// than by comparing every mask again for each subgroup.
+/// the submission's per-case values: a segmentation task's level means are taken from them
+/// rather than by comparing every mask again for each subgroup. (The submission's alone: the
+/// round's would make the cost grow with the square of the submissions.)
 #[allow(clippy::too_many_arguments)]
 pub(super) fn level_aggregates(
     challenge: &Challenge,

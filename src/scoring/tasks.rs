@@ -712,15 +712,15 @@ impl Context<'_> {
             .par_iter()
             .map(|case_id| {
                 let truth_path = self.phase.truth_mask(spec.truth_dir, case_id);
-                let truth = match crate::io::nifti::read_sparse_labels(&truth_path) {
+                let truth = match self.truth.masks.truth_mask(&truth_path) {
                     Ok(t) => t,
                     Err(e) => return (case_id.clone(), Err(format!("truth mask: {e}"))),
                 };
                 // A prediction is written on the image's grid, so it is checked against the
                 // image; a truth on another grid is the organizer's error, not the team's.
                 let image_path = self.phase.image(case_id);
-                let image_shape = match crate::io::nifti::read_geometry(&image_path) {
-                    Ok(g) => g.shape,
+                let image_shape = match self.truth.masks.image_shape(&image_path) {
+                    Ok(shape) => shape,
                     Err(e) => return (case_id.clone(), Err(format!("image: {e}"))),
                 };
                 if truth.geometry.shape != image_shape {
