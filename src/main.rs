@@ -44,7 +44,23 @@ struct RankingArg {
     ranking_method: Option<RankingMethod>,
 }
 
+/// `--jobs` of the commands that only score.
+#[derive(clap::Args, Clone, Copy, Debug)]
+struct ScoringJobsArg {
+    /// Threads for scoring: masks are compared, and bootstrap resamples drawn, N at a time
+    /// (default: one per core). `--jobs 1` keeps scoring to one core, beside other work.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
+}
+
 impl Command {
+    fn scoring_jobs(&self) -> Option<u16> {
+        match self {
+            Command::Rescore { scoring, .. } | Command::Score { scoring, .. } => scoring.jobs,
+            _ => None,
+        }
+    }
+
     fn ranking_method(&self) -> Option<RankingMethod> {
         match self {
             Command::Demo { ranking, .. }
@@ -247,6 +263,8 @@ enum Command {
         allow_incomplete: bool,
         #[command(flatten)]
         bad_truth: BadTruthArg,
+        #[command(flatten)]
+        scoring: ScoringJobsArg,
     },
     /// Run a batch of cases on a cluster node (what a Slurm job of `podium run --backend slurm`
     /// runs; not for direct use).
@@ -372,6 +390,8 @@ enum Command {
         out: PathBuf,
         #[command(flatten)]
         ranking: RankingArg,
+        #[command(flatten)]
+        scoring: ScoringJobsArg,
     },
     /// Manage the teams of a `podium serve` data folder and their tokens.
     ///
@@ -495,6 +515,12 @@ fn main() -> ExitCode {
     podium::serve::queue::keep_lock_to_this_process();
     let cli = Cli::parse();
     let _ = RANKING_METHOD.set(cli.command.ranking_method());
+    if let Some(jobs) = cli.command.scoring_jobs() {
+        // The global pool is what scoring's parallel loops run on; set before any of them.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(usize::from(jobs))
+            .build_global();
+    }
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {

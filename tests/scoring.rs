@@ -368,6 +368,52 @@ fn score_writes_the_csv_files_and_fails_clearly_only_when_nothing_can_be_scored(
 }
 
 #[test]
+fn score_on_one_thread_writes_what_it_writes_on_every_core() {
+    let (dir, challenge) = small_challenge(12);
+    let preds = dir.path().join("perfect");
+    perfect_predictions(&challenge, "test", &preds);
+    // Every bootstrap interval and the ranking bootstrap are drawn in parallel by default.
+    let podium = env!("CARGO_BIN_EXE_podium");
+    let score = |out: &str, jobs: &[&str]| {
+        Command::new(podium)
+            .args(["score", "--challenge"])
+            .arg(&challenge.root)
+            .args(["--phase", "test", "--predictions"])
+            .arg(&preds)
+            .arg("--out")
+            .arg(dir.path().join(out))
+            .args(jobs)
+            .output()
+            .unwrap()
+    };
+    for (out, jobs) in [("default", &[][..]), ("one", &["--jobs", "1"][..])] {
+        let done = score(out, jobs);
+        assert!(
+            done.status.success(),
+            "{}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+    }
+    for file in [
+        "scores.csv",
+        "metrics.csv",
+        "metrics_by_subgroup.csv",
+        "ranking/rank_intervals.csv",
+    ] {
+        let read = |out: &str| std::fs::read_to_string(dir.path().join(out).join(file)).unwrap();
+        assert_eq!(read("default"), read("one"), "{file}");
+        assert!(read("one").lines().count() > 1, "{file} has rows");
+    }
+    let refused = score("zero", &["--jobs", "0"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--jobs"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
+#[test]
 fn a_class_absent_from_the_truth_is_left_out_of_macro_auc_and_reported() {
     let (dir, challenge) = small_challenge(9);
     let preds = dir.path().join("perfect");
