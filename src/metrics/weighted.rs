@@ -238,6 +238,75 @@ impl OneVsRest {
     }
 }
 
+/// The errors `predicted − truth` of a regression task, for its metrics on any multiset.
+/// Sums run over the cases in increasing order, each added as often as it was drawn: the
+/// order in which the plain metrics add the multiset written out, so the same value.
+#[derive(Clone, Debug)]
+pub struct Errors {
+    errors: Vec<f64>,
+}
+
+impl Errors {
+    /// None when the lengths differ.
+    pub fn new(predicted: &[f64], truth: &[f64]) -> Option<Errors> {
+        (predicted.len() == truth.len()).then(|| Errors {
+            errors: predicted.iter().zip(truth).map(|(p, t)| p - t).collect(),
+        })
+    }
+
+    /// Σ f(error) over the multiset, and its size.
+    fn sum(&self, counts: &[u32], f: impl Fn(f64) -> f64) -> (f64, u64) {
+        let (mut sum, mut n) = (0.0, 0u64);
+        for (&e, &c) in self.errors.iter().zip(counts) {
+            for _ in 0..c {
+                sum += f(e);
+            }
+            n += u64::from(c);
+        }
+        (sum, n)
+    }
+
+    fn mean_of(&self, counts: &[u32], f: impl Fn(f64) -> f64) -> Option<f64> {
+        let (sum, n) = self.sum(counts, f);
+        let mean = sum / n as f64;
+        (n > 0 && mean.is_finite()).then_some(mean)
+    }
+
+    /// [`super::regression::mae`] of the multiset.
+    pub fn mae(&self, counts: &[u32]) -> Option<f64> {
+        self.mean_of(counts, f64::abs)
+    }
+
+    /// [`super::regression::rmse`] of the multiset.
+    pub fn rmse(&self, counts: &[u32]) -> Option<f64> {
+        self.mean_of(counts, |d| d * d).map(f64::sqrt)
+    }
+
+    /// [`super::agreement::bland_altman`] of the multiset.
+    pub fn bland_altman(&self, counts: &[u32]) -> Option<super::agreement::BlandAltman> {
+        let (sum, n) = self.sum(counts, |d| d);
+        if n < 2
+            || self
+                .errors
+                .iter()
+                .zip(counts)
+                .any(|(e, &c)| c > 0 && !e.is_finite())
+        {
+            return None;
+        }
+        let n = n as f64;
+        let bias = sum / n;
+        let (squares, _) = self.sum(counts, |d| (d - bias).powi(2));
+        let sd = (squares / (n - 1.0)).sqrt();
+        Some(super::agreement::BlandAltman {
+            bias,
+            sd,
+            loa_lower: bias - super::intervals::Z_95 * sd,
+            loa_upper: bias + super::intervals::Z_95 * sd,
+        })
+    }
+}
+
 /// The (truth, prediction) pairs of a labelled task, grouped once into distinct pairs, for
 /// the confusion-based metrics (kappa, accuracy, balanced accuracy) of any multiset.
 #[derive(Clone, Debug)]
@@ -481,6 +550,30 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn regression_metrics_of_a_multiset_equal_the_plain_ones_on_it_written_out() {
+        use crate::metrics::{agreement, regression};
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        for n in [1, 2, 9, 70] {
+            let truth: Vec<f64> = (0..n).map(|_| rng.random_range(0.0..100.0)).collect();
+            let predicted: Vec<f64> = (0..n).map(|_| rng.random_range(0.0..100.0)).collect();
+            let errors = Errors::new(&predicted, &truth).unwrap();
+            for counts in multisets(&mut rng, n) {
+                let (p, t) = (
+                    written_out(&predicted, &counts),
+                    written_out(&truth, &counts),
+                );
+                assert_eq!(errors.mae(&counts), regression::mae(&p, &t));
+                assert_eq!(errors.rmse(&counts), regression::rmse(&p, &t));
+                assert_eq!(
+                    errors.bland_altman(&counts),
+                    agreement::bland_altman(&p, &t)
+                );
+            }
+        }
+        assert!(Errors::new(&[1.0], &[]).is_none());
     }
 
     #[test]

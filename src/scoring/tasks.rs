@@ -992,6 +992,8 @@ impl Context<'_> {
         }
         let n = truth.len();
         let strata = vec![0; n];
+        // A resample's errors without a copy: O(n) each.
+        let errors = weighted::Errors::new(&predicted, &truth);
         for metric in &task.metrics {
             if *metric == Metric::PearsonR {
                 let r = agreement::pearson_r(&predicted, &truth);
@@ -1008,13 +1010,18 @@ impl Context<'_> {
                 _ => None,
             };
             let value = stat(&predicted, &truth);
-            let ci = value.and_then(|_| {
-                self.bootstrap_ci(&strata, |idx| {
-                    let (p, t): (Vec<f64>, Vec<f64>) =
-                        idx.iter().map(|&i| (predicted[i], truth[i])).unzip();
-                    stat(&p, &t)
-                })
-            });
+            let counted = |counts: &[u32]| {
+                let errors = errors.as_ref()?;
+                match metric {
+                    Metric::Mae => errors.mae(counts),
+                    Metric::Rmse => errors.rmse(counts),
+                    Metric::Bias => errors.bland_altman(counts).map(|b| b.bias),
+                    Metric::LoaLower => errors.bland_altman(counts).map(|b| b.loa_lower),
+                    Metric::LoaUpper => errors.bland_altman(counts).map(|b| b.loa_upper),
+                    _ => None,
+                }
+            };
+            let ci = value.and_then(|_| self.bootstrap_ci_counts(&strata, counted));
             self.aggregate(task, metric.name(), value, ci, n, "bootstrap");
         }
     }
