@@ -2,6 +2,7 @@
 //!
 //! ```sh
 //! cargo bench --bench scale            # 30 submissions × 1000 small cases
+//! cargo bench --bench scale -- ct      # 60 CT-sized cases: podium score against the floor
 //! ```
 //!
 //! The round is the demo challenge's five tasks (detection, differential, segmentation with
@@ -40,6 +41,9 @@ const RUNS: usize = 3;
 const MASK_VARIANTS: usize = 5;
 
 fn main() {
+    if std::env::args().any(|a| a == "ct") {
+        return ct_round();
+    }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-scale");
     let data = root.join(format!("covid19-ct-small-{CASES}"));
     let stamp = GenerationStamp::new(CASES, Size::Small, 11);
@@ -60,6 +64,12 @@ fn main() {
         write_round(&data, &round);
     }
     if std::env::args().any(|a| a == "--generate-only") {
+        return;
+    }
+    if std::env::args().any(|a| a == "phases") {
+        let (scoring, analysis) = phases(&round);
+        scoring.print("scoring (in-process)");
+        analysis.print("ranking analysis (in-process)");
         return;
     }
     let podium = env!("CARGO_BIN_EXE_podium");
@@ -377,4 +387,177 @@ fn write_round(data: &Path, round: &Path) {
         ranking_method: None,
     };
     plan.write(round).unwrap();
+}
+
+/// CT-sized cases of the `ct` round.
+const CT_CASES: usize = 60;
+
+/// `cargo bench --bench scale -- ct`: `podium score` of 60 CT-sized cases (512×512×200, the
+/// demo's CT phantoms) against the floor, the CPU that merely decompressing every truth and
+/// predicted mask and finding its non-zero voxels takes, and against a careful Python organizer
+/// (`benches/python/organizer.py`, the same six metrics) when numpy is there. Two submissions:
+/// `near`, the true lesions shifted by 2 voxels (a good model), and `far`, the lesions mirrored
+/// to the other lung (a bad one, whose distances are long).
+fn ct_round() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-scale");
+    let data = root.join(format!("covid19-ct-ct-{CT_CASES}"));
+    let stamp = GenerationStamp::new(CT_CASES, Size::Ct, 11);
+    if !stamp.is_present(&data) {
+        eprintln!(
+            "generating {CT_CASES} CT-sized cases per phase in {}",
+            data.display()
+        );
+        init_covid19_ct(&data, &stamp, &|_| {}).unwrap();
+    }
+    let truth_dir = data.join("phases/test/truth");
+    let predictions = root.join(format!("ct-{CT_CASES}-predictions"));
+    if !predictions.join("far/predictions.csv").exists() {
+        eprintln!(
+            "writing the near and far predictions in {}",
+            predictions.display()
+        );
+        write_ct_predictions(&truth_dir, &predictions);
+    }
+    if std::env::args().any(|a| a == "--generate-only") {
+        return;
+    }
+    let podium = env!("CARGO_BIN_EXE_podium");
+    println!("| {CT_CASES} CT-sized cases, segmentation with dice, iou, hd95, nsd, assd, volume_error_ml | median of {RUNS} (wall) | CPU (user+sys) | min |");
+    println!("|---|---|---|---|");
+    for kind in ["near", "far"] {
+        let floor = measure_in_process(|| floor_cpu(&truth_dir, &predictions.join(kind)));
+        floor.print(&format!("floor, `{kind}`: decompress both masks of every case and find their non-zero voxels (one thread)"));
+        let out = root.join(format!("ct-scored-{kind}"));
+        let scored = measure(|| {
+            let _ = std::fs::remove_dir_all(&out);
+            let mut command = Command::new(podium);
+            command
+                .args(["score", "--phase", "test", "--challenge"])
+                .arg(&data)
+                .arg("--predictions")
+                .arg(predictions.join(kind))
+                .arg("--out")
+                .arg(&out);
+            command
+        });
+        scored.print(&format!(
+            "`podium score`, `{kind}` (all five tasks, 1000 bootstrap resamples)"
+        ));
+        let cpu = |m: &Measured| {
+            let mut v = m.cpu.clone();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!(
+            "| `podium score` CPU ÷ floor CPU, `{kind}` | {:.1}× | | |",
+            cpu(&scored) / cpu(&floor)
+        );
+        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python/organizer.py");
+        let has_numpy = Command::new(&python)
+            .args(["-c", "import numpy, scipy, nibabel"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if has_numpy && script.exists() {
+            let organizer = measure(|| {
+                let mut command = Command::new(&python);
+                command
+                    .arg(&script)
+                    .arg(truth_dir.join("masks"))
+                    .arg(predictions.join(kind).join("masks"))
+                    .arg("--quiet");
+                command
+            });
+            organizer.print(&format!("careful Python organizer, `{kind}` (segmentation only, `benches/python/organizer.py`)"));
+        }
+    }
+}
+
+/// [`measure`] for work done in this process: `work` returns its own CPU seconds.
+fn measure_in_process(work: impl Fn() -> f64) -> Measured {
+    let mut measured = Measured {
+        wall: Vec::new(),
+        cpu: Vec::new(),
+    };
+    for run in 0..=RUNS {
+        let started = Instant::now();
+        let cpu = work();
+        if run > 0 {
+            measured.wall.push(started.elapsed().as_secs_f64());
+            measured.cpu.push(cpu);
+        }
+    }
+    measured
+}
+
+/// CPU seconds of decompressing every truth and predicted mask and counting its non-zero
+/// voxels, on one thread: what any scorer must at least do.
+fn floor_cpu(truth_dir: &Path, predictions: &Path) -> f64 {
+    use std::io::Read;
+    let before = rusage_seconds(libc::RUSAGE_THREAD);
+    let mut nonzero = 0usize;
+    let mut buffer = Vec::new();
+    for entry in std::fs::read_dir(predictions.join("masks")).unwrap() {
+        let predicted = entry.unwrap().path();
+        let truth = truth_dir.join("masks").join(predicted.file_name().unwrap());
+        for path in [truth, predicted] {
+            buffer.clear();
+            flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
+                std::fs::File::open(path).unwrap(),
+            ))
+            .read_to_end(&mut buffer)
+            .unwrap();
+            // Blocks of 64 bytes fold to vector code (as podium's own scan does).
+            nonzero += buffer[352..]
+                .chunks(64)
+                .map(|b| b.iter().filter(|&&v| v != 0).count())
+                .sum::<usize>();
+        }
+    }
+    std::hint::black_box(nonzero);
+    rusage_seconds(libc::RUSAGE_THREAD) - before
+}
+
+/// `near` (lesions shifted by 2 voxels) and `far` (lesions mirrored left–right) predictions of
+/// every test case, with a perfect predictions.csv so that only the masks differ.
+fn write_ct_predictions(truth_dir: &Path, out: &Path) {
+    let labels = std::fs::read_to_string(truth_dir.join("labels.csv")).unwrap();
+    let mut csv =
+        String::from("case_id,p_covid,p_other_pneumonia,p_normal,involvement_pct,stage\n");
+    for line in labels.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let p = |class: &str| if f[1] == class { 0.9 } else { 0.05 };
+        csv += &format!(
+            "{},{},{},{},{},{}\n",
+            f[0],
+            p("covid"),
+            p("other_pneumonia"),
+            p("normal"),
+            f[2],
+            f[3]
+        );
+    }
+    for kind in ["near", "far"] {
+        std::fs::create_dir_all(out.join(kind).join("masks")).unwrap();
+        std::fs::write(out.join(kind).join("predictions.csv"), &csv).unwrap();
+    }
+    for entry in std::fs::read_dir(truth_dir.join("masks")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_owned();
+        let truth = podium::io::nifti::read_labels(&path).unwrap();
+        let nx = truth.labels.dim().2;
+        let mut near = ndarray::Array3::<u8>::zeros(truth.labels.dim());
+        near.slice_mut(ndarray::s![.., .., 2..])
+            .assign(&truth.labels.slice(ndarray::s![.., .., ..nx - 2]));
+        let far = truth.labels.slice(ndarray::s![.., .., ..;-1]).to_owned();
+        for (kind, mask) in [("near", near), ("far", far)] {
+            podium::io::nifti::write_volume(
+                &out.join(kind).join("masks").join(&name),
+                mask.view(),
+                truth.geometry.spacing_mm,
+                1,
+            )
+            .unwrap();
+        }
+    }
 }

@@ -160,9 +160,8 @@ impl SortedScores {
             return None;
         }
         // From the highest score down, each positive beats the negatives not yet seen.
-        let runs: Vec<Run> = self.drawn_runs(counts).collect();
         let (mut twice_u, mut negatives_above) = (0u128, 0u128);
-        for run in &runs {
+        for run in self.drawn_runs(counts) {
             let below = u128::from(n) - negatives_above - u128::from(run.negatives);
             twice_u += u128::from(run.positives) * (2 * below + u128::from(run.negatives));
             negatives_above += u128::from(run.negatives);

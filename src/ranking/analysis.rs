@@ -38,8 +38,15 @@ struct TaskView<'a> {
 
 impl TaskView<'_> {
     /// Each submission's value of the task's metric on the cases `idx` under `method`'s
-    /// aggregation; for rank-then-mean, the mean rank (lower is better).
-    fn aggregates(&self, method: RankingMethod, idx: &[usize]) -> (Vec<Option<f64>>, bool) {
+    /// aggregation; for rank-then-mean, the mean rank (lower is better). `idx` is the
+    /// stability bootstrap's resample `resample`, when given: a whole-set value is then taken
+    /// from the replicates already computed on it rather than computed again.
+    fn aggregates(
+        &self,
+        method: RankingMethod,
+        idx: &[usize],
+        resample: Option<usize>,
+    ) -> (Vec<Option<f64>>, bool) {
         if method == RankingMethod::RankThenMean {
             if let Some(case_ranks) = &self.case_ranks {
                 let means = (0..self.values.len())
@@ -52,10 +59,12 @@ impl TaskView<'_> {
             }
         }
         let median = method == RankingMethod::MedianThenRank;
+        let replicated = |s: usize| Some(self.replicates.as_ref()?[s][resample?]);
         let values = self
             .values
             .iter()
-            .map(|v| match (*v)? {
+            .enumerate()
+            .map(|(s, v)| match (*v)? {
                 PrimaryValues::PerCase(per_case) => {
                     let mut present: Vec<f64> = idx.iter().filter_map(|&c| per_case[c]).collect();
                     if median {
@@ -65,7 +74,10 @@ impl TaskView<'_> {
                             .then(|| present.iter().sum::<f64>() / present.len() as f64)
                     }
                 }
-                PrimaryValues::WholeSet(statistic) => statistic.on(idx),
+                PrimaryValues::WholeSet(statistic) => match replicated(s) {
+                    Some(value) => value,
+                    None => statistic.on(idx),
+                },
             })
             .map(|v| v.filter(|x| x.is_finite()))
             .collect();
@@ -79,6 +91,7 @@ impl TaskView<'_> {
         idx: &[usize],
         settings: &RankingSettings,
         full: bool,
+        resample: Option<usize>,
     ) -> Vec<usize> {
         if method == RankingMethod::TestThenRank {
             let tests = self.pairwise_tests(idx, settings, full);
@@ -94,7 +107,7 @@ impl TaskView<'_> {
                 .collect();
             return competition_ranks(&wins, true);
         }
-        let (values, higher_is_better) = self.aggregates(method, idx);
+        let (values, higher_is_better) = self.aggregates(method, idx, resample);
         competition_ranks(&values, higher_is_better)
     }
 
@@ -109,26 +122,26 @@ impl TaskView<'_> {
         full: bool,
     ) -> Vec<PairTest> {
         let k = self.values.len();
-        let mut tests = Vec::new();
-        for a in 0..k {
-            for b in 0..k {
-                if a == b {
-                    continue;
-                }
-                let correction = settings.wilcoxon_continuity_correction;
-                if let Some((test, statistic, p)) = self.paired_test(a, b, idx, full, correction) {
-                    tests.push(PairTest {
-                        winner: a,
-                        loser: b,
-                        test,
-                        statistic,
-                        p,
-                        p_holm: p,
-                        significant: false,
-                    });
-                }
-            }
-        }
+        let pairs: Vec<(usize, usize)> = (0..k)
+            .flat_map(|a| (0..k).filter(move |&b| b != a).map(move |b| (a, b)))
+            .collect();
+        let correction = settings.wilcoxon_continuity_correction;
+        // k(k − 1) independent tests (870 for 30 submissions): on every core, in pair order.
+        let mut tests: Vec<PairTest> = pairs
+            .into_par_iter()
+            .filter_map(|(a, b)| {
+                let (test, statistic, p) = self.paired_test(a, b, idx, full, correction)?;
+                Some(PairTest {
+                    winner: a,
+                    loser: b,
+                    test,
+                    statistic,
+                    p,
+                    p_holm: p,
+                    significant: false,
+                })
+            })
+            .collect();
         let adjusted = holm(&tests.iter().map(|t| t.p).collect::<Vec<_>>());
         for (t, p) in tests.iter_mut().zip(adjusted) {
             t.p_holm = p;
@@ -489,11 +502,15 @@ fn analyze_with(
         .collect();
     let all: Vec<usize> = (0..n_cases).collect();
     let alpha = settings.alpha;
-    let ranking_of = |method: RankingMethod, idx: &[usize]| -> (Vec<Vec<usize>>, Vec<usize>) {
+    // `resample`: which resample of the stability bootstrap `idx` is, if it is one.
+    let ranking_of = |method: RankingMethod,
+                      idx: &[usize],
+                      resample: Option<usize>|
+     -> (Vec<Vec<usize>>, Vec<usize>) {
         let full = idx.len() == n_cases && idx.iter().enumerate().all(|(i, &c)| i == c);
         let per_task: Vec<Vec<usize>> = views
             .iter()
-            .map(|v| v.ranks(method, idx, settings, full))
+            .map(|v| v.ranks(method, idx, settings, full, resample))
             .collect();
         (per_task.clone(), consensus(&per_task, &views))
     };
@@ -514,7 +531,7 @@ fn analyze_with(
         .collect();
     let mut full = (Vec::new(), Vec::new());
     for m in RankingMethod::ALL {
-        let (per_task, overall) = ranking_of(m, &all);
+        let (per_task, overall) = ranking_of(m, &all, None);
         for (scope, ranks) in scope_names.iter().zip(per_task.iter().chain([&overall])) {
             for (s, rank) in submissions.iter().zip(ranks) {
                 analysis.methods.push(MethodRank {
@@ -553,7 +570,7 @@ fn analyze_with(
                 || Vec::with_capacity(n_cases),
                 |idx: &mut Vec<usize>, r| {
                     *idx = resample(settings.seed, r, n_cases);
-                    let (mut per_task, overall) = ranking_of(method, idx);
+                    let (mut per_task, overall) = ranking_of(method, idx, Some(r));
                     per_task.push(overall);
                     per_task
                 },
