@@ -86,14 +86,11 @@ pub fn forest_svg(
             .map_err(|e| drawn(&e))?;
         let ink = RGBColor(0, 114, 178);
         if let Some(p) = pooled.filter(|p| p.is_finite()) {
-            let dashes = (0..(rows.len() * 4 + 2)).map(|i| {
-                let y = 0.5 + i as f64 * 0.25;
-                PathElement::new(
-                    vec![(p, y), (p, (y + 0.12).min(k + 0.5))],
-                    BLACK.stroke_width(1),
-                )
-            });
-            chart.draw_series(dashes).map_err(|e| drawn(&e))?;
+            // One path, dashed by `svg::compact` (its sentinel opacity), not a path per dash.
+            let dashed = BLACK.mix(super::svg::DASHES[2].0).stroke_width(1);
+            chart
+                .draw_series([PathElement::new(vec![(p, 0.5), (p, k + 0.5)], dashed)])
+                .map_err(|e| drawn(&e))?;
         }
         for (i, row) in rows.iter().enumerate() {
             let y = i as f64 + 1.0;
@@ -124,9 +121,9 @@ pub fn forest_svg(
         }
         root.present().map_err(|e| drawn(&e))?;
     }
-    Ok(crate::text::shown_lines(&svg)
-        .replace(" xmlns=\"http://www.w3.org/2000/svg\"", "")
-        .replace(" opacity=\"1\" ", " "))
+    Ok(super::svg::compact(
+        &crate::text::shown_lines(&svg).replace(" xmlns=\"http://www.w3.org/2000/svg\"", ""),
+    ))
 }
 
 #[cfg(test)]
@@ -150,5 +147,7 @@ mod tests {
         assert!(svg.contains("&lt;b&gt;a&lt;/b&gt; (n = 12)"));
         assert!(svg.contains("c (n = 4)") && svg.contains("no value"));
         assert!(!svg.contains("<b>"));
+        // The value on all cases is one dashed line, not a path per dash.
+        assert_eq!(svg.matches("stroke-dasharray=").count(), 1, "{svg}");
     }
 }

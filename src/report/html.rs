@@ -13,6 +13,7 @@ use crate::ranking::LeaderboardRow;
 use crate::report::figures::{self, Detail};
 use crate::report::plots::Figure;
 use crate::report::terminal::ranking_caveats;
+use crate::report::thin;
 use crate::results::CaseRecord;
 use crate::results::Receipt;
 use crate::results::{CaseStatus, RoundScores};
@@ -119,9 +120,13 @@ fn figures(html: &mut String, figures: &[Figure]) {
     for f in figures {
         match f.svg() {
             Ok(svg) => {
+                // A thinned chart says what it leaves out, on a line of its own.
+                let note = f.note.as_ref().map_or(String::new(), |n| {
+                    format!("<br><span class=\"thinned\">{}</span>", escape(n))
+                });
                 let _ = write!(
                     html,
-                    "<figure class=\"plot\">{svg}<figcaption>{}</figcaption></figure>",
+                    "<figure class=\"plot\">{svg}<figcaption>{}{note}</figcaption></figure>",
                     escape(&f.caption)
                 );
             }
@@ -867,12 +872,25 @@ fn ranking(html: &mut String, input: &ReportInput) {
         html.push_str(&taus.join(" · "));
         html.push_str("</p>\n");
     }
-    let _ = write!(
-        html,
-        "<details><summary>Every pairwise test (one-sided paired tests, Holm-corrected per task, α = {})</summary><table class=\"sortable\"><thead><tr><th>task</th><th>submission</th><th>better than</th><th>test</th><th>p</th><th>p (Holm)</th><th>significant</th></tr></thead><tbody>",
-        a.alpha
-    );
-    for t in &a.significance {
+    let listed = listed_tests(a);
+    if listed.len() == a.significance.len() {
+        let _ = write!(
+            html,
+            "<details><summary>Every pairwise test (one-sided paired tests, Holm-corrected per task, α = {})</summary>",
+            a.alpha
+        );
+    } else {
+        let _ = write!(
+            html,
+            "<details><summary>Pairwise tests of neighbours in each task's ranking (one-sided paired tests, Holm-corrected per task, α = {})</summary><p class=\"muted\">Listed: the {} tests between submissions next to each other in a task's ranking, of the {} tests (more than {}). The significance maps above show every verdict, and ranking/significance.csv holds every test.</p>",
+            a.alpha,
+            thin::thousands(listed.len()),
+            thin::thousands(a.significance.len()),
+            thin::thousands(thin::MAX_TEST_ROWS)
+        );
+    }
+    html.push_str("<table class=\"sortable\"><thead><tr><th>task</th><th>submission</th><th>better than</th><th>test</th><th>p</th><th>p (Holm)</th><th>significant</th></tr></thead><tbody>");
+    for t in listed {
         let _ = write!(
             html,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\" data-v=\"{}\">{:.2e}</td><td class=\"n\" data-v=\"{}\">{:.2e}</td><td>{}</td></tr>",
@@ -888,6 +906,39 @@ fn ranking(html: &mut String, input: &ReportInput) {
         );
     }
     html.push_str("</tbody></table></details>\n");
+}
+
+/// The pairwise tests the collapsed table lists: every one, or in a round of more than
+/// [`thin::MAX_TEST_ROWS`] tests, those between submissions next to each other in a task's
+/// ranking under the declared method (both ways). The significance maps show every verdict,
+/// and ranking/significance.csv holds every test.
+fn listed_tests(a: &RankingAnalysis) -> Vec<&crate::ranking::analysis::Significance> {
+    if a.significance.len() <= thin::MAX_TEST_ROWS {
+        return a.significance.iter().collect();
+    }
+    let method = a.method.unwrap_or(RankingMethod::MeanThenRank);
+    let mut places: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for task in &a.tasks {
+        let mut order: Vec<(usize, &str)> = a
+            .submissions
+            .iter()
+            .map(|n| (a.rank(method, task, n).unwrap_or(usize::MAX), n.as_str()))
+            .collect();
+        order.sort();
+        for (place, (_, name)) in order.into_iter().enumerate() {
+            places.insert((task.as_str(), name), place);
+        }
+    }
+    let place = |task: &str, name: &str| places.get(&(task, name)).copied();
+    a.significance
+        .iter()
+        .filter(
+            |t| match (place(&t.task, &t.submission), place(&t.task, &t.opponent)) {
+                (Some(p), Some(q)) => p.abs_diff(q) == 1,
+                _ => false,
+            },
+        )
+        .collect()
 }
 
 const STATUSES: [CaseStatus; 7] = [
@@ -968,67 +1019,12 @@ fn runs(html: &mut String, input: &ReportInput) {
         }
         html.push_str("</tr>");
     }
-    html.push_str("</tbody></table>\n<h3>Status of every case</h3><p class=\"muted legend\">One square per case, in case order; hover for the case.");
-    for status in STATUSES {
-        let _ = write!(html, "<span class=\"st-{0}\"></span>{0}", status.as_str());
-    }
-    html.push_str("</p>\n");
+    html.push_str("</tbody></table>\n");
+    case_statuses(html, &by_submission, input.view, gpus);
     let message = |r: &CaseRecord| match input.view {
         View::Organizer => r.message.clone(),
         View::Team => r.team_message.clone(),
     };
-    for (name, records) in &by_submission {
-        let _ = write!(
-            html,
-            "<div><strong>{}</strong><div class=\"strip\">",
-            escape(name)
-        );
-        let mut sorted = records.clone();
-        sorted.sort_by(|a, b| a.case_id.cmp(&b.case_id));
-        for r in &sorted {
-            let _ = write!(
-                html,
-                "<span class=\"st-{}\" title=\"{}: {}\"></span>",
-                r.status.as_str(),
-                escape(&r.case_id),
-                r.status.as_str()
-            );
-        }
-        html.push_str("</div></div>\n");
-        let _ = write!(
-            html,
-            "<details class=\"cases\"><summary>{}: every case</summary><table class=\"sortable\"><thead><tr><th>case</th><th>status</th><th>wall (s)</th><th>CPU (s)</th><th>peak memory (MiB)</th>{}<th>message</th></tr></thead><tbody>",
-            escape(name),
-            if gpus {
-                "<th>GPUs</th><th>GPU (s)</th><th>peak GPU memory (MiB)</th>"
-            } else {
-                ""
-            }
-        );
-        for r in &sorted {
-            let _ = write!(
-                html,
-                "<tr><td>{}</td><td>{}</td><td class=\"n\">{:.2}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>",
-                escape(&r.case_id),
-                r.status.as_str(),
-                r.wall_s,
-                number(r.cpu_s, 2),
-                number(r.peak_memory_mib, 1),
-            );
-            if gpus {
-                let list: Vec<String> = r.gpu.gpus.iter().map(u32::to_string).collect();
-                let _ = write!(
-                    html,
-                    "<td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>",
-                    list.join(","),
-                    number(r.gpu.time_s, 2),
-                    number(r.gpu.peak_memory_mib, 1)
-                );
-            }
-            let _ = write!(html, "<td>{}</td></tr>", escape(&message(r)));
-        }
-        html.push_str("</tbody></table></details>\n");
-    }
     let failures: Vec<&&CaseRecord> = by_submission
         .values()
         .flatten()
@@ -1073,6 +1069,123 @@ fn runs(html: &mut String, input: &ReportInput) {
     html.push_str("</tbody></table>\n");
 }
 
+/// "Status of every case": a square per case and, collapsed, a table of the cases of each
+/// submission. A round of more than [`thin::MAX_CASE_ROWS`] case runs lists only the runs that
+/// did not end ok, and says so; the summary table above counts every case.
+fn case_statuses(
+    html: &mut String,
+    by_submission: &BTreeMap<&str, Vec<&CaseRecord>>,
+    view: View,
+    gpus: bool,
+) {
+    // A large round lists only the runs that did not end ok; the counts above cover them all.
+    let runs: usize = by_submission.values().map(Vec::len).sum();
+    let every_case = runs <= thin::MAX_CASE_ROWS;
+    html.push_str("<h3>Status of every case</h3><p class=\"muted legend\">");
+    if every_case {
+        html.push_str("One square per case, in case order; hover for the case.");
+    } else {
+        let unclean = by_submission
+            .values()
+            .flatten()
+            .filter(|r| r.status != CaseStatus::Ok)
+            .count();
+        let _ = write!(
+            html,
+            "Listed here: only the {} of the {} case runs that did not end ok (more than {} runs in all), one square each in case order; hover for the case. The table above counts every case, and runs.csv holds every case run.",
+            thin::thousands(unclean),
+            thin::thousands(runs),
+            thin::thousands(thin::MAX_CASE_ROWS)
+        );
+    }
+    for status in STATUSES {
+        let _ = write!(html, "<span class=\"st-{0}\"></span>{0}", status.as_str());
+    }
+    html.push_str("</p>\n");
+    let message = |r: &CaseRecord| match view {
+        View::Organizer => r.message.clone(),
+        View::Team => r.team_message.clone(),
+    };
+    for (name, records) in by_submission {
+        let mut sorted = records.clone();
+        sorted.sort_by(|a, b| a.case_id.cmp(&b.case_id));
+        if !every_case {
+            sorted.retain(|r| r.status != CaseStatus::Ok);
+            if sorted.is_empty() {
+                let _ = writeln!(
+                    html,
+                    "<p><strong>{}</strong>: all {} cases ok.</p>",
+                    escape(name),
+                    records.len()
+                );
+                continue;
+            }
+        }
+        let _ = write!(
+            html,
+            "<div><strong>{}</strong>{}<div class=\"strip\">",
+            escape(name),
+            if every_case {
+                String::new()
+            } else {
+                format!(
+                    ": {} of {} cases did not end ok",
+                    sorted.len(),
+                    records.len()
+                )
+            }
+        );
+        for r in &sorted {
+            let _ = write!(
+                html,
+                "<span class=\"st-{}\" title=\"{}: {}\"></span>",
+                r.status.as_str(),
+                escape(&r.case_id),
+                r.status.as_str()
+            );
+        }
+        html.push_str("</div></div>\n");
+        let _ = write!(
+            html,
+            "<details class=\"cases\"><summary>{}: {}</summary><table class=\"sortable\"><thead><tr><th>case</th><th>status</th><th>wall (s)</th><th>CPU (s)</th><th>peak memory (MiB)</th>{}<th>message</th></tr></thead><tbody>",
+            escape(name),
+            if every_case {
+                "every case".to_string()
+            } else {
+                format!("the {} cases that did not end ok", sorted.len())
+            },
+            if gpus {
+                "<th>GPUs</th><th>GPU (s)</th><th>peak GPU memory (MiB)</th>"
+            } else {
+                ""
+            }
+        );
+        for r in &sorted {
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td class=\"n\">{:.2}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>",
+                escape(&r.case_id),
+                r.status.as_str(),
+                r.wall_s,
+                number(r.cpu_s, 2),
+                number(r.peak_memory_mib, 1),
+            );
+            if gpus {
+                let list: Vec<String> = r.gpu.gpus.iter().map(u32::to_string).collect();
+                let _ = write!(
+                    html,
+                    "<td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>",
+                    list.join(","),
+                    number(r.gpu.time_s, 2),
+                    number(r.gpu.peak_memory_mib, 1)
+                );
+            }
+            let _ = write!(html, "<td>{}</td></tr>", escape(&message(r)));
+        }
+        html.push_str("</tbody></table></details>\n");
+    }
+}
+
 fn receipt(html: &mut String, input: &ReportInput) {
     let mut shown = input.receipt.clone();
     if input.view == View::Team {
@@ -1106,5 +1219,125 @@ mod tests {
             escape("a\u{202e}b\u{1b}[2J\n\tc"),
             "a\\u{202e}b\\u{1b}[2J\n\tc"
         );
+    }
+
+    fn record(submission: &str, case: usize, status: CaseStatus) -> CaseRecord {
+        CaseRecord {
+            submission: submission.into(),
+            case_id: format!("case-{case:04}"),
+            status,
+            exit_code: None,
+            signal: None,
+            wall_s: 0.5,
+            cpu_s: Some(0.4),
+            peak_memory_mib: Some(10.0),
+            message: "<b>oops</b>".into(),
+            team_message: String::new(),
+            gpu: Default::default(),
+        }
+    }
+
+    /// Every case of `submissions` × `cases`, the case `failing` of each failed.
+    fn statuses(submissions: &[&str], cases: usize, failing: usize) -> String {
+        let records: Vec<CaseRecord> = submissions
+            .iter()
+            .flat_map(|s| {
+                (0..cases).map(move |i| {
+                    let status = if i == failing && *s != "clean" {
+                        CaseStatus::Failed
+                    } else {
+                        CaseStatus::Ok
+                    };
+                    record(s, i, status)
+                })
+            })
+            .collect();
+        let mut by_submission: BTreeMap<&str, Vec<&CaseRecord>> = BTreeMap::new();
+        for r in &records {
+            by_submission.entry(&r.submission).or_default().push(r);
+        }
+        let mut html = String::new();
+        case_statuses(&mut html, &by_submission, View::Organizer, false);
+        html
+    }
+
+    #[test]
+    fn a_small_round_lists_every_case() {
+        let html = statuses(&["a", "b"], 40, 7);
+        assert_eq!(html.matches("<span class=\"st-").count(), 7 + 2 * 40);
+        assert_eq!(html.matches("<tr><td>case-").count(), 2 * 40);
+        assert!(html.contains("a: every case") && html.contains("One square per case"));
+        assert!(!html.contains("did not end ok"));
+        assert!(html.contains("&lt;b&gt;oops&lt;/b&gt;") && !html.contains("<b>oops"));
+    }
+
+    #[test]
+    fn a_large_round_lists_the_runs_that_did_not_end_ok_and_says_so() {
+        let html = statuses(&["a", "b", "clean"], 1000, 7);
+        // The legend's seven squares, and one per failed case.
+        assert_eq!(html.matches("<span class=\"st-").count(), 7 + 2);
+        assert_eq!(
+            html.matches("<tr><td>case-0007</td><td>failed</td>")
+                .count(),
+            2
+        );
+        assert_eq!(html.matches("<tr><td>").count(), 2);
+        assert!(
+            html.contains("Listed here: only the 2 of the 3,000 case runs that did not end ok")
+                && html.contains("runs.csv"),
+            "{html}"
+        );
+        assert!(html.contains("<strong>a</strong>: 1 of 1000 cases did not end ok"));
+        assert!(html.contains("<strong>clean</strong>: all 1000 cases ok."));
+    }
+
+    fn test_row(task: &str, submission: &str, opponent: &str) -> serde_json::Value {
+        serde_json::json!({"task": task, "metric": "auc", "submission": submission,
+            "opponent": opponent, "test": "delong", "statistic": 1.0, "p_value": 0.01,
+            "p_holm": 0.02, "significant": true})
+    }
+
+    #[test]
+    fn many_pairwise_tests_list_the_neighbours_in_each_ranking() {
+        let names: Vec<String> = (0..30).map(|i| format!("s{i:02}")).collect();
+        let tasks = ["t1", "t2"];
+        let mut methods = Vec::new();
+        let mut tests = Vec::new();
+        for task in tasks {
+            for (i, name) in names.iter().enumerate() {
+                // t1 ranks in name order, t2 in reverse.
+                let rank = if task == "t1" { i + 1 } else { 30 - i };
+                methods.push(
+                    serde_json::json!({"method": "mean-then-rank", "scope": task,
+                    "submission": name, "rank": rank}),
+                );
+                for other in &names {
+                    if other != name {
+                        tests.push(test_row(task, name, other));
+                    }
+                }
+            }
+        }
+        let analysis: RankingAnalysis = serde_json::from_value(serde_json::json!({
+            "method": null, "resamples": 0, "seed": 0, "alpha": 0.05, "submissions": names,
+            "tasks": tasks, "methods": methods, "intervals": [], "rank_counts": [],
+            "kendall": [], "significance": tests
+        }))
+        .unwrap();
+        assert_eq!(analysis.significance.len(), 2 * 30 * 29);
+        let listed = listed_tests(&analysis);
+        // 29 neighbouring pairs per task, each tested both ways.
+        assert_eq!(listed.len(), 2 * 29 * 2);
+        assert!(listed.iter().all(|t| t.submission[1..]
+            .parse::<i32>()
+            .unwrap()
+            .abs_diff(t.opponent[1..].parse::<i32>().unwrap())
+            == 1));
+        // A few tests are all listed.
+        let few = RankingAnalysis {
+            significance: analysis.significance[..40].to_vec(),
+            ..analysis.clone()
+        };
+        assert_eq!(listed_tests(&few).len(), 40);
     }
 }

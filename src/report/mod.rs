@@ -10,7 +10,9 @@ pub mod leaderboard;
 pub mod parquet;
 pub mod plots;
 pub mod slices;
+mod svg;
 pub mod terminal;
+pub mod thin;
 
 use std::collections::BTreeMap;
 use std::fmt::Write;

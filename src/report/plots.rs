@@ -104,6 +104,9 @@ pub struct Figure {
     pub width: u32,
     pub height: u32,
     pub chart: Chart,
+    /// What a thinned chart leaves out, in one line ([`crate::report::thin`]): report.html
+    /// puts it under the caption, and the files of `--plots` under the chart.
+    pub note: Option<String>,
 }
 
 /// A labelled series of points.
@@ -129,7 +132,12 @@ pub enum Chart {
     DotBox {
         title: String,
         metric: String,
+        /// The dots drawn: every case, or for a large round a sample that keeps every case
+        /// beyond the whiskers ([`crate::report::thin`]).
         groups: Vec<Series>,
+        /// Each group's box from all of its cases, drawn or not ([`box_stats`]): low whisker,
+        /// first quartile, median, third quartile, high whisker.
+        boxes: Vec<Option<[f64; 5]>>,
     },
     /// Bland–Altman: x = mean of prediction and truth, y = prediction − truth, with the bias
     /// and the 95 % limits of agreement.
@@ -179,42 +187,57 @@ impl Figure {
     /// The chart as SVG text for inlining in HTML (no namespace attribute, so the report holds
     /// no URL at all).
     pub fn svg(&self) -> Result<String, String> {
+        self.svg_drawn(None)
+    }
+
+    fn svg_drawn(&self, note: Option<&[String]>) -> Result<String, String> {
         ensure_font()?;
         let mut svg = String::new();
         {
-            let root =
-                SVGBackend::with_string(&mut svg, (self.width, self.height)).into_drawing_area();
-            self.draw(&root)?;
+            let size = (self.width, self.height + note_height(note, 1.0));
+            let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+            self.draw_scaled(&root, 1.0, note, true)?;
             root.present().drawn()?;
         }
         // A name's bidi override would reorder the labels around it in a browser, and a control
         // character makes the SVG invalid XML: both become visible escapes, like in every
         // other format (the markup itself holds only line breaks).
         let svg = crate::text::shown_lines(&svg);
-        // plotters spells out SVG's defaults on every shape; a dot-and-box plot of 300 cases
-        // × 20 submissions holds 6000 dots, so dropping them keeps the report a third smaller.
-        Ok(svg
-            .replace(" xmlns=\"http://www.w3.org/2000/svg\"", "")
-            .replace(" stroke=\"none\" stroke-width=\"1\"/>", "/>")
-            .replace(" opacity=\"1\" ", " "))
+        // plotters spells out SVG's defaults on every shape; a dot-and-box plot of 200 cases
+        // × 30 submissions holds 6000 dots, so saying each style once keeps it half as long.
+        Ok(super::svg::compact(
+            &svg.replace(" xmlns=\"http://www.w3.org/2000/svg\"", ""),
+        ))
     }
 
-    /// The chart as a standalone SVG file, namespace included.
+    /// The note of a thinned chart, in lines that fit its width.
+    fn note_lines(&self) -> Option<Vec<String>> {
+        self.note.as_deref().map(|n| wrap(n, self.width))
+    }
+
+    /// The chart as a standalone SVG file, namespace included, with its note under it.
     pub fn svg_file(&self) -> Result<String, String> {
-        Ok(self
-            .svg()?
-            .replacen("<svg", "<svg xmlns=\"http://www.w3.org/2000/svg\"", 1))
+        Ok(self.svg_drawn(self.note_lines().as_deref())?.replacen(
+            "<svg",
+            "<svg xmlns=\"http://www.w3.org/2000/svg\"",
+            1,
+        ))
     }
 
-    /// The chart as a PNG at twice the SVG's size, for slides.
+    /// The chart as a PNG at twice the SVG's size, for slides, with its note under it.
     pub fn png(&self) -> Result<Vec<u8>, String> {
         ensure_font()?;
         const SCALE: u32 = 2;
-        let (w, h) = (self.width * SCALE, self.height * SCALE);
+        let note = self.note_lines();
+        let note = note.as_deref();
+        let (w, h) = (
+            self.width * SCALE,
+            (self.height + note_height(note, 1.0)) * SCALE,
+        );
         let mut rgb = vec![255u8; (w * h * 3) as usize];
         {
             let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
-            self.draw_scaled(&root, SCALE as f64)?;
+            self.draw_scaled(&root, SCALE as f64, note, false)?;
             root.present().drawn()?;
         }
         let mut out = Vec::new();
@@ -228,17 +251,30 @@ impl Figure {
         Ok(out)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        self.draw_scaled(root, 1.0)
-    }
-
     fn draw_scaled<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, Shift>,
         scale: f64,
+        note: Option<&[String]>,
+        vector: bool,
     ) -> Result<(), String> {
         root.fill(&WHITE).drawn()?;
-        let s = Scale(scale);
+        let s = Scale(scale, vector);
+        let root = &match note {
+            Some(lines) => {
+                let (_, height) = root.dim_in_pixel();
+                let (chart, strip) =
+                    root.split_vertically(height.saturating_sub(note_height(note, scale)));
+                let style = TextStyle::from((FONT, 11.0 * scale).into_font()).color(&NOTE_INK);
+                for (i, line) in lines.iter().enumerate() {
+                    strip
+                        .draw_text(line, &style, (s.i(8), s.i(2 + NOTE_LINE_PX * i as i32)))
+                        .drawn()?;
+                }
+                chart
+            }
+            None => root.clone(),
+        };
         match &self.chart {
             Chart::Roc {
                 title,
@@ -249,7 +285,8 @@ impl Figure {
                 title,
                 metric,
                 groups,
-            } => dot_box(root, s, title, metric, groups),
+                boxes,
+            } => dot_box(root, s, title, metric, groups, boxes),
             Chart::BlandAltman {
                 title,
                 points,
@@ -283,9 +320,40 @@ impl Figure {
     }
 }
 
-/// Pixel sizes scaled for the output (1 for SVG, 2 for PNG).
+const NOTE_INK: RGBColor = RGBColor(87, 96, 106);
+/// The height of a line of a chart's note, and the characters that fit its width per pixel
+/// (DejaVu Sans at 11 px averages about 6.5 px a character).
+const NOTE_LINE_PX: i32 = 15;
+const NOTE_CHAR_PX: u32 = 7;
+
+/// The height (unscaled pixels) of the strip under a chart that holds its note.
+fn note_height(note: Option<&[String]>, scale: f64) -> u32 {
+    note.map_or(0, |lines| {
+        ((f64::from(NOTE_LINE_PX as u32 * lines.len() as u32 + 6)) * scale).round() as u32
+    })
+}
+
+/// A note in lines that fit `width` pixels, broken between words.
+fn wrap(note: &str, width: u32) -> Vec<String> {
+    let fit = (width.saturating_sub(16) / NOTE_CHAR_PX).max(20) as usize;
+    let mut lines: Vec<String> = Vec::new();
+    for word in note.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= fit => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines
+}
+
+/// Pixel sizes scaled for the output (1 for SVG, 2 for PNG), and whether the output is SVG,
+/// where a dashed line is one path with a dash pattern ([`super::svg::DASHES`]) rather than a
+/// path per dash.
 #[derive(Clone, Copy)]
-struct Scale(f64);
+struct Scale(f64, bool);
 
 impl Scale {
     fn px(self, v: u32) -> u32 {
@@ -349,6 +417,12 @@ fn line<'a, DB: DrawingBackend + 'a>(
     let points = series.points.iter().copied();
     let anno = match variant(series.color) {
         0 => chart.draw_series(LineSeries::new(points, style)).drawn()?,
+        // In SVG, one path that `svg::compact` gives the dash pattern of its sentinel opacity.
+        v if s.1 => {
+            let (alpha, _) = super::svg::DASHES[v - 1];
+            let dashed = color(series.color).mix(alpha).stroke_width(s.px(2));
+            chart.draw_series(LineSeries::new(points, dashed)).drawn()?
+        }
         1 => chart
             .draw_series(DashedLineSeries::new(points, s.i(9), s.i(5), style))
             .drawn()?,
@@ -518,9 +592,9 @@ fn roc<DB: DrawingBackend>(
     inside_legend(&mut chart, s, curves.len(), SeriesLabelPosition::LowerRight)
 }
 
-/// Tukey's box: quartiles by linear interpolation, whiskers to the farthest values within
-/// 1.5 IQR of the box.
-fn box_stats(sorted: &[f64]) -> Option<[f64; 5]> {
+/// Tukey's box of sorted values: quartiles by linear interpolation, whiskers to the farthest
+/// values within 1.5 IQR of the box.
+pub fn box_stats(sorted: &[f64]) -> Option<[f64; 5]> {
     if sorted.is_empty() {
         return None;
     }
@@ -551,8 +625,15 @@ fn dot_box<DB: DrawingBackend>(
     title: &str,
     metric: &str,
     groups: &[Series],
+    boxes: &[Option<[f64; 5]>],
 ) -> Result<(), String> {
-    let values = || groups.iter().flat_map(|g| g.points.iter().map(|p| p.1));
+    // The whiskers reach the farthest case within 1.5 IQR, which a thinned group may not draw.
+    let values = || {
+        groups
+            .iter()
+            .flat_map(|g| g.points.iter().map(|p| p.1))
+            .chain(boxes.iter().flatten().flat_map(|b| [b[0], b[4]]))
+    };
     let lo = values().fold(f64::INFINITY, f64::min);
     let hi = values().fold(f64::NEG_INFINITY, f64::max);
     let k = groups.len();
@@ -578,8 +659,6 @@ fn dot_box<DB: DrawingBackend>(
     for (i, g) in groups.iter().enumerate() {
         let color = color(g.color);
         let x = i as f64;
-        let mut sorted: Vec<f64> = g.points.iter().map(|p| p.1).collect();
-        sorted.sort_by(f64::total_cmp);
         // Dots first, so the box's outline stays readable on top of them. The jitter is the
         // golden-ratio sequence: spread evenly and the same on every run.
         chart
@@ -588,7 +667,7 @@ fn dot_box<DB: DrawingBackend>(
                 Circle::new((x + jitter, p.1), s.i(3), color.mix(0.55).filled())
             }))
             .drawn()?;
-        let Some([low, q1, median, q3, high]) = box_stats(&sorted) else {
+        let Some([low, q1, median, q3, high]) = boxes.get(i).copied().flatten() else {
             continue;
         };
         let stroke = BLACK.stroke_width(s.px(1));
@@ -919,6 +998,7 @@ mod tests {
                 }],
                 operating_points: vec![],
             },
+            note: None,
         };
         let svg = figure.svg().unwrap();
         assert!(svg.starts_with("<svg") && !svg.contains("xmlns"));
@@ -928,5 +1008,74 @@ mod tests {
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         // IHDR: width and height at twice the SVG's size.
         assert_eq!(&png[16..24], &[0, 0, 2, 88, 0, 0, 1, 144]);
+    }
+
+    #[test]
+    fn a_thinned_chart_carries_its_note_under_it_in_the_files() {
+        let mut figure = Figure {
+            stem: "dots".into(),
+            caption: String::new(),
+            width: 600,
+            height: 200,
+            chart: Chart::DotBox {
+                title: "dice".into(),
+                metric: "dice".into(),
+                groups: vec![Series {
+                    name: "a".into(),
+                    color: 9,
+                    points: vec![(0.0, 0.2), (0.0, 0.5), (0.0, 0.9)],
+                }],
+                boxes: vec![Some([0.1, 0.3, 0.5, 0.7, 0.95])],
+            },
+            note: None,
+        };
+        let plain = figure.png().unwrap();
+        figure.note = Some("Thinned: 3 of the 1,000 per-case values drawn, and a note long enough to take two lines.".into());
+        // report.html says it under the caption; the files of --plots under the chart.
+        assert!(!figure.svg().unwrap().contains("Thinned"));
+        let file = figure.svg_file().unwrap();
+        assert!(
+            file.contains("Thinned: 3 of the 1,000") && file.contains("\nlines.\n"),
+            "{file}"
+        );
+        assert!(
+            file.contains("height=\"236\""),
+            "two lines of 15 px and 6 px of margin"
+        );
+        let png = figure.png().unwrap();
+        let height = |png: &[u8]| u32::from_be_bytes(png[20..24].try_into().unwrap());
+        assert_eq!(height(&png), height(&plain) + 2 * 36);
+        // The whiskers come from the box of all values, beyond the dots drawn.
+        let svg = figure.svg().unwrap();
+        assert!(svg.contains("<polyline") || svg.contains("<line"), "{svg}");
+    }
+
+    #[test]
+    fn dashed_lines_are_one_path_in_svg() {
+        let series = |color: usize| Series {
+            name: format!("s{color}"),
+            color,
+            points: (0..50)
+                .map(|i| (i as f64 / 49.0, (i as f64 / 49.0).sqrt()))
+                .collect(),
+        };
+        let figure = Figure {
+            stem: "roc".into(),
+            caption: String::new(),
+            width: 480,
+            height: 420,
+            chart: Chart::Roc {
+                title: "ROC".into(),
+                curves: vec![series(0), series(8), series(16)],
+                operating_points: vec![],
+            },
+            note: None,
+        };
+        let svg = figure.svg().unwrap();
+        assert_eq!(svg.matches("stroke-dasharray=\"9 5\"").count(), 1, "{svg}");
+        assert_eq!(svg.matches("stroke-dasharray=\"2 4\"").count(), 1, "{svg}");
+        assert!(!svg.contains("0.999"), "no sentinel opacity is left");
+        // The PNG draws the dashes itself.
+        assert!(figure.png().is_ok());
     }
 }
