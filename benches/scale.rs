@@ -131,14 +131,7 @@ fn phases(round: &Path) -> (Measured, Measured) {
     let plan = RoundPlan::read(round).unwrap();
     let (challenge, phase, submissions) = plan.load().unwrap();
     let records = podium::results::RunsCsv::read(&round.join("runs.csv")).unwrap();
-    let mut by_submission: std::collections::BTreeMap<String, std::collections::BTreeMap<_, _>> =
-        Default::default();
-    for record in records {
-        by_submission
-            .entry(record.submission.clone())
-            .or_default()
-            .insert(record.case_id.clone(), record);
-    }
+    let by_submission = podium::pipeline::records_by_submission(records);
     let dirs: Vec<PathBuf> = submissions
         .iter()
         .map(|s| round.join("predictions").join(&s.name))

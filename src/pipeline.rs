@@ -597,16 +597,7 @@ fn score_stored(
     }
     let records = read_journal(run_dir)?;
     let partial = check_complete(run_dir, &phase, &submissions, &records, allow_incomplete)?;
-    let mut by_submission: std::collections::BTreeMap<
-        String,
-        std::collections::BTreeMap<String, crate::results::CaseRecord>,
-    > = Default::default();
-    for record in records {
-        by_submission
-            .entry(record.submission.clone())
-            .or_default()
-            .insert(record.case_id.clone(), record);
-    }
+    let by_submission = records_by_submission(records);
     let dirs: Vec<PathBuf> = submissions
         .iter()
         .map(|s| run_dir.join("predictions").join(&s.name))
@@ -635,6 +626,25 @@ fn score_stored(
     let mut receipt = Receipt::new(&challenge, &phase, started, None, &submissions);
     keep_how_it_ran(&mut receipt, run_dir);
     finish(&challenge, out_dir, scores, &receipt)
+}
+
+/// A journal's records by submission, then by case: what scoring a stored round reads.
+pub type RecordsBySubmission = std::collections::BTreeMap<
+    String,
+    std::collections::BTreeMap<String, crate::results::CaseRecord>,
+>;
+
+/// Groups a journal's records ([`RecordsBySubmission`]); a case recorded twice keeps its last
+/// record, as a resumed round's journal means.
+pub fn records_by_submission(records: Vec<crate::results::CaseRecord>) -> RecordsBySubmission {
+    let mut by_submission = RecordsBySubmission::default();
+    for record in records {
+        by_submission
+            .entry(record.submission.clone())
+            .or_default()
+            .insert(record.case_id.clone(), record);
+    }
+    by_submission
 }
 
 /// A rescore's receipt keeps what the round's own `run.json` recorded of how it ran (when,
