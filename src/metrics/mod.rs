@@ -20,6 +20,7 @@
 //! * [`weighted`]: the same metrics on a bootstrap resample given as draw counts, in O(n).
 
 pub mod agreement;
+mod candidates;
 pub mod classification;
 pub mod distance;
 pub mod heterogeneity;
