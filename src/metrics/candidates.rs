@@ -29,7 +29,7 @@
 use super::distance::WorkBudget;
 
 /// A voxel position: crop coordinates along x, y and z.
-pub(super) type Point = [u32; 3];
+pub(super) type Point = [i32; 3];
 
 /// Boxes with at most this many queries compare each query with every
 /// feature they keep.
@@ -41,7 +41,7 @@ const EXPAND_FEATURES: usize = 1024;
 
 /// Side of the cells that group features into clusters, in voxels (a power
 /// of two).
-const CLUSTER_VOXELS: u32 = 8;
+const CLUSTER_VOXELS: i32 = 8;
 
 /// Boxes with fewer queries than this solve their two halves on the current
 /// thread.
@@ -103,7 +103,7 @@ fn margin_mm2(spacing: [f64; 3], size: [usize; 3]) -> f64 {
 /// The distance formula of [`super::distance`], on voxel offsets.
 #[inline]
 fn distance_mm(q: Point, f: Point, [sx, sy, sz]: [f64; 3]) -> f64 {
-    let d = |a: usize| f64::from(q[a].abs_diff(f[a]));
+    let d = |a: usize| f64::from(q[a] - f[a]);
     let (dx, dy, dz) = (sx * d(0), sy * d(1), sz * d(2));
     ((dx * dx + dy * dy) + dz * dz).sqrt()
 }
@@ -205,8 +205,8 @@ struct Bounds {
 impl Bounds {
     /// The smallest box holding every query (non-empty).
     fn of(queries: &[(Point, u32)]) -> Bounds {
-        let mut lo = [u32::MAX; 3];
-        let mut hi = [0; 3];
+        let mut lo = [i32::MAX; 3];
+        let mut hi = [i32::MIN; 3];
         for (q, _) in queries {
             for a in 0..3 {
                 lo[a] = lo[a].min(q[a]);
@@ -269,7 +269,7 @@ impl Bounds {
     }
 
     /// The axis along which the box is longest in mm, and its middle voxel.
-    fn split(&self, spacing: [f64; 3]) -> (usize, u32) {
+    fn split(&self, spacing: [f64; 3]) -> (usize, i32) {
         let mut axis = 0;
         for a in 1..3 {
             if self.size[a] * spacing[a] > self.size[axis] * spacing[axis] {
@@ -277,13 +277,13 @@ impl Bounds {
             }
         }
         let middle = self.lo[axis] + (self.size[axis] / 2.0).floor();
-        (axis, middle as u32)
+        (axis, middle as i32)
     }
 }
 
 /// Moves the queries whose coordinate along `axis` is at most `middle` to
 /// the front; returns how many there are.
-fn partition(queries: &mut [(Point, u32)], axis: usize, middle: u32) -> usize {
+fn partition(queries: &mut [(Point, u32)], axis: usize, middle: i32) -> usize {
     let mut next = 0;
     for k in 0..queries.len() {
         if queries[k].0[axis] <= middle {
@@ -444,11 +444,11 @@ mod tests {
 
     struct Rng(u64);
     impl Rng {
-        fn below(&mut self, n: u32) -> u32 {
+        fn below(&mut self, n: i32) -> i32 {
             self.0 ^= self.0 << 13;
             self.0 ^= self.0 >> 7;
             self.0 ^= self.0 << 17;
-            (self.0 % u64::from(n)) as u32
+            (self.0 % n as u64) as i32
         }
     }
 
@@ -502,7 +502,7 @@ mod tests {
                     for x in -r..=r {
                         let d = x * x + y * y + z * z;
                         if d <= r * r && d > (r - 1) * (r - 1) {
-                            v.push([(c[0] + x) as u32, (c[1] + y) as u32, (c[2] + z) as u32]);
+                            v.push([c[0] + x, c[1] + y, c[2] + z].map(|v| v as i32));
                         }
                     }
                 }

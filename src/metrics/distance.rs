@@ -1438,7 +1438,7 @@ fn directed_distances(
                         } else {
                             failed += usize::from(!skip);
                             let x = b - queries.shift;
-                            missed.push((out.len(), [x as u32, y as u32, z as u32]));
+                            missed.push((out.len(), [x as i32, y as i32, z as i32]));
                             out.push(f64::INFINITY);
                         }
                     });
@@ -1471,7 +1471,7 @@ fn directed_distances(
     for z in 0..features.cz {
         for y in 0..features.cy {
             for_each_bit(features.bits(y, z), |b| {
-                points.push([(b - features.shift) as u32, y as u32, z as u32]);
+                points.push([(b - features.shift) as i32, y as i32, z as i32]);
             });
         }
     }
