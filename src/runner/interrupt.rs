@@ -71,6 +71,23 @@ pub fn on_interrupt(cleanup: Cleanup) {
         .push(cleanup);
 }
 
+/// Starts `command`, a program of the round, unless the round was interrupted. The handler
+/// waits for a start in progress, so it finds the new program among podium's descendants and
+/// kills it; a start asked for once the handler runs waits until podium exits, so that a slot
+/// freed by the killing never starts its next case behind the handler's back.
+pub fn spawn_unless_interrupted(
+    command: &mut std::process::Command,
+) -> std::io::Result<std::process::Child> {
+    let interrupted = INTERRUPTED.lock().unwrap_or_else(|e| e.into_inner());
+    if *interrupted {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Interrupted,
+            "the round was interrupted",
+        ));
+    }
+    command.spawn()
+}
+
 /// Runs `record` (a write to the journal) unless the round was interrupted; an interruption
 /// waits for a write in progress.
 pub fn unless_interrupted<T>(record: impl FnOnce() -> T) -> Option<T> {

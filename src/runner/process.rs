@@ -123,8 +123,7 @@ impl Backend for ProcessBackend {
         cmd.env("PODIUM_MODE", "worker");
         gpu_environment(&mut cmd, &start.gpus, &start.gpu_nodes, true);
         limit_child(&mut cmd, limits, Stdio::piped());
-        let child = cmd
-            .spawn()
+        let child = super::interrupt::spawn_unless_interrupted(&mut cmd)
             .map_err(|e| format!("could not be started ({:?}): {e}", command[0]))?;
         Ok(Spawned {
             child,
@@ -212,7 +211,7 @@ fn execute(
 ) -> std::io::Result<Execution> {
     limit_child(&mut cmd, limits, Stdio::null());
     let started = Instant::now();
-    let mut child = cmd.spawn()?;
+    let mut child = super::interrupt::spawn_unless_interrupted(&mut cmd)?;
     let log_cap = limits.log_kb.saturating_mul(1024);
     let out_reader = capture(child.stdout.take(), stdout_log.to_path_buf(), log_cap);
     let err_reader = capture(child.stderr.take(), stderr_log.to_path_buf(), log_cap);

@@ -239,8 +239,7 @@ impl SandboxBackend {
                 Ok(())
             });
         }
-        let child = cmd
-            .spawn()
+        let child = super::interrupt::spawn_unless_interrupted(&mut cmd)
             .map_err(|e| format!("cannot start {}: {e}", self.bwrap.display()))?;
         Ok((child, group))
     }
