@@ -4,7 +4,7 @@
 //!
 //! A separable distance transform costs about the area of the crop for every
 //! plane of queries, whatever the distances; when a prediction lies in the
-//! wrong lung that is most of a CT volume per plane, about 40 times the work
+//! wrong lung that is most of a CT volume per plane, tens of times the work
 //! of a good prediction. Here the work follows the geometry instead: a box
 //! of queries keeps only the features that can be nearest to some point of
 //! the box, so a box far from a compact lesion keeps a handful of them,
@@ -20,8 +20,8 @@
 //! are large, whole clusters of features are pruned at once by the same
 //! bound taken over the cluster's box as well. The margin
 //! ([`margin_mm2`]) is far above the rounding of the bound and of the
-//! distance formula, and far below any real difference of two distances, so
-//! a feature tied with another is always kept. The features a box keeps are
+//! distance formula, so a pruned feature is farther in `f64` too, and a
+//! feature tied with another is always kept. The features a box keeps are
 //! thus a superset of the nearest features of its queries, and each query
 //! takes the minimum of the distance formula over them: the same value, bit
 //! for bit, as the minimum over every feature.
