@@ -1154,8 +1154,6 @@ struct Scratch {
     g_off: Vec<u64>,
     stamp: Vec<u32>,
     generation: u32,
-    /// The planes of constant x that the y pass set, in increasing order.
-    done_x: Vec<u32>,
 }
 
 #[inline]
@@ -1189,7 +1187,6 @@ fn plane_distances(
         g_off,
         stamp,
         generation,
-        done_x,
     } = scratch;
 
     rows.clear();
@@ -1212,10 +1209,8 @@ fn plane_distances(
         *generation = 1;
     }
     let gen = *generation;
-    done_x.clear();
     let mut cols = ColumnPass {
         spacing,
-        done_x,
         rows,
         env,
         g,
@@ -1285,7 +1280,8 @@ fn plane_distances(
             if !scanned {
                 if !envelope_built {
                     env.clear();
-                    for &x in done_x.iter() {
+                    // The y pass set every x with a feature.
+                    for &x in &sites.xs {
                         let h = g_at(x as usize);
                         if h.is_finite() {
                             env.push(f64::from(x), h, inv_wx, u64::from(x));
@@ -1307,8 +1303,6 @@ fn plane_distances(
 /// The y pass of [`plane_distances`] for one plane of constant x.
 struct ColumnPass<'a> {
     spacing: [f64; 3],
-    /// Receives each x processed.
-    done_x: &'a mut Vec<u32>,
     rows: &'a [(u32, usize, usize)],
     env: &'a mut Envelope,
     g: &'a mut [f64],
@@ -1323,7 +1317,6 @@ impl ColumnPass<'_> {
     fn run(&mut self, x: usize, sites: &[(u32, u32)]) {
         let [_, sy, sz] = self.spacing;
         let inv_wy = 1.0 / sq(sy);
-        self.done_x.push(x as u32);
         self.env.clear();
         for &(y, dz) in sites {
             self.env.push(
