@@ -1,6 +1,6 @@
 //! Exact nearest-feature distances for the queries that the direct search of
 //! [`super::distance`] leaves unresolved (those more than a few voxels from
-//! every feature), by pruning candidates over a subdivision of the queries.
+//! every feature), by pruning candidates over a tree of boxes of queries.
 //!
 //! A separable distance transform costs about the area of the crop for every
 //! plane of queries, whatever the distances; when a prediction lies in the
@@ -19,14 +19,24 @@
 //! pruned. A box prunes against the feature nearest its centre; while boxes
 //! are large, whole clusters of features are pruned at once by the same
 //! bound taken over the cluster's box as well. The margin
-//! ([`margin_mm2`]) is far above the rounding of the bound and of the
+//! ([`Margins`]) is far above the rounding of the bound and of the
 //! distance formula, so a pruned feature is farther in `f64` too, and a
 //! feature tied with another is always kept. The features a box keeps are
 //! thus a superset of the nearest features of its queries, and each query
-//! takes the minimum of the distance formula over them: the same value, bit
-//! for bit, as the minimum over every feature.
+//! takes the minimum of the distance formula over them, in `f64`: the same
+//! value, bit for bit, as the minimum over every feature.
+//!
+//! # Why it is fast
+//!
+//! The queries are sorted once along a space-filling order, so every box of
+//! the tree is a run of them and its bounds are computed once, bottom up.
+//! The features a box keeps are stacked, as separate `f32` coordinate arrays
+//! (exact: coordinates are integers far below 2²⁴), above those of its
+//! parent, so that the pruning of a box is two passes over plain arrays that
+//! the compiler vectorizes.
 
-use super::distance::WorkBudget;
+use super::distance::{WorkBudget, CHARGE_BATCH};
+use std::ops::Range;
 
 /// A voxel position: crop coordinates along x, y and z.
 pub(super) type Point = [i32; 3];
@@ -65,23 +75,21 @@ pub(super) fn nearest_distances(
         return vec![f64::INFINITY; queries.len()];
     }
     budget.charge(steps(features.len()));
+    let tree = QueryTree::new(queries, spacing, size);
+    budget.charge(steps(queries.len()));
     let search = Search {
         clustered: Clustered::new(features),
+        tree: &tree,
         spacing,
         weights: spacing.map(|s| s * s),
-        margin: margin_mm2(spacing, size),
+        margins: Margins::new(spacing, size),
         budget,
     };
-    let mut order: Vec<(Point, u32)> = queries
-        .iter()
-        .enumerate()
-        .map(|(i, &q)| (q, i as u32))
-        .collect();
     let mut sorted_out = vec![0.0; queries.len()];
-    let all: Vec<u32> = (0..search.clustered.clusters.len() as u32).collect();
-    search.by_clusters(&mut order, &all, &mut sorted_out);
+    let all = search.clustered.all();
+    search.by_clusters(QueryTree::ROOT, &mut sorted_out, &all);
     let mut out = vec![0.0; queries.len()];
-    for (&(_, i), &d) in order.iter().zip(&sorted_out) {
+    for (&i, &d) in tree.index.iter().zip(&sorted_out) {
         out[i as usize] = d;
     }
     out
@@ -100,32 +108,182 @@ fn steps(visits: usize) -> u64 {
     visits.div_ceil(VISITS_PER_STEP) as u64
 }
 
-/// The margin, in mm², by which a feature must be farther than the pivot
-/// everywhere in a box to be pruned. Every squared distance within the crop
-/// is at most `diagonal²`, and the bound and the distance formula each round
-/// by a few units of 2⁻⁵² of it; `1e-9 · diagonal²` is millions of times
-/// that, so a pruned feature is farther in `f64` too. A smaller real
-/// difference merely keeps a feature that could have gone.
-fn margin_mm2(spacing: [f64; 3], size: [usize; 3]) -> f64 {
-    let diagonal2: f64 = (0..3)
-        .map(|a| (spacing[a] * (size[a] + 1) as f64).powi(2))
-        .sum();
-    1e-9 * diagonal2.max(1.0)
+/// The margins, in mm², by which a feature must be farther than the pivot
+/// everywhere in a box to be pruned.
+///
+/// Every squared distance within the crop is at most `diagonal²`. The `f64`
+/// bounds of the clusters and the distance formula round by a few units of
+/// 2⁻⁵² of it; `1e-9 · diagonal²` is millions of times that. The `f32`
+/// bound of the features adds up three terms of at most `4 · diagonal²`,
+/// each after at most five roundings of 2⁻²⁴, an error below `4e-6 ·
+/// diagonal²` in all; its margin adds `4e-5 · diagonal²` to the `f64` one.
+/// A pruned feature is thus farther in `f64` too. A smaller real difference
+/// merely keeps a feature that could have gone.
+struct Margins {
+    /// For [`ClusterBounds::keep`], in mm².
+    clusters: f32,
+    /// For [`Pruning`], in mm²·4.
+    features: f32,
+}
+
+impl Margins {
+    fn new(spacing: [f64; 3], size: [usize; 3]) -> Margins {
+        let diagonal2: f64 = (0..3)
+            .map(|a| (spacing[a] * (size[a] + 1) as f64).powi(2))
+            .sum::<f64>()
+            .max(1.0);
+        Margins {
+            clusters: ((1e-9 + 4e-5) * diagonal2) as f32,
+            features: (4.0 * (1e-9 + 4e-5) * diagonal2) as f32,
+        }
+    }
 }
 
 /// The distance formula of [`super::distance`], on voxel offsets.
-#[inline]
+#[cfg(test)]
 fn distance_mm(q: Point, f: Point, [sx, sy, sz]: [f64; 3]) -> f64 {
     let d = |a: usize| f64::from(q[a] - f[a]);
     let (dx, dy, dz) = (sx * d(0), sy * d(1), sz * d(2));
     ((dx * dx + dy * dy) + dz * dz).sqrt()
 }
 
+/// The queries in a space-filling order and a binary tree of boxes over
+/// them: each node is a run of the order, split where the order crosses the
+/// middle of the node's cell along the axis longest in mm.
+struct QueryTree {
+    points: Vec<Point>,
+    /// The position of each point in the caller's list.
+    index: Vec<u32>,
+    nodes: Vec<TreeNode>,
+}
+
+#[derive(Clone, Copy)]
+struct TreeNode {
+    bounds: Extent,
+    start: usize,
+    end: usize,
+    /// The two halves, unless the node has at most [`LEAF_QUERIES`].
+    halves: Option<[u32; 2]>,
+}
+
+impl QueryTree {
+    const ROOT: u32 = 0;
+
+    fn new(queries: &[Point], spacing: [f64; 3], size: [usize; 3]) -> QueryTree {
+        let spread = spread_tables(spacing, size);
+        let key = |q: &Point| {
+            spread[0][q[0] as usize] | spread[1][q[1] as usize] | spread[2][q[2] as usize]
+        };
+        let mut keyed: Vec<(u64, u32)> = queries
+            .iter()
+            .enumerate()
+            .map(|(i, q)| (key(q), i as u32))
+            .collect();
+        radix_sort(&mut keyed);
+        let mut tree = QueryTree {
+            points: keyed.iter().map(|&(_, i)| queries[i as usize]).collect(),
+            index: keyed.iter().map(|&(_, i)| i).collect(),
+            nodes: Vec::with_capacity(2 * queries.len() / LEAF_QUERIES + 1),
+        };
+        let keys: Vec<u64> = keyed.into_iter().map(|(k, _)| k).collect();
+        tree.build(&keys, 0, queries.len());
+        tree
+    }
+
+    /// Adds the node of the run `start..end` (non-empty) and those below
+    /// it; returns its index.
+    fn build(&mut self, keys: &[u64], start: usize, end: usize) -> u32 {
+        let at = self.nodes.len();
+        self.nodes.push(TreeNode {
+            bounds: Extent::EMPTY,
+            start,
+            end,
+            halves: None,
+        });
+        // Distinct positions have distinct keys; equal ones stay together.
+        let differ = keys[start] ^ keys[end - 1];
+        if end - start <= LEAF_QUERIES || differ == 0 {
+            let mut bounds = Extent::EMPTY;
+            for &p in &self.points[start..end] {
+                bounds.add(p);
+            }
+            self.nodes[at].bounds = bounds;
+        } else {
+            // The keys share every bit above `bit`, so those of the run with
+            // it clear come first.
+            let bit = 63 - differ.leading_zeros();
+            let middle = start + keys[start..end].partition_point(|k| k >> bit & 1 == 0);
+            let low = self.build(keys, start, middle);
+            let high = self.build(keys, middle, end);
+            let (a, b) = (self.nodes[low as usize].bounds, self.nodes[high as usize].bounds);
+            self.nodes[at].bounds = a.merge(b);
+            self.nodes[at].halves = Some([low, high]);
+        }
+        at as u32
+    }
+}
+
+/// For each axis, the bits of each coordinate placed where the sort key
+/// holds them. From the top, each bit of the key halves the cell along the
+/// axis whose side is then longest in mm, so that a node is split across
+/// its longest side as far as its cell tells.
+fn spread_tables(spacing: [f64; 3], size: [usize; 3]) -> [Vec<u64>; 3] {
+    let mut bits = size.map(|n| usize::BITS - n.saturating_sub(1).leading_zeros());
+    let mut tables = size.map(|n| vec![0u64; n.max(1)]);
+    let mut position = bits.iter().sum::<u32>().min(64);
+    while position > 0 {
+        let mut axis = None;
+        for a in 0..3 {
+            if bits[a] == 0 {
+                continue;
+            }
+            let side = f64::from(1u32 << (bits[a] - 1).min(30)) * spacing[a];
+            let longest = axis.map(|b: usize| f64::from(1u32 << (bits[b] - 1).min(30)) * spacing[b]);
+            if longest.is_none_or(|l| side > l) {
+                axis = Some(a);
+            }
+        }
+        let Some(a) = axis else { break };
+        bits[a] -= 1;
+        position -= 1;
+        for (c, entry) in tables[a].iter_mut().enumerate() {
+            *entry |= ((c as u64 >> bits[a]) & 1) << position;
+        }
+    }
+    tables
+}
+
+/// Sorts by key, least significant 11 bits first, skipping the digits that
+/// no key has.
+fn radix_sort(keyed: &mut Vec<(u64, u32)>) {
+    const DIGIT: u32 = 11;
+    let used = keyed.iter().fold(0, |acc, &(k, _)| acc | k);
+    let mut other = vec![(0u64, 0u32); keyed.len()];
+    let mut shift = 0;
+    while shift < 64 && used >> shift != 0 {
+        let digit = |k: u64| ((k >> shift) & ((1 << DIGIT) - 1)) as usize;
+        let mut start = vec![0usize; (1 << DIGIT) + 1];
+        for &(k, _) in keyed.iter() {
+            start[digit(k) + 1] += 1;
+        }
+        for d in 0..1 << DIGIT {
+            start[d + 1] += start[d];
+        }
+        for &(k, i) in keyed.iter() {
+            let d = digit(k);
+            other[start[d]] = (k, i);
+            start[d] += 1;
+        }
+        std::mem::swap(keyed, &mut other);
+        shift += DIGIT;
+    }
+}
+
 /// Features grouped by cells of [`CLUSTER_VOXELS`]³ voxels, each group with
 /// its bounding box, so that large boxes of queries prune whole groups.
 struct Clustered {
     /// The features, grouped by cluster.
-    features: Vec<Point>,
+    features: Coordinates,
     clusters: Vec<Cluster>,
 }
 
@@ -136,7 +294,6 @@ struct Cluster {
     start: usize,
     end: usize,
 }
-
 impl Clustered {
     /// Groups `features` (non-empty) by a counting sort on their cells.
     fn new(features: &[Point]) -> Clustered {
@@ -191,15 +348,60 @@ impl Clustered {
             clusters.push(Cluster { lo, hi, start, end });
             start = end;
         }
+        let mut coordinates = Coordinates::default();
+        for &(_, f) in &keyed {
+            coordinates.push(f);
+        }
         Clustered {
-            features: keyed.into_iter().map(|(_, f)| f).collect(),
+            features: coordinates,
             clusters,
         }
     }
 
-    fn members(&self, k: u32) -> &[Point] {
+    /// Every cluster, as a list.
+    fn all(&self) -> ClusterList {
+        let mut list = ClusterList::default();
+        for (k, c) in self.clusters.iter().enumerate() {
+            for a in 0..3 {
+                list.lo[a].push(c.lo[a] as f32);
+                list.hi[a].push(c.hi[a] as f32);
+            }
+            list.id.push(k as u32);
+        }
+        list
+    }
+
+    fn members(&self, k: u32) -> Range<usize> {
         let c = &self.clusters[k as usize];
-        &self.features[c.start..c.end]
+        c.start..c.end
+    }
+}
+
+/// Clusters that a box of queries keeps: their boxes, as separate arrays of
+/// the corners' coordinates, and their indices.
+#[derive(Default)]
+struct ClusterList {
+    lo: [Vec<f32>; 3],
+    hi: [Vec<f32>; 3],
+    id: Vec<u32>,
+}
+
+impl ClusterList {
+    /// The clusters whose `keep` is 1.
+    fn kept(&self, keep: &[u8]) -> ClusterList {
+        let kept: usize = keep.iter().map(|&k| usize::from(k)).sum();
+        let mut list = ClusterList::default();
+        let pick = |from: &[f32], to: &mut Vec<f32>| {
+            to.reserve(kept);
+            to.extend(from.iter().zip(keep).filter(|(_, &k)| k == 1).map(|(&v, _)| v));
+        };
+        for a in 0..3 {
+            pick(&self.lo[a], &mut list.lo[a]);
+            pick(&self.hi[a], &mut list.hi[a]);
+        }
+        list.id.reserve(kept);
+        list.id.extend(self.id.iter().zip(keep).filter(|(_, &k)| k == 1).map(|(&v, _)| v));
+        list
     }
 }
 
@@ -215,19 +417,37 @@ struct Bounds {
     size: [f64; 3],
 }
 
-impl Bounds {
-    /// The smallest box holding every query (non-empty).
-    fn of(queries: &[(Point, u32)]) -> Bounds {
-        let mut lo = [i32::MAX; 3];
-        let mut hi = [i32::MIN; 3];
-        for (q, _) in queries {
-            for a in 0..3 {
-                lo[a] = lo[a].min(q[a]);
-                hi[a] = hi[a].max(q[a]);
-            }
+/// The corners of a box of voxels.
+#[derive(Clone, Copy)]
+struct Extent {
+    lo: Point,
+    hi: Point,
+}
+
+impl Extent {
+    const EMPTY: Extent = Extent {
+        lo: [i32::MAX; 3],
+        hi: [i32::MIN; 3],
+    };
+
+    fn add(&mut self, p: Point) {
+        for a in 0..3 {
+            self.lo[a] = self.lo[a].min(p[a]);
+            self.hi[a] = self.hi[a].max(p[a]);
         }
-        let lo = lo.map(f64::from);
-        let hi = hi.map(f64::from);
+    }
+
+    fn merge(self, other: Extent) -> Extent {
+        Extent {
+            lo: [0, 1, 2].map(|a| self.lo[a].min(other.lo[a])),
+            hi: [0, 1, 2].map(|a| self.hi[a].max(other.hi[a])),
+        }
+    }
+
+    /// The box of the points added (at least one).
+    fn bounds(&self) -> Bounds {
+        let lo = self.lo.map(f64::from);
+        let hi = self.hi.map(f64::from);
         Bounds {
             lo,
             hi,
@@ -235,221 +455,522 @@ impl Bounds {
             size: [0, 1, 2].map(|a| hi[a] - lo[a]),
         }
     }
+}
 
-    /// `|2·(f − centre)|²` in mm²·4.
-    #[inline]
-    fn squared_to_centre(&self, f: Point, w: [f64; 3]) -> f64 {
-        let d = |a: usize| 2.0 * f64::from(f[a]) - self.centre2[a];
-        let (dx, dy, dz) = (d(0), d(1), d(2));
-        (w[0] * dx * dx + w[1] * dy * dy) + w[2] * dz * dz
-    }
+/// The test that prunes features against a pivot `g` over one box, for many
+/// features at once.
+///
+/// With `m` the centre of the box, the axis term `(g − f)·(2p − f − g)` of
+/// `|p − f|² − |p − g|²` is `(m − f)² − (m − g)² + 2(g − f)(p − m)`, whose
+/// smallest value over the box is `(m − f)² − (m − g)² − size·|g − f|`.
+/// Weighted and summed, and times 4: `c(f) − c(g) − Σ 4·w·size·|g − f|`,
+/// where `c` is `|2·(f − m)|²` in mm²·4.
+struct Pruning {
+    centre2: [f32; 3],
+    weights: [f32; 3],
+    /// `4·w·size` per axis.
+    slopes: [f32; 3],
+}
 
-    /// The smallest `|p − f|² − |p − g|²` over the points p of the box, in
-    /// mm². Per axis, `(g − f)·(2p − f − g)` is smallest at the end of the box
-    /// that the sign of `g − f` picks: `(g − f)·(lo + hi − f − g) − (hi − lo)·|g − f|`.
-    /// Every product is of integers below 2⁵³, so only the weights round.
-    #[inline]
-    fn gap(&self, f: Point, g: Point, w: [f64; 3]) -> f64 {
-        let term = |a: usize| {
-            let (f, g) = (f64::from(f[a]), f64::from(g[a]));
-            let d = g - f;
-            w[a] * (d * (self.centre2[a] - f - g) - self.size[a] * d.abs())
-        };
-        (term(0) + term(1)) + term(2)
-    }
-
-    /// The smallest `|p − f|² − |p − g|²` over the points p of the box and
-    /// the points f of the box `flo..=fhi`, in mm². Per axis, for each p the
-    /// nearest f lies in or at an end of `flo..=fhi`; the resulting
-    /// piecewise quadratic in p is affine outside `flo..=fhi` and concave
-    /// inside, so its smallest value lies at `lo`, `hi`, `flo` or `fhi`.
-    fn cluster_gap(&self, flo: Point, fhi: Point, g: Point, w: [f64; 3]) -> f64 {
-        let term = |a: usize| {
-            let (fl, fh, g) = (f64::from(flo[a]), f64::from(fhi[a]), f64::from(g[a]));
-            let h = |p: f64| {
-                let out = (fl - p).max(p - fh).max(0.0);
-                out * out - (g - p) * (g - p)
-            };
-            let mut m = h(self.lo[a]).min(h(self.hi[a]));
-            for p in [fl, fh] {
-                if self.lo[a] <= p && p <= self.hi[a] {
-                    m = m.min(h(p));
-                }
-            }
-            w[a] * m
-        };
-        (term(0) + term(1)) + term(2)
-    }
-
-    /// The axis along which the box is longest in mm, and its middle voxel.
-    fn split(&self, spacing: [f64; 3]) -> (usize, i32) {
-        let mut axis = 0;
-        for a in 1..3 {
-            if self.size[a] * spacing[a] > self.size[axis] * spacing[axis] {
-                axis = a;
-            }
+impl Pruning {
+    fn new(b: &Bounds, weights: [f64; 3]) -> Pruning {
+        Pruning {
+            centre2: b.centre2.map(|c| c as f32),
+            weights: weights.map(|w| w as f32),
+            slopes: [0, 1, 2].map(|a| (4.0 * weights[a] * b.size[a]) as f32),
         }
-        let middle = self.lo[axis] + (self.size[axis] / 2.0).floor();
-        (axis, middle as i32)
+    }
+
+    /// `c(f)` of each feature of `features[range]` into `to_centre`.
+    fn to_centre(&self, features: &Coordinates, range: Range<usize>, to_centre: &mut Vec<f32>) {
+        let [x, y, z] = features.axes(range);
+        to_centre.resize(x.len(), 0.0);
+        let (y, z) = (&y[..x.len()], &z[..x.len()]);
+        for (k, c) in to_centre.iter_mut().enumerate() {
+            let d = |f: f32, a: usize| 2.0 * f - self.centre2[a];
+            let (dx, dy, dz) = (d(x[k], 0), d(y[k], 1), d(z[k], 2));
+            *c = (self.weights[0] * dx * dx + self.weights[1] * dy * dy)
+                + self.weights[2] * dz * dz;
+        }
+    }
+
+    /// Whether each feature of `features[range]` may be as near as the
+    /// pivot `g` (whose `c` is `pivot_to_centre`) to some point of the box,
+    /// into `keep`.
+    fn keep(
+        &self,
+        features: &Coordinates,
+        range: Range<usize>,
+        to_centre: &[f32],
+        (g, pivot_to_centre): ([f32; 3], f32),
+        margin: f32,
+        keep: &mut Vec<u8>,
+    ) {
+        let [x, y, z] = features.axes(range);
+        let threshold = pivot_to_centre + margin;
+        keep.resize(x.len(), 0);
+        let (y, z, to_centre) = (&y[..x.len()], &z[..x.len()], &to_centre[..x.len()]);
+        for (k, kept) in keep.iter_mut().enumerate() {
+            let slack = (self.slopes[0] * (x[k] - g[0]).abs()
+                + self.slopes[1] * (y[k] - g[1]).abs())
+                + self.slopes[2] * (z[k] - g[2]).abs();
+            *kept = u8::from(to_centre[k] - slack <= threshold);
+        }
     }
 }
 
-/// Moves the queries whose coordinate along `axis` is at most `middle` to
-/// the front; returns how many there are.
-fn partition(queries: &mut [(Point, u32)], axis: usize, middle: i32) -> usize {
-    let mut next = 0;
-    for k in 0..queries.len() {
-        if queries[k].0[axis] <= middle {
-            queries.swap(next, k);
-            next += 1;
+/// The bounds of one box of queries against many clusters, in `f32`.
+struct ClusterBounds {
+    lo: [f32; 3],
+    hi: [f32; 3],
+    centre2: [f32; 3],
+    weights: [f32; 3],
+}
+
+impl ClusterBounds {
+    fn new(b: &Bounds, weights: [f64; 3]) -> ClusterBounds {
+        ClusterBounds {
+            lo: b.lo.map(|v| v as f32),
+            hi: b.hi.map(|v| v as f32),
+            centre2: b.centre2.map(|v| v as f32),
+            weights: weights.map(|w| w as f32),
         }
     }
+
+    /// `|2·(box − centre)|²` of each cluster's box, in mm²·4, into `out`:
+    /// only to choose the pivot.
+    fn to_centre(&self, list: &ClusterList, out: &mut Vec<f32>) {
+        let n = list.id.len();
+        out.resize(n, 0.0);
+        let [lx, ly, lz] = list.lo.each_ref().map(|v| &v[..n]);
+        let [hx, hy, hz] = list.hi.each_ref().map(|v| &v[..n]);
+        for (k, o) in out.iter_mut().enumerate() {
+            let d = |lo: f32, hi: f32, a: usize| {
+                (2.0 * lo - self.centre2[a]).max(self.centre2[a] - 2.0 * hi).max(0.0)
+            };
+            let (dx, dy, dz) = (d(lx[k], hx[k], 0), d(ly[k], hy[k], 1), d(lz[k], hz[k], 2));
+            *o = (self.weights[0] * dx * dx + self.weights[1] * dy * dy)
+                + self.weights[2] * dz * dz;
+        }
+    }
+
+    /// Whether each cluster of `list` may hold a feature as near as the
+    /// pivot `g` to some point of the box, into `keep`: the smallest
+    /// `|p − f|² − |p − g|²` over the points p of the box and f of the
+    /// cluster's box is at most `margin`.
+    ///
+    /// Per axis, for each p the nearest f lies in or at an end of the
+    /// cluster's span `fl..=fh`; the resulting piecewise quadratic in p is
+    /// affine outside that span and concave inside, so its smallest value
+    /// over the box lies at an end of the box or at `fl` or `fh` clamped to
+    /// the box. The squares and their differences are of integers; only the
+    /// weights and the sums round.
+    fn keep(&self, list: &ClusterList, g: [f32; 3], margin: f32, keep: &mut Vec<u8>) {
+        let n = list.id.len();
+        keep.resize(n, 0);
+        let [lx, ly, lz] = list.lo.each_ref().map(|v| &v[..n]);
+        let [hx, hy, hz] = list.hi.each_ref().map(|v| &v[..n]);
+        for (k, kept) in keep.iter_mut().enumerate() {
+            let term = |fl: f32, fh: f32, a: usize| {
+                let (lo, hi, g) = (self.lo[a], self.hi[a], g[a]);
+                let h = |p: f32| {
+                    let out = (fl - p).max(p - fh).max(0.0);
+                    out * out - (g - p) * (g - p)
+                };
+                let smallest = h(lo)
+                    .min(h(hi))
+                    .min(h(fl.clamp(lo, hi)))
+                    .min(h(fh.clamp(lo, hi)));
+                self.weights[a] * smallest
+            };
+            let gap = (term(lx[k], hx[k], 0) + term(ly[k], hy[k], 1)) + term(lz[k], hz[k], 2);
+            *kept = u8::from(gap <= margin);
+        }
+    }
+}
+
+/// Feature positions as three arrays of coordinates, used as a stack: the
+/// arrays only grow, and `len` is its top, so that pushing a box's features
+/// writes no zeros first.
+#[derive(Default)]
+struct Coordinates {
+    x: Vec<f32>,
+    y: Vec<f32>,
+    z: Vec<f32>,
+    len: usize,
+}
+
+impl Coordinates {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Makes room for `more` features above the top.
+    fn reserve(&mut self, more: usize) {
+        let need = self.len + more;
+        if self.x.len() < need {
+            let grown = need.max(2 * self.x.len());
+            for v in [&mut self.x, &mut self.y, &mut self.z] {
+                v.resize(grown, 0.0);
+            }
+        }
+    }
+
+    fn push(&mut self, f: Point) {
+        self.reserve(1);
+        let at = self.len;
+        self.x[at] = f[0] as f32;
+        self.y[at] = f[1] as f32;
+        self.z[at] = f[2] as f32;
+        self.len += 1;
+    }
+
+    fn axes(&self, range: Range<usize>) -> [&[f32]; 3] {
+        [
+            &self.x[range.clone()],
+            &self.y[range.clone()],
+            &self.z[range],
+        ]
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Stacks the features of `range` (below the top) whose `keep` is 1.
+    fn stack_kept(&mut self, range: Range<usize>, keep: &[u8]) {
+        let top = self.len;
+        let len = range.len();
+        self.reserve(len);
+        let [x, y, z] = [&mut self.x, &mut self.y, &mut self.z].map(|v| {
+            let (below, above) = v.split_at_mut(top);
+            (&below[range.clone()], &mut above[..len])
+        });
+        self.len = top + compact([x.0, y.0, z.0], &keep[..len], [x.1, y.1, z.1]);
+    }
+
+    /// Stacks the features of `source[range]` whose `keep` is 1.
+    fn stack_kept_from(&mut self, source: &Coordinates, range: Range<usize>, keep: &[u8]) {
+        let top = self.len;
+        let len = range.len();
+        self.reserve(len);
+        let to = [&mut self.x, &mut self.y, &mut self.z].map(|v| &mut v[top..top + len]);
+        self.len = top + compact(source.axes(range), &keep[..len], to);
+    }
+}
+
+/// Copies the values of `from` whose `keep` is 1 to the front of `to` (as
+/// long as `from`), without branches: every value is written, and those
+/// kept advance the front. Returns how many were kept.
+fn compact(from: [&[f32]; 3], keep: &[u8], to: [&mut [f32]; 3]) -> usize {
+    let [fx, fy, fz] = from;
+    let [tx, ty, tz] = to;
+    let n = keep.len();
+    let (fx, fy, fz) = (&fx[..n], &fy[..n], &fz[..n]);
+    let (tx, ty, tz) = (&mut tx[..n], &mut ty[..n], &mut tz[..n]);
+    let mut next = 0;
+    for k in 0..n {
+        // `next` is at most `k`.
+        let at = next.min(k);
+        tx[at] = fx[k];
+        ty[at] = fy[k];
+        tz[at] = fz[k];
+        next += usize::from(keep[k]);
+    }
     next
+}
+
+/// The position of the first smallest value of `values` (non-empty, no NaN).
+fn first_smallest(values: &[f32]) -> usize {
+    let mut lanes = [f32::INFINITY; 8];
+    let mut chunks = values.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(chunk) {
+            *l = if v < *l { v } else { *l };
+        }
+    }
+    let smallest = chunks
+        .remainder()
+        .iter()
+        .chain(&lanes)
+        .fold(f32::INFINITY, |a, &v| if v < a { v } else { a });
+    values.iter().position(|&v| v == smallest).unwrap_or(0)
 }
 
 /// The features and the constants of one search.
 struct Search<'a> {
     clustered: Clustered,
+    tree: &'a QueryTree,
     spacing: [f64; 3],
     /// The squared spacing.
     weights: [f64; 3],
-    margin: f64,
+    margins: Margins,
     budget: &'a WorkBudget,
 }
 
-impl Search<'_> {
-    /// Solves `queries` (reordered in place; non-empty) against the clusters
-    /// `list` (non-empty), writing the distance of `queries[k]` to `out[k]`.
-    fn by_clusters(&self, queries: &mut [(Point, u32)], list: &[u32], out: &mut [f64]) {
-        if self.budget.exhausted() {
-            return;
-        }
-        let b = Bounds::of(queries);
-        let w = self.weights;
-        let c = &self.clustered;
-        // The pivot: the feature nearest the centre in the cluster whose box
-        // is nearest it.
-        let box_to_centre = |k: &u32| {
-            let cl = &c.clusters[*k as usize];
-            let d = |a: usize| {
-                let (lo, hi) = (2.0 * f64::from(cl.lo[a]), 2.0 * f64::from(cl.hi[a]));
-                (lo - b.centre2[a]).max(b.centre2[a] - hi).max(0.0)
-            };
-            (w[0] * d(0) * d(0) + w[1] * d(1) * d(1)) + w[2] * d(2) * d(2)
-        };
-        let nearest = list
-            .iter()
-            .min_by(|x, y| box_to_centre(x).total_cmp(&box_to_centre(y)))
-            .expect("non-empty list");
-        let pivot = nearest_to_centre(c.members(*nearest), &b, w);
-        let kept: Vec<u32> = list
-            .iter()
-            .copied()
-            .filter(|&k| {
-                let cl = &c.clusters[k as usize];
-                b.cluster_gap(cl.lo, cl.hi, pivot, w) <= self.margin
-            })
-            .collect();
-        let features: usize = kept.iter().map(|&k| c.members(k).len()).sum();
-        self.budget.charge(steps(
-            queries.len() + list.len() + c.members(*nearest).len(),
-        ));
-        let largest = b.size.iter().copied().fold(0.0, f64::max);
-        if features <= EXPAND_FEATURES
-            || largest < f64::from(CLUSTER_VOXELS)
-            || queries.len() <= LEAF_QUERIES
-        {
-            let mut gathered = Vec::with_capacity(features);
-            for &k in &kept {
-                gathered.extend_from_slice(c.members(k));
-            }
-            self.budget.charge(steps(features));
-            return self.by_features(queries, &gathered, out);
-        }
-        let (axis, middle) = b.split(self.spacing);
-        let split = partition(queries, axis, middle);
-        let (q_low, q_high) = queries.split_at_mut(split);
-        let (o_low, o_high) = out.split_at_mut(split);
-        rayon::join(
-            || self.by_clusters(q_low, &kept, o_low),
-            || self.by_clusters(q_high, &kept, o_high),
-        );
-    }
-
-    /// Like [`Search::by_clusters`], with the candidates given as features
-    /// (non-empty).
-    fn by_features(&self, queries: &mut [(Point, u32)], features: &[Point], out: &mut [f64]) {
-        if self.budget.exhausted() {
-            return;
-        }
-        let b = Bounds::of(queries);
-        let w = self.weights;
-        let pivot = nearest_to_centre(features, &b, w);
-        let kept = prune_features(features, &b, pivot, w, self.margin);
-        let mut work = queries.len() + 2 * features.len();
-        if queries.len() <= LEAF_QUERIES || kept.len() <= 2 || b.size == [0.0; 3] {
-            leaf(queries, &kept, out, self.spacing);
-            work += queries.len() * kept.len();
-        }
-        self.budget.charge(steps(work));
-        if queries.len() <= LEAF_QUERIES || kept.len() <= 2 || b.size == [0.0; 3] {
-            return;
-        }
-        let (axis, middle) = b.split(self.spacing);
-        let split = partition(queries, axis, middle);
-        let parallel = queries.len() >= PARALLEL_QUERIES;
-        let (q_low, q_high) = queries.split_at_mut(split);
-        let (o_low, o_high) = out.split_at_mut(split);
-        if parallel {
-            rayon::join(
-                || self.by_features(q_low, &kept, o_low),
-                || self.by_features(q_high, &kept, o_high),
-            );
-        } else {
-            self.by_features(q_low, &kept, o_low);
-            self.by_features(q_high, &kept, o_high);
-        }
-    }
+/// Buffers of the boxes solved on one thread: the features each box keeps
+/// are stacked above those of its parent, and dropped once it is done.
+#[derive(Default)]
+struct Scratch {
+    features: Coordinates,
+    to_centre: Vec<f32>,
+    /// 1 for the features a box keeps, 0 for the others.
+    keep: Vec<u8>,
+    /// Steps not yet charged to the budget.
+    pending: u64,
 }
 
-/// The features that are not farther than `pivot` by more than `margin`
-/// at some point of the box `b`.
-fn prune_features(
-    features: &[Point],
-    b: &Bounds,
-    pivot: Point,
-    w: [f64; 3],
-    margin: f64,
-) -> Vec<Point> {
-    let mut kept = Vec::with_capacity(features.len());
-    for &f in features {
-        if b.gap(f, pivot, w) <= margin {
-            kept.push(f);
+impl Search<'_> {
+    fn node(&self, n: u32) -> &TreeNode {
+        &self.tree.nodes[n as usize]
+    }
+
+    /// Solves the box of node `n`, whose distances are `out`, against the
+    /// clusters `list` (non-empty).
+    fn by_clusters(&self, n: u32, out: &mut [f64], list: &ClusterList) {
+        if self.budget.exhausted() {
+            return;
+        }
+        let node = *self.node(n);
+        let b = node.bounds.bounds();
+        let c = &self.clustered;
+        let mut values = Vec::new();
+        let mut keep = Vec::new();
+        // The pivot: the feature nearest the centre in the cluster whose box
+        // is nearest it.
+        let boxes = ClusterBounds::new(&b, self.weights);
+        boxes.to_centre(list, &mut values);
+        let nearest = list.id[first_smallest(&values)];
+        let members = c.members(nearest);
+        let pruning = Pruning::new(&b, self.weights);
+        pruning.to_centre(&c.features, members.clone(), &mut values);
+        let nearest_member = first_smallest(&values);
+        let pivot = (members.start + nearest_member, values[nearest_member]);
+        let g = [&c.features.x, &c.features.y, &c.features.z].map(|v| v[pivot.0]);
+        boxes.keep(list, g, self.margins.clusters, &mut keep);
+        let kept = list.kept(&keep);
+        let features: usize = kept.id.iter().map(|&k| c.members(k).len()).sum();
+        let queries = node.end - node.start;
+        self.budget
+            .charge(steps(queries + list.id.len() + members.len()));
+        let largest = b.size.iter().copied().fold(0.0, f64::max);
+        let halves = match node.halves {
+            Some(halves)
+                if features > EXPAND_FEATURES && largest >= f64::from(CLUSTER_VOXELS) =>
+            {
+                halves
+            }
+            _ => {
+                // The features of the clusters kept that this box keeps
+                // itself, by the test of `prune_and_solve`: gathering only
+                // those costs less than copying every one.
+                let mut scratch = Scratch::default();
+                for &k in &kept.id {
+                    let r = c.members(k);
+                    pruning.to_centre(&c.features, r.clone(), &mut scratch.to_centre);
+                    pruning.keep(
+                        &c.features,
+                        r.clone(),
+                        &scratch.to_centre,
+                        (g, pivot.1),
+                        self.margins.features,
+                        &mut scratch.keep,
+                    );
+                    scratch
+                        .features
+                        .stack_kept_from(&c.features, r, &scratch.keep);
+                }
+                self.budget.charge(steps(2 * features));
+                return self.solve_kept(n, out, scratch);
+            }
+        };
+        let (low, high) = out.split_at_mut(self.node(halves[0]).end - node.start);
+        if queries >= PARALLEL_QUERIES {
+            rayon::join(
+                || self.by_clusters(halves[0], low, &kept),
+                || self.by_clusters(halves[1], high, &kept),
+            );
+        } else {
+            self.by_clusters(halves[0], low, &kept);
+            self.by_clusters(halves[1], high, &kept);
         }
     }
-    kept
+
+    /// Solves the box of node `n`, whose distances are `out`, against the
+    /// features of `scratch` (non-empty), which it has already pruned.
+    fn solve_kept(&self, n: u32, out: &mut [f64], mut scratch: Scratch) {
+        let node = *self.node(n);
+        let kept = scratch.features.len();
+        match node.halves {
+            Some(halves) if kept > 2 && node.bounds.lo != node.bounds.hi => {
+                self.solve_halves(n, halves, out, 0..kept, &mut scratch);
+            }
+            _ => {
+                let queries = &self.tree.points[node.start..node.end];
+                solve_leaf(queries, &scratch.features, 0..kept, out, self.spacing);
+                scratch.pending += steps(queries.len() * kept);
+            }
+        }
+        self.budget.charge(scratch.pending);
+    }
+
+    /// Solves the two halves of node `n` against the features
+    /// `scratch.features[range]` (non-empty), in parallel if the node has
+    /// many queries.
+    fn solve_halves(
+        &self,
+        n: u32,
+        halves: [u32; 2],
+        out: &mut [f64],
+        range: Range<usize>,
+        scratch: &mut Scratch,
+    ) {
+        let node = *self.node(n);
+        let (low, high) = out.split_at_mut(self.node(halves[0]).end - node.start);
+        if node.end - node.start >= PARALLEL_QUERIES {
+            let copy = || {
+                let mut s = Scratch::default();
+                for k in range.clone() {
+                    let f = [&scratch.features.x, &scratch.features.y, &scratch.features.z]
+                        .map(|v| v[k] as i32);
+                    s.features.push(f);
+                }
+                s
+            };
+            let (a, b) = (copy(), copy());
+            rayon::join(
+                || self.by_features(halves[0], low, a),
+                || self.by_features(halves[1], high, b),
+            );
+        } else {
+            self.on_thread(halves[0], low, range.clone(), scratch);
+            self.on_thread(halves[1], high, range, scratch);
+        }
+    }
+
+    /// Solves the box of node `n`, whose distances are `out`, against the
+    /// features of `scratch` (non-empty).
+    fn by_features(&self, n: u32, out: &mut [f64], mut scratch: Scratch) {
+        let all = 0..scratch.features.len();
+        if let Some(halves) = self.prune_and_solve(n, out, all.clone(), &mut scratch) {
+            let kept = all.end..scratch.features.len();
+            self.solve_halves(n, halves, out, kept, &mut scratch);
+        }
+        self.budget.charge(scratch.pending);
+    }
+
+    /// Solves node `n` against the features `scratch.features[range]`
+    /// (non-empty) on the current thread.
+    fn on_thread(&self, n: u32, out: &mut [f64], range: Range<usize>, scratch: &mut Scratch) {
+        let top = scratch.features.len();
+        if let Some(halves) = self.prune_and_solve(n, out, range, scratch) {
+            let kept = top..scratch.features.len();
+            let (low, high) = out.split_at_mut(self.node(halves[0]).end - self.node(n).start);
+            self.on_thread(halves[0], low, kept.clone(), scratch);
+            self.on_thread(halves[1], high, kept, scratch);
+        }
+        scratch.features.truncate(top);
+    }
+
+    /// Stacks the features of `scratch.features[range]` (non-empty) that
+    /// the box of node `n` keeps; then either solves the box (a leaf) or
+    /// returns its halves, to be solved against the features stacked.
+    fn prune_and_solve(
+        &self,
+        n: u32,
+        out: &mut [f64],
+        range: Range<usize>,
+        scratch: &mut Scratch,
+    ) -> Option<[u32; 2]> {
+        if self.budget.exhausted() {
+            return None;
+        }
+        let node = *self.node(n);
+        let b = node.bounds.bounds();
+        let pruning = Pruning::new(&b, self.weights);
+        let Scratch {
+            features,
+            to_centre,
+            keep,
+            pending,
+        } = scratch;
+        pruning.to_centre(features, range.clone(), to_centre);
+        let pivot = first_smallest(to_centre);
+        let g = [&features.x, &features.y, &features.z].map(|v| v[range.start + pivot]);
+        pruning.keep(
+            features,
+            range.clone(),
+            to_centre,
+            (g, to_centre[pivot]),
+            self.margins.features,
+            keep,
+        );
+        let top = features.len();
+        features.stack_kept(range.clone(), keep);
+        let kept = features.len() - top;
+        let queries = node.end - node.start;
+        let mut work = queries + 2 * range.len();
+        let halves = match node.halves {
+            Some(halves) if kept > 2 && b.size != [0.0; 3] => Some(halves),
+            _ => {
+                solve_leaf(
+                    &self.tree.points[node.start..node.end],
+                    features,
+                    top..features.len(),
+                    out,
+                    self.spacing,
+                );
+                work += queries * kept;
+                None
+            }
+        };
+        *pending += steps(work);
+        if *pending >= CHARGE_BATCH {
+            self.budget.charge(std::mem::take(pending));
+        }
+        halves
+    }
 }
 
 /// Writes to `out[k]` the smallest distance from `queries[k]` to a feature
-/// of `features`.
-fn leaf(queries: &[(Point, u32)], features: &[Point], out: &mut [f64], spacing: [f64; 3]) {
-    for (&(q, _), o) in queries.iter().zip(out.iter_mut()) {
-        *o = features
-            .iter()
-            .map(|&f| distance_mm(q, f, spacing))
-            .fold(f64::INFINITY, f64::min);
-    }
-}
-/// The feature of `features` (non-empty) nearest the centre of `b`.
-fn nearest_to_centre(features: &[Point], b: &Bounds, w: [f64; 3]) -> Point {
-    let mut best = (f64::INFINITY, features[0]);
-    for &f in features {
-        let d = b.squared_to_centre(f, w);
-        if d < best.0 {
-            best = (d, f);
+/// of `features[range]`.
+fn solve_leaf(
+    queries: &[Point],
+    features: &Coordinates,
+    range: Range<usize>,
+    out: &mut [f64],
+    [sx, sy, sz]: [f64; 3],
+) {
+    let [x, y, z] = features.axes(range);
+    for (q, o) in queries.iter().zip(out.iter_mut()) {
+        let q = q.map(f64::from);
+        // The coordinates are integers, exact in `f32` and `f64`, and so is
+        // their difference: this is the distance formula, in `f64`. Its
+        // square root is monotonic and correctly rounded, so that of the
+        // smallest sum is the smallest distance, bit for bit. Four running
+        // minima let the comparisons overlap.
+        let formula = |k: usize| {
+            let (dx, dy, dz) = (
+                sx * (q[0] - f64::from(x[k])),
+                sy * (q[1] - f64::from(y[k])),
+                sz * (q[2] - f64::from(z[k])),
+            );
+            (dx * dx + dy * dy) + dz * dz
+        };
+        let mut best = [f64::INFINITY; 4];
+        let whole = x.len() / 4 * 4;
+        for k in (0..whole).step_by(4) {
+            for (j, b) in best.iter_mut().enumerate() {
+                let v = formula(k + j);
+                *b = if v < *b { v } else { *b };
+            }
         }
+        for k in whole..x.len() {
+            let v = formula(k);
+            best[0] = if v < best[0] { v } else { best[0] };
+        }
+        *o = best[0].min(best[1]).min(best[2].min(best[3])).sqrt();
     }
-    best.1
 }
 
 #[cfg(test)]

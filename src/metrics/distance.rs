@@ -1366,6 +1366,11 @@ fn directed_distances(
     let near = NearOffsets::new(&weights);
     let smin = spacing.iter().copied().fold(f64::INFINITY, f64::min);
     let cap = sq(SEARCH_VOXELS * smin);
+    let nonc = std::env::var_os("PODIUM_NONC").is_some();
+    let near_cells = NearCells::new(
+        features,
+        spacing.map(|s| (SEARCH_VOXELS * smin / s).ceil() as usize),
+    );
     let cw = queries.cw;
     // Per plane: the distances, and the queries left to the candidate
     // pruning (their positions in the plane's distances).
@@ -1408,9 +1413,9 @@ fn directed_distances(
                             return;
                         }
                         let searched = out.len() - missed.len() + failed;
-                        let skip = give_up(searched, failed);
+                        let search = !give_up(searched, failed) && (nonc || near_cells.may_be_near(b, y, z));
                         let mut d2 = f64::INFINITY;
-                        if !skip {
+                        if search {
                             let (mut bound, mut at) = (cap, None);
                             if let Some(f) = last {
                                 let [dx, dy, dz] =
@@ -1429,7 +1434,7 @@ fn directed_distances(
                         if d2 < cap {
                             out.push(d2.sqrt());
                         } else {
-                            failed += usize::from(!skip);
+                            failed += usize::from(search);
                             let x = b - queries.shift;
                             missed.push((out.len(), [x as i32, y as i32, z as i32]));
                             out.push(f64::INFINITY);
@@ -1478,7 +1483,7 @@ fn directed_distances(
 
 /// Steps [`directed_distances`] accumulates before charging them to the
 /// budget: well under a millisecond of work.
-const CHARGE_BATCH: u64 = 1 << 16;
+pub(super) const CHARGE_BATCH: u64 = 1 << 16;
 
 /// Per-thread buffers of [`directed_distances`].
 struct PlaneWork {
@@ -1587,6 +1592,96 @@ impl NearOffsets {
             }
         }
         visited
+    }
+}
+
+/// Side of the cells of [`NearCells`], in voxels.
+const CELL_VOXELS: usize = 4;
+
+/// Which cells of [`CELL_VOXELS`]³ voxels of the crop may hold a query
+/// within the radius of the direct search of a feature: the cells holding a
+/// feature, dilated by the radius rounded up to whole cells along each
+/// axis. A query outside them is sent to the candidate pruning at once;
+/// without this, each such query of a plane with near queries too paid for
+/// a whole failed search, and far predictions paid twice for their
+/// distances (measured on the `far` CT predictions of
+/// `cargo bench --bench scale -- ct`).
+struct NearCells {
+    /// Cell rows `yc + cells_y * zc`, [`NearCells::words`] words each; bit
+    /// `c` of a row is the cell of bit positions `4c..4c + 4`.
+    rows: Vec<u64>,
+    words: usize,
+    cells_y: usize,
+}
+
+impl NearCells {
+    /// `radius` in voxels along each axis.
+    fn new(features: &SurfaceBits, radius: [usize; 3]) -> NearCells {
+        let (cy, cz, cw) = (features.cy, features.cz, features.cw);
+        let words = (cw * 64 / CELL_VOXELS).div_ceil(64);
+        let (cells_y, cells_z) = (cy.div_ceil(CELL_VOXELS), cz.div_ceil(CELL_VOXELS));
+        let mut rows = vec![0u64; words * cells_y * cells_z];
+        let per_word = 64 / CELL_VOXELS;
+        for z in 0..cz {
+            for y in 0..cy {
+                let base = words * (y / CELL_VOXELS + cells_y * (z / CELL_VOXELS));
+                for (k, &word) in features.bits(y, z).iter().enumerate() {
+                    if word == 0 {
+                        continue;
+                    }
+                    let mut cells = 0u64;
+                    for c in 0..per_word {
+                        let nibble = (word >> (CELL_VOXELS * c)) & ((1 << CELL_VOXELS) - 1);
+                        cells |= u64::from(nibble != 0) << c;
+                    }
+                    let at = k * per_word;
+                    rows[base + at / 64] |= cells << (at % 64);
+                }
+            }
+        }
+        let reach = radius.map(|r| r.div_ceil(CELL_VOXELS));
+        // Along x, within each row.
+        for row in rows.chunks_exact_mut(words) {
+            let original = row.to_vec();
+            for s in 1..=reach[0].min(63) {
+                for k in 0..words {
+                    let before = if k > 0 { original[k - 1] } else { 0 };
+                    let after = original.get(k + 1).copied().unwrap_or(0);
+                    row[k] |= (original[k] << s) | (before >> (64 - s));
+                    row[k] |= (original[k] >> s) | (after << (64 - s));
+                }
+            }
+        }
+        // Along y, then z: each row takes the union of the rows around it.
+        let dilate = |rows: &[u64], step: usize, len: usize, reach: usize| {
+            let mut out = rows.to_vec();
+            for (r, row) in out.chunks_exact_mut(words).enumerate() {
+                let at = (r / step) % len;
+                for other in at.saturating_sub(reach)..(at + reach + 1).min(len) {
+                    let o = r + other * step - at * step;
+                    for k in 0..words {
+                        row[k] |= rows[words * o + k];
+                    }
+                }
+            }
+            out
+        };
+        let rows = dilate(&rows, 1, cells_y, reach[1]);
+        let rows = dilate(&rows, cells_y, cells_z, reach[2]);
+        NearCells {
+            rows,
+            words,
+            cells_y,
+        }
+    }
+
+    /// False if no feature lies within the radius of the query at bit
+    /// position `b` of crop row `(y, z)`.
+    #[inline]
+    fn may_be_near(&self, b: usize, y: usize, z: usize) -> bool {
+        let c = b / CELL_VOXELS;
+        let row = self.words * (y / CELL_VOXELS + self.cells_y * (z / CELL_VOXELS));
+        self.rows[row + c / 64] & (1 << (c % 64)) != 0
     }
 }
 
