@@ -47,11 +47,11 @@ const LEAF_QUERIES: usize = 16;
 
 /// A box of queries expands its clusters into their features once these
 /// number no more than this.
-const EXPAND_FEATURES: usize = 1024;
+const EXPAND_FEATURES: usize = 4096;
 
 /// Side of the cells that group features into clusters, in voxels (a power
 /// of two).
-const CLUSTER_VOXELS: i32 = 8;
+const CLUSTER_VOXELS: i32 = 16;
 
 /// Boxes with fewer queries than this solve their two halves on the current
 /// thread.
@@ -87,7 +87,9 @@ pub(super) fn nearest_distances(
     };
     let mut sorted_out = vec![0.0; queries.len()];
     let all = search.clustered.all();
-    search.by_clusters(QueryTree::ROOT, &mut sorted_out, &all);
+    let mut scratch = Scratch::default();
+    search.by_clusters(QueryTree::ROOT, &mut sorted_out, &all, &mut scratch);
+    budget.charge(scratch.pending);
     let mut out = vec![0.0; queries.len()];
     for (&i, &d) in tree.index.iter().zip(&sorted_out) {
         out[i as usize] = d;
@@ -727,28 +729,27 @@ impl Search<'_> {
 
     /// Solves the box of node `n`, whose distances are `out`, against the
     /// clusters `list` (non-empty).
-    fn by_clusters(&self, n: u32, out: &mut [f64], list: &ClusterList) {
+    fn by_clusters(&self, n: u32, out: &mut [f64], list: &ClusterList, scratch: &mut Scratch) {
         if self.budget.exhausted() {
             return;
         }
         let node = *self.node(n);
         let b = node.bounds.bounds();
         let c = &self.clustered;
-        let mut values = Vec::new();
-        let mut keep = Vec::new();
         // The pivot: the feature nearest the centre in the cluster whose box
         // is nearest it.
         let boxes = ClusterBounds::new(&b, self.weights);
-        boxes.to_centre(list, &mut values);
-        let nearest = list.id[first_smallest(&values)];
+        let values = &mut scratch.to_centre;
+        boxes.to_centre(list, values);
+        let nearest = list.id[first_smallest(values)];
         let members = c.members(nearest);
         let pruning = Pruning::new(&b, self.weights);
-        pruning.to_centre(&c.features, members.clone(), &mut values);
-        let nearest_member = first_smallest(&values);
+        pruning.to_centre(&c.features, members.clone(), values);
+        let nearest_member = first_smallest(values);
         let pivot = (members.start + nearest_member, values[nearest_member]);
         let g = [&c.features.x, &c.features.y, &c.features.z].map(|v| v[pivot.0]);
-        boxes.keep(list, g, self.margins.clusters, &mut keep);
-        let kept = list.kept(&keep);
+        boxes.keep(list, g, self.margins.clusters, &mut scratch.keep);
+        let kept = list.kept(&scratch.keep);
         let features: usize = kept.id.iter().map(|&k| c.members(k).len()).sum();
         let queries = node.end - node.start;
         self.budget
@@ -764,7 +765,7 @@ impl Search<'_> {
                 // The features of the clusters kept that this box keeps
                 // itself, by the test of `prune_and_solve`: gathering only
                 // those costs less than copying every one.
-                let mut scratch = Scratch::default();
+                scratch.features.truncate(0);
                 for &k in &kept.id {
                     let r = c.members(k);
                     pruning.to_centre(&c.features, r.clone(), &mut scratch.to_centre);
@@ -787,23 +788,31 @@ impl Search<'_> {
         let (low, high) = out.split_at_mut(self.node(halves[0]).end - node.start);
         if queries >= PARALLEL_QUERIES {
             rayon::join(
-                || self.by_clusters(halves[0], low, &kept),
-                || self.by_clusters(halves[1], high, &kept),
+                || self.by_clusters_apart(halves[0], low, &kept),
+                || self.by_clusters_apart(halves[1], high, &kept),
             );
         } else {
-            self.by_clusters(halves[0], low, &kept);
-            self.by_clusters(halves[1], high, &kept);
+            self.by_clusters(halves[0], low, &kept, scratch);
+            self.by_clusters(halves[1], high, &kept, scratch);
         }
+    }
+
+    /// [`Search::by_clusters`] with buffers of its own, on whichever thread
+    /// runs it.
+    fn by_clusters_apart(&self, n: u32, out: &mut [f64], list: &ClusterList) {
+        let mut scratch = Scratch::default();
+        self.by_clusters(n, out, list, &mut scratch);
+        self.budget.charge(scratch.pending);
     }
 
     /// Solves the box of node `n`, whose distances are `out`, against the
     /// features of `scratch` (non-empty), which it has already pruned.
-    fn solve_kept(&self, n: u32, out: &mut [f64], mut scratch: Scratch) {
+    fn solve_kept(&self, n: u32, out: &mut [f64], scratch: &mut Scratch) {
         let node = *self.node(n);
         let kept = scratch.features.len();
         match node.halves {
             Some(halves) if kept > 2 && node.bounds.lo != node.bounds.hi => {
-                self.solve_halves(n, halves, out, 0..kept, &mut scratch);
+                self.solve_halves(n, halves, out, 0..kept, scratch);
             }
             _ => {
                 let queries = &self.tree.points[node.start..node.end];
@@ -811,7 +820,9 @@ impl Search<'_> {
                 scratch.pending += steps(queries.len() * kept);
             }
         }
-        self.budget.charge(scratch.pending);
+        if scratch.pending >= CHARGE_BATCH {
+            self.budget.charge(std::mem::take(&mut scratch.pending));
+        }
     }
 
     /// Solves the two halves of node `n` against the features
