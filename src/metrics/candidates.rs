@@ -255,20 +255,22 @@ fn spread_tables(spacing: [f64; 3], size: [usize; 3]) -> [Vec<u64>; 3] {
     tables
 }
 
-/// Sorts by key, least significant 11 bits first, skipping the digits that
-/// no key has.
+/// Sorts by key, least significant digits first, in as few passes of at
+/// most 13 bits as the highest key bit needs.
 fn radix_sort(keyed: &mut Vec<(u64, u32)>) {
-    const DIGIT: u32 = 11;
     let used = keyed.iter().fold(0, |acc, &(k, _)| acc | k);
+    let bits = u64::BITS - used.leading_zeros();
+    let passes = bits.div_ceil(13);
+    let width = if passes == 0 { 0 } else { bits.div_ceil(passes) };
     let mut other = vec![(0u64, 0u32); keyed.len()];
-    let mut shift = 0;
-    while shift < 64 && used >> shift != 0 {
-        let digit = |k: u64| ((k >> shift) & ((1 << DIGIT) - 1)) as usize;
-        let mut start = vec![0usize; (1 << DIGIT) + 1];
+    for pass in 0..passes {
+        let shift = pass * width;
+        let digit = |k: u64| ((k >> shift) & ((1 << width) - 1)) as usize;
+        let mut start = vec![0usize; (1 << width) + 1];
         for &(k, _) in keyed.iter() {
             start[digit(k) + 1] += 1;
         }
-        for d in 0..1 << DIGIT {
+        for d in 0..1 << width {
             start[d + 1] += start[d];
         }
         for &(k, i) in keyed.iter() {
@@ -277,7 +279,6 @@ fn radix_sort(keyed: &mut Vec<(u64, u32)>) {
             start[d] += 1;
         }
         std::mem::swap(keyed, &mut other);
-        shift += DIGIT;
     }
 }
 

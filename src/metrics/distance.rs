@@ -1372,9 +1372,9 @@ fn directed_distances(
         spacing.map(|s| (SEARCH_VOXELS * smin / s).ceil() as usize),
     );
     let cw = queries.cw;
-    // Per plane: the distances, and the queries left to the candidate
-    // pruning (their positions in the plane's distances).
-    type Plane = (Vec<f64>, Vec<(usize, Point)>);
+    // Per plane: the distances, [`MISSED`] for the queries left to the
+    // candidate pruning, and those queries, in the same order.
+    type Plane = (Vec<f64>, Vec<Point>);
     let per_plane: Vec<Plane> = (0..queries.cz)
         .into_par_iter()
         .map_init(
@@ -1436,8 +1436,8 @@ fn directed_distances(
                         } else {
                             failed += usize::from(search);
                             let x = b - queries.shift;
-                            missed.push((out.len(), [x as i32, y as i32, z as i32]));
-                            out.push(f64::INFINITY);
+                            missed.push([x as i32, y as i32, z as i32]);
+                            out.push(MISSED);
                         }
                     });
                     pending += row_steps;
@@ -1454,12 +1454,9 @@ fn directed_distances(
         )
         .collect();
     let mut out = Vec::with_capacity(per_plane.iter().map(|(o, _)| o.len()).sum());
-    let (mut missed_at, mut missed) = (Vec::new(), Vec::new());
+    let mut missed = Vec::with_capacity(per_plane.iter().map(|(_, m)| m.len()).sum());
     for (plane, plane_missed) in per_plane {
-        for (k, q) in plane_missed {
-            missed_at.push(out.len() + k);
-            missed.push(q);
-        }
+        missed.extend(plane_missed);
         out.extend(plane);
     }
     if missed.is_empty() || budget.exhausted() {
@@ -1475,11 +1472,17 @@ fn directed_distances(
     }
     let size = [features.cx, features.cy, features.cz];
     let distances = candidates::nearest_distances(&points, &missed, spacing, size, budget);
-    for (k, d) in missed_at.into_iter().zip(distances) {
-        out[k] = d;
+    // The missed queries are in the order of their places in `out`.
+    let places = out.iter_mut().filter(|d| **d == MISSED);
+    for (place, d) in places.zip(distances) {
+        *place = d;
     }
     out
 }
+
+/// The distance of a query left to the candidate pruning until it has one:
+/// no distance is negative.
+const MISSED: f64 = -1.0;
 
 /// Steps [`directed_distances`] accumulates before charging them to the
 /// budget: well under a millisecond of work.
