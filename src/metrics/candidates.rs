@@ -105,7 +105,7 @@ pub(super) fn nearest_distances(
 #[inline(always)]
 fn wide<R>(work: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if std::arch::is_x86_feature_detected!("avx2") && !tests_narrow() {
         #[target_feature(enable = "avx2")]
         fn with_avx2<R>(work: impl FnOnce() -> R) -> R {
             work()
@@ -114,6 +114,18 @@ fn wide<R>(work: impl FnOnce() -> R) -> R {
         return unsafe { with_avx2(work) };
     }
     work()
+}
+
+/// Set by a test to run the narrow loops even where AVX2 is present.
+#[cfg(test)]
+static NARROW: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[inline(always)]
+fn tests_narrow() -> bool {
+    #[cfg(test)]
+    return NARROW.load(std::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(test))]
+    false
 }
 
 /// Features or queries visited per step of [`WorkBudget`]. A visit (a bound,
@@ -236,7 +248,10 @@ impl QueryTree {
             let middle = start + keys[start..end].partition_point(|k| k >> bit & 1 == 0);
             let low = self.build(keys, start, middle);
             let high = self.build(keys, middle, end);
-            let (a, b) = (self.nodes[low as usize].bounds, self.nodes[high as usize].bounds);
+            let (a, b) = (
+                self.nodes[low as usize].bounds,
+                self.nodes[high as usize].bounds,
+            );
             self.nodes[at].bounds = a.merge(b);
             self.nodes[at].halves = Some([low, high]);
         }
@@ -259,7 +274,8 @@ fn spread_tables(spacing: [f64; 3], size: [usize; 3]) -> [Vec<u64>; 3] {
                 continue;
             }
             let side = f64::from(1u32 << (bits[a] - 1).min(30)) * spacing[a];
-            let longest = axis.map(|b: usize| f64::from(1u32 << (bits[b] - 1).min(30)) * spacing[b]);
+            let longest =
+                axis.map(|b: usize| f64::from(1u32 << (bits[b] - 1).min(30)) * spacing[b]);
             if longest.is_none_or(|l| side > l) {
                 axis = Some(a);
             }
@@ -280,7 +296,11 @@ fn radix_sort(keyed: &mut Vec<(u64, u32)>) {
     let used = keyed.iter().fold(0, |acc, &(k, _)| acc | k);
     let bits = u64::BITS - used.leading_zeros();
     let passes = bits.div_ceil(13);
-    let width = if passes == 0 { 0 } else { bits.div_ceil(passes) };
+    let width = if passes == 0 {
+        0
+    } else {
+        bits.div_ceil(passes)
+    };
     let mut other = vec![(0u64, 0u32); keyed.len()];
     for pass in 0..passes {
         let shift = pass * width;
@@ -415,14 +435,25 @@ impl ClusterList {
         let mut list = ClusterList::default();
         let pick = |from: &[f32], to: &mut Vec<f32>| {
             to.reserve(kept);
-            to.extend(from.iter().zip(keep).filter(|(_, &k)| k == 1).map(|(&v, _)| v));
+            to.extend(
+                from.iter()
+                    .zip(keep)
+                    .filter(|(_, &k)| k == 1)
+                    .map(|(&v, _)| v),
+            );
         };
         for a in 0..3 {
             pick(&self.lo[a], &mut list.lo[a]);
             pick(&self.hi[a], &mut list.hi[a]);
         }
         list.id.reserve(kept);
-        list.id.extend(self.id.iter().zip(keep).filter(|(_, &k)| k == 1).map(|(&v, _)| v));
+        list.id.extend(
+            self.id
+                .iter()
+                .zip(keep)
+                .filter(|(_, &k)| k == 1)
+                .map(|(&v, _)| v),
+        );
         list
     }
 }
@@ -453,10 +484,7 @@ impl Extent {
     };
 
     fn add(&mut self, p: Point) {
-        for a in 0..3 {
-            self.lo[a] = self.lo[a].min(p[a]);
-            self.hi[a] = self.hi[a].max(p[a]);
-        }
+        *self = self.merge(Extent { lo: p, hi: p });
     }
 
     fn merge(self, other: Extent) -> Extent {
@@ -512,8 +540,8 @@ impl Pruning {
         for (k, c) in to_centre.iter_mut().enumerate() {
             let d = |f: f32, a: usize| 2.0 * f - self.centre2[a];
             let (dx, dy, dz) = (d(x[k], 0), d(y[k], 1), d(z[k], 2));
-            *c = (self.weights[0] * dx * dx + self.weights[1] * dy * dy)
-                + self.weights[2] * dz * dz;
+            *c =
+                (self.weights[0] * dx * dx + self.weights[1] * dy * dy) + self.weights[2] * dz * dz;
         }
     }
 
@@ -571,11 +599,13 @@ impl ClusterBounds {
         let [hx, hy, hz] = list.hi.each_ref().map(|v| &v[..n]);
         for (k, o) in out.iter_mut().enumerate() {
             let d = |lo: f32, hi: f32, a: usize| {
-                (2.0 * lo - self.centre2[a]).max(self.centre2[a] - 2.0 * hi).max(0.0)
+                (2.0 * lo - self.centre2[a])
+                    .max(self.centre2[a] - 2.0 * hi)
+                    .max(0.0)
             };
             let (dx, dy, dz) = (d(lx[k], hx[k], 0), d(ly[k], hy[k], 1), d(lz[k], hz[k], 2));
-            *o = (self.weights[0] * dx * dx + self.weights[1] * dy * dy)
-                + self.weights[2] * dz * dz;
+            *o =
+                (self.weights[0] * dx * dx + self.weights[1] * dy * dy) + self.weights[2] * dz * dz;
         }
     }
 
@@ -814,9 +844,7 @@ impl Search<'_> {
             .charge(steps(queries + list.id.len() + members.len()));
         let largest = b.size.iter().copied().fold(0.0, f64::max);
         let halves = match node.halves {
-            Some(halves)
-                if features > EXPAND_FEATURES && largest >= f64::from(CLUSTER_VOXELS) =>
-            {
+            Some(halves) if features > EXPAND_FEATURES && largest >= f64::from(CLUSTER_VOXELS) => {
                 halves
             }
             _ => {
@@ -893,8 +921,12 @@ impl Search<'_> {
             let copy = || {
                 let mut s = Scratch::default();
                 for k in range.clone() {
-                    let f = [&scratch.features.x, &scratch.features.y, &scratch.features.z]
-                        .map(|v| v[k] as i32);
+                    let f = [
+                        &scratch.features.x,
+                        &scratch.features.y,
+                        &scratch.features.z,
+                    ]
+                    .map(|v| v[k] as i32);
                     s.features.push(f);
                 }
                 s
@@ -1166,5 +1198,130 @@ mod tests {
             budget.spent(),
             unlimited.spent()
         );
+    }
+
+    #[test]
+    fn the_tree_splits_runs_of_the_order_and_bounds_them_tightly() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for (size, spacing) in [([40, 30, 20], [0.7, 0.7, 2.5]), ([7, 90, 3], [1.0; 3])] {
+            let n = 3000;
+            let queries: Vec<Point> = (0..n)
+                .map(|_| [0, 1, 2].map(|a| rng.below(size[a] as i32)))
+                .collect();
+            let tree = QueryTree::new(&queries, spacing, size);
+            // The order is a permutation of the queries.
+            let mut seen = vec![false; n];
+            for (k, &i) in tree.index.iter().enumerate() {
+                assert_eq!(tree.points[k], queries[i as usize]);
+                assert!(!std::mem::replace(&mut seen[i as usize], true));
+            }
+            let root = &tree.nodes[QueryTree::ROOT as usize];
+            assert_eq!((root.start, root.end), (0, n));
+            for node in &tree.nodes {
+                let mut extent = Extent::EMPTY;
+                for &p in &tree.points[node.start..node.end] {
+                    extent.add(p);
+                }
+                assert_eq!((node.bounds.lo, node.bounds.hi), (extent.lo, extent.hi));
+                match node.halves {
+                    Some([low, high]) => {
+                        let (low, high) = (&tree.nodes[low as usize], &tree.nodes[high as usize]);
+                        assert_eq!(
+                            (low.start, low.end, high.end),
+                            (node.start, high.start, node.end)
+                        );
+                        assert!(low.start < low.end && high.start < high.end);
+                    }
+                    // Only equal positions stay together beyond a leaf's size.
+                    None => assert!(
+                        node.end - node.start <= LEAF_QUERIES || extent.lo == extent.hi,
+                        "a leaf of {} queries",
+                        node.end - node.start
+                    ),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_radix_sort_orders_keys_of_any_width() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for bits in [0, 1, 5, 13, 14, 26, 27, 40, 63, 64] {
+            let mask = if bits == 64 {
+                u64::MAX
+            } else {
+                (1u64 << bits) - 1
+            };
+            let mut keyed: Vec<(u64, u32)> = (0..5000)
+                .map(|i| {
+                    rng.below(2);
+                    (rng.0 & mask, i)
+                })
+                .collect();
+            let mut want = keyed.clone();
+            want.sort_by_key(|&(k, i)| (k, i));
+            radix_sort(&mut keyed);
+            // Stable: equal keys keep the order of their indices.
+            assert_eq!(keyed, want, "{bits} bits");
+        }
+    }
+
+    #[test]
+    fn compacting_keeps_the_marked_values_in_order() {
+        let from: Vec<f32> = (0..37).map(|v| v as f32).collect();
+        let keep: Vec<u8> = (0..37).map(|v| u8::from(v % 3 == 0 || v > 30)).collect();
+        let mut to = [vec![0.0; 37], vec![0.0; 37], vec![0.0; 37]];
+        let [a, b, c] = &mut to;
+        let kept = compact([&from, &from, &from], &keep, [a, b, c]);
+        let want: Vec<f32> = from
+            .iter()
+            .zip(&keep)
+            .filter(|(_, &k)| k == 1)
+            .map(|(&v, _)| v)
+            .collect();
+        assert_eq!(kept, want.len());
+        for axis in &to {
+            assert_eq!(&axis[..kept], &want[..]);
+        }
+    }
+
+    #[test]
+    fn the_first_smallest_value_is_found() {
+        for n in [1, 7, 8, 9, 100] {
+            for at in [0, n / 2, n - 1] {
+                let mut values: Vec<f32> = (0..n).map(|v| 1000.0 - v as f32).collect();
+                values[at] = -1.0;
+                values[n - 1 - (n - 1 - at) / 2] = -1.0;
+                let first = values.iter().position(|&v| v == -1.0).unwrap();
+                assert_eq!(first_smallest(&values), first);
+            }
+        }
+    }
+
+    #[test]
+    fn the_narrow_and_the_wide_loops_give_the_same_distances() {
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        let spacing = [0.7, 0.8, 2.5];
+        let features: Vec<Point> = (0..4000)
+            .map(|_| [rng.below(60), rng.below(60), rng.below(30)])
+            .collect();
+        let queries: Vec<Point> = (0..4000)
+            .map(|_| [rng.below(60) + 100, rng.below(60), rng.below(30)])
+            .collect();
+        let run = || {
+            let budget = WorkBudget::unlimited();
+            let d = nearest_distances(&features, &queries, spacing, [200, 100, 50], &budget);
+            (d, budget.spent())
+        };
+        let wide = run();
+        NARROW.store(true, std::sync::atomic::Ordering::Relaxed);
+        let narrow = run();
+        NARROW.store(false, std::sync::atomic::Ordering::Relaxed);
+        for (k, &q) in queries.iter().enumerate() {
+            let want = brute(&features, q, spacing).to_bits();
+            assert_eq!(wide.0[k].to_bits(), want);
+            assert_eq!(narrow.0[k].to_bits(), want);
+        }
+        assert_eq!(wide.1, narrow.1, "the same work either way");
     }
 }

@@ -1413,7 +1413,8 @@ fn directed_distances(
                             return;
                         }
                         let searched = out.len() - missed.len() + failed;
-                        let search = !give_up(searched, failed) && (nonc || near_cells.may_be_near(b, y, z));
+                        let search =
+                            !give_up(searched, failed) && (nonc || near_cells.may_be_near(b, y, z));
                         let mut d2 = f64::INFINITY;
                         if search {
                             let (mut bound, mut at) = (cap, None);
@@ -2755,6 +2756,58 @@ mod tests {
         let got = boundary_metrics(&a, &b, 1, &s).unwrap();
         assert_eq!(got, previous_metrics(&a, &b, 1, &s));
         assert_close(got, brute_metrics(&a, &b, 1, &s), 1e-9, "far apart");
+    }
+
+    #[test]
+    fn cells_of_marks_the_pairs_of_bits_holding_one() {
+        let mut rng = Rng(0x5eed);
+        for _ in 0..1000 {
+            let word = rng.next() & rng.next();
+            let want = (0..32).fold(0u64, |acc, c| {
+                acc | u64::from(word >> (2 * c) & 3 != 0) << c
+            });
+            assert_eq!(cells_of(word), want, "{word:#x}");
+        }
+    }
+
+    #[test]
+    fn near_cells_mark_every_position_within_their_radius_of_a_feature() {
+        let mut rng = Rng(0xce11);
+        let shape = [150, 23, 17];
+        let crop = Crop {
+            lo: [3, 1, 0],
+            hi: [140, 21, 16],
+        };
+        let voxels: Vec<[usize; 3]> = (0..12)
+            .map(|_| [3 + rng.below(138), 1 + rng.below(21), rng.below(17)])
+            .collect();
+        let vol = volume(shape, &voxels, 1);
+        let (mask, _, _) = mask_bits(&vol, &vol, 1, shape);
+        let surface = SurfaceBits::new(&mask, shape, &crop);
+        for radius in [[0, 0, 0], [2, 2, 1], [3, 1, 5]] {
+            let cells = NearCells::new(&surface, radius);
+            let [cx, cy, cz] = crop.size();
+            for z in 0..cz {
+                for y in 0..cy {
+                    for x in 0..cx {
+                        let near = voxels.iter().any(|v| {
+                            let f = [v[0] - crop.lo[0], v[1] - crop.lo[1], v[2] - crop.lo[2]];
+                            [x, y, z]
+                                .iter()
+                                .zip(f)
+                                .zip(radius)
+                                .all(|((&p, f), r)| p.abs_diff(f) <= r)
+                        });
+                        if near {
+                            assert!(
+                                cells.may_be_near(x + surface.shift, y, z),
+                                "({x}, {y}, {z}) within {radius:?} of a feature"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
