@@ -141,17 +141,18 @@ fn steps(visits: usize) -> u64 {
     visits.div_ceil(VISITS_PER_STEP) as u64
 }
 
-/// The margins, in mm², by which a feature must be farther than the pivot
-/// everywhere in a box to be pruned.
+/// The margins by which a feature must be farther than the pivot everywhere
+/// in a box to be pruned.
 ///
-/// Every squared distance within the crop is at most `diagonal²`. The `f64`
-/// bounds of the clusters and the distance formula round by a few units of
-/// 2⁻⁵² of it; `1e-9 · diagonal²` is millions of times that. The `f32`
-/// bound of the features adds up three terms of at most `4 · diagonal²`,
-/// each after at most five roundings of 2⁻²⁴, an error below `4e-6 ·
-/// diagonal²` in all; its margin adds `4e-5 · diagonal²` to the `f64` one.
-/// A pruned feature is thus farther in `f64` too. A smaller real difference
-/// merely keeps a feature that could have gone.
+/// Every squared distance within the crop is at most `diagonal²`, and the
+/// distance formula rounds by a few units of 2⁻⁵² of it; a pruned feature
+/// is farther than the pivot by `1e-9 · diagonal²`, millions of times that,
+/// so it is farther in `f64` too. The bounds are computed in `f32`, each
+/// value within `8u` of its own size (`u = 2⁻²⁴`, at most eight
+/// roundings); the tests allow for that relative to the values they
+/// compare ([`Pruning`], [`ClusterBounds::keep`]), so they still prune only
+/// what is farther by the margin. A smaller real difference merely keeps a
+/// feature that could have gone.
 struct Margins {
     /// For [`ClusterBounds::keep`], in mm².
     clusters: f32,
@@ -159,15 +160,20 @@ struct Margins {
     features: f32,
 }
 
+/// `32u`: the relative allowance for the `f32` rounding of the bounds, four
+/// times the largest relative error of their terms.
+const F32_ALLOWANCE: f32 = 1.0 / (1 << 19) as f32;
+
 impl Margins {
     fn new(spacing: [f64; 3], size: [usize; 3]) -> Margins {
         let diagonal2: f64 = (0..3)
             .map(|a| (spacing[a] * (size[a] + 1) as f64).powi(2))
             .sum::<f64>()
             .max(1.0);
+        let margin = 1e-9 * diagonal2 * (1.0 + f64::from(F32_ALLOWANCE));
         Margins {
-            clusters: ((1e-9 + 4e-5) * diagonal2) as f32,
-            features: (4.0 * (1e-9 + 4e-5) * diagonal2) as f32,
+            clusters: margin as f32,
+            features: (4.0 * margin) as f32,
         }
     }
 }
@@ -513,12 +519,20 @@ impl Extent {
 /// With `m` the centre of the box, the axis term `(g − f)·(2p − f − g)` of
 /// `|p − f|² − |p − g|²` is `(m − f)² − (m − g)² + 2(g − f)(p − m)`, whose
 /// smallest value over the box is `(m − f)² − (m − g)² − size·|g − f|`.
-/// Weighted and summed, and times 4: `c(f) − c(g) − Σ 4·w·size·|g − f|`,
-/// where `c` is `|2·(f − m)|²` in mm²·4.
+/// Weighted and summed, and times 4: `c(f) − c(g) − s(f)`, where `c` is
+/// `|2·(f − m)|²` and `s(f)` is `Σ 4·w·size·|g − f|`, in mm²·4.
+///
+/// In `f32`, `c` and `s` are each within `6u` of their values and their
+/// difference within `8u·(c + s)` (see [`Margins`]). A feature is kept if
+/// `c(f) − ρ·s(f) ≤ ρ·c(g) + margin`, with `ρ = 1 +` [`F32_ALLOWANCE`]:
+/// whenever the exact `c(f) − s(f) − c(g)` is at most the margin, the
+/// computed left side is at most `(1 + 8u)·(c(g) + margin) + ((1 + 8u) −
+/// ρ(1 − 8u))·s(f)`, whose last term is negative, and the computed right
+/// side is at least `(1 − 8u)·ρ·(c(g) + margin)`, which is larger.
 struct Pruning {
     centre2: [f32; 3],
     weights: [f32; 3],
-    /// `4·w·size` per axis.
+    /// `ρ·4·w·size` per axis.
     slopes: [f32; 3],
 }
 
@@ -527,7 +541,8 @@ impl Pruning {
         Pruning {
             centre2: b.centre2.map(|c| c as f32),
             weights: weights.map(|w| w as f32),
-            slopes: [0, 1, 2].map(|a| (4.0 * weights[a] * b.size[a]) as f32),
+            slopes: [0, 1, 2]
+                .map(|a| (4.0 * weights[a] * b.size[a] * (1.0 + f64::from(F32_ALLOWANCE))) as f32),
         }
     }
 
@@ -559,7 +574,7 @@ impl Pruning {
         keep: &mut Vec<u8>,
     ) {
         let [x, y, z] = features.axes(range);
-        let threshold = pivot_to_centre + margin;
+        let threshold = pivot_to_centre * (1.0 + F32_ALLOWANCE) + margin;
         keep.resize(x.len(), 0);
         let (y, z, to_centre) = (&y[..x.len()], &z[..x.len()], &to_centre[..x.len()]);
         for (k, kept) in keep.iter_mut().enumerate() {
@@ -618,8 +633,11 @@ impl ClusterBounds {
     /// cluster's span `fl..=fh`; the resulting piecewise quadratic in p is
     /// affine outside that span and concave inside, so its smallest value
     /// over the box lies at an end of the box or at `fl` or `fh` clamped to
-    /// the box. The squares and their differences are of integers; only the
-    /// weights and the sums round.
+    /// the box. The squares and their differences are of integers, exact
+    /// below 2²⁴ and within `u` of their size above; the weights, their
+    /// products and the sums round, so the gap is within `5u` of the sum of
+    /// the sizes of its three terms, which the test allows for eightfold
+    /// (see [`Margins`]).
     #[inline(always)]
     fn keep(&self, list: &ClusterList, g: [f32; 3], margin: f32, keep: &mut Vec<u8>) {
         let n = list.id.len();
@@ -639,8 +657,14 @@ impl ClusterBounds {
                     .min(h(fh.clamp(lo, hi)));
                 self.weights[a] * smallest
             };
-            let gap = (term(lx[k], hx[k], 0) + term(ly[k], hy[k], 1)) + term(lz[k], hz[k], 2);
-            *kept = u8::from(gap <= margin);
+            let terms = [
+                term(lx[k], hx[k], 0),
+                term(ly[k], hy[k], 1),
+                term(lz[k], hz[k], 2),
+            ];
+            let gap = (terms[0] + terms[1]) + terms[2];
+            let size = (terms[0].abs() + terms[1].abs()) + terms[2].abs();
+            *kept = u8::from(gap <= margin + F32_ALLOWANCE * size);
         }
     }
 }
