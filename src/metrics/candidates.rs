@@ -396,10 +396,13 @@ impl Clustered {
             clusters.push(Cluster { lo, hi, start, end });
             start = end;
         }
-        let mut coordinates = Coordinates::default();
-        for &(_, f) in &keyed {
-            coordinates.push(f);
-        }
+        let axis = |a: usize| keyed.iter().map(|(_, f)| f[a] as f32).collect::<Vec<f32>>();
+        let coordinates = Coordinates {
+            x: axis(0),
+            y: axis(1),
+            z: axis(2),
+            len: keyed.len(),
+        };
         Clustered {
             features: coordinates,
             clusters,
@@ -437,29 +440,29 @@ struct ClusterList {
 impl ClusterList {
     /// The clusters whose `keep` is 1.
     fn kept(&self, keep: &[u8]) -> ClusterList {
-        let kept: usize = keep.iter().map(|&k| usize::from(k)).sum();
-        let mut list = ClusterList::default();
-        let pick = |from: &[f32], to: &mut Vec<f32>| {
-            to.reserve(kept);
-            to.extend(
-                from.iter()
-                    .zip(keep)
-                    .filter(|(_, &k)| k == 1)
-                    .map(|(&v, _)| v),
-            );
+        let n = self.id.len();
+        let keep = &keep[..n];
+        // Without branches, as in `compact`: every cluster is written at the
+        // front, and those kept advance it.
+        let mut list = ClusterList {
+            lo: [vec![0.0; n], vec![0.0; n], vec![0.0; n]],
+            hi: [vec![0.0; n], vec![0.0; n], vec![0.0; n]],
+            id: vec![0; n],
         };
-        for a in 0..3 {
-            pick(&self.lo[a], &mut list.lo[a]);
-            pick(&self.hi[a], &mut list.hi[a]);
+        let mut next = 0;
+        for (k, &kept) in keep.iter().enumerate() {
+            let at = next.min(k);
+            for a in 0..3 {
+                list.lo[a][at] = self.lo[a][k];
+                list.hi[a][at] = self.hi[a][k];
+            }
+            list.id[at] = self.id[k];
+            next += usize::from(kept);
         }
-        list.id.reserve(kept);
-        list.id.extend(
-            self.id
-                .iter()
-                .zip(keep)
-                .filter(|(_, &k)| k == 1)
-                .map(|(&v, _)| v),
-        );
+        for v in list.lo.iter_mut().chain(&mut list.hi) {
+            v.truncate(next);
+        }
+        list.id.truncate(next);
         list
     }
 }
