@@ -292,7 +292,7 @@ fn a_case_over_the_step_bound_is_invalid_and_the_bound_leaves_real_masks_alone()
     );
 
     // 200000 steps per label, about a hundredth of the default on this grid, binds on the noise
-    // (about half a million steps) and still not on the truth's own masks (a few thousand).
+    // (which takes more than that) and still not on the truth's own masks (a few thousand).
     challenge.scoring.case_bound = CaseBound {
         steps_per_voxel: 0,
         min_steps: 200_000,

@@ -106,12 +106,13 @@ impl CaseBound {
     pub const SURFACE_SHARE: u64 = 8;
     /// Tiny images may have any mask: 65536 distances are 512 KiB.
     pub const MIN_SURFACE_VOXELS: u64 = 1 << 16;
-    /// The costliest legitimate predictions measured take 5 to 8 steps per voxel: false
-    /// positives scattered over 1-5 % of a 512 x 512 x 300 CT around a lung-sized truth (5.1-7.7,
-    /// `cargo bench --bench boundary_stress`). Masks far apart take less than one since issue 18
-    /// (0.6 for a lung moved by 60 voxels; 4.2 before). 32 leaves four times that, and is at
-    /// most about 20 s of one CPU core per label on that CT (a step takes 5-10 ns). Under the
-    /// surface bound no mask we tried took more than 11 steps per voxel.
+    /// The costliest legitimate predictions measured take 4 to 6 steps per voxel: false
+    /// positives scattered over 1-5 % of a 512 x 512 x 300 CT around a lung-sized truth (3.9-5.4,
+    /// `cargo bench --bench boundary_stress`; 5.1-7.7 before the candidate pruning was sped up).
+    /// Masks far apart take less than one since issue 18 (0.5 for a lung moved by 60 voxels; 4.2
+    /// before). 32 leaves five times that, and is at most about 20 s of one CPU core per label
+    /// on that CT (a step takes 5-10 ns). Under the surface bound no mask we tried took more
+    /// than 11 steps per voxel.
     pub const STEPS_PER_VOXEL: u64 = 32;
     /// Tiny images get at least about a tenth of a second per label.
     pub const MIN_STEPS: u64 = 1 << 24;

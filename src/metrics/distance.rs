@@ -1347,12 +1347,13 @@ impl ColumnPass<'_> {
 ///
 /// Each query row first tries the nearest offsets word-parallel
 /// ([`NearOffsets`]): most queries of close surfaces are resolved there.
-/// The others get a direct search of the feature rows around them
-/// ([`nearest_sq`]) bounded by [`SEARCH_VOXELS`] voxels, and those still
-/// unresolved, from every plane at once, go to the candidate pruning of
-/// [`super::candidates`], whose work follows the geometry rather than the
-/// size of the crop. A plane whose queries mostly fail the direct search
-/// (surfaces far apart) sends its remaining queries there at once.
+/// The others within [`NEAR_VOXELS`] of a feature ([`NearCells`]) get a
+/// direct search of the feature rows around them ([`nearest_sq`]) bounded by
+/// [`SEARCH_VOXELS`] voxels, and those still unresolved, from every plane at
+/// once, go to the candidate pruning of [`super::candidates`], whose work
+/// follows the geometry rather than the size of the crop. A plane whose
+/// queries mostly fail the direct search sends its remaining queries there
+/// at once.
 ///
 /// The work is charged to `budget` in batches; once it is exhausted the
 /// remaining work is skipped and the result is incomplete.
