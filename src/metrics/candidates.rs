@@ -18,7 +18,8 @@
 //! `g` than `f`, and `f` is the nearest feature of none of them: it is
 //! pruned. A box prunes against the feature nearest its centre; while boxes
 //! are large, whole clusters of features are pruned at once by the same
-//! bound taken over the cluster's box as well. The margin
+//! bound taken over the cluster's box as well, against the nearest feature
+//! of the cluster whose box is nearest the centre. The margin
 //! ([`Margins`]) is far above the rounding of the bound and of the
 //! distance formula, so a pruned feature is farther in `f64` too, and a
 //! feature tied with another is always kept. The features a box keeps are
@@ -81,7 +82,7 @@ pub(super) fn nearest_distances(
         clustered: Clustered::new(features),
         tree: &tree,
         spacing,
-        weights: spacing.map(|s| s * s),
+        weights: relative_weights(spacing),
         margins: Margins::new(spacing, size),
         budget,
     };
@@ -106,8 +107,11 @@ pub(super) fn nearest_distances(
 fn wide<R>(work: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && !tests_narrow() {
+        /// # Safety
+        ///
+        /// The processor must have AVX2.
         #[target_feature(enable = "avx2")]
-        fn with_avx2<R>(work: impl FnOnce() -> R) -> R {
+        unsafe fn with_avx2<R>(work: impl FnOnce() -> R) -> R {
             work()
         }
         // SAFETY: the processor has AVX2, the only requirement of `with_avx2`.
@@ -142,7 +146,7 @@ fn steps(visits: usize) -> u64 {
 }
 
 /// The margins by which a feature must be farther than the pivot everywhere
-/// in a box to be pruned.
+/// in a box to be pruned, in the units of [`relative_weights`].
 ///
 /// Every squared distance within the crop is at most `diagonal²`, and the
 /// distance formula rounds by a few units of 2⁻⁵² of it; a pruned feature
@@ -154,9 +158,10 @@ fn steps(visits: usize) -> u64 {
 /// what is farther by the margin. A smaller real difference merely keeps a
 /// feature that could have gone.
 struct Margins {
-    /// For [`ClusterBounds::keep`], in mm².
-    clusters: f32,
-    /// For [`Pruning`], in mm²·4.
+    /// For [`ClusterBounds::keep`]; `None` where a side of the crop exceeds
+    /// [`EXACT_SQUARES`] voxels, and clusters are not pruned.
+    clusters: Option<f32>,
+    /// For [`Pruning`], four times that.
     features: f32,
 }
 
@@ -164,18 +169,39 @@ struct Margins {
 /// times the largest relative error of their terms.
 const F32_ALLOWANCE: f32 = 1.0 / (1 << 19) as f32;
 
+/// The longest crop side, in voxels, whose squared offsets are integers
+/// below 2²⁴, exact in `f32`: [`ClusterBounds::keep`] subtracts such
+/// squares, and rounded ones would leave an error relative to the squares,
+/// not to their difference.
+const EXACT_SQUARES: usize = 4096;
+
 impl Margins {
     fn new(spacing: [f64; 3], size: [usize; 3]) -> Margins {
         let diagonal2: f64 = (0..3)
             .map(|a| (spacing[a] * (size[a] + 1) as f64).powi(2))
             .sum::<f64>()
             .max(1.0);
-        let margin = 1e-9 * diagonal2 * (1.0 + f64::from(F32_ALLOWANCE));
+        let largest = spacing.map(|s| s * s).into_iter().fold(0.0, f64::max);
+        let margin = 1e-9 * diagonal2 / largest * (1.0 + f64::from(F32_ALLOWANCE));
         Margins {
-            clusters: margin as f32,
+            clusters: size
+                .iter()
+                .all(|&n| n <= EXACT_SQUARES)
+                .then_some(margin as f32),
             features: (4.0 * margin) as f32,
         }
     }
+}
+
+/// The squared spacing over the largest of them. The bounds only compare
+/// sums of these weights' multiples, so any common factor gives the same
+/// verdicts; this one keeps them within `f32` whatever the spacing (a
+/// spacing of 10¹⁶ mm would overflow it otherwise), and the margins are in
+/// the same units.
+fn relative_weights(spacing: [f64; 3]) -> [f64; 3] {
+    let weights = spacing.map(|s| s * s);
+    let largest = weights.into_iter().fold(0.0, f64::max);
+    weights.map(|w| w / largest)
 }
 
 /// The distance formula of [`super::distance`], on voxel offsets.
@@ -523,7 +549,8 @@ impl Extent {
 /// `|p − f|² − |p − g|²` is `(m − f)² − (m − g)² + 2(g − f)(p − m)`, whose
 /// smallest value over the box is `(m − f)² − (m − g)² − size·|g − f|`.
 /// Weighted and summed, and times 4: `c(f) − c(g) − s(f)`, where `c` is
-/// `|2·(f − m)|²` and `s(f)` is `Σ 4·w·size·|g − f|`, in mm²·4.
+/// `|2·(f − m)|²` and `s(f)` is `Σ 4·w·size·|g − f|`, with the weights `w` of
+/// [`relative_weights`].
 ///
 /// In `f32`, `c` and `s` are each within `6u` of their values and their
 /// difference within `8u·(c + s)` (see [`Margins`]). A feature is kept if
@@ -607,7 +634,7 @@ impl ClusterBounds {
         }
     }
 
-    /// `|2·(box − centre)|²` of each cluster's box, in mm²·4, into `out`:
+    /// `|2·(box − centre)|²` of each cluster's box, weighted, into `out`:
     /// only to choose the pivot.
     #[inline(always)]
     fn to_centre(&self, list: &ClusterList, out: &mut Vec<f32>) {
@@ -637,10 +664,10 @@ impl ClusterBounds {
     /// affine outside that span and concave inside, so its smallest value
     /// over the box lies at an end of the box or at `fl` or `fh` clamped to
     /// the box. The squares and their differences are of integers, exact
-    /// below 2²⁴ and within `u` of their size above; the weights, their
-    /// products and the sums round, so the gap is within `5u` of the sum of
-    /// the sizes of its three terms, which the test allows for eightfold
-    /// (see [`Margins`]).
+    /// below 2²⁴ (crops of at most [`EXACT_SQUARES`] voxels a side, the only
+    /// ones this runs on); the weights, their products and the sums round,
+    /// so the gap is within `5u` of the sum of the sizes of its three terms,
+    /// and the test allows `32u` (see [`Margins`]).
     #[inline(always)]
     fn keep(&self, list: &ClusterList, g: [f32; 3], margin: f32, keep: &mut Vec<u8>) {
         let n = list.id.len();
@@ -789,7 +816,7 @@ struct Search<'a> {
     clustered: Clustered,
     tree: &'a QueryTree,
     spacing: [f64; 3],
-    /// The squared spacing.
+    /// The squared spacing over the largest of them ([`relative_weights`]).
     weights: [f64; 3],
     margins: Margins,
     budget: &'a WorkBudget,
@@ -863,7 +890,13 @@ impl Search<'_> {
         let nearest_member = first_smallest(values);
         let pivot = (members.start + nearest_member, values[nearest_member]);
         let g = [&c.features.x, &c.features.y, &c.features.z].map(|v| v[pivot.0]);
-        boxes.keep(list, g, self.margins.clusters, &mut scratch.keep);
+        match self.margins.clusters {
+            Some(margin) => boxes.keep(list, g, margin, &mut scratch.keep),
+            None => {
+                scratch.keep.clear();
+                scratch.keep.resize(list.id.len(), 1);
+            }
+        }
         let kept = list.kept(&scratch.keep);
         let features: usize = kept.id.iter().map(|&k| c.members(k).len()).sum();
         let queries = node.end - node.start;
@@ -1350,5 +1383,30 @@ mod tests {
             assert_eq!(narrow.0[k].to_bits(), want);
         }
         assert_eq!(wide.1, narrow.1, "the same work either way");
+    }
+
+    #[test]
+    fn crops_wider_than_exact_f32_squares_and_extreme_spacings_stay_exact() {
+        let mut rng = Rng(0xdead_beef_1234_5678);
+        // Offsets beyond 4096 voxels, whose squares `f32` rounds: clusters
+        // are not pruned there, features still are.
+        let features: Vec<Point> = (0..1500)
+            .map(|_| [4000 + rng.below(200), 600 + rng.below(50), rng.below(3)])
+            .collect();
+        let queries: Vec<Point> = (0..500)
+            .map(|_| [rng.below(50), 950 + rng.below(100), rng.below(3)])
+            .collect();
+        check(&features, &queries, [1.0, 1.0, 1.0], [5000, 1100, 3]);
+        check(&features, &queries, [0.7, 0.9, 3.0], [5000, 1100, 3]);
+        // Squared spacings far beyond the range of `f32`, and far below it.
+        let features: Vec<Point> = (0..800)
+            .map(|_| [rng.below(40), rng.below(40), 0])
+            .collect();
+        let queries: Vec<Point> = (0..300)
+            .map(|_| [100 + rng.below(40), rng.below(40), rng.below(5)])
+            .collect();
+        for spacing in [[1e20, 1e20, 3e20], [1e-25, 2e-25, 1e-25], [1e-3, 1e3, 1.0]] {
+            check(&features, &queries, spacing, [200, 50, 10]);
+        }
     }
 }

@@ -1367,7 +1367,6 @@ fn directed_distances(
     let near = NearOffsets::new(&weights);
     let smin = spacing.iter().copied().fold(f64::INFINITY, f64::min);
     let cap = sq(SEARCH_VOXELS * smin);
-    let nonc = std::env::var_os("PODIUM_NONC").is_some();
     let near_cells = NearCells::new(
         features,
         spacing.map(|s| (NEAR_VOXELS * smin / s).ceil() as usize),
@@ -1414,8 +1413,7 @@ fn directed_distances(
                             return;
                         }
                         let searched = out.len() - missed.len() + failed;
-                        let search =
-                            !give_up(searched, failed) && (nonc || near_cells.may_be_near(b, y, z));
+                        let search = !give_up(searched, failed) && near_cells.may_be_near(b, y, z);
                         let mut d2 = f64::INFINITY;
                         if search {
                             let (mut bound, mut at) = (cap, None);
