@@ -560,17 +560,39 @@ impl Extent {
 /// ρ(1 − 8u))·s(f)`, whose last term is negative, and the computed right
 /// side is at least `(1 − 8u)·ρ·(c(g) + margin)`, which is larger.
 struct Pruning {
-    centre2: [f32; 3],
-    weights: [f32; 3],
+    frame: Frame,
     /// `ρ·4·w·size` per axis.
     slopes: [f32; 3],
+}
+
+/// A box's centre and the weights, in `f32`: what both bounds measure from.
+struct Frame {
+    /// `lo + hi`.
+    centre2: [f32; 3],
+    weights: [f32; 3],
+}
+
+impl Frame {
+    fn new(b: &Bounds, weights: [f64; 3]) -> Frame {
+        Frame {
+            centre2: b.centre2.map(|c| c as f32),
+            weights: weights.map(|w| w as f32),
+        }
+    }
+
+    /// `Σ w·d²` of per-axis offsets `d`, summed in the order of the
+    /// distance formula.
+    #[inline(always)]
+    fn weighted(&self, [dx, dy, dz]: [f32; 3]) -> f32 {
+        let w = self.weights;
+        (w[0] * dx * dx + w[1] * dy * dy) + w[2] * dz * dz
+    }
 }
 
 impl Pruning {
     fn new(b: &Bounds, weights: [f64; 3]) -> Pruning {
         Pruning {
-            centre2: b.centre2.map(|c| c as f32),
-            weights: weights.map(|w| w as f32),
+            frame: Frame::new(b, weights),
             slopes: [0, 1, 2]
                 .map(|a| (4.0 * weights[a] * b.size[a] * (1.0 + f64::from(F32_ALLOWANCE))) as f32),
         }
@@ -583,10 +605,8 @@ impl Pruning {
         to_centre.resize(x.len(), 0.0);
         let (y, z) = (&y[..x.len()], &z[..x.len()]);
         for (k, c) in to_centre.iter_mut().enumerate() {
-            let d = |f: f32, a: usize| 2.0 * f - self.centre2[a];
-            let (dx, dy, dz) = (d(x[k], 0), d(y[k], 1), d(z[k], 2));
-            *c =
-                (self.weights[0] * dx * dx + self.weights[1] * dy * dy) + self.weights[2] * dz * dz;
+            let d = |f: f32, a: usize| 2.0 * f - self.frame.centre2[a];
+            *c = self.frame.weighted([d(x[k], 0), d(y[k], 1), d(z[k], 2)]);
         }
     }
 
@@ -620,8 +640,7 @@ impl Pruning {
 struct ClusterBounds {
     lo: [f32; 3],
     hi: [f32; 3],
-    centre2: [f32; 3],
-    weights: [f32; 3],
+    frame: Frame,
 }
 
 impl ClusterBounds {
@@ -629,8 +648,7 @@ impl ClusterBounds {
         ClusterBounds {
             lo: b.lo.map(|v| v as f32),
             hi: b.hi.map(|v| v as f32),
-            centre2: b.centre2.map(|v| v as f32),
-            weights: weights.map(|w| w as f32),
+            frame: Frame::new(b, weights),
         }
     }
 
@@ -643,14 +661,13 @@ impl ClusterBounds {
         let [lx, ly, lz] = list.lo.each_ref().map(|v| &v[..n]);
         let [hx, hy, hz] = list.hi.each_ref().map(|v| &v[..n]);
         for (k, o) in out.iter_mut().enumerate() {
+            let centre2 = self.frame.centre2;
             let d = |lo: f32, hi: f32, a: usize| {
-                (2.0 * lo - self.centre2[a])
-                    .max(self.centre2[a] - 2.0 * hi)
-                    .max(0.0)
+                (2.0 * lo - centre2[a]).max(centre2[a] - 2.0 * hi).max(0.0)
             };
-            let (dx, dy, dz) = (d(lx[k], hx[k], 0), d(ly[k], hy[k], 1), d(lz[k], hz[k], 2));
-            *o =
-                (self.weights[0] * dx * dx + self.weights[1] * dy * dy) + self.weights[2] * dz * dz;
+            *o = self
+                .frame
+                .weighted([d(lx[k], hx[k], 0), d(ly[k], hy[k], 1), d(lz[k], hz[k], 2)]);
         }
     }
 
@@ -685,7 +702,7 @@ impl ClusterBounds {
                     .min(h(hi))
                     .min(h(fl.clamp(lo, hi)))
                     .min(h(fh.clamp(lo, hi)));
-                self.weights[a] * smallest
+                self.frame.weights[a] * smallest
             };
             let terms = [
                 term(lx[k], hx[k], 0),
