@@ -52,19 +52,14 @@ const EXPAND_FEATURES: usize = 4096;
 
 /// Side of the cells that group features into clusters, in voxels (a power
 /// of two).
-const CLUSTER_VOXELS: i32 = 16;
+pub(super) const CLUSTER_VOXELS: i32 = 16;
 
 /// Boxes with fewer queries than this solve their two halves on the current
 /// thread.
 const PARALLEL_QUERIES: usize = 2048;
 
-/// The distance in mm from each query to its nearest feature, computed as
-/// `(((sx·dx)² + (sy·dy)²) + (sz·dz)²).sqrt()` (`f64::INFINITY` for every
-/// query if `features` is empty). Every position must lie in a box of
-/// `size` voxels.
-///
-/// The work (features examined) is charged to `budget` box by box; once it
-/// is exhausted the remaining boxes are skipped and their distances are 0.
+/// [`nearest_distances_clustered`] with `features` grouped by their cells.
+#[cfg(test)]
 pub(super) fn nearest_distances(
     features: &[Point],
     queries: &[Point],
@@ -75,11 +70,31 @@ pub(super) fn nearest_distances(
     if features.is_empty() || queries.is_empty() {
         return vec![f64::INFINITY; queries.len()];
     }
-    budget.charge(steps(features.len()));
+    nearest_distances_clustered(Clustered::new(features), queries, spacing, size, budget)
+}
+
+/// The distance in mm from each query to its nearest feature, computed as
+/// `(((sx·dx)² + (sy·dy)²) + (sz·dz)²).sqrt()` (`f64::INFINITY` for every
+/// query if there are no features). Every position must lie in a box of
+/// `size` voxels.
+///
+/// The work (features examined) is charged to `budget` box by box; once it
+/// is exhausted the remaining boxes are skipped and their distances are 0.
+pub(super) fn nearest_distances_clustered(
+    clustered: Clustered,
+    queries: &[Point],
+    spacing: [f64; 3],
+    size: [usize; 3],
+    budget: &WorkBudget,
+) -> Vec<f64> {
+    if clustered.len() == 0 || queries.is_empty() {
+        return vec![f64::INFINITY; queries.len()];
+    }
+    budget.charge(steps(clustered.len()));
     let tree = QueryTree::new(queries, spacing, size);
     budget.charge(steps(queries.len()));
     let search = Search {
-        clustered: Clustered::new(features),
+        clustered,
         tree: &tree,
         spacing,
         weights: relative_weights(spacing),
@@ -239,18 +254,38 @@ impl QueryTree {
         let key = |q: &Point| {
             spread[0][q[0] as usize] | spread[1][q[1] as usize] | spread[2][q[2] as usize]
         };
-        let mut keyed: Vec<(u64, u32)> = queries
-            .iter()
-            .enumerate()
-            .map(|(i, q)| (key(q), i as u32))
-            .collect();
-        radix_sort(&mut keyed);
+        let used = spread.iter().flatten().fold(0, |acc, &k| acc | k);
+        let key_bits = u64::BITS - used.leading_zeros();
+        let index_bits = usize::BITS - queries.len().leading_zeros();
         let mut tree = QueryTree {
-            points: keyed.iter().map(|&(_, i)| queries[i as usize]).collect(),
-            index: keyed.iter().map(|&(_, i)| i).collect(),
+            points: Vec::with_capacity(queries.len()),
+            index: Vec::with_capacity(queries.len()),
             nodes: Vec::with_capacity(2 * queries.len() / LEAF_QUERIES + 1),
         };
-        let keys: Vec<u64> = keyed.into_iter().map(|(k, _)| k).collect();
+        let keys = if key_bits + index_bits < u64::BITS {
+            // Key and index packed in one word: half the memory to sort.
+            let mut keyed: Vec<u64> = (queries.iter().enumerate())
+                .map(|(i, q)| key(q) << index_bits | i as u64)
+                .collect();
+            radix_sort(&mut keyed, index_bits..index_bits + key_bits, |&r| r);
+            for r in &mut keyed {
+                let i = (*r & ((1 << index_bits) - 1)) as usize;
+                tree.points.push(queries[i]);
+                tree.index.push(i as u32);
+                *r >>= index_bits;
+            }
+            keyed
+        } else {
+            let mut keyed: Vec<(u64, u32)> = (queries.iter().enumerate())
+                .map(|(i, q)| (key(q), i as u32))
+                .collect();
+            radix_sort(&mut keyed, 0..key_bits, |&(k, _)| k);
+            for &(_, i) in &keyed {
+                tree.points.push(queries[i as usize]);
+                tree.index.push(i);
+            }
+            keyed.into_iter().map(|(k, _)| k).collect()
+        };
         tree.build(&keys, 0, queries.len());
         tree
     }
@@ -322,43 +357,45 @@ fn spread_tables(spacing: [f64; 3], size: [usize; 3]) -> [Vec<u64>; 3] {
     tables
 }
 
-/// Sorts by key, least significant digits first, in as few passes of at
-/// most 13 bits as the highest key bit needs.
-fn radix_sort(keyed: &mut Vec<(u64, u32)>) {
-    let used = keyed.iter().fold(0, |acc, &(k, _)| acc | k);
-    let bits = u64::BITS - used.leading_zeros();
-    let passes = bits.div_ceil(13);
-    let width = if passes == 0 {
-        0
-    } else {
-        bits.div_ceil(passes)
-    };
-    let mut other = vec![(0u64, 0u32); keyed.len()];
+/// Sorts `records` (stably) by the bits `bits` of their `key`, least
+/// significant digits first, in as few passes of at most 13 bits as they
+/// need. The other bits of the keys must be the same for every record or
+/// already in order.
+fn radix_sort<T: Copy + Default>(records: &mut Vec<T>, bits: Range<u32>, key: impl Fn(&T) -> u64) {
+    let passes = bits.len().div_ceil(13) as u32;
+    if passes == 0 {
+        return;
+    }
+    let width = (bits.len() as u32).div_ceil(passes);
+    let mut other = vec![T::default(); records.len()];
     for pass in 0..passes {
-        let shift = pass * width;
-        let digit = |k: u64| ((k >> shift) & ((1 << width) - 1)) as usize;
+        let shift = bits.start + pass * width;
+        let digit = |r: &T| ((key(r) >> shift) & ((1 << width) - 1)) as usize;
         let mut start = vec![0usize; (1 << width) + 1];
-        for &(k, _) in keyed.iter() {
-            start[digit(k) + 1] += 1;
+        for r in records.iter() {
+            start[digit(r) + 1] += 1;
         }
         for d in 0..1 << width {
             start[d + 1] += start[d];
         }
-        for &(k, i) in keyed.iter() {
-            let d = digit(k);
-            other[start[d]] = (k, i);
+        for r in records.iter() {
+            let d = digit(r);
+            other[start[d]] = *r;
             start[d] += 1;
         }
-        std::mem::swap(keyed, &mut other);
+        std::mem::swap(records, &mut other);
     }
 }
 
-/// Features grouped by cells of [`CLUSTER_VOXELS`]³ voxels, each group with
-/// its bounding box, so that large boxes of queries prune whole groups.
-struct Clustered {
+/// Features grouped in clusters, each with its bounding box, so that large
+/// boxes of queries prune whole clusters. Any grouping is exact; compact
+/// ones, such as cells of [`CLUSTER_VOXELS`]³ voxels, prune best.
+pub(super) struct Clustered {
     /// The features, grouped by cluster.
     features: Coordinates,
     clusters: Vec<Cluster>,
+    /// Where the cluster being pushed starts in `features`.
+    open: usize,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -368,8 +405,51 @@ struct Cluster {
     start: usize,
     end: usize,
 }
+
 impl Clustered {
-    /// Groups `features` (non-empty) by a counting sort on their cells.
+    /// No features yet, with room for `features` of them.
+    pub(super) fn with_capacity(features: usize) -> Clustered {
+        let mut clustered = Clustered {
+            features: Coordinates::default(),
+            clusters: Vec::new(),
+            open: 0,
+        };
+        clustered.features.reserve(features);
+        clustered
+    }
+
+    /// Adds `f` to the cluster being pushed.
+    #[inline(always)]
+    pub(super) fn push(&mut self, f: Point) {
+        self.features.push(f);
+    }
+
+    /// Closes the cluster being pushed, if it has features.
+    pub(super) fn end_cluster(&mut self) {
+        let range = self.open..self.features.len();
+        if range.is_empty() {
+            return;
+        }
+        let axes = self.features.axes(range.clone());
+        let lo = axes.map(|v| v.iter().fold(f32::INFINITY, |a, &b| a.min(b)) as i32);
+        let hi = axes.map(|v| v.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as i32);
+        self.clusters.push(Cluster {
+            lo,
+            hi,
+            start: range.start,
+            end: range.end,
+        });
+        self.open = range.end;
+    }
+
+    /// How many features were pushed.
+    pub(super) fn len(&self) -> usize {
+        self.features.len()
+    }
+
+    /// Groups `features` by their cells of [`CLUSTER_VOXELS`]³ voxels, by a
+    /// counting sort (or a sort, when the cells outnumber the features).
+    #[cfg(test)]
     fn new(features: &[Point]) -> Clustered {
         let shift = CLUSTER_VOXELS.trailing_zeros();
         let cells = [0, 1, 2].map(|a| {
@@ -384,8 +464,6 @@ impl Clustered {
             let c = [0, 1, 2].map(|a| (f[a] >> shift) as usize);
             c[0] + cells[0] * (c[1] + cells[1] * c[2])
         };
-        // Cells may outnumber the features when they are scattered; then a
-        // sort costs less than a table of every cell.
         let table_cells = cells[0].saturating_mul(cells[1]).saturating_mul(cells[2]);
         let mut keyed: Vec<(usize, Point)> = features.iter().map(|f| (cell_of(f), *f)).collect();
         if table_cells <= 4 * features.len() {
@@ -405,34 +483,15 @@ impl Clustered {
         } else {
             keyed.sort_unstable_by_key(|&(c, _)| c);
         }
-        let mut clusters = Vec::new();
-        let mut start = 0;
-        while start < keyed.len() {
-            let key = keyed[start].0;
-            let (mut lo, mut hi) = (keyed[start].1, keyed[start].1);
-            let mut end = start;
-            while end < keyed.len() && keyed[end].0 == key {
-                let f = keyed[end].1;
-                for a in 0..3 {
-                    lo[a] = lo[a].min(f[a]);
-                    hi[a] = hi[a].max(f[a]);
-                }
-                end += 1;
+        let mut clustered = Clustered::with_capacity(features.len());
+        for (k, &(cell, f)) in keyed.iter().enumerate() {
+            if k > 0 && keyed[k - 1].0 != cell {
+                clustered.end_cluster();
             }
-            clusters.push(Cluster { lo, hi, start, end });
-            start = end;
+            clustered.push(f);
         }
-        let axis = |a: usize| keyed.iter().map(|(_, f)| f[a] as f32).collect::<Vec<f32>>();
-        let coordinates = Coordinates {
-            x: axis(0),
-            y: axis(1),
-            z: axis(2),
-            len: keyed.len(),
-        };
-        Clustered {
-            features: coordinates,
-            clusters,
-        }
+        clustered.end_cluster();
+        clustered
     }
 
     /// Every cluster, as a list.
@@ -1337,7 +1396,18 @@ mod tests {
                 .collect();
             let mut want = keyed.clone();
             want.sort_by_key(|&(k, i)| (k, i));
-            radix_sort(&mut keyed);
+            // Packed above 13 index bits, the sort skips the indices.
+            if bits + 13 < 64 {
+                let mut packed: Vec<u64> =
+                    keyed.iter().map(|&(k, i)| k << 13 | u64::from(i)).collect();
+                radix_sort(&mut packed, 13..13 + bits, |&r| r);
+                let unpacked: Vec<(u64, u32)> = packed
+                    .iter()
+                    .map(|&r| (r >> 13, (r & 8191) as u32))
+                    .collect();
+                assert_eq!(unpacked, want, "{bits} bits, packed");
+            }
+            radix_sort(&mut keyed, 0..bits, |&(k, _)| k);
             // Stable: equal keys keep the order of their indices.
             assert_eq!(keyed, want, "{bits} bits");
         }

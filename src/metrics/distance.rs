@@ -128,7 +128,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use super::candidates::{self, Point};
+use super::candidates::{self, Clustered, Point, CLUSTER_VOXELS};
 
 /// Boundary metrics of one label; see the [module documentation](self) for
 /// the definitions. Distances are in mm.
@@ -933,6 +933,41 @@ impl SurfaceBits {
         self.words.iter().map(|w| u64::from(w.count_ones())).sum()
     }
 
+    /// The surface voxels, grouped in cells of [`CLUSTER_VOXELS`]³ bit
+    /// positions, read cell by cell from the rows: no sort.
+    fn clustered(&self) -> Clustered {
+        const SIDE: usize = CLUSTER_VOXELS as usize;
+        const PARTS: usize = 64 / SIDE;
+        let mut clustered = Clustered::with_capacity(self.count() as usize);
+        for z0 in (0..self.cz).step_by(SIDE) {
+            let zs = z0..(z0 + SIDE).min(self.cz);
+            for y0 in (0..self.cy).step_by(SIDE) {
+                let ys = y0..(y0 + SIDE).min(self.cy);
+                for k in 0..self.cw {
+                    let word = |y: usize, z: usize| self.bits(y, z)[k];
+                    if zs.clone().all(|z| ys.clone().all(|y| word(y, z) == 0)) {
+                        continue;
+                    }
+                    for part in 0..PARTS {
+                        let first = 64 * k + SIDE * part;
+                        for z in zs.clone() {
+                            for y in ys.clone() {
+                                let mut bits = (word(y, z) >> (SIDE * part)) & ((1 << SIDE) - 1);
+                                while bits != 0 {
+                                    let b = first + bits.trailing_zeros() as usize;
+                                    bits &= bits - 1;
+                                    clustered.push([(b - self.shift) as i32, y as i32, z as i32]);
+                                }
+                            }
+                        }
+                        clustered.end_cluster();
+                    }
+                }
+            }
+        }
+        clustered
+    }
+
     /// Crop row `(y, z)`, with its zero words.
     #[inline]
     fn row(&self, y: usize, z: usize) -> &[u64] {
@@ -1462,16 +1497,10 @@ fn directed_distances(
     if missed.is_empty() || budget.exhausted() {
         return out;
     }
-    let mut points = Vec::with_capacity(features.count() as usize);
-    for z in 0..features.cz {
-        for y in 0..features.cy {
-            for_each_bit(features.bits(y, z), |b| {
-                points.push([(b - features.shift) as i32, y as i32, z as i32]);
-            });
-        }
-    }
     let size = [features.cx, features.cy, features.cz];
-    let distances = candidates::nearest_distances(&points, &missed, spacing, size, budget);
+    let clustered = features.clustered();
+    let distances =
+        candidates::nearest_distances_clustered(clustered, &missed, spacing, size, budget);
     // The missed queries are in the order of their places in `out`.
     let places = out.iter_mut().filter(|d| **d == MISSED);
     for (place, d) in places.zip(distances) {
