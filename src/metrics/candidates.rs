@@ -852,6 +852,17 @@ impl Coordinates {
 /// kept advance the front. Returns how many were kept.
 #[inline(always)]
 fn compact(from: [&[f32]; 3], keep: &[u8], to: [&mut [f32]; 3]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && !tests_narrow() {
+        // SAFETY: the processor has AVX2, the only requirement of
+        // `compact_avx2`.
+        return unsafe { compact_avx2(from, keep, to) };
+    }
+    compact_narrow(from, keep, to)
+}
+
+#[inline(always)]
+fn compact_narrow(from: [&[f32]; 3], keep: &[u8], to: [&mut [f32]; 3]) -> usize {
     let [fx, fy, fz] = from;
     let [tx, ty, tz] = to;
     let n = keep.len();
@@ -868,6 +879,84 @@ fn compact(from: [&[f32]; 3], keep: &[u8], to: [&mut [f32]; 3]) -> usize {
     }
     next
 }
+
+/// [`compact`] eight values at a time: the kept lanes of each eight are
+/// moved to the front by one permutation ([`LEFT_PACK`]) and all eight
+/// stored at the front, which then advances by the number kept.
+///
+/// # Safety
+///
+/// The processor must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn compact_avx2(from: [&[f32]; 3], keep: &[u8], to: [&mut [f32]; 3]) -> usize {
+    use std::arch::x86_64::{
+        __m128i, __m256i, _mm256_loadu_ps, _mm256_loadu_si256, _mm256_permutevar8x32_ps,
+        _mm256_storeu_ps, _mm_loadl_epi64, _mm_movemask_epi8, _mm_slli_epi64,
+    };
+    let n = keep.len();
+    let from = from.map(|v| &v[..n]);
+    let mut to = to.map(|v| &mut v[..n]);
+    let mut next = 0;
+    let mut k = 0;
+    while k + 8 <= n {
+        // SAFETY: `k + 8 <= n`, every slice holds `n` values, and the front
+        // `next` is at most `k`, so that the eight values stored from it
+        // stay within `to`. The keep bytes are 0 or 1: shifting each 64-bit
+        // lane left by 7 moves bit 0 of every byte to its top bit, and
+        // nothing across bytes.
+        unsafe {
+            let bytes = _mm_loadl_epi64(keep.as_ptr().add(k).cast::<__m128i>());
+            let mask = (_mm_movemask_epi8(_mm_slli_epi64(bytes, 7)) & 0xff) as usize;
+            let order = _mm256_loadu_si256(LEFT_PACK[mask].as_ptr().cast::<__m256i>());
+            for (f, t) in from.iter().zip(to.iter_mut()) {
+                let packed = _mm256_permutevar8x32_ps(_mm256_loadu_ps(f.as_ptr().add(k)), order);
+                _mm256_storeu_ps(t.as_mut_ptr().add(next), packed);
+            }
+            // Without assuming POPCNT.
+            next += usize::from(KEPT[mask]);
+        }
+        k += 8;
+    }
+    let [tx, ty, tz] = to;
+    let tail = compact_narrow(
+        from.map(|v| &v[k..]),
+        &keep[k..],
+        [&mut tx[next..], &mut ty[next..], &mut tz[next..]],
+    );
+    next + tail
+}
+
+/// For each mask of eight lanes, how many it sets.
+#[cfg(target_arch = "x86_64")]
+static KEPT: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut mask = 0;
+    while mask < 256 {
+        table[mask] = (mask as u32).count_ones() as u8;
+        mask += 1;
+    }
+    table
+};
+
+/// For each mask of eight lanes, the lanes it sets, in order, then zeros.
+#[cfg(target_arch = "x86_64")]
+static LEFT_PACK: [[u32; 8]; 256] = {
+    let mut table = [[0u32; 8]; 256];
+    let mut mask = 0;
+    while mask < 256 {
+        let (mut lane, mut next) = (0, 0);
+        while lane < 8 {
+            if mask >> lane & 1 == 1 {
+                table[mask][next] = lane as u32;
+                next += 1;
+            }
+            lane += 1;
+        }
+        mask += 1;
+    }
+    table
+};
 
 /// The position of the first smallest value of `values` (non-empty, no NaN).
 #[inline(always)]
@@ -1415,20 +1504,36 @@ mod tests {
 
     #[test]
     fn compacting_keeps_the_marked_values_in_order() {
-        let from: Vec<f32> = (0..37).map(|v| v as f32).collect();
-        let keep: Vec<u8> = (0..37).map(|v| u8::from(v % 3 == 0 || v > 30)).collect();
-        let mut to = [vec![0.0; 37], vec![0.0; 37], vec![0.0; 37]];
-        let [a, b, c] = &mut to;
-        let kept = compact([&from, &from, &from], &keep, [a, b, c]);
-        let want: Vec<f32> = from
-            .iter()
-            .zip(&keep)
-            .filter(|(_, &k)| k == 1)
-            .map(|(&v, _)| v)
-            .collect();
-        assert_eq!(kept, want.len());
-        for axis in &to {
-            assert_eq!(&axis[..kept], &want[..]);
+        // Both the narrow loop and the eight-lane permutation, over every
+        // length to 40 (whole eights and tails) and random marks.
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for n in 0..40usize {
+            for _ in 0..20 {
+                let x: Vec<f32> = (0..n).map(|v| v as f32).collect();
+                let y: Vec<f32> = (0..n).map(|v| -(v as f32)).collect();
+                let z: Vec<f32> = (0..n).map(|v| 0.5 * v as f32).collect();
+                let keep: Vec<u8> = (0..n).map(|_| rng.below(2) as u8).collect();
+                let kept_positions: Vec<usize> = (0..n).filter(|&k| keep[k] == 1).collect();
+                let narrow = {
+                    let mut to = [vec![9.0; n], vec![9.0; n], vec![9.0; n]];
+                    let [a, b, c] = &mut to;
+                    let kept = compact_narrow([&x, &y, &z], &keep, [a, b, c]);
+                    (kept, to)
+                };
+                let wide = {
+                    let mut to = [vec![9.0; n], vec![9.0; n], vec![9.0; n]];
+                    let [a, b, c] = &mut to;
+                    let kept = compact([&x, &y, &z], &keep, [a, b, c]);
+                    (kept, to)
+                };
+                for (kept, to) in [narrow, wide] {
+                    assert_eq!(kept, kept_positions.len(), "{n} values");
+                    for (axis, from) in to.iter().zip([&x, &y, &z]) {
+                        let want: Vec<f32> = kept_positions.iter().map(|&k| from[k]).collect();
+                        assert_eq!(&axis[..kept], &want[..], "{n} values");
+                    }
+                }
+            }
         }
     }
 
