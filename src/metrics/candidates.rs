@@ -409,19 +409,36 @@ struct Cluster {
 impl Clustered {
     /// No features yet, with room for `features` of them.
     pub(super) fn with_capacity(features: usize) -> Clustered {
-        let mut clustered = Clustered {
-            features: Coordinates::default(),
+        // Pushed, not resized: no zeros written first.
+        let axis = || Vec::with_capacity(features);
+        Clustered {
+            features: Coordinates {
+                x: axis(),
+                y: axis(),
+                z: axis(),
+                len: 0,
+            },
             clusters: Vec::new(),
             open: 0,
-        };
-        clustered.features.reserve(features);
-        clustered
+        }
     }
 
     /// Adds `f` to the cluster being pushed.
     #[inline(always)]
     pub(super) fn push(&mut self, f: Point) {
-        self.features.push(f);
+        let c = &mut self.features;
+        c.x.push(f[0] as f32);
+        c.y.push(f[1] as f32);
+        c.z.push(f[2] as f32);
+        c.len += 1;
+    }
+
+    /// Adds a cluster of the features `members` (if any).
+    pub(super) fn push_cluster(&mut self, members: &[Point]) {
+        for &f in members {
+            self.push(f);
+        }
+        self.end_cluster();
     }
 
     /// Closes the cluster being pushed, if it has features.
@@ -1275,35 +1292,37 @@ fn solve_leaf(
     out: &mut [f64],
     [sx, sy, sz]: [f64; 3],
 ) {
+    /// Queries compared with each feature at once: a lane each, so that
+    /// the loop over them is vectorized.
+    const LANES: usize = 8;
     let [x, y, z] = features.axes(range);
-    for (q, o) in queries.iter().zip(out.iter_mut()) {
-        let q = q.map(f64::from);
-        // The coordinates are integers, exact in `f32` and `f64`, and so is
-        // their difference: this is the distance formula, in `f64`. Its
-        // square root is monotonic and correctly rounded, so that of the
-        // smallest sum is the smallest distance, bit for bit. Four running
-        // minima let the comparisons overlap.
-        let formula = |k: usize| {
-            let (dx, dy, dz) = (
-                sx * (q[0] - f64::from(x[k])),
-                sy * (q[1] - f64::from(y[k])),
-                sz * (q[2] - f64::from(z[k])),
-            );
-            (dx * dx + dy * dy) + dz * dz
+    for (group, out) in queries.chunks(LANES).zip(out.chunks_mut(LANES)) {
+        // A short group repeats its last query in the lanes left over.
+        let lane = |a: usize| {
+            std::array::from_fn::<f64, LANES, _>(|j| f64::from(group[j.min(group.len() - 1)][a]))
         };
-        let mut best = [f64::INFINITY; 4];
-        let whole = x.len() / 4 * 4;
-        for k in (0..whole).step_by(4) {
-            for (j, b) in best.iter_mut().enumerate() {
-                let v = formula(k + j);
-                *b = if v < *b { v } else { *b };
+        let (qx, qy, qz) = (lane(0), lane(1), lane(2));
+        let mut best = [f64::INFINITY; LANES];
+        for k in 0..x.len() {
+            let f = [x[k], y[k], z[k]].map(f64::from);
+            for j in 0..LANES {
+                // The coordinates are integers, exact in `f32` and `f64`,
+                // and so is their difference: this is the distance formula,
+                // in `f64`.
+                let (dx, dy, dz) = (
+                    sx * (qx[j] - f[0]),
+                    sy * (qy[j] - f[1]),
+                    sz * (qz[j] - f[2]),
+                );
+                let v = (dx * dx + dy * dy) + dz * dz;
+                best[j] = if v < best[j] { v } else { best[j] };
             }
         }
-        for k in whole..x.len() {
-            let v = formula(k);
-            best[0] = if v < best[0] { v } else { best[0] };
+        // The square root is monotonic and correctly rounded, so that of the
+        // smallest sum is the smallest distance, bit for bit.
+        for (o, b) in out.iter_mut().zip(best) {
+            *o = b.sqrt();
         }
-        *o = best[0].min(best[1]).min(best[2].min(best[3])).sqrt();
     }
 }
 

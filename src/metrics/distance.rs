@@ -934,34 +934,25 @@ impl SurfaceBits {
     }
 
     /// The surface voxels, grouped in cells of [`CLUSTER_VOXELS`]³ bit
-    /// positions, read cell by cell from the rows: no sort.
+    /// positions: each slab of cells is read once, row by row, its voxels
+    /// dealt to their cells, which are then added in turn. No sort.
     fn clustered(&self) -> Clustered {
         const SIDE: usize = CLUSTER_VOXELS as usize;
-        const PARTS: usize = 64 / SIDE;
         let mut clustered = Clustered::with_capacity(self.count() as usize);
+        let mut cells: Vec<Vec<Point>> = vec![Vec::new(); (64 * self.cw).div_ceil(SIDE)];
         for z0 in (0..self.cz).step_by(SIDE) {
-            let zs = z0..(z0 + SIDE).min(self.cz);
             for y0 in (0..self.cy).step_by(SIDE) {
-                let ys = y0..(y0 + SIDE).min(self.cy);
-                for k in 0..self.cw {
-                    let word = |y: usize, z: usize| self.bits(y, z)[k];
-                    if zs.clone().all(|z| ys.clone().all(|y| word(y, z) == 0)) {
-                        continue;
+                for z in z0..(z0 + SIDE).min(self.cz) {
+                    for y in y0..(y0 + SIDE).min(self.cy) {
+                        for_each_bit(self.bits(y, z), |b| {
+                            let f = [(b - self.shift) as i32, y as i32, z as i32];
+                            cells[b / SIDE].push(f);
+                        });
                     }
-                    for part in 0..PARTS {
-                        let first = 64 * k + SIDE * part;
-                        for z in zs.clone() {
-                            for y in ys.clone() {
-                                let mut bits = (word(y, z) >> (SIDE * part)) & ((1 << SIDE) - 1);
-                                while bits != 0 {
-                                    let b = first + bits.trailing_zeros() as usize;
-                                    bits &= bits - 1;
-                                    clustered.push([(b - self.shift) as i32, y as i32, z as i32]);
-                                }
-                            }
-                        }
-                        clustered.end_cluster();
-                    }
+                }
+                for cell in &mut cells {
+                    clustered.push_cluster(cell);
+                    cell.clear();
                 }
             }
         }
