@@ -768,16 +768,21 @@ impl ClusterBounds {
         let [lx, ly, lz] = list.lo.each_ref().map(|v| &v[..n]);
         let [hx, hy, hz] = list.hi.each_ref().map(|v| &v[..n]);
         for (k, kept) in keep.iter_mut().enumerate() {
+            // Selects, not `max`, `min` and `clamp`, which handle NaN (there
+            // is none) and so keep the loop from being vectorized.
+            let larger = |a: f32, b: f32| if a > b { a } else { b };
+            let smaller = |a: f32, b: f32| if a < b { a } else { b };
             let term = |fl: f32, fh: f32, a: usize| {
                 let (lo, hi, g) = (self.lo[a], self.hi[a], g[a]);
                 let h = |p: f32| {
-                    let out = (fl - p).max(p - fh).max(0.0);
+                    let out = larger(larger(fl - p, p - fh), 0.0);
                     out * out - (g - p) * (g - p)
                 };
-                let smallest = h(lo)
-                    .min(h(hi))
-                    .min(h(fl.clamp(lo, hi)))
-                    .min(h(fh.clamp(lo, hi)));
+                let clamped = |f: f32| smaller(larger(f, lo), hi);
+                let smallest = smaller(
+                    smaller(h(lo), h(hi)),
+                    smaller(h(clamped(fl)), h(clamped(fh))),
+                );
                 self.frame.weights[a] * smallest
             };
             let terms = [
@@ -990,7 +995,16 @@ fn first_smallest(values: &[f32]) -> usize {
         .iter()
         .chain(&lanes)
         .fold(f32::INFINITY, |a, &v| if v < a { v } else { a });
-    values.iter().position(|&v| v == smallest).unwrap_or(0)
+    // Eight at a time, without an exit inside each eight.
+    let eight = values
+        .chunks_exact(8)
+        .position(|c| c.iter().fold(false, |any, &v| any | (v == smallest)))
+        .unwrap_or(values.len() / 8);
+    let from = 8 * eight;
+    from + values[from..]
+        .iter()
+        .position(|&v| v == smallest)
+        .unwrap_or(0)
 }
 
 /// The features and the constants of one search.
