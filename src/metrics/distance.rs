@@ -1390,7 +1390,7 @@ fn directed_distances(
     budget: &WorkBudget,
 ) -> Vec<f64> {
     let weights = Weights::new(spacing, [64 * features.cw.max(1), features.cy, features.cz]);
-    let near = NearOffsets::new(&weights);
+    let offsets = NearOffsets::new(&weights);
     let smin = spacing.iter().copied().fold(f64::INFINITY, f64::min);
     let cap = sq(SEARCH_VOXELS * smin);
     let near_cells = NearCells::new(
@@ -1406,10 +1406,11 @@ fn directed_distances(
         .map_init(
             || PlaneWork {
                 rem: vec![0; cw],
+                near: vec![0; cw],
                 values: vec![0.0; 64 * cw],
             },
             |work, z| {
-                let PlaneWork { rem, values } = work;
+                let PlaneWork { rem, near, values } = work;
                 let mut out = Vec::new();
                 let mut missed = Vec::new();
                 if budget.exhausted() {
@@ -1427,19 +1428,32 @@ fn directed_distances(
                     if row.iter().all(|&w| w == 0) {
                         continue;
                     }
-                    rem.copy_from_slice(row);
+                    // Only the queries near a feature are searched for one;
+                    // the others go to the candidate pruning at once.
+                    for (k, (n, &w)) in near.iter_mut().zip(row).enumerate() {
+                        *n = if w == 0 {
+                            0
+                        } else {
+                            w & near_cells.near_word(k, y, z)
+                        };
+                    }
+                    rem.copy_from_slice(near);
                     let mut row_steps = 0;
                     let give_up =
                         |searched: usize, failed: usize| searched >= 16 && 2 * failed > searched;
                     // Cheap enough to try even once the plane gave up the direct search.
-                    row_steps += near.resolve(features, y, z, rem, values);
+                    if rem.iter().any(|&w| w != 0) {
+                        row_steps += offsets.resolve(features, y, z, rem, values);
+                    }
                     for_each_bit(row, |b| {
-                        if rem[b / 64] & (1 << (b % 64)) == 0 {
+                        let bit = 1 << (b % 64);
+                        let is_near = near[b / 64] & bit != 0;
+                        if is_near && rem[b / 64] & bit == 0 {
                             out.push(values[b]);
                             return;
                         }
                         let searched = out.len() - missed.len() + failed;
-                        let search = !give_up(searched, failed) && near_cells.may_be_near(b, y, z);
+                        let search = is_near && !give_up(searched, failed);
                         let mut d2 = f64::INFINITY;
                         if search {
                             let (mut bound, mut at) = (cap, None);
@@ -1512,6 +1526,8 @@ pub(super) const CHARGE_BATCH: u64 = 1 << 16;
 struct PlaneWork {
     /// The queries of a row not yet resolved by [`NearOffsets::resolve`].
     rem: Vec<u64>,
+    /// The queries of a row that [`NearCells`] says may be near a feature.
+    near: Vec<u64>,
     /// Distances set by [`NearOffsets::resolve`], by bit.
     values: Vec<f64>,
 }
@@ -1713,11 +1729,26 @@ impl NearCells {
 
     /// False if no feature lies within the radius of the query at bit
     /// position `b` of crop row `(y, z)`.
-    #[inline]
+    #[cfg(test)]
     fn may_be_near(&self, b: usize, y: usize, z: usize) -> bool {
         let c = b / CELL_VOXELS;
         let row = self.words * (y / CELL_VOXELS + self.cells_y * (z / CELL_VOXELS));
         self.rows[row + c / 64] & (1 << (c % 64)) != 0
+    }
+
+    /// Word `k` of crop row `(y, z)` with the bits set of the positions
+    /// that [`NearCells::may_be_near`] would say may be near.
+    #[inline]
+    fn near_word(&self, k: usize, y: usize, z: usize) -> u64 {
+        let row = self.words * (y / CELL_VOXELS + self.cells_y * (z / CELL_VOXELS));
+        // The 32 cells of the word's 64 positions.
+        let cells = self.rows[row + k / 2] >> (32 * (k % 2)) & 0xffff_ffff;
+        let mut x = (cells | cells << 16) & 0x0000_ffff_0000_ffff;
+        x = (x | x << 8) & 0x00ff_00ff_00ff_00ff;
+        x = (x | x << 4) & 0x0f0f_0f0f_0f0f_0f0f;
+        x = (x | x << 2) & 0x3333_3333_3333_3333;
+        x = (x | x << 1) & 0x5555_5555_5555_5555;
+        x | x << 1
     }
 }
 
@@ -2821,6 +2852,17 @@ mod tests {
                             assert!(
                                 cells.may_be_near(x + surface.shift, y, z),
                                 "({x}, {y}, {z}) within {radius:?} of a feature"
+                            );
+                        }
+                    }
+                    // The word-wide form says the same, bit for bit.
+                    for k in 0..surface.cw {
+                        let word = cells.near_word(k, y, z);
+                        for bit in 0..64 {
+                            assert_eq!(
+                                word >> bit & 1 == 1,
+                                cells.may_be_near(64 * k + bit, y, z),
+                                "bit {bit} of word {k} of row ({y}, {z})"
                             );
                         }
                     }
