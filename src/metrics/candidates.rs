@@ -70,7 +70,7 @@ pub(super) fn nearest_distances(
     if features.is_empty() || queries.is_empty() {
         return vec![f64::INFINITY; queries.len()];
     }
-    nearest_distances_clustered(Clustered::new(features), queries, spacing, size, budget)
+    nearest_distances_clustered(Clustered::grouped(features), queries, spacing, size, budget)
 }
 
 /// The distance in mm from each query to its nearest feature, computed as
@@ -394,8 +394,6 @@ pub(super) struct Clustered {
     /// The features, grouped by cluster.
     features: Coordinates,
     clusters: Vec<Cluster>,
-    /// Where the cluster being pushed starts in `features`.
-    open: usize,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -407,56 +405,34 @@ struct Cluster {
 }
 
 impl Clustered {
-    /// No features yet, with room for `features` of them.
-    pub(super) fn with_capacity(features: usize) -> Clustered {
-        // Pushed, not resized: no zeros written first.
-        let axis = || Vec::with_capacity(features);
+    pub(super) fn new() -> Clustered {
         Clustered {
-            features: Coordinates {
-                x: axis(),
-                y: axis(),
-                z: axis(),
-                len: 0,
-            },
+            features: Coordinates::default(),
             clusters: Vec::new(),
-            open: 0,
         }
-    }
-
-    /// Adds `f` to the cluster being pushed.
-    #[inline(always)]
-    pub(super) fn push(&mut self, f: Point) {
-        let c = &mut self.features;
-        c.x.push(f[0] as f32);
-        c.y.push(f[1] as f32);
-        c.z.push(f[2] as f32);
-        c.len += 1;
     }
 
     /// Adds a cluster of the features `members` (if any).
     pub(super) fn push_cluster(&mut self, members: &[Point]) {
-        for &f in members {
-            self.push(f);
-        }
-        self.end_cluster();
-    }
-
-    /// Closes the cluster being pushed, if it has features.
-    pub(super) fn end_cluster(&mut self) {
-        let range = self.open..self.features.len();
-        if range.is_empty() {
+        if members.is_empty() {
             return;
         }
-        let axes = self.features.axes(range.clone());
-        let lo = axes.map(|v| v.iter().fold(f32::INFINITY, |a, &b| a.min(b)) as i32);
-        let hi = axes.map(|v| v.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as i32);
+        let c = &mut self.features;
+        let start = c.len;
+        // The arrays are pushed to, never resized: they hold `len` values.
+        c.x.extend(members.iter().map(|f| f[0] as f32));
+        c.y.extend(members.iter().map(|f| f[1] as f32));
+        c.z.extend(members.iter().map(|f| f[2] as f32));
+        c.len += members.len();
+        let extents = c.axes(start..c.len).map(extent);
+        let lo = extents.map(|(smallest, _)| smallest as i32);
+        let hi = extents.map(|(_, largest)| largest as i32);
         self.clusters.push(Cluster {
             lo,
             hi,
-            start: range.start,
-            end: range.end,
+            start,
+            end: c.len,
         });
-        self.open = range.end;
     }
 
     /// How many features were pushed.
@@ -467,7 +443,7 @@ impl Clustered {
     /// Groups `features` by their cells of [`CLUSTER_VOXELS`]³ voxels, by a
     /// counting sort (or a sort, when the cells outnumber the features).
     #[cfg(test)]
-    fn new(features: &[Point]) -> Clustered {
+    fn grouped(features: &[Point]) -> Clustered {
         let shift = CLUSTER_VOXELS.trailing_zeros();
         let cells = [0, 1, 2].map(|a| {
             features
@@ -500,14 +476,11 @@ impl Clustered {
         } else {
             keyed.sort_unstable_by_key(|&(c, _)| c);
         }
-        let mut clustered = Clustered::with_capacity(features.len());
-        for (k, &(cell, f)) in keyed.iter().enumerate() {
-            if k > 0 && keyed[k - 1].0 != cell {
-                clustered.end_cluster();
-            }
-            clustered.push(f);
+        let mut clustered = Clustered::new();
+        for cell in keyed.chunk_by(|a, b| a.0 == b.0) {
+            let members: Vec<Point> = cell.iter().map(|&(_, f)| f).collect();
+            clustered.push_cluster(&members);
         }
-        clustered.end_cluster();
         clustered
     }
 
@@ -1005,6 +978,27 @@ fn first_smallest(values: &[f32]) -> usize {
         .iter()
         .position(|&v| v == smallest)
         .unwrap_or(0)
+}
+
+/// The smallest and the largest of `values` (non-empty, no NaN), eight
+/// lanes at a time.
+fn extent(values: &[f32]) -> (f32, f32) {
+    let mut smallest = [values[0]; 8];
+    let mut largest = [values[0]; 8];
+    let mut chunks = values.chunks_exact(8);
+    for chunk in &mut chunks {
+        for j in 0..8 {
+            let v = chunk[j];
+            smallest[j] = if v < smallest[j] { v } else { smallest[j] };
+            largest[j] = if v > largest[j] { v } else { largest[j] };
+        }
+    }
+    for &v in chunks.remainder() {
+        smallest[0] = if v < smallest[0] { v } else { smallest[0] };
+        largest[0] = if v > largest[0] { v } else { largest[0] };
+    }
+    let fold = |lanes: [f32; 8], pick: fn(f32, f32) -> f32| lanes.into_iter().fold(lanes[0], pick);
+    (fold(smallest, f32::min), fold(largest, f32::max))
 }
 
 /// The features and the constants of one search.
@@ -1567,6 +1561,19 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_extent_is_the_smallest_and_the_largest_value() {
+        let mut rng = Rng(0x5851_f42d_4c95_7f2d);
+        for n in 1..40 {
+            let values: Vec<f32> = (0..n).map(|_| (rng.below(2001) - 1000) as f32).collect();
+            let want = (
+                values.iter().copied().fold(f32::INFINITY, f32::min),
+                values.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+            );
+            assert_eq!(extent(&values), want, "{n} values");
         }
     }
 

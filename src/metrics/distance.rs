@@ -938,7 +938,7 @@ impl SurfaceBits {
     /// dealt to their cells, which are then added in turn. No sort.
     fn clustered(&self) -> Clustered {
         const SIDE: usize = CLUSTER_VOXELS as usize;
-        let mut clustered = Clustered::with_capacity(self.count() as usize);
+        let mut clustered = Clustered::new();
         let mut cells: Vec<Vec<Point>> = vec![Vec::new(); (64 * self.cw).div_ceil(SIDE)];
         for z0 in (0..self.cz).step_by(SIDE) {
             for y0 in (0..self.cy).step_by(SIDE) {
