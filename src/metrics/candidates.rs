@@ -103,9 +103,9 @@ pub(super) fn nearest_distances_clustered(
     };
     let mut sorted_out = vec![0.0; queries.len()];
     let all = search.clustered.all();
-    let mut scratch = Scratch::default();
+    let mut scratch = Scratch::spare();
     search.by_clusters(QueryTree::ROOT, &mut sorted_out, &all, &mut scratch);
-    budget.charge(scratch.pending);
+    scratch.give_back(budget);
     let mut out = vec![0.0; queries.len()];
     for (&i, &d) in tree.index.iter().zip(&sorted_out) {
         out[i as usize] = d;
@@ -797,15 +797,6 @@ impl Coordinates {
         }
     }
 
-    fn push(&mut self, f: Point) {
-        self.reserve(1);
-        let at = self.len;
-        self.x[at] = f[0] as f32;
-        self.y[at] = f[1] as f32;
-        self.z[at] = f[2] as f32;
-        self.len += 1;
-    }
-
     fn axes(&self, range: Range<usize>) -> [&[f32]; 3] {
         [
             &self.x[range.clone()],
@@ -829,6 +820,19 @@ impl Coordinates {
             (&below[range.clone()], &mut above[..len])
         });
         self.len = top + compact([x.0, y.0, z.0], &keep[..len], [x.1, y.1, z.1]);
+    }
+
+    /// Stacks the features of `source[range]`.
+    fn stack_from(&mut self, source: &Coordinates, range: Range<usize>) {
+        let top = self.len;
+        self.reserve(range.len());
+        for (to, from) in [&mut self.x, &mut self.y, &mut self.z]
+            .into_iter()
+            .zip(source.axes(range.clone()))
+        {
+            to[top..top + range.len()].copy_from_slice(from);
+        }
+        self.len = top + range.len();
     }
 
     /// Stacks the features of `source[range]` whose `keep` is 1.
@@ -1024,6 +1028,39 @@ struct Scratch {
     pending: u64,
 }
 
+thread_local! {
+    /// Buffers of the tasks finished on this thread, for the next ones: a
+    /// task's buffers grow to its largest box, and growing them writes
+    /// zeros.
+    static SPARE: std::cell::RefCell<Vec<Scratch>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Scratch {
+    /// Empty buffers, from a task finished on this thread if there is one.
+    fn spare() -> Scratch {
+        let mut scratch = SPARE
+            .with(|spare| spare.borrow_mut().pop())
+            .unwrap_or_default();
+        scratch.features.truncate(0);
+        scratch.pending = 0;
+        scratch
+    }
+
+    /// Keeps the buffers for the next task on this thread, once the steps
+    /// they hold are charged to `budget`.
+    fn give_back(self, budget: &WorkBudget) {
+        /// Tasks nest on a thread only as deep as `rayon::join` does.
+        const KEPT: usize = 8;
+        budget.charge(self.pending);
+        SPARE.with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < KEPT {
+                spare.push(Scratch { pending: 0, ..self });
+            }
+        });
+    }
+}
+
 impl Search<'_> {
     fn node(&self, n: u32) -> &TreeNode {
         &self.tree.nodes[n as usize]
@@ -1128,9 +1165,9 @@ impl Search<'_> {
     /// [`Search::by_clusters`] with buffers of its own, on whichever thread
     /// runs it.
     fn by_clusters_apart(&self, n: u32, out: &mut [f64], list: &ClusterList) {
-        let mut scratch = Scratch::default();
+        let mut scratch = Scratch::spare();
         self.by_clusters(n, out, list, &mut scratch);
-        self.budget.charge(scratch.pending);
+        scratch.give_back(self.budget);
     }
 
     /// Solves the box of node `n`, whose distances are `out`, against the
@@ -1169,16 +1206,8 @@ impl Search<'_> {
         let (low, high) = out.split_at_mut(self.node(halves[0]).end - node.start);
         if node.end - node.start >= PARALLEL_QUERIES {
             let copy = || {
-                let mut s = Scratch::default();
-                for k in range.clone() {
-                    let f = [
-                        &scratch.features.x,
-                        &scratch.features.y,
-                        &scratch.features.z,
-                    ]
-                    .map(|v| v[k] as i32);
-                    s.features.push(f);
-                }
+                let mut s = Scratch::spare();
+                s.features.stack_from(&scratch.features, range.clone());
                 s
             };
             let (a, b) = (copy(), copy());
@@ -1200,7 +1229,7 @@ impl Search<'_> {
             let kept = all.end..scratch.features.len();
             self.solve_halves(n, halves, out, kept, &mut scratch);
         }
-        self.budget.charge(scratch.pending);
+        scratch.give_back(self.budget);
     }
 
     /// Solves node `n` against the features `scratch.features[range]`
