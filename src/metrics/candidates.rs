@@ -412,11 +412,9 @@ impl Clustered {
         }
     }
 
-    /// Adds a cluster of the features `members` (if any).
-    pub(super) fn push_cluster(&mut self, members: &[Point]) {
-        if members.is_empty() {
-            return;
-        }
+    /// Adds a cluster of the features `members` (non-empty), whose
+    /// smallest and largest coordinates are `[lo, hi]`.
+    pub(super) fn push_cluster(&mut self, members: &[Point], [lo, hi]: [Point; 2]) {
         let c = &mut self.features;
         let start = c.len;
         // The arrays are pushed to, never resized: they hold `len` values.
@@ -424,9 +422,6 @@ impl Clustered {
         c.y.extend(members.iter().map(|f| f[1] as f32));
         c.z.extend(members.iter().map(|f| f[2] as f32));
         c.len += members.len();
-        let extents = c.axes(start..c.len).map(extent);
-        let lo = extents.map(|(smallest, _)| smallest as i32);
-        let hi = extents.map(|(_, largest)| largest as i32);
         self.clusters.push(Cluster {
             lo,
             hi,
@@ -479,7 +474,10 @@ impl Clustered {
         let mut clustered = Clustered::new();
         for cell in keyed.chunk_by(|a, b| a.0 == b.0) {
             let members: Vec<Point> = cell.iter().map(|&(_, f)| f).collect();
-            clustered.push_cluster(&members);
+            let [lo, hi] = [i32::min, i32::max].map(|pick| {
+                [0, 1, 2].map(|a| members.iter().map(|f| f[a]).reduce(pick).unwrap_or(0))
+            });
+            clustered.push_cluster(&members, [lo, hi]);
         }
         clustered
     }
@@ -982,27 +980,6 @@ fn first_smallest(values: &[f32]) -> usize {
         .iter()
         .position(|&v| v == smallest)
         .unwrap_or(0)
-}
-
-/// The smallest and the largest of `values` (non-empty, no NaN), eight
-/// lanes at a time.
-fn extent(values: &[f32]) -> (f32, f32) {
-    let mut smallest = [values[0]; 8];
-    let mut largest = [values[0]; 8];
-    let mut chunks = values.chunks_exact(8);
-    for chunk in &mut chunks {
-        for j in 0..8 {
-            let v = chunk[j];
-            smallest[j] = if v < smallest[j] { v } else { smallest[j] };
-            largest[j] = if v > largest[j] { v } else { largest[j] };
-        }
-    }
-    for &v in chunks.remainder() {
-        smallest[0] = if v < smallest[0] { v } else { smallest[0] };
-        largest[0] = if v > largest[0] { v } else { largest[0] };
-    }
-    let fold = |lanes: [f32; 8], pick: fn(f32, f32) -> f32| lanes.into_iter().fold(lanes[0], pick);
-    (fold(smallest, f32::min), fold(largest, f32::max))
 }
 
 /// The features and the constants of one search.
@@ -1590,19 +1567,6 @@ mod tests {
                     }
                 }
             }
-        }
-    }
-
-    #[test]
-    fn the_extent_is_the_smallest_and_the_largest_value() {
-        let mut rng = Rng(0x5851_f42d_4c95_7f2d);
-        for n in 1..40 {
-            let values: Vec<f32> = (0..n).map(|_| (rng.below(2001) - 1000) as f32).collect();
-            let want = (
-                values.iter().copied().fold(f32::INFINITY, f32::min),
-                values.iter().copied().fold(f32::NEG_INFINITY, f32::max),
-            );
-            assert_eq!(extent(&values), want, "{n} values");
         }
     }
 

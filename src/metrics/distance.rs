@@ -938,21 +938,60 @@ impl SurfaceBits {
     /// dealt to their cells, which are then added in turn. No sort.
     fn clustered(&self) -> Clustered {
         const SIDE: usize = CLUSTER_VOXELS as usize;
+        /// A cell's voxels, and their bounds, taken from the bits a row at a
+        /// time.
+        #[derive(Clone)]
+        struct Cell {
+            members: Vec<Point>,
+            lo: Point,
+            hi: Point,
+        }
+        let empty = Cell {
+            members: Vec::new(),
+            lo: [i32::MAX; 3],
+            hi: [i32::MIN; 3],
+        };
         let mut clustered = Clustered::new();
-        let mut cells: Vec<Vec<Point>> = vec![Vec::new(); (64 * self.cw).div_ceil(SIDE)];
+        let mut cells = vec![empty.clone(); 64 / SIDE * self.cw];
         for z0 in (0..self.cz).step_by(SIDE) {
             for y0 in (0..self.cy).step_by(SIDE) {
                 for z in z0..(z0 + SIDE).min(self.cz) {
                     for y in y0..(y0 + SIDE).min(self.cy) {
-                        for_each_bit(self.bits(y, z), |b| {
-                            let f = [(b - self.shift) as i32, y as i32, z as i32];
-                            cells[b / SIDE].push(f);
-                        });
+                        for (k, &word) in self.bits(y, z).iter().enumerate() {
+                            if word == 0 {
+                                continue;
+                            }
+                            for part in 0..64 / SIDE {
+                                let mut bits = word >> (SIDE * part) & ((1 << SIDE) - 1);
+                                if bits == 0 {
+                                    continue;
+                                }
+                                // The crop's x of the part's first bit, which
+                                // may lie before the crop.
+                                let first = (64 * k + SIDE * part) as i32 - self.shift as i32;
+                                let cell = &mut cells[64 / SIDE * k + part];
+                                let x = |b: u32| first + b as i32;
+                                let lo = [x(bits.trailing_zeros()), y as i32, z as i32];
+                                let hi = [x(63 - bits.leading_zeros()), y as i32, z as i32];
+                                for a in 0..3 {
+                                    cell.lo[a] = cell.lo[a].min(lo[a]);
+                                    cell.hi[a] = cell.hi[a].max(hi[a]);
+                                }
+                                while bits != 0 {
+                                    let f = x(bits.trailing_zeros());
+                                    cell.members.push([f, y as i32, z as i32]);
+                                    bits &= bits - 1;
+                                }
+                            }
+                        }
                     }
                 }
                 for cell in &mut cells {
-                    clustered.push_cluster(cell);
-                    cell.clear();
+                    if !cell.members.is_empty() {
+                        clustered.push_cluster(&cell.members, [cell.lo, cell.hi]);
+                        cell.members.clear();
+                        (cell.lo, cell.hi) = (empty.lo, empty.hi);
+                    }
                 }
             }
         }
