@@ -1450,8 +1450,19 @@ fn directed_distances(
             },
             |work, z| {
                 let PlaneWork { rem, near, values } = work;
-                let mut out = Vec::new();
-                let mut missed = Vec::new();
+                // Room for every query of the plane: growing costs more than
+                // counting them.
+                let plane_queries: usize = (0..queries.cy)
+                    .map(|y| {
+                        queries
+                            .bits(y, z)
+                            .iter()
+                            .map(|w| w.count_ones() as usize)
+                            .sum::<usize>()
+                    })
+                    .sum();
+                let mut out = Vec::with_capacity(plane_queries);
+                let mut missed = Vec::with_capacity(plane_queries);
                 if budget.exhausted() {
                     return (out, missed);
                 }
