@@ -892,8 +892,11 @@ unsafe fn compact_avx2(from: [&[f32]; 3], keep: &[u8], to: [&mut [f32]; 3]) -> u
         _mm256_storeu_ps, _mm_loadl_epi64, _mm_movemask_epi8, _mm_slli_epi64,
     };
     let n = keep.len();
-    let from = from.map(|v| &v[..n]);
-    let mut to = to.map(|v| &mut v[..n]);
+    // Sliced one by one: `map` over the arrays is not inlined here.
+    let [fx, fy, fz] = from;
+    let from = [&fx[..n], &fy[..n], &fz[..n]];
+    let [tx, ty, tz] = to;
+    let mut to = [&mut tx[..n], &mut ty[..n], &mut tz[..n]];
     let mut next = 0;
     let mut k = 0;
     while k + 8 <= n {
@@ -917,7 +920,7 @@ unsafe fn compact_avx2(from: [&[f32]; 3], keep: &[u8], to: [&mut [f32]; 3]) -> u
     }
     let [tx, ty, tz] = to;
     let tail = compact_narrow(
-        from.map(|v| &v[k..]),
+        [&from[0][k..], &from[1][k..], &from[2][k..]],
         &keep[k..],
         [&mut tx[next..], &mut ty[next..], &mut tz[next..]],
     );
