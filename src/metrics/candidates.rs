@@ -415,6 +415,10 @@ impl Clustered {
     /// Adds a cluster of the features `members` (non-empty), whose
     /// smallest and largest coordinates are `[lo, hi]`.
     pub(super) fn push_cluster(&mut self, members: &[Point], [lo, hi]: [Point; 2]) {
+        debug_assert!(!members.is_empty());
+        debug_assert!(members
+            .iter()
+            .all(|f| (0..3).all(|a| lo[a] <= f[a] && f[a] <= hi[a])));
         let c = &mut self.features;
         let start = c.len;
         // The arrays are pushed to, never resized: they hold `len` values.
@@ -493,6 +497,18 @@ impl Clustered {
             list.id.push(k as u32);
         }
         list
+    }
+
+    /// Each cluster's bounds and features, for tests.
+    #[cfg(test)]
+    pub(super) fn clusters(&self) -> Vec<([Point; 2], Vec<Point>)> {
+        let c = &self.features;
+        (self.clusters.iter())
+            .map(|k| {
+                let members = (k.start..k.end).map(|i| [c.x[i], c.y[i], c.z[i]].map(|v| v as i32));
+                ([k.lo, k.hi], members.collect())
+            })
+            .collect()
     }
 
     fn members(&self, k: u32) -> Range<usize> {
@@ -1027,14 +1043,22 @@ impl Scratch {
     }
 
     /// Keeps the buffers for the next task on this thread, once the steps
-    /// they hold are charged to `budget`.
+    /// they hold are charged to `budget`; only a few, and none grown past
+    /// the size of ordinary boxes, so that a thread holds at most a few
+    /// megabytes once the scoring is done.
     fn give_back(self, budget: &WorkBudget) {
-        /// Tasks nest on a thread only as deep as `rayon::join` does.
-        const KEPT: usize = 8;
+        /// Buffers kept per thread: tasks nested on a thread by
+        /// `rayon::join` take more, and drop theirs.
+        const SPARE_BUFFERS: usize = 4;
+        /// Features a kept buffer may hold (12 bytes each).
+        const SPARE_FEATURES: usize = 1 << 16;
         budget.charge(self.pending);
+        if self.features.x.len() > SPARE_FEATURES {
+            return;
+        }
         SPARE.with(|spare| {
             let mut spare = spare.borrow_mut();
-            if spare.len() < KEPT {
+            if spare.len() < SPARE_BUFFERS {
                 spare.push(Scratch { pending: 0, ..self });
             }
         });
@@ -1556,13 +1580,16 @@ mod tests {
                     let kept = compact_narrow([&x, &y, &z], &keep, [a, b, c]);
                     (kept, to)
                 };
-                let wide = {
+                let mut results = vec![narrow];
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
                     let mut to = [vec![9.0; n], vec![9.0; n], vec![9.0; n]];
                     let [a, b, c] = &mut to;
-                    let kept = compact([&x, &y, &z], &keep, [a, b, c]);
-                    (kept, to)
-                };
-                for (kept, to) in [narrow, wide] {
+                    // SAFETY: the processor has AVX2.
+                    let kept = unsafe { compact_avx2([&x, &y, &z], &keep, [a, b, c]) };
+                    results.push((kept, to));
+                }
+                for (kept, to) in results {
                     assert_eq!(kept, kept_positions.len(), "{n} values");
                     for (axis, from) in to.iter().zip([&x, &y, &z]) {
                         let want: Vec<f32> = kept_positions.iter().map(|&k| from[k]).collect();

@@ -85,6 +85,10 @@
 //! voxels of the first mask) are answered in three stages, z planes in
 //! parallel with rayon:
 //!
+//! 0. a coarse map of the features ([`NearCells`]: 2³-voxel cells holding
+//!    a feature, grown by about [`NEAR_VOXELS`] voxels) marks, a word of
+//!    queries at a time, those that may be near a feature; the others skip
+//!    stages 1 and 2;
 //! 1. a query row tests, 64 queries at a time, the few offsets
 //!    `(±dx, ±dy, ±dz)` of the smallest formula values, in increasing value
 //!    (a complete list: no other offset has a value as small), shifting the
@@ -94,27 +98,25 @@
 //!    increasing `|dz|`, then `|dy|`, each row giving its nearest feature in
 //!    x from two shifted words, and stops along each axis once `(sy·dy)² +
 //!    (sz·dz)²` alone reaches the best value found (every term is
-//!    non-negative and rounding is monotonic), within a radius of 16 times
-//!    the smallest spacing; the nearest feature of the previous query gives
-//!    a first bound;
-//! 3. queries farther than that go to an exact separable Euclidean distance
-//!    transform (Felzenszwalb & Huttenlocher 2012) restricted to them, as do
-//!    all remaining queries of a plane where most searches fail (surfaces
-//!    far apart): a z pass from per-column sorted lists of feature z
-//!    coordinates; a y pass, the lower envelope of the parabolas
-//!    `(sy·(y − y'))² + (sz·dz(y'))²` along each line of constant x, at the
-//!    query rows; an x pass, an outward scan from each query or, past 16
-//!    steps, the lower envelope of the row. Each plane is solved in rounds of
-//!    growing *bands*: a round only considers features that can lie within
-//!    `u` mm of a query; its results are distances to actual features, so
-//!    never too small, and exact whenever they are at most `u`; the others
-//!    are retried with `u` doubled (first `u`: six times the largest
-//!    spacing) until a round covers every feature.
+//!    non-negative and rounding is monotonic), within a radius of
+//!    [`SEARCH_VOXELS`] times the smallest spacing; the nearest feature of
+//!    the previous query gives a first bound;
+//! 3. queries farther than that, and all remaining queries of a plane where
+//!    most searches fail (surfaces far apart), go, from every plane at once,
+//!    to the candidate pruning of [`super::candidates`]: a tree of boxes of
+//!    queries, each keeping only the features that can be nearest to some
+//!    point of it, so that its work follows the geometry rather than the
+//!    size of the crop.
+//!
+//! Any stage gives the exact value, so which one answers a query changes
+//! only the work.
 //!
 //! Memory: one bit per voxel of the image for each mask while the surfaces
 //! are built, two bits per voxel of the box for the surfaces, 8 bytes per
 //! surface voxel for the distances and plane-sized scratch buffers per
-//! thread; no byte copy of the volume is made. Results are exact up to the
+//! thread, and for the queries left to the candidate pruning and the
+//! features they are measured to, about 80 bytes each while it runs; no
+//! byte copy of the volume is made. Results are exact up to the
 //! rounding of the formula and do not depend on the thread count.
 //!
 //! Work: [`boundary_metrics_within`] checks the size of the predicted surface
@@ -938,6 +940,7 @@ impl SurfaceBits {
     /// dealt to their cells, which are then added in turn. No sort.
     fn clustered(&self) -> Clustered {
         const SIDE: usize = CLUSTER_VOXELS as usize;
+        const { assert!(64 % SIDE == 0 && SIDE < 64) };
         /// A cell's voxels, and their bounds, taken from the bits a row at a
         /// time.
         #[derive(Clone)]
@@ -1410,15 +1413,19 @@ impl ColumnPass<'_> {
 /// `features` (same crop), in crop plane order and, within a plane, in
 /// increasing `x + cx * y`.
 ///
-/// Each query row first tries the nearest offsets word-parallel
+/// Only the queries within about [`NEAR_VOXELS`] of a feature
+/// ([`NearCells`], a word of queries at a time) are searched for one here.
+/// Each of their rows first tries the nearest offsets word-parallel
 /// ([`NearOffsets`]): most queries of close surfaces are resolved there.
-/// The others within [`NEAR_VOXELS`] of a feature ([`NearCells`]) get a
-/// direct search of the feature rows around them ([`nearest_sq`]) bounded by
-/// [`SEARCH_VOXELS`] voxels, and those still unresolved, from every plane at
-/// once, go to the candidate pruning of [`super::candidates`], whose work
+/// The others get a direct search of the feature rows around them
+/// ([`nearest_sq`]) bounded by [`SEARCH_VOXELS`] voxels, and those still
+/// unresolved, with the queries not near any feature, go from every plane
+/// at once to the candidate pruning of [`super::candidates`], whose work
 /// follows the geometry rather than the size of the crop. A plane whose
 /// queries mostly fail the direct search sends its remaining queries there
-/// at once.
+/// at once. (With spacings far apart, the offsets can reach beyond the
+/// near cells along the finest axis; the queries they would have settled
+/// get the same value from the pruning.)
 ///
 /// The work is charged to `budget` in batches; once it is exhausted the
 /// remaining work is skipped and the result is incomplete.
@@ -1450,8 +1457,13 @@ fn directed_distances(
             },
             |work, z| {
                 let PlaneWork { rem, near, values } = work;
-                // Room for every query of the plane: growing costs more than
-                // counting them.
+                let mut missed = Vec::new();
+                if budget.exhausted() {
+                    return (Vec::new(), missed);
+                }
+                // Room for a distance for every query of the plane: growing
+                // costs more than counting them. The missed queries, often
+                // none, grow as they come.
                 let plane_queries: usize = (0..queries.cy)
                     .map(|y| {
                         queries
@@ -1462,10 +1474,6 @@ fn directed_distances(
                     })
                     .sum();
                 let mut out = Vec::with_capacity(plane_queries);
-                let mut missed = Vec::with_capacity(plane_queries);
-                if budget.exhausted() {
-                    return (out, missed);
-                }
                 // Charged in batches: one shared counter per row would cost more than
                 // the rows of close surfaces.
                 let mut pending = (queries.cy * cw) as u64;
@@ -1574,7 +1582,8 @@ pub(super) const CHARGE_BATCH: u64 = 1 << 16;
 
 /// Per-thread buffers of [`directed_distances`].
 struct PlaneWork {
-    /// The queries of a row not yet resolved by [`NearOffsets::resolve`].
+    /// The queries of a row near a feature and not yet resolved by
+    /// [`NearOffsets::resolve`].
     rem: Vec<u64>,
     /// The queries of a row that [`NearCells`] says may be near a feature.
     near: Vec<u64>,
@@ -1786,8 +1795,8 @@ impl NearCells {
         self.rows[row + c / 64] & (1 << (c % 64)) != 0
     }
 
-    /// Word `k` of crop row `(y, z)` with the bits set of the positions
-    /// that [`NearCells::may_be_near`] would say may be near.
+    /// Word `k` of crop row `(y, z)`, with the bits set of the positions in
+    /// a marked cell: those that may be near a feature.
     #[inline]
     fn near_word(&self, k: usize, y: usize, z: usize) -> u64 {
         let row = self.words * (y / CELL_VOXELS + self.cells_y * (z / CELL_VOXELS));
@@ -2919,6 +2928,46 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn clusters_hold_every_surface_voxel_once_within_tight_bounds() {
+        let mut rng = Rng(0xc105);
+        // A crop starting mid-word and spanning several words and cells.
+        let shape = [300, 40, 37];
+        let crop = Crop {
+            lo: [37, 2, 1],
+            hi: [290, 39, 36],
+        };
+        let voxels: Vec<[usize; 3]> = (0..3000)
+            .map(|_| [37 + rng.below(254), 2 + rng.below(38), 1 + rng.below(36)])
+            .collect();
+        let vol = volume(shape, &voxels, 1);
+        let (mask, _, _) = mask_bits(&vol, &vol, 1, shape);
+        let surface = SurfaceBits::new(&mask, shape, &crop);
+        let mut want = Vec::new();
+        for z in 0..surface.cz {
+            for y in 0..surface.cy {
+                for_each_bit(surface.bits(y, z), |b| {
+                    want.push([(b - surface.shift) as i32, y as i32, z as i32]);
+                });
+            }
+        }
+        let mut got = Vec::new();
+        for ([lo, hi], members) in surface.clustered().clusters() {
+            assert!(!members.is_empty());
+            for a in 0..3 {
+                // Tight: the bounds are those of the members.
+                assert_eq!(lo[a], members.iter().map(|f| f[a]).min().unwrap());
+                assert_eq!(hi[a], members.iter().map(|f| f[a]).max().unwrap());
+                assert!(hi[a] - lo[a] < CLUSTER_VOXELS, "within one cell");
+            }
+            got.extend(members);
+        }
+        want.sort_unstable();
+        got.sort_unstable();
+        assert!(want.len() > 1000);
+        assert_eq!(got, want);
     }
 
     #[test]
