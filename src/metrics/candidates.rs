@@ -679,14 +679,12 @@ impl Pruning {
     #[inline(always)]
     fn keep(
         &self,
-        features: &Coordinates,
-        range: Range<usize>,
+        [x, y, z]: [&[f32]; 3],
         to_centre: &[f32],
         (g, pivot_to_centre): ([f32; 3], f32),
         margin: f32,
         keep: &mut Vec<u8>,
     ) {
-        let [x, y, z] = features.axes(range);
         let threshold = pivot_to_centre * (1.0 + F32_ALLOWANCE) + margin;
         keep.resize(x.len(), 0);
         let (y, z, to_centre) = (&y[..x.len()], &z[..x.len()], &to_centre[..x.len()]);
@@ -697,6 +695,107 @@ impl Pruning {
             *kept = u8::from(to_centre[k] - slack <= threshold);
         }
     }
+
+    /// Copies the features of `from` that [`Pruning::keep`] keeps to the
+    /// front of `to` (as long as `from`), as [`compact`] does; returns how
+    /// many. Where the processor has AVX2, the test and the copy of each
+    /// eight are one pass ([`prune_avx2`]); `keep` is then unused.
+    #[inline(always)]
+    fn keep_into(
+        &self,
+        from: [&[f32]; 3],
+        to_centre: &[f32],
+        pivot: ([f32; 3], f32),
+        margin: f32,
+        keep: &mut Vec<u8>,
+        to: [&mut [f32]; 3],
+    ) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && !tests_narrow() {
+            // SAFETY: the processor has AVX2, the only requirement of
+            // `prune_avx2`.
+            return unsafe { prune_avx2(self, from, to_centre, pivot, margin, to) };
+        }
+        self.keep(from, to_centre, pivot, margin, keep);
+        compact(from, keep, to)
+    }
+}
+
+/// [`Pruning::keep_into`] eight features at a time: the test of
+/// [`Pruning::keep`], in the same `f32` operations in the same order (Rust
+/// never fuses a multiply and an add), gives a mask of eight lanes, which
+/// moves the kept features to the front with one permutation
+/// ([`LEFT_PACK`]); all eight are stored at the front, which then advances
+/// by the number kept.
+///
+/// # Safety
+///
+/// The processor must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn prune_avx2(
+    pruning: &Pruning,
+    from: [&[f32]; 3],
+    to_centre: &[f32],
+    (g, pivot_to_centre): ([f32; 3], f32),
+    margin: f32,
+    to: [&mut [f32]; 3],
+) -> usize {
+    use std::arch::x86_64::{
+        __m256i, _mm256_add_ps, _mm256_andnot_ps, _mm256_cmp_ps, _mm256_loadu_ps,
+        _mm256_loadu_si256, _mm256_movemask_ps, _mm256_mul_ps, _mm256_permutevar8x32_ps,
+        _mm256_set1_ps, _mm256_storeu_ps, _mm256_sub_ps, _CMP_LE_OQ,
+    };
+    let n = to_centre.len();
+    let [fx, fy, fz] = from;
+    let from = [&fx[..n], &fy[..n], &fz[..n]];
+    let [tx, ty, tz] = to;
+    let mut to = [&mut tx[..n], &mut ty[..n], &mut tz[..n]];
+    let threshold = pivot_to_centre * (1.0 + F32_ALLOWANCE) + margin;
+    let mut next = 0;
+    let mut k = 0;
+    // SAFETY (every block below): `k + 8 <= n`, every slice holds `n`
+    // values, and the front `next` is at most `k`, so that the eight values
+    // stored from it stay within `to`.
+    let (sign, limit) = (_mm256_set1_ps(-0.0), _mm256_set1_ps(threshold));
+    let slopes = pruning.slopes.map(|v| _mm256_set1_ps(v));
+    let pivot = g.map(|v| _mm256_set1_ps(v));
+    while k + 8 <= n {
+        unsafe {
+            let v = [0, 1, 2].map(|a| _mm256_loadu_ps(from[a].as_ptr().add(k)));
+            // |f − g| times the slope, per axis: `andnot` clears the sign.
+            let term = |a: usize| {
+                _mm256_mul_ps(
+                    slopes[a],
+                    _mm256_andnot_ps(sign, _mm256_sub_ps(v[a], pivot[a])),
+                )
+            };
+            let slack = _mm256_add_ps(_mm256_add_ps(term(0), term(1)), term(2));
+            let c = _mm256_loadu_ps(to_centre.as_ptr().add(k));
+            let kept = _mm256_cmp_ps::<_CMP_LE_OQ>(_mm256_sub_ps(c, slack), limit);
+            let mask = _mm256_movemask_ps(kept) as usize;
+            let order = _mm256_loadu_si256(LEFT_PACK[mask].as_ptr().cast::<__m256i>());
+            for (t, v) in to.iter_mut().zip(v) {
+                _mm256_storeu_ps(t.as_mut_ptr().add(next), _mm256_permutevar8x32_ps(v, order));
+            }
+            next += usize::from(KEPT[mask]);
+        }
+        k += 8;
+    }
+    let mut keep = [0u8; 8];
+    let tail = [&from[0][k..], &from[1][k..], &from[2][k..]];
+    for (j, kept) in keep[..n - k].iter_mut().enumerate() {
+        let slack = (pruning.slopes[0] * (tail[0][j] - g[0]).abs()
+            + pruning.slopes[1] * (tail[1][j] - g[1]).abs())
+            + pruning.slopes[2] * (tail[2][j] - g[2]).abs();
+        *kept = u8::from(to_centre[k + j] - slack <= threshold);
+    }
+    let [tx, ty, tz] = to;
+    next + compact(
+        tail,
+        &keep[..n - k],
+        [&mut tx[next..], &mut ty[next..], &mut tz[next..]],
+    )
 }
 
 /// The bounds of one box of queries against many clusters, in `f32`.
@@ -823,9 +922,18 @@ impl Coordinates {
         self.len = self.len.min(len);
     }
 
-    /// Stacks the features of `range` (below the top) whose `keep` is 1.
+    /// Stacks the features of `range` (below the top) that `pruning` keeps
+    /// (see [`Pruning::keep_into`]).
     #[inline(always)]
-    fn stack_kept(&mut self, range: Range<usize>, keep: &[u8]) {
+    fn stack_kept(
+        &mut self,
+        range: Range<usize>,
+        pruning: &Pruning,
+        to_centre: &[f32],
+        pivot: ([f32; 3], f32),
+        margin: f32,
+        keep: &mut Vec<u8>,
+    ) {
         let top = self.len;
         let len = range.len();
         self.reserve(len);
@@ -833,30 +941,48 @@ impl Coordinates {
             let (below, above) = v.split_at_mut(top);
             (&below[range.clone()], &mut above[..len])
         });
-        self.len = top + compact([x.0, y.0, z.0], &keep[..len], [x.1, y.1, z.1]);
+        let from = [x.0, y.0, z.0];
+        let kept = pruning.keep_into(
+            from,
+            &to_centre[..len],
+            pivot,
+            margin,
+            keep,
+            [x.1, y.1, z.1],
+        );
+        self.len = top + kept;
     }
 
     /// Stacks the features of `source[range]`.
     fn stack_from(&mut self, source: &Coordinates, range: Range<usize>) {
         let top = self.len;
         self.reserve(range.len());
-        for (to, from) in [&mut self.x, &mut self.y, &mut self.z]
-            .into_iter()
-            .zip(source.axes(range.clone()))
-        {
+        let axes = [&mut self.x, &mut self.y, &mut self.z];
+        for (to, from) in axes.into_iter().zip(source.axes(range.clone())) {
             to[top..top + range.len()].copy_from_slice(from);
         }
         self.len = top + range.len();
     }
 
-    /// Stacks the features of `source[range]` whose `keep` is 1.
+    /// Stacks the features of `source[range]` that `pruning` keeps.
     #[inline(always)]
-    fn stack_kept_from(&mut self, source: &Coordinates, range: Range<usize>, keep: &[u8]) {
+    #[allow(clippy::too_many_arguments)]
+    fn stack_kept_from(
+        &mut self,
+        source: &Coordinates,
+        range: Range<usize>,
+        pruning: &Pruning,
+        to_centre: &[f32],
+        pivot: ([f32; 3], f32),
+        margin: f32,
+        keep: &mut Vec<u8>,
+    ) {
         let top = self.len;
         let len = range.len();
         self.reserve(len);
         let to = [&mut self.x, &mut self.y, &mut self.z].map(|v| &mut v[top..top + len]);
-        self.len = top + compact(source.axes(range), &keep[..len], to);
+        let from = source.axes(range);
+        self.len = top + pruning.keep_into(from, &to_centre[..len], pivot, margin, keep, to);
     }
 }
 
@@ -865,17 +991,6 @@ impl Coordinates {
 /// kept advance the front. Returns how many were kept.
 #[inline(always)]
 fn compact(from: [&[f32]; 3], keep: &[u8], to: [&mut [f32]; 3]) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && !tests_narrow() {
-        // SAFETY: the processor has AVX2, the only requirement of
-        // `compact_avx2`.
-        return unsafe { compact_avx2(from, keep, to) };
-    }
-    compact_narrow(from, keep, to)
-}
-
-#[inline(always)]
-fn compact_narrow(from: [&[f32]; 3], keep: &[u8], to: [&mut [f32]; 3]) -> usize {
     let [fx, fy, fz] = from;
     let [tx, ty, tz] = to;
     let n = keep.len();
@@ -891,56 +1006,6 @@ fn compact_narrow(from: [&[f32]; 3], keep: &[u8], to: [&mut [f32]; 3]) -> usize 
         next += usize::from(keep[k]);
     }
     next
-}
-
-/// [`compact`] eight values at a time: the kept lanes of each eight are
-/// moved to the front by one permutation ([`LEFT_PACK`]) and all eight
-/// stored at the front, which then advances by the number kept.
-///
-/// # Safety
-///
-/// The processor must have AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn compact_avx2(from: [&[f32]; 3], keep: &[u8], to: [&mut [f32]; 3]) -> usize {
-    use std::arch::x86_64::{
-        __m128i, __m256i, _mm256_loadu_ps, _mm256_loadu_si256, _mm256_permutevar8x32_ps,
-        _mm256_storeu_ps, _mm_loadl_epi64, _mm_movemask_epi8, _mm_slli_epi64,
-    };
-    let n = keep.len();
-    // Sliced one by one: `map` over the arrays is not inlined here.
-    let [fx, fy, fz] = from;
-    let from = [&fx[..n], &fy[..n], &fz[..n]];
-    let [tx, ty, tz] = to;
-    let mut to = [&mut tx[..n], &mut ty[..n], &mut tz[..n]];
-    let mut next = 0;
-    let mut k = 0;
-    while k + 8 <= n {
-        // SAFETY: `k + 8 <= n`, every slice holds `n` values, and the front
-        // `next` is at most `k`, so that the eight values stored from it
-        // stay within `to`. The keep bytes are 0 or 1: shifting each 64-bit
-        // lane left by 7 moves bit 0 of every byte to its top bit, and
-        // nothing across bytes.
-        unsafe {
-            let bytes = _mm_loadl_epi64(keep.as_ptr().add(k).cast::<__m128i>());
-            let mask = (_mm_movemask_epi8(_mm_slli_epi64(bytes, 7)) & 0xff) as usize;
-            let order = _mm256_loadu_si256(LEFT_PACK[mask].as_ptr().cast::<__m256i>());
-            for (f, t) in from.iter().zip(to.iter_mut()) {
-                let packed = _mm256_permutevar8x32_ps(_mm256_loadu_ps(f.as_ptr().add(k)), order);
-                _mm256_storeu_ps(t.as_mut_ptr().add(next), packed);
-            }
-            // Without assuming POPCNT.
-            next += usize::from(KEPT[mask]);
-        }
-        k += 8;
-    }
-    let [tx, ty, tz] = to;
-    let tail = compact_narrow(
-        [&from[0][k..], &from[1][k..], &from[2][k..]],
-        &keep[k..],
-        [&mut tx[next..], &mut ty[next..], &mut tz[next..]],
-    );
-    next + tail
 }
 
 /// For each mask of eight lanes, how many it sets.
@@ -1146,17 +1211,15 @@ impl Search<'_> {
                 for &k in &kept.id {
                     let r = c.members(k);
                     pruning.to_centre(&c.features, r.clone(), &mut scratch.to_centre);
-                    pruning.keep(
+                    scratch.features.stack_kept_from(
                         &c.features,
-                        r.clone(),
+                        r,
+                        &pruning,
                         &scratch.to_centre,
                         (g, pivot.1),
                         self.margins.features,
                         &mut scratch.keep,
                     );
-                    scratch
-                        .features
-                        .stack_kept_from(&c.features, r, &scratch.keep);
                 }
                 self.budget.charge(steps(2 * features));
                 self.solve_kept(n, out, scratch);
@@ -1288,16 +1351,15 @@ impl Search<'_> {
         pruning.to_centre(features, range.clone(), to_centre);
         let pivot = first_smallest(to_centre);
         let g = [&features.x, &features.y, &features.z].map(|v| v[range.start + pivot]);
-        pruning.keep(
-            features,
+        let top = features.len();
+        features.stack_kept(
             range.clone(),
+            &pruning,
             to_centre,
             (g, to_centre[pivot]),
             self.margins.features,
             keep,
         );
-        let top = features.len();
-        features.stack_kept(range.clone(), keep);
         let kept = features.len() - top;
         let queries = node.end - node.start;
         let mut work = queries + 2 * range.len();
@@ -1563,21 +1625,39 @@ mod tests {
     }
 
     #[test]
-    fn compacting_keeps_the_marked_values_in_order() {
-        // Both the narrow loop and the eight-lane permutation, over every
-        // length to 40 (whole eights and tails) and random marks.
+    fn the_eight_lane_pruning_keeps_what_the_test_keeps_in_order() {
+        // Integer coordinates and slopes of a few bits make the test's
+        // values exact, so that some features lie exactly on the threshold.
+        let pruning = Pruning {
+            frame: Frame {
+                centre2: [0.0; 3],
+                weights: [1.0; 3],
+            },
+            slopes: [1.0, 2.0, 0.5],
+        };
         let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let (mut ties, mut kept_some) = (0, 0);
         for n in 0..40usize {
             for _ in 0..20 {
-                let x: Vec<f32> = (0..n).map(|v| v as f32).collect();
-                let y: Vec<f32> = (0..n).map(|v| -(v as f32)).collect();
-                let z: Vec<f32> = (0..n).map(|v| 0.5 * v as f32).collect();
-                let keep: Vec<u8> = (0..n).map(|_| rng.below(2) as u8).collect();
+                let axis =
+                    |rng: &mut Rng| (0..n).map(|_| rng.below(9) as f32).collect::<Vec<f32>>();
+                let (x, y, z) = (axis(&mut rng), axis(&mut rng), axis(&mut rng));
+                let to_centre: Vec<f32> = (0..n).map(|_| rng.below(40) as f32).collect();
+                let pivot = ([4.0, 4.0, 4.0], 0.0);
+                let margin = 10.0;
+                let mut keep = Vec::new();
+                pruning.keep([&x, &y, &z], &to_centre, pivot, margin, &mut keep);
                 let kept_positions: Vec<usize> = (0..n).filter(|&k| keep[k] == 1).collect();
+                for k in 0..n {
+                    let slack =
+                        (x[k] - 4.0).abs() + 2.0 * (y[k] - 4.0).abs() + 0.5 * (z[k] - 4.0).abs();
+                    ties += usize::from(to_centre[k] - slack == margin);
+                }
+                kept_some += usize::from(!kept_positions.is_empty() && kept_positions.len() < n);
                 let narrow = {
                     let mut to = [vec![9.0; n], vec![9.0; n], vec![9.0; n]];
                     let [a, b, c] = &mut to;
-                    let kept = compact_narrow([&x, &y, &z], &keep, [a, b, c]);
+                    let kept = compact([&x, &y, &z], &keep, [a, b, c]);
                     (kept, to)
                 };
                 let mut results = vec![narrow];
@@ -1586,7 +1666,9 @@ mod tests {
                     let mut to = [vec![9.0; n], vec![9.0; n], vec![9.0; n]];
                     let [a, b, c] = &mut to;
                     // SAFETY: the processor has AVX2.
-                    let kept = unsafe { compact_avx2([&x, &y, &z], &keep, [a, b, c]) };
+                    let kept = unsafe {
+                        prune_avx2(&pruning, [&x, &y, &z], &to_centre, pivot, margin, [a, b, c])
+                    };
                     results.push((kept, to));
                 }
                 for (kept, to) in results {
@@ -1598,6 +1680,10 @@ mod tests {
                 }
             }
         }
+        assert!(
+            ties > 10 && kept_some > 100,
+            "{ties} ties, {kept_some} mixed lists"
+        );
     }
 
     #[test]
