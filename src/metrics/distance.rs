@@ -86,9 +86,10 @@
 //! parallel with rayon:
 //!
 //! 0. a coarse map of the features ([`NearCells`]: 2³-voxel cells holding
-//!    a feature, grown by about [`NEAR_VOXELS`] voxels) marks, a word of
-//!    queries at a time, those that may be near a feature; the others skip
-//!    stages 1 and 2;
+//!    a feature, grown by about [`NEAR_VOXELS`] voxels) tells, for a word of
+//!    64 queries at a time, whether any may be near a feature; the queries
+//!    of the other words skip stages 1 and 2, as do those outside the map in
+//!    stage 2;
 //! 1. a query row tests, 64 queries at a time, the few offsets
 //!    `(±dx, ±dy, ±dz)` of the smallest formula values, in increasing value
 //!    (a complete list: no other offset has a value as small), shifting the
@@ -1413,19 +1414,19 @@ impl ColumnPass<'_> {
 /// `features` (same crop), in crop plane order and, within a plane, in
 /// increasing `x + cx * y`.
 ///
-/// Only the queries within about [`NEAR_VOXELS`] of a feature
-/// ([`NearCells`], a word of queries at a time) are searched for one here.
-/// Each of their rows first tries the nearest offsets word-parallel
-/// ([`NearOffsets`]): most queries of close surfaces are resolved there.
-/// The others get a direct search of the feature rows around them
-/// ([`nearest_sq`]) bounded by [`SEARCH_VOXELS`] voxels, and those still
-/// unresolved, with the queries not near any feature, go from every plane
-/// at once to the candidate pruning of [`super::candidates`], whose work
-/// follows the geometry rather than the size of the crop. A plane whose
-/// queries mostly fail the direct search sends its remaining queries there
-/// at once. (With spacings far apart, the offsets can reach beyond the
-/// near cells along the finest axis; the queries they would have settled
-/// get the same value from the pruning.)
+/// Only the words of 64 queries with a cell within about [`NEAR_VOXELS`]
+/// of a feature ([`NearCells`]) are searched here. Their queries first try
+/// the nearest offsets word-parallel ([`NearOffsets`]): most queries of
+/// close surfaces are resolved there. Those left that lie in a near cell
+/// get a direct search of the feature rows around them ([`nearest_sq`])
+/// bounded by [`SEARCH_VOXELS`] voxels, and those still unresolved, with
+/// the queries not near any feature, go from every plane at once to the
+/// candidate pruning of [`super::candidates`], whose work follows the
+/// geometry rather than the size of the crop. A plane whose queries mostly
+/// fail the direct search sends its remaining queries there at once. (With
+/// spacings far apart, the offsets can reach beyond the near cells along the
+/// finest axis; the queries they would have settled get the same value from
+/// the pruning.)
 ///
 /// The work is charged to `budget` in batches; once it is exhausted the
 /// remaining work is skipped and the result is incomplete.
@@ -1486,13 +1487,14 @@ fn directed_distances(
                     if row.iter().all(|&w| w == 0) {
                         continue;
                     }
-                    // Only the queries near a feature are searched for one;
-                    // the others go to the candidate pruning at once.
+                    // Only the words of queries with a cell near a feature
+                    // are searched for one; the others go to the candidate
+                    // pruning at once.
                     for (k, (n, &w)) in near.iter_mut().zip(row).enumerate() {
-                        *n = if w == 0 {
-                            0
+                        *n = if w != 0 && near_cells.any_near(k, y, z) {
+                            w
                         } else {
-                            w & near_cells.near_word(k, y, z)
+                            0
                         };
                     }
                     rem.copy_from_slice(near);
@@ -1505,13 +1507,15 @@ fn directed_distances(
                     }
                     for_each_bit(row, |b| {
                         let bit = 1 << (b % 64);
-                        let is_near = near[b / 64] & bit != 0;
-                        if is_near && rem[b / 64] & bit == 0 {
+                        let in_near_word = near[b / 64] & bit != 0;
+                        if in_near_word && rem[b / 64] & bit == 0 {
                             out.push(values[b]);
                             return;
                         }
                         let searched = out.len() - missed.len() + failed;
-                        let search = is_near && !give_up(searched, failed);
+                        let search = in_near_word
+                            && !give_up(searched, failed)
+                            && near_cells.may_be_near(b, y, z);
                         let mut d2 = f64::INFINITY;
                         if search {
                             let (mut bound, mut at) = (cap, None);
@@ -1585,7 +1589,8 @@ struct PlaneWork {
     /// The queries of a row near a feature and not yet resolved by
     /// [`NearOffsets::resolve`].
     rem: Vec<u64>,
-    /// The queries of a row that [`NearCells`] says may be near a feature.
+    /// The queries of a row in words that [`NearCells`] says may hold one
+    /// near a feature.
     near: Vec<u64>,
     /// Distances set by [`NearOffsets::resolve`], by bit.
     values: Vec<f64>,
@@ -1788,26 +1793,20 @@ impl NearCells {
 
     /// False if no feature lies within the radius of the query at bit
     /// position `b` of crop row `(y, z)`.
-    #[cfg(test)]
+    #[inline]
     fn may_be_near(&self, b: usize, y: usize, z: usize) -> bool {
         let c = b / CELL_VOXELS;
         let row = self.words * (y / CELL_VOXELS + self.cells_y * (z / CELL_VOXELS));
         self.rows[row + c / 64] & (1 << (c % 64)) != 0
     }
 
-    /// Word `k` of crop row `(y, z)`, with the bits set of the positions in
-    /// a marked cell: those that may be near a feature.
+    /// False if no position of word `k` of crop row `(y, z)` may be near a
+    /// feature ([`NearCells::may_be_near`]): one test for 64 queries.
     #[inline]
-    fn near_word(&self, k: usize, y: usize, z: usize) -> u64 {
+    fn any_near(&self, k: usize, y: usize, z: usize) -> bool {
         let row = self.words * (y / CELL_VOXELS + self.cells_y * (z / CELL_VOXELS));
         // The 32 cells of the word's 64 positions.
-        let cells = self.rows[row + k / 2] >> (32 * (k % 2)) & 0xffff_ffff;
-        let mut x = (cells | cells << 16) & 0x0000_ffff_0000_ffff;
-        x = (x | x << 8) & 0x00ff_00ff_00ff_00ff;
-        x = (x | x << 4) & 0x0f0f_0f0f_0f0f_0f0f;
-        x = (x | x << 2) & 0x3333_3333_3333_3333;
-        x = (x | x << 1) & 0x5555_5555_5555_5555;
-        x | x << 1
+        self.rows[row + k / 2] >> (32 * (k % 2)) & 0xffff_ffff != 0
     }
 }
 
@@ -2914,16 +2913,13 @@ mod tests {
                             );
                         }
                     }
-                    // The word-wide form says the same, bit for bit.
+                    // The word-wide test is false only where every bit's is.
                     for k in 0..surface.cw {
-                        let word = cells.near_word(k, y, z);
-                        for bit in 0..64 {
-                            assert_eq!(
-                                word >> bit & 1 == 1,
-                                cells.may_be_near(64 * k + bit, y, z),
-                                "bit {bit} of word {k} of row ({y}, {z})"
-                            );
-                        }
+                        assert_eq!(
+                            cells.any_near(k, y, z),
+                            (0..64).any(|bit| cells.may_be_near(64 * k + bit, y, z)),
+                            "word {k} of row ({y}, {z})"
+                        );
                     }
                 }
             }
