@@ -715,6 +715,7 @@ impl Pruning {
         keep: &mut Vec<u8>,
         to: [&mut [f32]; 3],
     ) -> usize {
+        let to_centre = &to_centre[..from[0].len()];
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") && !tests_narrow() {
             // SAFETY: the processor has AVX2, the only requirement of
@@ -927,17 +928,14 @@ impl Coordinates {
         self.len = self.len.min(len);
     }
 
-    /// Stacks the features of `range` (below the top) that `pruning` keeps
-    /// (see [`Pruning::keep_into`]).
+    /// Stacks the features of `range` (below the top) that `select` copies
+    /// to the front of its second argument from its first (it returns how
+    /// many, as [`Pruning::keep_into`] does).
     #[inline(always)]
     fn stack_kept(
         &mut self,
         range: Range<usize>,
-        pruning: &Pruning,
-        to_centre: &[f32],
-        pivot: ([f32; 3], f32),
-        margin: f32,
-        keep: &mut Vec<u8>,
+        select: impl FnOnce([&[f32]; 3], [&mut [f32]; 3]) -> usize,
     ) {
         let top = self.len;
         let len = range.len();
@@ -946,16 +944,7 @@ impl Coordinates {
             let (below, above) = v.split_at_mut(top);
             (&below[range.clone()], &mut above[..len])
         });
-        let from = [x.0, y.0, z.0];
-        let kept = pruning.keep_into(
-            from,
-            &to_centre[..len],
-            pivot,
-            margin,
-            keep,
-            [x.1, y.1, z.1],
-        );
-        self.len = top + kept;
+        self.len = top + select([x.0, y.0, z.0], [x.1, y.1, z.1]);
     }
 
     /// Stacks the features of `source[range]`.
@@ -969,25 +958,20 @@ impl Coordinates {
         self.len = top + range.len();
     }
 
-    /// Stacks the features of `source[range]` that `pruning` keeps.
+    /// Stacks the features of `source[range]` that `select` copies, as in
+    /// [`Coordinates::stack_kept`].
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
     fn stack_kept_from(
         &mut self,
         source: &Coordinates,
         range: Range<usize>,
-        pruning: &Pruning,
-        to_centre: &[f32],
-        pivot: ([f32; 3], f32),
-        margin: f32,
-        keep: &mut Vec<u8>,
+        select: impl FnOnce([&[f32]; 3], [&mut [f32]; 3]) -> usize,
     ) {
         let top = self.len;
         let len = range.len();
         self.reserve(len);
         let to = [&mut self.x, &mut self.y, &mut self.z].map(|v| &mut v[top..top + len]);
-        let from = source.axes(range);
-        self.len = top + pruning.keep_into(from, &to_centre[..len], pivot, margin, keep, to);
+        self.len = top + select(source.axes(range), to);
     }
 }
 
@@ -1216,15 +1200,13 @@ impl Search<'_> {
                 for &k in &kept.id {
                     let r = c.members(k);
                     pruning.to_centre(&c.features, r.clone(), &mut scratch.to_centre);
-                    scratch.features.stack_kept_from(
-                        &c.features,
-                        r,
-                        &pruning,
-                        &scratch.to_centre,
-                        (g, pivot.1),
-                        self.margins.features,
-                        &mut scratch.keep,
-                    );
+                    let (to_centre, keep) = (&scratch.to_centre, &mut scratch.keep);
+                    let margin = self.margins.features;
+                    scratch
+                        .features
+                        .stack_kept_from(&c.features, r, |from, to| {
+                            pruning.keep_into(from, to_centre, (g, pivot.1), margin, keep, to)
+                        });
                 }
                 self.budget.charge(steps(2 * features));
                 self.solve_kept(n, out, scratch);
@@ -1357,14 +1339,11 @@ impl Search<'_> {
         let pivot = first_smallest(to_centre);
         let g = [&features.x, &features.y, &features.z].map(|v| v[range.start + pivot]);
         let top = features.len();
-        features.stack_kept(
-            range.clone(),
-            &pruning,
-            to_centre,
-            (g, to_centre[pivot]),
-            self.margins.features,
-            keep,
-        );
+        let pivot = (g, to_centre[pivot]);
+        let margin = self.margins.features;
+        features.stack_kept(range.clone(), |from, to| {
+            pruning.keep_into(from, to_centre, pivot, margin, keep, to)
+        });
         let kept = features.len() - top;
         let queries = node.end - node.start;
         let mut work = queries + 2 * range.len();
