@@ -1290,13 +1290,22 @@ fn a_worker_racing_podium_with_links_reaches_nothing_of_the_host() {
         .map(|d| d.count())
         .unwrap_or(0);
     assert_eq!(masks, 0, "a truth mask was collected through a link");
-    // Every segmentation score is a missing mask's (the worst value), none a truth mask's.
-    assert!(outcome
+    // Every segmentation score is a missing mask's or a failed case's (the worst value), as
+    // its run ended; none a truth mask's. The race may make a case fail: then its check or
+    // emptying met a link mid-swap and refused it.
+    let statuses: Vec<_> = outcome
         .scores
         .case_scores
         .iter()
         .filter(|c| c.task == "segmentation")
-        .all(|c| c.status == CaseStatus::Missing));
+        .map(|c| c.status)
+        .collect();
+    assert!(
+        statuses
+            .iter()
+            .all(|s| [CaseStatus::Missing, CaseStatus::Failed].contains(s)),
+        "{statuses:?}"
+    );
     assert_eq!(
         std::fs::read_to_string(victim.join("keep.txt")).unwrap(),
         "host file"
