@@ -688,10 +688,10 @@ impl Pruning {
         to_centre: &[f32],
         (g, pivot_to_centre): ([f32; 3], f32),
         margin: f32,
-        keep: &mut Vec<u8>,
+        keep: &mut [u8],
     ) {
         let threshold = pivot_to_centre * (1.0 + F32_ALLOWANCE) + margin;
-        keep.resize(x.len(), 0);
+        let keep = &mut keep[..x.len()];
         let (y, z, to_centre) = (&y[..x.len()], &z[..x.len()], &to_centre[..x.len()]);
         for (k, kept) in keep.iter_mut().enumerate() {
             let slack = (self.slopes[0] * (x[k] - g[0]).abs()
@@ -722,6 +722,7 @@ impl Pruning {
             // `prune_avx2`.
             return unsafe { prune_avx2(self, from, to_centre, pivot, margin, to) };
         }
+        keep.resize(to_centre.len(), 0);
         self.keep(from, to_centre, pivot, margin, keep);
         compact(from, keep, to)
     }
@@ -790,12 +791,13 @@ unsafe fn prune_avx2(
     }
     let mut keep = [0u8; 8];
     let tail = [&from[0][k..], &from[1][k..], &from[2][k..]];
-    for (j, kept) in keep[..n - k].iter_mut().enumerate() {
-        let slack = (pruning.slopes[0] * (tail[0][j] - g[0]).abs()
-            + pruning.slopes[1] * (tail[1][j] - g[1]).abs())
-            + pruning.slopes[2] * (tail[2][j] - g[2]).abs();
-        *kept = u8::from(to_centre[k + j] - slack <= threshold);
-    }
+    pruning.keep(
+        tail,
+        &to_centre[k..],
+        (g, pivot_to_centre),
+        margin,
+        &mut keep,
+    );
     let [tx, ty, tz] = to;
     next + compact(
         tail,
@@ -1629,7 +1631,7 @@ mod tests {
                 let to_centre: Vec<f32> = (0..n).map(|_| rng.below(40) as f32).collect();
                 let pivot = ([4.0, 4.0, 4.0], 0.0);
                 let margin = 10.0;
-                let mut keep = Vec::new();
+                let mut keep = vec![0; n];
                 pruning.keep([&x, &y, &z], &to_centre, pivot, margin, &mut keep);
                 let kept_positions: Vec<usize> = (0..n).filter(|&k| keep[k] == 1).collect();
                 for k in 0..n {
