@@ -417,26 +417,39 @@ impl Clustered {
         }
     }
 
-    /// Adds a cluster of the features `members` (non-empty), whose
-    /// smallest and largest coordinates are `[lo, hi]`.
-    pub(super) fn push_cluster(&mut self, members: &[Point], [lo, hi]: [Point; 2]) {
-        debug_assert!(!members.is_empty());
-        debug_assert!(members
-            .iter()
-            .all(|f| (0..3).all(|a| lo[a] <= f[a] && f[a] <= hi[a])));
+    /// Makes room for `more` features.
+    pub(super) fn reserve(&mut self, more: usize) {
         let c = &mut self.features;
-        let start = c.len;
+        for v in [&mut c.x, &mut c.y, &mut c.z] {
+            v.reserve(more);
+        }
+    }
+
+    /// Adds a feature to the cluster being built.
+    #[inline(always)]
+    pub(super) fn push_feature(&mut self, [x, y, z]: Point) {
         // The arrays are pushed to, never resized: they hold `len` values.
-        c.x.extend(members.iter().map(|f| f[0] as f32));
-        c.y.extend(members.iter().map(|f| f[1] as f32));
-        c.z.extend(members.iter().map(|f| f[2] as f32));
-        c.len += members.len();
-        self.clusters.push(Cluster {
-            lo,
-            hi,
-            start,
-            end: c.len,
-        });
+        let c = &mut self.features;
+        c.x.push(x as f32);
+        c.y.push(y as f32);
+        c.z.push(z as f32);
+        c.len += 1;
+    }
+
+    /// Ends the cluster being built, made of the features pushed since the
+    /// last one ended, whose smallest and largest coordinates are
+    /// `[lo, hi]`; nothing if it has none.
+    pub(super) fn end_cluster(&mut self, [lo, hi]: [Point; 2]) {
+        let start = self.clusters.last().map_or(0, |c| c.end);
+        let end = self.features.len;
+        if end == start {
+            return;
+        }
+        debug_assert!((start..end).all(|i| {
+            let f = [&self.features.x, &self.features.y, &self.features.z].map(|v| v[i] as i32);
+            (0..3).all(|a| lo[a] <= f[a] && f[a] <= hi[a])
+        }));
+        self.clusters.push(Cluster { lo, hi, start, end });
     }
 
     /// How many features were pushed.
@@ -486,7 +499,10 @@ impl Clustered {
             let [lo, hi] = [i32::min, i32::max].map(|pick| {
                 [0, 1, 2].map(|a| members.iter().map(|f| f[a]).reduce(pick).unwrap_or(0))
             });
-            clustered.push_cluster(&members, [lo, hi]);
+            for &f in &members {
+                clustered.push_feature(f);
+            }
+            clustered.end_cluster([lo, hi]);
         }
         clustered
     }
@@ -666,13 +682,33 @@ impl Pruning {
         }
     }
 
-    /// `c(f)` of each feature of `features[range]` into `to_centre`.
+    /// `c(f)` of each feature of `features[range]` (non-empty) into
+    /// `to_centre`; returns the position of the first smallest.
     #[inline(always)]
-    fn to_centre(&self, features: &Coordinates, range: Range<usize>, to_centre: &mut Vec<f32>) {
+    fn to_centre(
+        &self,
+        features: &Coordinates,
+        range: Range<usize>,
+        to_centre: &mut Vec<f32>,
+    ) -> usize {
         let [x, y, z] = features.axes(range);
         to_centre.resize(x.len(), 0.0);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && !tests_narrow() {
+            // SAFETY: the processor has AVX2, the only requirement of
+            // `to_centre_avx2`.
+            let smallest = unsafe { to_centre_avx2(&self.frame, [x, y, z], to_centre) };
+            return first_at(to_centre, smallest);
+        }
+        self.measure([x, y, z], to_centre);
+        first_smallest(to_centre)
+    }
+
+    /// `c(f)` of each feature of `from` into `to_centre` (as long).
+    #[inline(always)]
+    fn measure(&self, [x, y, z]: [&[f32]; 3], to_centre: &mut [f32]) {
         let (y, z) = (&y[..x.len()], &z[..x.len()]);
-        for (k, c) in to_centre.iter_mut().enumerate() {
+        for (k, c) in to_centre[..x.len()].iter_mut().enumerate() {
             let d = |f: f32, a: usize| 2.0 * f - self.frame.centre2[a];
             *c = self.frame.weighted([d(x[k], 0), d(y[k], 1), d(z[k], 2)]);
         }
@@ -720,15 +756,41 @@ impl Pruning {
         if std::arch::is_x86_feature_detected!("avx2") && !tests_narrow() {
             // SAFETY: the processor has AVX2, the only requirement of
             // `prune_avx2`.
-            return unsafe { prune_avx2(self, from, to_centre, pivot, margin, to) };
+            return unsafe { prune_avx2::<false>(self, from, to_centre, pivot, margin, to) };
         }
         keep.resize(to_centre.len(), 0);
         self.keep(from, to_centre, pivot, margin, keep);
         compact(from, keep, to)
     }
+
+    /// [`Pruning::keep_into`] for features whose `c` is not yet known:
+    /// where the processor has AVX2 it is computed in the same pass, and
+    /// `to_centre` is unused; elsewhere it goes through `to_centre`.
+    #[inline(always)]
+    fn measure_keep_into(
+        &self,
+        from: [&[f32]; 3],
+        to_centre: &mut Vec<f32>,
+        pivot: ([f32; 3], f32),
+        margin: f32,
+        keep: &mut Vec<u8>,
+        to: [&mut [f32]; 3],
+    ) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && !tests_narrow() {
+            // SAFETY: the processor has AVX2, the only requirement of
+            // `prune_avx2`.
+            return unsafe { prune_avx2::<true>(self, from, &[], pivot, margin, to) };
+        }
+        to_centre.resize(from[0].len(), 0.0);
+        self.measure(from, to_centre);
+        self.keep_into(from, to_centre, pivot, margin, keep, to)
+    }
 }
 
-/// [`Pruning::keep_into`] eight features at a time: the test of
+/// [`Pruning::keep_into`] eight features at a time (and
+/// [`Pruning::measure_keep_into`] if `MEASURE`, which ignores `to_centre`
+/// and computes `c` as [`to_centre_avx2`] does): the test of
 /// [`Pruning::keep`], in the same `f32` operations in the same order (Rust
 /// never fuses a multiply and an add), gives a mask of eight lanes, which
 /// moves the kept features to the front with one permutation
@@ -740,7 +802,7 @@ impl Pruning {
 /// The processor must have AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn prune_avx2(
+unsafe fn prune_avx2<const MEASURE: bool>(
     pruning: &Pruning,
     from: [&[f32]; 3],
     to_centre: &[f32],
@@ -749,11 +811,12 @@ unsafe fn prune_avx2(
     to: [&mut [f32]; 3],
 ) -> usize {
     use std::arch::x86_64::{
-        __m256i, _mm256_add_ps, _mm256_andnot_ps, _mm256_cmp_ps, _mm256_loadu_ps,
-        _mm256_loadu_si256, _mm256_movemask_ps, _mm256_mul_ps, _mm256_permutevar8x32_ps,
-        _mm256_set1_ps, _mm256_storeu_ps, _mm256_sub_ps, _CMP_LE_OQ,
+        __m256, __m256i, _mm256_add_ps, _mm256_andnot_ps, _mm256_cmp_ps, _mm256_loadu_ps,
+        _mm256_loadu_si256, _mm256_maskload_ps, _mm256_maskstore_ps, _mm256_movemask_ps,
+        _mm256_mul_ps, _mm256_permutevar8x32_ps, _mm256_set1_ps, _mm256_storeu_ps, _mm256_sub_ps,
+        _CMP_LE_OQ,
     };
-    let n = to_centre.len();
+    let n = from[0].len();
     let [fx, fy, fz] = from;
     let from = [&fx[..n], &fy[..n], &fz[..n]];
     let [tx, ty, tz] = to;
@@ -761,49 +824,153 @@ unsafe fn prune_avx2(
     let threshold = pivot_to_centre * (1.0 + F32_ALLOWANCE) + margin;
     let mut next = 0;
     let mut k = 0;
-    // SAFETY (every block below): `k + 8 <= n`, every slice holds `n`
-    // values, and the front `next` is at most `k`, so that the eight values
-    // stored from it stay within `to`.
     let (sign, limit) = (_mm256_set1_ps(-0.0), _mm256_set1_ps(threshold));
     let slopes = pruning.slopes.map(|v| _mm256_set1_ps(v));
     let pivot = g.map(|v| _mm256_set1_ps(v));
+    let wide = WideFrame::new(&pruning.frame);
+    // The test of eight features `v` whose `c` are `c`: the mask of
+    // those kept, and the permutation that moves them to the front.
+    let test = |v: [__m256; 3], c: __m256| {
+        // |f − g| times the slope, per axis: `andnot` clears the sign.
+        let term = |a: usize| {
+            _mm256_mul_ps(
+                slopes[a],
+                _mm256_andnot_ps(sign, _mm256_sub_ps(v[a], pivot[a])),
+            )
+        };
+        let slack = _mm256_add_ps(_mm256_add_ps(term(0), term(1)), term(2));
+        let kept = _mm256_cmp_ps::<_CMP_LE_OQ>(_mm256_sub_ps(c, slack), limit);
+        let mask = _mm256_movemask_ps(kept) as usize;
+        // SAFETY: each entry of the table holds eight lanes.
+        let order = unsafe { _mm256_loadu_si256(LEFT_PACK[mask].as_ptr().cast::<__m256i>()) };
+        (mask, v.map(|v| _mm256_permutevar8x32_ps(v, order)))
+    };
     while k + 8 <= n {
+        // SAFETY: `k + 8 <= n`, every slice holds `n` values, and the front
+        // `next` is at most `k`, so that the eight values stored from it
+        // stay within `to`.
         unsafe {
-            let v = [0, 1, 2].map(|a| _mm256_loadu_ps(from[a].as_ptr().add(k)));
-            // |f − g| times the slope, per axis: `andnot` clears the sign.
-            let term = |a: usize| {
-                _mm256_mul_ps(
-                    slopes[a],
-                    _mm256_andnot_ps(sign, _mm256_sub_ps(v[a], pivot[a])),
-                )
+            let v = from.map(|v| _mm256_loadu_ps(v.as_ptr().add(k)));
+            let c = if MEASURE {
+                wide.to_centre(v)
+            } else {
+                _mm256_loadu_ps(to_centre.as_ptr().add(k))
             };
-            let slack = _mm256_add_ps(_mm256_add_ps(term(0), term(1)), term(2));
-            let c = _mm256_loadu_ps(to_centre.as_ptr().add(k));
-            let kept = _mm256_cmp_ps::<_CMP_LE_OQ>(_mm256_sub_ps(c, slack), limit);
-            let mask = _mm256_movemask_ps(kept) as usize;
-            let order = _mm256_loadu_si256(LEFT_PACK[mask].as_ptr().cast::<__m256i>());
-            for (t, v) in to.iter_mut().zip(v) {
-                _mm256_storeu_ps(t.as_mut_ptr().add(next), _mm256_permutevar8x32_ps(v, order));
+            let (mask, packed) = test(v, c);
+            for (t, v) in to.iter_mut().zip(packed) {
+                _mm256_storeu_ps(t.as_mut_ptr().add(next), v);
             }
             next += usize::from(KEPT[mask]);
         }
         k += 8;
     }
-    let mut keep = [0u8; 8];
-    let tail = [&from[0][k..], &from[1][k..], &from[2][k..]];
-    pruning.keep(
-        tail,
-        &to_centre[k..],
-        (g, pivot_to_centre),
-        margin,
-        &mut keep,
-    );
-    let [tx, ty, tz] = to;
-    next + compact(
-        tail,
-        &keep[..n - k],
-        [&mut tx[next..], &mut ty[next..], &mut tz[next..]],
-    )
+    if k < n {
+        // The last few as one more eight, read and written through a mask of
+        // their lanes.
+        let left = n - k;
+        // SAFETY: the masks give only the lanes of values within the slices.
+        unsafe {
+            let lanes = _mm256_loadu_si256(TAIL_LANES[left].as_ptr().cast::<__m256i>());
+            let load = |v: &[f32]| _mm256_maskload_ps(v.as_ptr().add(k), lanes);
+            let v = from.map(load);
+            let c = if MEASURE {
+                wide.to_centre(v)
+            } else {
+                load(to_centre)
+            };
+            let (mask, packed) = test(v, c);
+            let mask = mask & ((1 << left) - 1);
+            let kept = usize::from(KEPT[mask]);
+            let store = _mm256_loadu_si256(TAIL_LANES[kept].as_ptr().cast::<__m256i>());
+            for (t, v) in to.iter_mut().zip(packed) {
+                _mm256_maskstore_ps(t.as_mut_ptr().add(next), store, v);
+            }
+            next += kept;
+        }
+    }
+    next
+}
+
+/// A box's [`Frame`] in eight lanes.
+#[cfg(target_arch = "x86_64")]
+struct WideFrame {
+    centre2: [std::arch::x86_64::__m256; 3],
+    weights: [std::arch::x86_64::__m256; 3],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl WideFrame {
+    #[target_feature(enable = "avx2")]
+    fn new(frame: &Frame) -> WideFrame {
+        use std::arch::x86_64::_mm256_set1_ps;
+        WideFrame {
+            centre2: frame.centre2.map(|v| _mm256_set1_ps(v)),
+            weights: frame.weights.map(|v| _mm256_set1_ps(v)),
+        }
+    }
+
+    /// `c(f)` of eight features, in the operations of
+    /// [`Pruning::to_centre`] in the same order: [`Frame::weighted`] of
+    /// `2·f − centre2`.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn to_centre(&self, v: [std::arch::x86_64::__m256; 3]) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::{_mm256_add_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_sub_ps};
+        let two = _mm256_set1_ps(2.0);
+        let term = |a: usize| {
+            let d = _mm256_sub_ps(_mm256_mul_ps(two, v[a]), self.centre2[a]);
+            _mm256_mul_ps(_mm256_mul_ps(self.weights[a], d), d)
+        };
+        _mm256_add_ps(_mm256_add_ps(term(0), term(1)), term(2))
+    }
+}
+
+/// [`Pruning::to_centre`] eight features at a time, in the same `f32`
+/// operations in the same order, the last few read and written through a
+/// mask of their lanes; returns the smallest value, found in the same pass.
+///
+/// # Safety
+///
+/// The processor must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn to_centre_avx2(frame: &Frame, [x, y, z]: [&[f32]; 3], out: &mut [f32]) -> f32 {
+    use std::arch::x86_64::{
+        __m256i, _mm256_blendv_ps, _mm256_castsi256_ps, _mm256_loadu_ps, _mm256_loadu_si256,
+        _mm256_maskload_ps, _mm256_maskstore_ps, _mm256_min_ps, _mm256_set1_ps, _mm256_storeu_ps,
+    };
+    let n = out.len();
+    let from = [&x[..n], &y[..n], &z[..n]];
+    let wide = WideFrame::new(frame);
+    let value = |v| wide.to_centre(v);
+    let infinity = _mm256_set1_ps(f32::INFINITY);
+    let mut smallest = infinity;
+    let mut k = 0;
+    while k + 8 <= n {
+        // SAFETY: `k + 8 <= n`, and every slice holds `n` values.
+        unsafe {
+            let c = value(from.map(|v| _mm256_loadu_ps(v.as_ptr().add(k))));
+            _mm256_storeu_ps(out.as_mut_ptr().add(k), c);
+            smallest = _mm256_min_ps(smallest, c);
+        }
+        k += 8;
+    }
+    if k < n {
+        // SAFETY: the mask gives only the lanes of values within the slices.
+        unsafe {
+            let lanes = _mm256_loadu_si256(TAIL_LANES[n - k].as_ptr().cast::<__m256i>());
+            let c = value(from.map(|v| _mm256_maskload_ps(v.as_ptr().add(k), lanes)));
+            _mm256_maskstore_ps(out.as_mut_ptr().add(k), lanes, c);
+            let c = _mm256_blendv_ps(infinity, c, _mm256_castsi256_ps(lanes));
+            smallest = _mm256_min_ps(smallest, c);
+        }
+    }
+    let mut lanes = [0.0f32; 8];
+    // SAFETY: `lanes` holds eight values.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), smallest) };
+    lanes
+        .iter()
+        .fold(f32::INFINITY, |a, &v| if v < a { v } else { a })
 }
 
 /// The bounds of one box of queries against many clusters, in `f32`.
@@ -1011,6 +1178,22 @@ static KEPT: [u8; 256] = {
     table
 };
 
+/// For each count up to eight, a mask of that many lanes from the first.
+#[cfg(target_arch = "x86_64")]
+static TAIL_LANES: [[i32; 8]; 9] = {
+    let mut table = [[0i32; 8]; 9];
+    let mut count = 0;
+    while count <= 8 {
+        let mut lane = 0;
+        while lane < count {
+            table[count][lane] = -1;
+            lane += 1;
+        }
+        count += 1;
+    }
+    table
+};
+
 /// For each mask of eight lanes, the lanes it sets, in order, then zeros.
 #[cfg(target_arch = "x86_64")]
 static LEFT_PACK: [[u32; 8]; 256] = {
@@ -1045,6 +1228,12 @@ fn first_smallest(values: &[f32]) -> usize {
         .iter()
         .chain(&lanes)
         .fold(f32::INFINITY, |a, &v| if v < a { v } else { a });
+    first_at(values, smallest)
+}
+
+/// The position of the first of `values` equal to `smallest`, which one is.
+#[inline(always)]
+fn first_at(values: &[f32], smallest: f32) -> usize {
     // Eight at a time, without an exit inside each eight.
     let eight = values
         .chunks_exact(8)
@@ -1173,8 +1362,7 @@ impl Search<'_> {
         let nearest = list.id[first_smallest(values)];
         let members = c.members(nearest);
         let pruning = Pruning::new(&b, self.weights);
-        pruning.to_centre(&c.features, members.clone(), values);
-        let nearest_member = first_smallest(values);
+        let nearest_member = pruning.to_centre(&c.features, members.clone(), values);
         let pivot = (members.start + nearest_member, values[nearest_member]);
         let g = [&c.features.x, &c.features.y, &c.features.z].map(|v| v[pivot.0]);
         match self.margins.clusters {
@@ -1201,13 +1389,13 @@ impl Search<'_> {
                 scratch.features.truncate(0);
                 for &k in &kept.id {
                     let r = c.members(k);
-                    pruning.to_centre(&c.features, r.clone(), &mut scratch.to_centre);
-                    let (to_centre, keep) = (&scratch.to_centre, &mut scratch.keep);
+                    let (to_centre, keep) = (&mut scratch.to_centre, &mut scratch.keep);
                     let margin = self.margins.features;
                     scratch
                         .features
                         .stack_kept_from(&c.features, r, |from, to| {
-                            pruning.keep_into(from, to_centre, (g, pivot.1), margin, keep, to)
+                            let pivot = (g, pivot.1);
+                            pruning.measure_keep_into(from, to_centre, pivot, margin, keep, to)
                         });
                 }
                 self.budget.charge(steps(2 * features));
@@ -1337,8 +1525,7 @@ impl Search<'_> {
             keep,
             pending,
         } = scratch;
-        pruning.to_centre(features, range.clone(), to_centre);
-        let pivot = first_smallest(to_centre);
+        let pivot = pruning.to_centre(features, range.clone(), to_centre);
         let g = [&features.x, &features.y, &features.z].map(|v| v[range.start + pivot]);
         let top = features.len();
         let pivot = (g, to_centre[pivot]);
@@ -1653,7 +1840,8 @@ mod tests {
                     let [a, b, c] = &mut to;
                     // SAFETY: the processor has AVX2.
                     let kept = unsafe {
-                        prune_avx2(&pruning, [&x, &y, &z], &to_centre, pivot, margin, [a, b, c])
+                        let from = [&x[..], &y[..], &z[..]];
+                        prune_avx2::<false>(&pruning, from, &to_centre, pivot, margin, [a, b, c])
                     };
                     results.push((kept, to));
                 }
@@ -1670,6 +1858,50 @@ mod tests {
             ties > 10 && kept_some > 100,
             "{ties} ties, {kept_some} mixed lists"
         );
+    }
+
+    #[test]
+    fn the_eight_lane_distances_to_the_centre_are_those_of_the_narrow_loop() {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            let pruning = Pruning {
+                frame: Frame {
+                    centre2: [9.0, 7.0, 8.0],
+                    weights: [1.0, 0.7, 2.3],
+                },
+                slopes: [1.0, 2.0, 0.5],
+            };
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+            let mut mixed = 0;
+            for n in 1..40usize {
+                let axis =
+                    |rng: &mut Rng| (0..n).map(|_| rng.below(9) as f32).collect::<Vec<f32>>();
+                let (x, y, z) = (axis(&mut rng), axis(&mut rng), axis(&mut rng));
+                let d = |f: f32, a: usize| 2.0 * f - pruning.frame.centre2[a];
+                let want: Vec<f32> = (0..n)
+                    .map(|k| pruning.frame.weighted([d(x[k], 0), d(y[k], 1), d(z[k], 2)]))
+                    .collect();
+                let mut got = vec![0.0; n];
+                // SAFETY: the processor has AVX2.
+                let smallest = unsafe { to_centre_avx2(&pruning.frame, [&x, &y, &z], &mut got) };
+                assert_eq!(got, want, "{n} values");
+                assert_eq!(smallest, want[first_smallest(&want)], "{n} values");
+                // Measured in the pruning pass, the same features are kept.
+                let (pivot, margin) = (([4.0, 4.0, 4.0], want[first_smallest(&want)]), 3.0);
+                let mut keep = vec![0; n];
+                pruning.keep([&x, &y, &z], &want, pivot, margin, &mut keep);
+                let kept: Vec<f32> = (0..n).filter(|&k| keep[k] == 1).map(|k| x[k]).collect();
+                let mut to = [vec![0.0; n], vec![0.0; n], vec![0.0; n]];
+                let [a, b, c] = &mut to;
+                // SAFETY: the processor has AVX2.
+                let count = unsafe {
+                    prune_avx2::<true>(&pruning, [&x, &y, &z], &[], pivot, margin, [a, b, c])
+                };
+                assert_eq!(&to[0][..count], &kept[..], "{n} values");
+                mixed += usize::from(count > 0 && count < n);
+            }
+            assert!(mixed > 20, "{mixed} lists partly kept");
+        }
     }
 
     #[test]
