@@ -291,13 +291,22 @@ impl QueryTree {
             }
             keyed.into_iter().map(|(k, _)| k).collect()
         };
-        tree.build(&keys, 0, queries.len());
+        // The highest bit in which each key differs from the one before:
+        // the bit that splits a run between them.
+        let mut splits = vec![u8::MAX; keys.len()];
+        for (s, pair) in splits[1..].iter_mut().zip(keys.windows(2)) {
+            let differ = pair[0] ^ pair[1];
+            if differ != 0 {
+                *s = (63 - differ.leading_zeros()) as u8;
+            }
+        }
+        tree.build(&keys, &splits, 0, queries.len());
         tree
     }
 
     /// Adds the node of the run `start..end` (non-empty) and those below
     /// it; returns its index.
-    fn build(&mut self, keys: &[u64], start: usize, end: usize) -> u32 {
+    fn build(&mut self, keys: &[u64], splits: &[u8], start: usize, end: usize) -> u32 {
         let at = self.nodes.len();
         self.nodes.push(TreeNode {
             bounds: Extent::EMPTY,
@@ -315,11 +324,15 @@ impl QueryTree {
             self.nodes[at].bounds = bounds;
         } else {
             // The keys share every bit above `bit`, so those of the run with
-            // it clear come first.
-            let bit = 63 - differ.leading_zeros();
-            let middle = start + keys[start..end].partition_point(|k| k >> bit & 1 == 0);
-            let low = self.build(keys, start, middle);
-            let high = self.build(keys, middle, end);
+            // it clear come first, and the first with it set is the one key
+            // of the run to differ from the one before in that bit: found
+            // by a byte search, with no chain of dependent loads.
+            let bit = (63 - differ.leading_zeros()) as u8;
+            let middle = start
+                + 1
+                + memchr::memchr(bit, &splits[start + 1..end]).expect("a run splits at its bit");
+            let low = self.build(keys, splits, start, middle);
+            let high = self.build(keys, splits, middle, end);
             let (a, b) = (
                 self.nodes[low as usize].bounds,
                 self.nodes[high as usize].bounds,
