@@ -273,10 +273,10 @@ impl QueryTree {
                 .map(|(i, q)| key(q) << index_bits | i as u64)
                 .collect();
             radix_sort(&mut keyed, index_bits..index_bits + key_bits, |&r| r);
+            let index = |r: u64| r & ((1 << index_bits) - 1);
+            tree.index.extend(keyed.iter().map(|&r| index(r) as u32));
+            (tree.points).extend(tree.index.iter().map(|&i| queries[i as usize]));
             for r in &mut keyed {
-                let i = (*r & ((1 << index_bits) - 1)) as usize;
-                tree.points.push(queries[i]);
-                tree.index.push(i as u32);
                 *r >>= index_bits;
             }
             keyed
