@@ -1579,39 +1579,54 @@ fn solve_leaf(
     features: &Coordinates,
     range: Range<usize>,
     out: &mut [f64],
-    [sx, sy, sz]: [f64; 3],
+    spacing: [f64; 3],
 ) {
     /// Queries compared with each feature at once: a lane each, so that
     /// the loop over them is vectorized.
     const LANES: usize = 8;
-    let [x, y, z] = features.axes(range);
+    let features = features.axes(range);
     for (group, out) in queries.chunks(LANES).zip(out.chunks_mut(LANES)) {
-        // A short group repeats its last query in the lanes left over.
-        let lane = |a: usize| {
-            std::array::from_fn::<f64, LANES, _>(|j| f64::from(group[j.min(group.len() - 1)][a]))
-        };
-        let (qx, qy, qz) = (lane(0), lane(1), lane(2));
-        let mut best = [f64::INFINITY; LANES];
-        for k in 0..x.len() {
-            let f = [x[k], y[k], z[k]].map(f64::from);
-            for j in 0..LANES {
-                // The coordinates are integers, exact in `f32` and `f64`,
-                // and so is their difference: this is the distance formula,
-                // in `f64`.
-                let (dx, dy, dz) = (
-                    sx * (qx[j] - f[0]),
-                    sy * (qy[j] - f[1]),
-                    sz * (qz[j] - f[2]),
-                );
-                let v = (dx * dx + dy * dy) + dz * dz;
-                best[j] = if v < best[j] { v } else { best[j] };
-            }
+        // A last group of four or fewer takes half the lanes.
+        if group.len() <= LANES / 2 {
+            solve_group::<{ LANES / 2 }>(group, features, out, spacing);
+        } else {
+            solve_group::<LANES>(group, features, out, spacing);
         }
-        // The square root is monotonic and correctly rounded, so that of the
-        // smallest sum is the smallest distance, bit for bit.
-        for (o, b) in out.iter_mut().zip(best) {
-            *o = b.sqrt();
+    }
+}
+
+/// [`solve_leaf`] for a group of at most `L` queries, a lane each.
+#[inline(always)]
+fn solve_group<const L: usize>(
+    group: &[Point],
+    [x, y, z]: [&[f32]; 3],
+    out: &mut [f64],
+    [sx, sy, sz]: [f64; 3],
+) {
+    // A short group repeats its last query in the lanes left over.
+    let lane = |a: usize| {
+        std::array::from_fn::<f64, L, _>(|j| f64::from(group[j.min(group.len() - 1)][a]))
+    };
+    let (qx, qy, qz) = (lane(0), lane(1), lane(2));
+    let mut best = [f64::INFINITY; L];
+    for k in 0..x.len() {
+        let f = [x[k], y[k], z[k]].map(f64::from);
+        for j in 0..L {
+            // The coordinates are integers, exact in `f32` and `f64`, and so
+            // is their difference: this is the distance formula, in `f64`.
+            let (dx, dy, dz) = (
+                sx * (qx[j] - f[0]),
+                sy * (qy[j] - f[1]),
+                sz * (qz[j] - f[2]),
+            );
+            let v = (dx * dx + dy * dy) + dz * dz;
+            best[j] = if v < best[j] { v } else { best[j] };
         }
+    }
+    // The square root is monotonic and correctly rounded, so that of the
+    // smallest sum is the smallest distance, bit for bit.
+    for (o, b) in out.iter_mut().zip(best) {
+        *o = b.sqrt();
     }
 }
 
