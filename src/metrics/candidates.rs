@@ -30,16 +30,20 @@
 //! # Why it is fast
 //!
 //! The queries are sorted once along a space-filling order, so every box of
-//! the tree is a run of them and its bounds are computed once, bottom up.
-//! The features are grouped in clusters as they are read from the surface's
-//! bit rows, with no sort. The features a box keeps are stacked, as separate
-//! `f32` coordinate arrays (exact: coordinates are integers far below 2²⁴),
-//! above those of its parent, so that the pruning of a box is a few passes
-//! over plain arrays: the distances to the box's centre, the pivot, then the
-//! test and the stacking of the kept features, eight at a time with AVX2
-//! where the processor has it. Leaves compare each feature with eight
-//! queries at once. Each task's buffers are kept for the next task on its
-//! thread.
+//! the tree is a run of them and its bounds are computed once, bottom up;
+//! where a run splits is found by a byte search over the bits in which
+//! neighbouring keys differ. The features are grouped in clusters as they
+//! are read from the surface's bit rows, with no sort. The features a box
+//! keeps are stacked, as separate `f32` coordinate arrays (exact:
+//! coordinates are integers far below 2²⁴), above those of its parent, so
+//! that the pruning of a box is two passes over plain arrays, eight
+//! features at a time with AVX2 where the processor has it: the distances
+//! to the box's centre with their smallest (the pivot), then the test and
+//! the stacking of the kept features; the last few of a pass go through
+//! lane masks, not scalar loops. A box that expands its clusters computes
+//! those distances inside its one pass. Leaves compare each feature with
+//! eight queries at once (four for a last group of four or fewer). Each
+//! task's buffers are kept for the next task on its thread.
 
 use super::distance::{WorkBudget, CHARGE_BATCH};
 use std::ops::Range;
