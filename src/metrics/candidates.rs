@@ -2000,4 +2000,31 @@ mod tests {
             check(&features, &queries, spacing, [200, 50, 10]);
         }
     }
+
+    #[test]
+    fn keys_too_wide_to_pack_with_their_index_sort_apart() {
+        // 2²⁰ voxels a side take 60 bits of key, and 40 queries 6 bits of
+        // index: more than a word, so the keys are sorted beside their
+        // indices instead.
+        let size = [1 << 20; 3];
+        let spread = spread_tables([1.0; 3], size);
+        let used = spread.iter().flatten().fold(0u64, |acc, &k| acc | k);
+        assert_eq!(u64::BITS - used.leading_zeros(), 60);
+        let mut rng = Rng(0x0123_4567_89ab_cdef);
+        let mut spot = |base: i32| [0; 3].map(|_: i32| base + rng.below(1 << 12));
+        let features: Vec<Point> = (0..300).map(|_| spot(1 << 19)).collect();
+        let queries: Vec<Point> = (0..40).map(|_| spot(900_000)).collect();
+        check(&features, &queries, [1.0; 3], size);
+        check(&features, &queries, [0.8, 0.8, 2.5], size);
+        // The tree still keeps its runs in key order, each box bounding its run.
+        let tree = QueryTree::new(&queries, [1.0; 3], size);
+        let mut seen: Vec<u32> = tree.index.clone();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..40).collect::<Vec<u32>>());
+        for node in &tree.nodes {
+            for p in &tree.points[node.start..node.end] {
+                assert!((0..3).all(|a| node.bounds.lo[a] <= p[a] && p[a] <= node.bounds.hi[a]));
+            }
+        }
+    }
 }
